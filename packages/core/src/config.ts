@@ -1,0 +1,170 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { InvalidConfigError, localIoError, messageOf } from './errors.js';
+import { parseSize } from './size.js';
+
+const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  try {
+    return parseSize(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: messageOf(err) });
+    return z.NEVER;
+  }
+});
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:7600');
+
+const storeUrl = z
+  .string()
+  .regex(/^(file|s3|gs|memory):\/\/\S*$/, 'expected a store URL: file:///dir, s3://bucket/prefix, gs://bucket/prefix or memory://name');
+
+const redisUrl = z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port/db or rediss://…');
+
+const regionSchema = z
+  .object({
+    store: storeUrl,
+    redis: redisUrl,
+    cache: z
+      .object({
+        replicas: z.number().int().min(1).max(8).default(2),
+        token: z.string().min(1).optional(),
+        connectTimeoutMs: z.number().int().min(10).max(60_000).default(300),
+      })
+      .strict()
+      .optional(),
+    api: z
+      .object({
+        listen: hostPort.default('127.0.0.1:7600'),
+        token: z.string().min(1).optional(),
+        /** Serve the control API without a token. Off by default. */
+        open: z.boolean().default(false),
+      })
+      .strict()
+      .optional(),
+    copy: z
+      .object({
+        concurrency: z.number().int().min(1).max(256).default(8),
+        bytesPerSecond: size.optional(),
+        attempts: z.number().int().min(1).max(100).default(8),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+const configSchema = z
+  .object({
+    volume: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'expected 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit'),
+    chunkSize: size.default(8 * 2 ** 20).refine((n) => n >= 1024 && n <= 2 ** 30, 'must be between 1KiB and 1GiB'),
+    source: z.string().min(1),
+    regions: z.record(
+      z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'region names are 1-32 lowercase letters, digits, "_" or "-"'),
+      regionSchema,
+    ),
+    log: z
+      .object({ maxLen: z.number().int().min(100).default(1_000_000) })
+      .strict()
+      .default({ maxLen: 1_000_000 }),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    if (!(cfg.source in cfg.regions)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['source'],
+        message: `"${cfg.source}" is not one of the regions (${Object.keys(cfg.regions).join(', ') || 'none'})`,
+      });
+    }
+  });
+
+export type FerryConfig = z.output<typeof configSchema>;
+export type RegionConfig = FerryConfig['regions'][string];
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value as object)) deepFreeze(child);
+  }
+  return value;
+}
+
+/**
+ * Expand `${NAME}` and `${NAME:-default}` in every string of the parsed document. Expansion
+ * happens after YAML parsing so a value can never inject YAML structure.
+ */
+function expandEnv(value: unknown, env: NodeJS.ProcessEnv, path: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, fallback?: string) => {
+      const found = env[name];
+      if (found !== undefined && found !== '') return found;
+      if (fallback !== undefined) return fallback;
+      throw new InvalidConfigError(`${path.join('.') || '(root)'}: environment variable ${name} is not set`);
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, env, [...path, String(i)]));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env, [...path, k])]));
+  }
+  return value;
+}
+
+/** Validate an already-parsed config document; returns a frozen config. */
+export function parseConfig(doc: unknown, options: { source?: string; env?: NodeJS.ProcessEnv } = {}): FerryConfig {
+  const where = options.source ? `invalid config ${options.source}` : 'invalid config';
+  let expanded: unknown;
+  try {
+    expanded = expandEnv(doc, options.env ?? process.env, []);
+  } catch (err) {
+    throw new InvalidConfigError(`${where}: ${messageOf(err)}`, { cause: err });
+  }
+  const result = configSchema.safeParse(expanded);
+  if (!result.success) {
+    const [first, ...rest] = result.error.issues;
+    const field = first?.path.length ? first.path.join('.') : '(root)';
+    const more = rest.length > 0 ? ` (and ${rest.length} more problem${rest.length > 1 ? 's' : ''})` : '';
+    throw new InvalidConfigError(`${where}: ${field}: ${first?.message ?? 'invalid'}${more}`, { cause: result.error });
+  }
+  return deepFreeze(result.data);
+}
+
+/** Parse YAML text into a frozen config. */
+export function parseConfigText(text: string, options: { source?: string; env?: NodeJS.ProcessEnv } = {}): FerryConfig {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    const where = options.source ?? 'config';
+    const detail = err instanceof YAMLParseError ? `${err.message.split('\n')[0]}` : messageOf(err);
+    throw new InvalidConfigError(`invalid config ${where}: not valid YAML: ${detail}`, { cause: err });
+  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new InvalidConfigError(
+      `invalid config ${options.source ?? ''}: expected a mapping with volume, source and regions`.replace('  ', ' '),
+    );
+  }
+  return parseConfig(doc, options);
+}
+
+/** Read and validate a config file (`--config` or `FERRY_CONFIG`). */
+export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): FerryConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const e = localIoError(err, 'cannot read config', path);
+    throw new InvalidConfigError(e.message, { cause: err });
+  }
+  return parseConfigText(text, { source: path, env });
+}
+
+/** The config of one region, or a clear error naming the known ones. */
+export function regionConfig(config: FerryConfig, name: string): RegionConfig {
+  const region = config.regions[name];
+  if (!region) {
+    throw new InvalidConfigError(`unknown region "${name}": the config has ${Object.keys(config.regions).join(', ')}`);
+  }
+  return region;
+}

@@ -1,0 +1,124 @@
+/**
+ * Every failure Ferry reports is one of these. `code` is stable (scripts and tests match on it);
+ * `message` is one line a person can act on; `cause` keeps the underlying error for logs.
+ * SDK and system errors are translated into these at the edge that talks to them.
+ */
+export type ErrorCode =
+  | 'NOT_FOUND'
+  | 'PRECONDITION_FAILED'
+  | 'INVALID_PATH'
+  | 'INVALID_CONFIG'
+  | 'INVALID_ARGUMENT'
+  | 'INVALID_STORE_URL'
+  | 'READ_ONLY_REGION'
+  | 'CORRUPT'
+  | 'TRANSIENT'
+  | 'UNAUTHORIZED'
+  | 'ACCESS_DENIED'
+  | 'UNAVAILABLE'
+  | 'RANGE_NOT_SATISFIABLE'
+  | 'CONFLICT'
+  | 'LOCAL_IO';
+
+export interface FerryErrorOptions {
+  cause?: unknown;
+}
+
+export abstract class FerryError extends Error {
+  abstract readonly code: ErrorCode;
+  /** True when the same call may succeed if tried again (network blips, throttling). */
+  readonly retryable: boolean = false;
+
+  constructor(message: string, options?: FerryErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+  }
+}
+
+export class NotFoundError extends FerryError {
+  readonly code = 'NOT_FOUND';
+}
+export class PreconditionFailedError extends FerryError {
+  readonly code = 'PRECONDITION_FAILED';
+}
+export class InvalidPathError extends FerryError {
+  readonly code = 'INVALID_PATH';
+}
+export class InvalidConfigError extends FerryError {
+  readonly code = 'INVALID_CONFIG';
+}
+export class InvalidArgumentError extends FerryError {
+  readonly code = 'INVALID_ARGUMENT';
+}
+export class InvalidStoreUrlError extends FerryError {
+  readonly code = 'INVALID_STORE_URL';
+}
+export class ReadOnlyRegionError extends FerryError {
+  readonly code = 'READ_ONLY_REGION';
+}
+/** Bytes that do not match their id (sha256, length or etag). Never served, never stored. */
+export class CorruptError extends FerryError {
+  readonly code = 'CORRUPT';
+}
+export class TransientError extends FerryError {
+  readonly code = 'TRANSIENT';
+  override readonly retryable = true;
+}
+/** Missing or wrong credentials / token. */
+export class UnauthorizedError extends FerryError {
+  readonly code = 'UNAUTHORIZED';
+}
+/** Credentials are fine but do not allow this operation. */
+export class AccessDeniedError extends FerryError {
+  readonly code = 'ACCESS_DENIED';
+}
+/** A service Ferry depends on (Redis, an object store endpoint) cannot be reached. */
+export class UnavailableError extends FerryError {
+  readonly code = 'UNAVAILABLE';
+  override readonly retryable = true;
+}
+export class RangeNotSatisfiableError extends FerryError {
+  readonly code = 'RANGE_NOT_SATISFIABLE';
+}
+/** A concurrent change won (e.g. a rename target appeared). Nothing was applied. */
+export class ConflictError extends FerryError {
+  readonly code = 'CONFLICT';
+}
+/** A local file or directory could not be read or written. */
+export class LocalIoError extends FerryError {
+  readonly code = 'LOCAL_IO';
+}
+
+export function isFerryError(err: unknown): err is FerryError {
+  return err instanceof FerryError;
+}
+
+export function isRetryable(err: unknown): boolean {
+  return err instanceof FerryError && err.retryable;
+}
+
+/** Message of any thrown value, for the places that must print something. */
+export function messageOf(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** Translate a Node fs error on a local path into a one-line LocalIoError / NotFoundError. */
+export function localIoError(err: unknown, what: string, path: string): FerryError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return new NotFoundError(`${what} ${path}: no such file or directory`, { cause: err });
+    case 'EACCES':
+    case 'EPERM':
+      return new LocalIoError(`${what} ${path}: permission denied`, { cause: err });
+    case 'EISDIR':
+      return new LocalIoError(`${what} ${path}: is a directory`, { cause: err });
+    case 'ENOTDIR':
+      return new LocalIoError(`${what} ${path}: not a directory`, { cause: err });
+    case 'ENOSPC':
+      return new LocalIoError(`${what} ${path}: no space left on device`, { cause: err });
+    default:
+      return new LocalIoError(`${what} ${path}: ${messageOf(err)}`, { cause: err });
+  }
+}

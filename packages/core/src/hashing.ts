@@ -1,0 +1,47 @@
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { CorruptError } from './errors.js';
+
+export function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * Pass-through that hashes what flows and, at the end, fails the stream with CorruptError when
+ * the bytes do not match the expected digest and length. Bytes are checked before the consumer
+ * sees the end of the stream, so a store `put` fed by it never commits corrupt data.
+ */
+export class VerifyingStream extends Transform {
+  readonly #hash: Hash = createHash('sha256');
+  #bytes = 0;
+
+  constructor(private readonly expected: { sha256?: string; length?: number; what: string }) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.#bytes += chunk.length;
+    if (this.expected.sha256 !== undefined) this.#hash.update(chunk);
+    if (this.expected.length !== undefined && this.#bytes > this.expected.length) {
+      done(new CorruptError(`${this.expected.what}: more than the expected ${this.expected.length} bytes`));
+      return;
+    }
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    const { sha256, length, what } = this.expected;
+    if (length !== undefined && this.#bytes !== length) {
+      done(new CorruptError(`${what}: got ${this.#bytes} bytes, expected ${length}`));
+      return;
+    }
+    if (sha256 !== undefined) {
+      const actual = this.#hash.digest('hex');
+      if (actual !== sha256) {
+        done(new CorruptError(`${what}: sha256 mismatch (got ${actual.slice(0, 12)}…, expected ${sha256.slice(0, 12)}…)`));
+        return;
+      }
+    }
+    done();
+  }
+}

@@ -1,0 +1,267 @@
+import { randomBytes } from 'node:crypto';
+import { constants, createReadStream, createWriteStream, type Stats } from 'node:fs';
+import { lstat, mkdir, open, readdir, realpath, rename, rm, unlink } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { AccessDeniedError, LocalIoError, localIoError, NotFoundError, PreconditionFailedError } from '@ferry/core';
+import { bodyLength, bodyStream } from './body.js';
+import { assertValidKey, compareKeys, resolveRange } from './keys.js';
+import type {
+  GetOptions,
+  GetResult,
+  ListOptions,
+  ListPage,
+  ObjectInfo,
+  ObjectStore,
+  PutBody,
+  PutResult,
+  StoreCapabilities,
+} from './types.js';
+
+export interface FsStoreOptions {
+  /** Absolute directory the store lives in; created when missing. */
+  root: string;
+  /** fsync each object before it becomes visible (default true). */
+  fsync?: boolean;
+}
+
+/** Where in-flight writes live: inside the root (same filesystem, so rename is atomic), never listed. */
+const TMP_DIR = '.ferry-tmp';
+
+/**
+ * Etag from what identifies this file version: every put writes a new inode (temp + rename), so
+ * (inode, size, mtime) changes on every overwrite and stays stable otherwise.
+ */
+function statEtag(st: Stats): string {
+  return `${st.ino.toString(16)}-${st.size.toString(16)}-${Math.floor(st.mtimeMs * 1000).toString(16)}`;
+}
+
+/** Local-disk store: one file per object under `root`, keys mapped 1:1 to relative paths. */
+export class FsStore implements ObjectStore {
+  readonly url: string;
+  readonly capabilities: StoreCapabilities = { scheme: 'file', serverSideIfMatch: true, maxObjectSize: Number.MAX_SAFE_INTEGER };
+  readonly #root: string;
+  readonly #fsync: boolean;
+  #realRoot: Promise<string> | undefined;
+
+  constructor(options: FsStoreOptions) {
+    this.#root = options.root;
+    this.#fsync = options.fsync ?? true;
+    this.url = `file://${options.root}`;
+  }
+
+  /** The root, created on first use, resolved through symlinks once. */
+  #ready(): Promise<string> {
+    this.#realRoot ??= mkdir(join(this.#root, TMP_DIR), { recursive: true })
+      .then(() => realpath(this.#root))
+      .catch((err) => {
+        this.#realRoot = undefined;
+        throw localIoError(err, 'store root', this.#root);
+      });
+    return this.#realRoot;
+  }
+
+  /**
+   * The file of a key, refusing anything that would resolve outside the root: keys are
+   * validated, and the resolved parent must be the expected directory (no symlinked segment).
+   */
+  async #pathOf(key: string, parentMustExist: boolean): Promise<string> {
+    assertValidKey(key);
+    if (key === TMP_DIR || key.startsWith(`${TMP_DIR}/`)) throw new AccessDeniedError(`key ${key} is reserved`);
+    const root = await this.#ready();
+    const file = join(root, ...key.split('/'));
+    const parent = dirname(file);
+    let resolved: string;
+    try {
+      resolved = await realpath(parent);
+    } catch (err) {
+      if (!parentMustExist && (err as NodeJS.ErrnoException).code === 'ENOENT') return file;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') {
+        throw new NotFoundError(`${this.url}: no object ${key}`, { cause: err });
+      }
+      throw localIoError(err, `${this.url}: key`, key);
+    }
+    if (resolved !== parent) throw new AccessDeniedError(`${this.url}: key ${key} resolves outside the store (symlink)`);
+    return file;
+  }
+
+  #info(key: string, st: Stats): ObjectInfo {
+    return { key, size: st.size, etag: statEtag(st), lastModified: Math.floor(st.mtimeMs) };
+  }
+
+  async head(key: string): Promise<ObjectInfo> {
+    const file = await this.#pathOf(key, true);
+    let st: Stats;
+    try {
+      st = await lstat(file);
+    } catch (err) {
+      throw this.#translate(err, key);
+    }
+    if (!st.isFile()) throw new NotFoundError(`${this.url}: no object ${key}`);
+    return this.#info(key, st);
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<GetResult> {
+    const file = await this.#pathOf(key, true);
+    let handle: Awaited<ReturnType<typeof open>>;
+    try {
+      handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      throw this.#translate(err, key);
+    }
+    try {
+      // The open descriptor pins this version: a concurrent put renames a new inode over the
+      // name, so checking the etag on the descriptor makes the check and the read agree.
+      const st = await handle.stat();
+      if (!st.isFile()) throw new NotFoundError(`${this.url}: no object ${key}`);
+      const info = this.#info(key, st);
+      if (options.ifMatch !== undefined && options.ifMatch !== info.etag) {
+        throw new PreconditionFailedError(`${this.url}: ${key} changed (etag ${info.etag}, expected ${options.ifMatch})`);
+      }
+      const { start, end } = resolveRange(options.range, st.size, key);
+      if (st.size === 0) {
+        await handle.close();
+        return { info, start: 0, end: -1, body: Readable.from([]) };
+      }
+      const body = createReadStream('', { fd: handle.fd, start, end, autoClose: false, highWaterMark: 1 << 20 });
+      body.once('close', () => void handle.close().catch(() => {}));
+      return { info, start, end, body };
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+
+  async put(key: string, body: PutBody): Promise<PutResult> {
+    const file = await this.#pathOf(key, false);
+    const root = await this.#ready();
+    bodyLength(body);
+    const tmp = join(root, TMP_DIR, `${randomBytes(12).toString('hex')}.part`);
+    try {
+      const out = createWriteStream(tmp, { flags: 'wx', flush: this.#fsync, highWaterMark: 1 << 20 });
+      await pipeline(bodyStream(body, key), out);
+      await mkdir(dirname(file), { recursive: true });
+      // Re-check after mkdir: a symlink created in the meantime must not redirect the rename.
+      if ((await realpath(dirname(file))) !== dirname(file)) {
+        throw new AccessDeniedError(`${this.url}: key ${key} resolves outside the store (symlink)`);
+      }
+      await rename(tmp, file);
+      const st = await lstat(file);
+      return { etag: statEtag(st) };
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('E')) {
+        throw localIoError(err, `${this.url}: put`, key);
+      }
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    let file: string;
+    try {
+      file = await this.#pathOf(key, true);
+    } catch (err) {
+      if (err instanceof NotFoundError) return;
+      throw err;
+    }
+    try {
+      await unlink(file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      if (code === 'EISDIR' || code === 'EPERM') {
+        // A "directory key" is not an object: nothing to delete.
+        const st = await lstat(file).catch(() => undefined);
+        if (st?.isDirectory()) return;
+      }
+      throw localIoError(err, `${this.url}: delete`, key);
+    }
+    await this.#pruneEmptyDirs(dirname(file));
+  }
+
+  /** Remove directories left empty by a delete, up to the root, so listings stay cheap. */
+  async #pruneEmptyDirs(dir: string): Promise<void> {
+    const root = await this.#ready();
+    let current = dir;
+    while (current.startsWith(root + sep) && current !== root) {
+      try {
+        await rm(current, { recursive: false });
+      } catch {
+        return;
+      }
+      current = dirname(current);
+    }
+  }
+
+  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ListPage> {
+    const pageSize = Math.max(1, Math.min(options.pageSize ?? 1000, 10_000));
+    const root = await this.#ready();
+    // Walk from the deepest directory the prefix fully names.
+    const slash = prefix.lastIndexOf('/');
+    const baseDir = slash >= 0 ? prefix.slice(0, slash + 1) : '';
+    if (
+      baseDir &&
+      baseDir
+        .split('/')
+        .slice(0, -1)
+        .some((s) => s === '' || s === '.' || s === '..')
+    )
+      return;
+    let items: ObjectInfo[] = [];
+    for await (const item of this.#walk(root, baseDir, prefix, options.cursor)) {
+      items.push(item);
+      if (items.length === pageSize) {
+        yield { items, cursor: item.key };
+        items = [];
+      }
+    }
+    yield { items };
+  }
+
+  /**
+   * Depth-first walk in exact key order. A directory `d` sorts as `d/`, which is where its keys
+   * sort among its siblings; whole subtrees before the cursor are skipped without reading them.
+   */
+  async *#walk(root: string, dirKey: string, prefix: string, after: string | undefined): AsyncGenerator<ObjectInfo> {
+    let names: import('node:fs').Dirent[];
+    try {
+      names = await readdir(join(root, ...dirKey.split('/').filter(Boolean)), { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw localIoError(err, `${this.url}: list`, dirKey || '/');
+    }
+    const children = names
+      .filter((d) => !(dirKey === '' && d.name === TMP_DIR) && (d.isFile() || d.isDirectory()))
+      .map((d) => ({ dirent: d, sortKey: `${dirKey}${d.name}${d.isDirectory() ? '/' : ''}` }))
+      .sort((a, b) => compareKeys(a.sortKey, b.sortKey));
+    for (const { dirent, sortKey } of children) {
+      // Prune what cannot match the prefix, and subtrees wholly at or before the cursor.
+      if (!(sortKey.startsWith(prefix) || prefix.startsWith(sortKey))) continue;
+      if (after !== undefined && compareKeys(sortKey, after) <= 0 && !after.startsWith(sortKey)) continue;
+      if (dirent.isDirectory()) {
+        yield* this.#walk(root, sortKey, prefix, after);
+        continue;
+      }
+      if (!sortKey.startsWith(prefix)) continue;
+      let st: Stats;
+      try {
+        st = await lstat(join(root, ...sortKey.split('/')));
+      } catch {
+        continue; // deleted while listing
+      }
+      yield this.#info(sortKey, st);
+    }
+  }
+
+  #translate(err: unknown, key: string): Error {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR')
+      return new NotFoundError(`${this.url}: no object ${key}`, { cause: err });
+    if (code === 'ELOOP') return new AccessDeniedError(`${this.url}: key ${key} is a symlink`, { cause: err });
+    if (err instanceof Error && !(err instanceof LocalIoError) && code) return localIoError(err, `${this.url}:`, key);
+    return err as Error;
+  }
+}

@@ -1,0 +1,10 @@
+export * from './body.js';
+export * from './create-store.js';
+export * from './fault-store.js';
+export * from './fs-store.js';
+export * from './gcs-store.js';
+export * from './keys.js';
+export * from './memory-store.js';
+export * from './prefix-store.js';
+export * from './s3-store.js';
+export type * from './types.js';

@@ -1,0 +1,43 @@
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const root = fileURLToPath(new URL('.', import.meta.url));
+
+// Tests import the workspace packages from their TypeScript sources, so a test run never sees a
+// stale build. (Processes that tests spawn, like the `ferry` CLI, run the built output.)
+const alias = ['packages', 'services'].flatMap((group) =>
+  readdirSync(`${root}${group}`).map((name) => ({
+    find: new RegExp(`^@ferry/${name}$`),
+    replacement: `${root}${group}/${name}/src/index.ts`,
+  })),
+);
+
+export default defineConfig({
+  resolve: { alias },
+  test: {
+    projects: [
+      {
+        resolve: { alias },
+        test: {
+          name: 'unit',
+          include: ['packages/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts'],
+          testTimeout: 20_000,
+        },
+      },
+      {
+        resolve: { alias },
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/support/global-setup.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+          pool: 'forks',
+          // Two cores: the servers under test need one of them.
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
