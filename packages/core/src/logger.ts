@@ -46,7 +46,6 @@ export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
-    if (u.username && u.password) u.username = u.username;
     return u.toString();
   } catch {
     return url.replace(/\/\/[^@/]*@/, '//***@');
