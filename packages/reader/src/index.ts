@@ -1,0 +1,3 @@
+export * from './chunk-reader.js';
+export * from './file-stream.js';
+export * from './tier.js';

@@ -1,0 +1,104 @@
+import { basename } from 'node:path';
+import { type Entry, formatBytes, InvalidArgumentError, normalizePath } from '@ferry/core';
+import type { Meta } from '@ferry/meta';
+import type { Context } from '../context.js';
+import type { Output } from '../output.js';
+import { destinationFor, getFile } from '../transfer/get-files.js';
+import { planPut } from '../transfer/local-files.js';
+import { putFiles } from '../transfer/put-files.js';
+import { readerFor } from '../reading.js';
+import { readRange } from '@ferry/reader';
+import { join } from 'node:path';
+
+export function positiveInt(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new InvalidArgumentError(`${name} must be a whole number from 1 to 1024, got "${value}"`);
+  return n;
+}
+
+export async function putCommand(ctx: Context, out: Output, local: string, target: string, opts: { concurrency: number }): Promise<void> {
+  const region = await ctx.writable();
+  const { files } = await planPut(local, target);
+  const total = files.reduce((sum, f) => sum + f.size, 0);
+  const progress = out.progress('put', total);
+  const started = Date.now();
+  let summary: Awaited<ReturnType<typeof putFiles>>;
+  try {
+    summary = await putFiles({
+      store: region.store,
+      meta: region.meta,
+      files,
+      chunkSize: ctx.config.chunkSize,
+      concurrency: opts.concurrency,
+      onBytes: (d) => progress.tick(d),
+      logger: ctx.logger.child({ command: 'put' }),
+    });
+  } finally {
+    progress.stop();
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const { entries: _entries, ...figures } = summary;
+  out.result({ event: 'summary', command: 'put', ...figures, seconds }, [
+    `put ${summary.files} file${summary.files === 1 ? '' : 's'} (${formatBytes(summary.bytes)}) to ${normalizePath(target)} at version ${summary.version}`,
+    `chunks: ${summary.chunks} (${summary.chunksUploaded} uploaded, ${formatBytes(summary.bytesUploaded)}; ${summary.chunksPresent} already present) in ${seconds.toFixed(1)} s`,
+  ]);
+}
+
+export async function getCommand(
+  ctx: Context,
+  out: Output,
+  path: string,
+  local: string,
+  opts: { region?: string; concurrency: number },
+): Promise<void> {
+  const region = await ctx.region(opts.region);
+  const root = normalizePath(path);
+  const single = await region.meta.tryStat(root);
+  const entries = single ? [single] : await collect(region.meta, root);
+  const reader = await readerFor(ctx, region);
+  const total = entries.reduce((sum, e) => sum + e.size, 0);
+  const progress = out.progress('get', total);
+  const started = Date.now();
+  try {
+    if (single) await getFile(single, await destinationFor(local, basename(root)), { reader, prefetch: opts.concurrency, onBytes: (d) => progress.tick(d) });
+    else {
+      const queue = [...entries];
+      const workers = Math.min(queue.length, Math.max(1, Math.ceil(opts.concurrency / 4)));
+      await Promise.all(
+        Array.from({ length: workers }, async () => {
+          for (let e = queue.shift(); e; e = queue.shift()) {
+            const rel = root === '/' ? e.path.slice(1) : e.path.slice(root.length + 1);
+            await getFile(e, join(local, ...rel.split('/')), { reader, prefetch: 4, onBytes: (d) => progress.tick(d) });
+          }
+        }),
+      );
+    }
+  } finally {
+    progress.stop();
+  }
+  const seconds = (Date.now() - started) / 1000;
+  out.result({ event: 'summary', command: 'get', region: region.name, files: entries.length, bytes: total, seconds, tiers: reader.stats }, [
+    `got ${entries.length} file${entries.length === 1 ? '' : 's'} (${formatBytes(total)}) from region ${region.name} in ${seconds.toFixed(1)} s, sha256 verified`,
+  ]);
+}
+
+async function collect(meta: Meta, dir: string): Promise<Entry[]> {
+  const found: Entry[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await meta.list(dir, { recursive: true, limit: 1000, ...(cursor ? { cursor } : {}) });
+    for (const item of page.items) if (item.kind === 'file') found.push(item.entry);
+    cursor = page.cursor;
+  } while (cursor);
+  if (found.length === 0) await meta.stat(dir); // throws the one-line NotFound for the path
+  return found;
+}
+
+export async function catCommand(ctx: Context, path: string, opts: { region?: string }): Promise<void> {
+  const region = await ctx.region(opts.region);
+  const entry = await region.meta.stat(normalizePath(path));
+  const reader = await readerFor(ctx, region);
+  for await (const bytes of readRange(entry, (ref) => reader.fetch(ref), { prefetch: 4 })) {
+    if (!process.stdout.write(bytes)) await new Promise((r) => process.stdout.once('drain', r));
+  }
+}

@@ -1,0 +1,16 @@
+import { FerryError, messageOf } from '@ferry/core';
+
+/** Exit codes: 1 an operation failed, 2 the user asked for something invalid. */
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+const USAGE_CODES = new Set(['INVALID_PATH', 'INVALID_CONFIG', 'INVALID_ARGUMENT', 'INVALID_STORE_URL', 'READ_ONLY_REGION']);
+
+/** A thrown value as the one line the CLI prints, and the exit code. */
+export function describeFailure(err: unknown): { line: string; exitCode: number; expected: boolean } {
+  if (err instanceof FerryError) {
+    return { line: `ferry: ${err.message}`, exitCode: USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILURE, expected: true };
+  }
+  // Anything else is a bug in Ferry, not a user mistake: say so, keep the details for the log.
+  return { line: `ferry: internal error: ${messageOf(err)}`, exitCode: EXIT_FAILURE, expected: false };
+}

@@ -1,0 +1,113 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { catCommand, getCommand, positiveInt, putCommand } from './commands/files.js';
+import { lsCommand, mvCommand, rmCommand, statCommand } from './commands/namespace.js';
+import { demoCommand } from './commands/demo.js';
+import { Context } from './context.js';
+import { describeFailure, EXIT_USAGE } from './errors.js';
+import { createLogger } from './logger.js';
+import { Output } from './output.js';
+
+const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+interface CommonOptions {
+  config?: string;
+  json?: boolean;
+}
+
+/** Options every command takes. */
+function common(cmd: Command): Command {
+  return cmd
+    .option('-c, --config <file>', 'config file (default: $FERRY_CONFIG, then ./ferry.yaml)')
+    .option('--json', 'print JSON lines instead of text', false);
+}
+
+function regionOption(cmd: Command): Command {
+  return cmd.option('-r, --region <name>', 'region to read from (default: the source region)');
+}
+
+function concurrencyOption(cmd: Command, fallback: number): Command {
+  return cmd.addOption(new Option('-j, --concurrency <n>', 'chunks in flight at once').default(fallback).argParser((v) => positiveInt(v, '--concurrency')));
+}
+
+/**
+ * Run one action with a loaded config and an output; the context is always closed so the
+ * process exits promptly, and any failure becomes one line and an exit code.
+ */
+function action<A extends unknown[]>(run: (ctx: Context, out: Output, ...args: A) => Promise<void>) {
+  return async (...args: unknown[]) => {
+    const cmd = args.at(-1) as Command;
+    const opts = cmd.optsWithGlobals<CommonOptions>();
+    const out = new Output({ json: Boolean(opts.json) });
+    const logger = createLogger({ name: 'ferry', level: process.env.FERRY_LOG_LEVEL ?? 'warn' });
+    const ctx = Context.load({ configPath: opts.config, logger });
+    try {
+      await run(ctx, out, ...(args.slice(0, -1) as A));
+    } finally {
+      await ctx.close();
+    }
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('ferry')
+    .description('Mirror large model files between clouds, keep edge caches warm, read from the nearest copy.')
+    .version(version, '-V, --version')
+    .showHelpAfterError('(run ferry --help for usage)')
+    .exitOverride();
+
+  common(concurrencyOption(program.command('put <local> <path>'), 8))
+    .description('upload a local file or folder to the volume (only missing chunks), committed in one atomic step')
+    .action(action((ctx, out, local: string, path: string, opts: { concurrency: number }) => putCommand(ctx, out, local, path, opts)));
+
+  common(regionOption(concurrencyOption(program.command('get <path> <local>'), 8)))
+    .description('download a file or folder, sha256 verified, written under a temporary name and renamed')
+    .action(action((ctx, out, path: string, local: string, opts: { region?: string; concurrency: number }) => getCommand(ctx, out, path, local, opts)));
+
+  common(regionOption(program.command('cat <path>')))
+    .description('write a file to stdout')
+    .action(action((ctx, _out, path: string, opts: { region?: string }) => catCommand(ctx, path, opts)));
+
+  common(regionOption(program.command('ls [path]').option('-R, --recursive', 'list everything below', false)))
+    .description('list a directory')
+    .action(action((ctx, out, path: string | undefined, opts: { recursive: boolean; region?: string }) => lsCommand(ctx, out, path ?? '/', opts)));
+
+  common(regionOption(program.command('stat <path>')))
+    .description('size, version, sha256, chunks and mtime of a file')
+    .action(action((ctx, out, path: string, opts: { region?: string }) => statCommand(ctx, out, path, opts)));
+
+  common(program.command('rm <path>').option('-R, --recursive', 'remove a directory and everything below', false))
+    .description('remove a file (or a directory with -R) in one atomic step')
+    .action(action((ctx, out, path: string, opts: { recursive: boolean }) => rmCommand(ctx, out, path, opts)));
+
+  common(program.command('mv <from> <to>'))
+    .description('rename a file or directory in one atomic step')
+    .action(action((ctx, out, from: string, to: string) => mvCommand(ctx, out, from, to)));
+
+  program
+    .command('demo')
+    .description('run Ferry end to end on local disk with a private redis-server (no config needed)')
+    .option('--dir <dir>', 'working directory', '.ferry-demo')
+    .option('--json', 'print JSON lines instead of text', false)
+    .action(async (opts: { dir: string; json: boolean }) => demoCommand(new Output({ json: opts.json }), opts));
+
+  return program;
+}
+
+/** Run the CLI; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; usage mistakes were already printed by commander.
+      return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    const failure = describeFailure(err);
+    process.stderr.write(`${failure.line}\n`);
+    if (!failure.expected && process.env.FERRY_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    return failure.exitCode;
+  }
+}
