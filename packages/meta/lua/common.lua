@@ -1,0 +1,121 @@
+-- common.lua: helpers prepended to every script of this folder when it is loaded (src/scripts.ts).
+-- On its own it guarantees nothing and writes nothing. It is the Lua side of the entry layout of
+-- src/entry.ts: scripts splice entry JSON as text and never re-encode it (cjson would turn [] into
+-- {}, escape "/" and round large numbers).
+
+-- JSON text of a normalised path: no backslash or control character, so only quotes are escaped.
+local function path_json(path)
+  return '"' .. (string.gsub(path, '"', '\\"')) .. '"'
+end
+
+-- ZRANGEBYLEX bounds of every path strictly under directory `dir`, and the common prefix.
+-- The upper bound replaces the trailing "/" with "0", the next byte.
+local function under_bounds(dir)
+  local prefix = dir == '/' and '/' or dir .. '/'
+  return '[' .. prefix, '(' .. string.sub(prefix, 1, -2) .. '0', prefix
+end
+
+-- True when some file lies under `path`, i.e. it is an (implicit) directory.
+local function is_dir(paths_key, path)
+  local lo, hi = under_bounds(path)
+  return #redis.call('ZRANGEBYLEX', paths_key, lo, hi, 'LIMIT', 0, 1) > 0
+end
+
+-- The first proper ancestor of `path` that is a file, or nil. `known` (optional) caches answers
+-- across the entries of one batch.
+local function file_ancestor(entries_key, path, known)
+  for i = 2, #path do
+    if string.byte(path, i) == 47 then
+      local ancestor = string.sub(path, 1, i - 1)
+      local hit = known and known[ancestor]
+      if hit == nil then
+        hit = redis.call('HEXISTS', entries_key, ancestor) == 1
+        if known then known[ancestor] = hit end
+      end
+      if hit then return ancestor end
+    end
+  end
+  return nil
+end
+
+local function stored_entry(id, path, rest)
+  return '{"version":"' .. id .. '","path":' .. path_json(path) .. ',' .. rest
+end
+
+local function log_entry(path, rest)
+  return '{"path":' .. path_json(path) .. ',' .. rest
+end
+
+-- The <rest> of a stored entry. Refuses (before any write) an entry whose layout it does not know.
+local function stored_rest(stored, path)
+  local head = '","path":' .. path_json(path) .. ','
+  local at = string.find(stored, head, 1, true)
+  if not at or string.sub(stored, 1, 12) ~= '{"version":"'
+    or not string.match(string.sub(stored, 13, at - 1), '^%d+%-%d+$') then
+    return error('ferry: entry of ' .. path .. ' does not have the layout of src/entry.ts')
+  end
+  return string.sub(stored, at + #head)
+end
+
+-- Reference-count changes of one record, summed per chunk so that a chunk kept by a replacing
+-- entry never passes through 0.
+local function new_deltas()
+  return { order = {}, by = {} }
+end
+
+local function add_delta(deltas, id, by)
+  if deltas.by[id] == nil then
+    deltas.by[id] = 0
+    deltas.order[#deltas.order + 1] = id
+  end
+  deltas.by[id] = deltas.by[id] + by
+end
+
+local function add_id_list(deltas, ids, by)
+  for id in string.gmatch(ids, '%S+') do add_delta(deltas, id, by) end
+end
+
+local function add_stored_chunks(deltas, stored, by)
+  for _, chunk in ipairs(cjson.decode(stored).chunks) do add_delta(deltas, chunk.id, by) end
+end
+
+-- Counts that reach 0 leave `refs` and enter `unreferenced` at `ms`; counts that leave 0 leave
+-- `unreferenced`.
+local function apply_deltas(deltas, refs_key, unref_key, ms)
+  for _, id in ipairs(deltas.order) do
+    local by = deltas.by[id]
+    if by ~= 0 then
+      local count = redis.call('HINCRBY', refs_key, id, by)
+      if count <= 0 then
+        redis.call('HDEL', refs_key, id)
+        redis.call('ZADD', unref_key, ms, id)
+      elseif count == by then
+        redis.call('ZREM', unref_key, id)
+      end
+    end
+  end
+end
+
+-- Append the one change record of a mutation; returns its id (the new version).
+local function append_record(log_key, maxlen, op, put_items, del_items)
+  return redis.call('XADD', log_key, 'MAXLEN', '~', maxlen, '*', 'op', op,
+    'put', '[' .. table.concat(put_items, ',') .. ']',
+    'del', '[' .. table.concat(del_items, ',') .. ']')
+end
+
+local function id_ms(id)
+  return tonumber(string.match(id, '^(%d+)'))
+end
+
+-- Stream ids are canonical digit strings: compare by length, then text.
+local function digits_less(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+
+local function id_less(a, b)
+  local ams, aseq = string.match(a, '^(%d+)%-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)%-(%d+)$')
+  if ams ~= bms then return digits_less(ams, bms) end
+  return digits_less(aseq, bseq)
+end

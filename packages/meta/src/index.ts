@@ -1,0 +1,27 @@
+export {
+  chunkIdList,
+  decodeStoredEntry,
+  encodeLogEntry,
+  encodeStoredEntry,
+  entryRest,
+  filePath,
+  validateNewEntry,
+  volumePath,
+} from './entry.js';
+export { compareIds, idTime, isStreamId, NO_VERSION, parseStreamId, STREAM_ID_PATTERN } from './ids.js';
+export { parseRegion, parseVolume, queuePrefix, REGION_PATTERN, VOLUME_PATTERN, type VolumeKeys, volumeKeys } from './keys.js';
+export { DEFAULT_LIST_LIMIT, type ListItem, type ListOptions, type ListPage, MAX_LIST_LIMIT } from './list.js';
+export { type LogBounds, needsResync } from './log.js';
+export {
+  type CommitResult,
+  DEFAULT_LOG_MAX_LEN,
+  type DeleteResult,
+  Meta,
+  type MetaOptions,
+  type ReadChangesOptions,
+  type RenameResult,
+  type ScanPage,
+} from './meta.js';
+export { type ChangeOp, type ChangeRecord, parseChangeRecord, type RawStreamRecord } from './record.js';
+export { type ConnectRedisOptions, connectRedis, describeRedis, pingRedis, translateRedisError } from './redis.js';
+export { type ScriptName, scriptSource } from './scripts.js';

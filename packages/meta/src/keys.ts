@@ -1,0 +1,73 @@
+import { InvalidArgumentError } from '@ferry/core';
+
+/** Same rule as `volume` in the config schema: it ends up in every Redis key and queue name. */
+export const VOLUME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+/** Same rule as region names in the config schema. */
+export const REGION_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+export function parseVolume(volume: unknown): string {
+  if (typeof volume === 'string' && VOLUME_PATTERN.test(volume)) return volume;
+  const shown = typeof volume === 'string' ? JSON.stringify(volume.slice(0, 80)) : typeof volume;
+  throw new InvalidArgumentError(
+    `invalid volume ${shown}: expected 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit`,
+  );
+}
+
+export function parseRegion(region: unknown): string {
+  if (typeof region === 'string' && REGION_PATTERN.test(region)) return region;
+  const shown = typeof region === 'string' ? JSON.stringify(region.slice(0, 40)) : typeof region;
+  throw new InvalidArgumentError(`invalid region ${shown}: expected 1-32 lowercase letters, digits, "_" or "-"`);
+}
+
+/**
+ * Every Redis key of one volume. The `{volume}` hash tag puts them all in one Redis Cluster slot,
+ * which the multi-key Lua scripts need.
+ */
+export interface VolumeKeys {
+  /** Hash: path → entry JSON (source and mirror). */
+  readonly entries: string;
+  /** Sorted set, all scores 0: paths, for lexicographic prefix listing. */
+  readonly paths: string;
+  /** Stream: the change log (source side). */
+  readonly log: string;
+  /** Hash: chunk id → number of chunk occurrences across all entries. */
+  readonly refs: string;
+  /** Sorted set: chunk id → ms when its reference count reached 0 (garbage-collection candidates). */
+  readonly unreferenced: string;
+  /** Hash: region → last change-log id that region has applied (source side). */
+  readonly acks: string;
+  /** String: last change-log id applied here (mirror side). */
+  readonly cursor: string;
+  /** Set: chunk ids present in this region's store (mirror side). */
+  readonly present: string;
+  /** Hash: cache node id → node JSON. */
+  readonly nodes: string;
+  /** Sorted set: cache node id → last heartbeat ms. */
+  readonly seen: string;
+}
+
+export function volumeKeys(volume: string): VolumeKeys {
+  const base = `ferry:{${parseVolume(volume)}}`;
+  return Object.freeze({
+    entries: `${base}:entries`,
+    paths: `${base}:paths`,
+    log: `${base}:log`,
+    refs: `${base}:refs`,
+    unreferenced: `${base}:unreferenced`,
+    acks: `${base}:acks`,
+    cursor: `${base}:cursor`,
+    present: `${base}:present`,
+    nodes: `${base}:nodes`,
+    seen: `${base}:seen`,
+  });
+}
+
+/**
+ * BullMQ `prefix` for a volume's queues: `{ferry:<volume>}`. BullMQ keys are `<prefix>:<queue>:…`,
+ * so the braces make every key of every queue of the volume share one cluster slot, as BullMQ's
+ * own Lua scripts require.
+ */
+export function queuePrefix(volume: string): string {
+  return `{ferry:${parseVolume(volume)}}`;
+}

@@ -1,0 +1,307 @@
+import {
+  ConflictError,
+  type Entry,
+  InvalidArgumentError,
+  InvalidPathError,
+  isWithin,
+  type Logger,
+  type NewEntry,
+  NotFoundError,
+  parseChunkId,
+  silentLogger,
+} from '@ferry/core';
+import type { Redis } from 'ioredis';
+import { chunkIdList, decodeStoredEntry, entryRest, validateNewEntry, volumePath } from './entry.js';
+import { parseStreamId } from './ids.js';
+import { parseRegion, parseVolume, type VolumeKeys, volumeKeys } from './keys.js';
+import { type ListOptions, type ListPage, listLimit, listStart, parseListReply } from './list.js';
+import { type LogBounds, parseXinfo } from './log.js';
+import { type ChangeRecord, parseChangeRecord, type RawStreamRecord } from './record.js';
+import { duplicateConnection, translateRedisError } from './redis.js';
+import { runScript } from './scripts.js';
+
+export interface MetaOptions {
+  /** Client for all commands but blocking reads. Not owned: `close()` leaves it connected. */
+  redis: Redis;
+  volume: string;
+  /** Approximate number of change records the log keeps (XADD MAXLEN ~). Default 1,000,000. */
+  logMaxLen?: number;
+  logger?: Logger;
+}
+
+export interface CommitResult {
+  /** Id of the one change record; the version of every committed entry. */
+  version: string;
+  entries: Entry[];
+}
+
+export interface DeleteResult {
+  version: string;
+  removed: number;
+}
+
+export interface RenameResult {
+  version: string;
+  moved: number;
+}
+
+export interface ReadChangesOptions {
+  /** Most records to return, 1..10000 (default 1000). */
+  count?: number;
+  /** Wait up to this long for a record when there is none (0 waits forever). Omit to not wait. */
+  blockMs?: number;
+}
+
+export interface ScanPage {
+  entries: Entry[];
+  /** Present when there is more: pass it to the next call. */
+  cursor?: string;
+}
+
+export const DEFAULT_LOG_MAX_LEN = 1_000_000;
+
+type Outcome = { version: string; count: number } | { failure: string; args: string[] };
+
+function outcome(reply: unknown): Outcome {
+  const [status, ...args] = (reply as unknown[]).map(String);
+  if (status === 'ok') return { version: args[0] as string, count: Number(args[1]) };
+  return { failure: status ?? 'empty reply', args };
+}
+
+function count(value: number | undefined, fallback: number, max: number, what: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1 || value > max)
+    throw new InvalidArgumentError(`invalid ${what} ${value}: expected 1..${max}`);
+  return value;
+}
+
+/** The batch must not hold a path twice or a path under another one of the batch. */
+function checkBatch(entries: NewEntry[]): void {
+  const paths = new Set<string>();
+  for (const { path } of entries) {
+    if (paths.has(path)) throw new InvalidArgumentError(`commit ${path}: the path appears twice in the batch`);
+    paths.add(path);
+  }
+  for (const path of paths) {
+    for (let i = path.indexOf('/', 1); i > 0; i = path.indexOf('/', i + 1)) {
+      const ancestor = path.slice(0, i);
+      if (paths.has(ancestor)) throw new ConflictError(`commit ${path}: ${ancestor} is a file in the same batch`);
+    }
+  }
+}
+
+/**
+ * The metadata of one volume in its region's Redis: entries, listing, and (on the source) the
+ * mutations, each one atomic Lua script that also appends exactly one change record.
+ */
+export class Meta {
+  readonly volume: string;
+  readonly keys: VolumeKeys;
+  readonly #redis: Redis;
+  readonly #logMaxLen: number;
+  readonly #log: Logger;
+  #blocking: Redis | undefined;
+  #closed = false;
+
+  constructor(options: MetaOptions) {
+    this.volume = parseVolume(options.volume);
+    this.keys = volumeKeys(this.volume);
+    this.#redis = options.redis;
+    this.#logMaxLen = count(options.logMaxLen, DEFAULT_LOG_MAX_LEN, Number.MAX_SAFE_INTEGER, 'logMaxLen');
+    this.#log = (options.logger ?? silentLogger).child({ volume: this.volume });
+  }
+
+  async #call<T>(fn: () => Promise<T>, redis: Redis = this.#redis): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw translateRedisError(err, redis);
+    }
+  }
+
+  /** The entry of a file; NotFoundError when there is none (also for a directory). */
+  async stat(path: string): Promise<Entry> {
+    const p = volumePath(path, 'stat');
+    const entry = await this.tryStat(p);
+    if (entry) return entry;
+    const under = p === '/' ? ['/'] : await this.#call(() => this.#redis.zrangebylex(this.keys.paths, `[${p}/`, `(${p}0`, 'LIMIT', 0, 1));
+    throw new NotFoundError(under.length > 0 ? `stat ${p}: no such file; it is a directory` : `stat ${p}: no such file`);
+  }
+
+  /** The entry of a file, or undefined. */
+  async tryStat(path: string): Promise<Entry | undefined> {
+    const p = volumePath(path, 'stat');
+    const json = await this.#call(() => this.#redis.hget(this.keys.entries, p));
+    return json === null ? undefined : decodeStoredEntry(json);
+  }
+
+  /**
+   * One page of a directory: its files and sub-directories (each once), or with `recursive`
+   * every file under it, in lexicographic order (a directory sorts as "<name>/"). Reads only the
+   * page. A file path lists that file. NotFoundError when nothing exists at a path other than "/".
+   */
+  async list(dir: string, options: ListOptions = {}): Promise<ListPage> {
+    const d = volumePath(dir, 'list');
+    const limit = listLimit(options.limit);
+    const start = listStart(d, options.cursor);
+    const args = [d, start, limit, options.recursive ? '1' : '0'];
+    const reply = await this.#call(() => runScript(this.#redis, 'list', [this.keys.paths, this.keys.entries], args));
+    const page = parseListReply(reply as string[]);
+    if (page.items.length === 0 && start === '' && d !== '/') throw new NotFoundError(`list ${d}: no such file or directory`);
+    return page;
+  }
+
+  /** Write entries (new or replacing files) as one atomic change record. */
+  async commit(entries: NewEntry[]): Promise<CommitResult> {
+    if (!Array.isArray(entries) || entries.length === 0) throw new InvalidArgumentError('commit: no entries');
+    const valid = entries.map(validateNewEntry);
+    checkBatch(valid);
+    const args = [this.#logMaxLen, ...valid.flatMap((e) => [e.path, entryRest(e), chunkIdList(e)])];
+    const { entries: h, paths, log, refs, unreferenced } = this.keys;
+    const result = outcome(await this.#call(() => runScript(this.#redis, 'commit', [h, paths, log, refs, unreferenced], args)));
+    if ('failure' in result) {
+      const [path, ancestor] = result.args;
+      if (result.failure === 'dir') throw new ConflictError(`commit ${path}: is an existing directory`);
+      if (result.failure === 'file') throw new ConflictError(`commit ${path}: ${ancestor} is a file`);
+      throw new Error(`commit: unexpected script reply ${result.failure}`);
+    }
+    this.#log.debug({ version: result.version, entries: valid.length }, 'committed');
+    return { version: result.version, entries: valid.map((e) => ({ ...e, version: result.version })) };
+  }
+
+  /** Remove a file, or with `recursive` every file under a directory, as one change record. */
+  async delete(path: string, options: { recursive?: boolean } = {}): Promise<DeleteResult> {
+    const p = volumePath(path, 'delete');
+    const { entries, paths, log, refs, unreferenced } = this.keys;
+    const args = [this.#logMaxLen, p, options.recursive ? '1' : '0'];
+    const result = outcome(await this.#call(() => runScript(this.#redis, 'delete', [entries, paths, log, refs, unreferenced], args)));
+    if ('failure' in result) {
+      if (result.failure === 'notfound') throw new NotFoundError(`delete ${p}: no such file or directory`);
+      if (result.failure === 'isdir') throw new InvalidArgumentError(`delete ${p}: is a directory; use recursive`);
+      throw new Error(`delete: unexpected script reply ${result.failure}`);
+    }
+    this.#log.debug({ version: result.version, path: p, removed: result.count }, 'deleted');
+    return { version: result.version, removed: result.count };
+  }
+
+  /** Move a file, or a directory with everything under it, as one change record. */
+  async rename(from: string, to: string): Promise<RenameResult> {
+    const src = volumePath(from, 'rename');
+    const dst = volumePath(to, `rename ${src} to`);
+    const what = `rename ${src} to ${dst}`;
+    if (src === '/') throw new InvalidArgumentError(`${what}: cannot move the root`);
+    if (dst === '/') throw new ConflictError(`${what}: / already exists`);
+    if (isWithin(dst, src)) throw new ConflictError(`${what}: cannot move ${src} into itself`);
+    const { entries, paths, log } = this.keys;
+    const result = outcome(await this.#call(() => runScript(this.#redis, 'rename', [entries, paths, log], [this.#logMaxLen, src, dst])));
+    if ('failure' in result) {
+      const [path, ancestor] = result.args;
+      if (result.failure === 'notfound') throw new NotFoundError(`rename ${src}: no such file or directory`);
+      if (result.failure === 'exists') throw new ConflictError(`${what}: ${dst} already exists`);
+      if (result.failure === 'file') throw new ConflictError(`${what}: ${ancestor} is a file`);
+      if (result.failure === 'toolong') throw new InvalidPathError(`${what}: ${path?.slice(0, 80)}… would be longer than 1024 bytes`);
+      throw new Error(`rename: unexpected script reply ${result.failure}`);
+    }
+    this.#log.debug({ version: result.version, from: src, to: dst, moved: result.count }, 'renamed');
+    return { version: result.version, moved: result.count };
+  }
+
+  /**
+   * Change records after `afterId`, oldest first. With `blockMs` it waits for one on a dedicated
+   * connection (created on first use, closed by `close()`); after `close()` it returns [].
+   */
+  async readChanges(afterId: string, options: ReadChangesOptions = {}): Promise<ChangeRecord[]> {
+    const after = parseStreamId(afterId, 'change-log cursor');
+    const n = count(options.count, 1000, 10_000, 'count');
+    const { blockMs } = options;
+    if (this.#closed) return [];
+    let reply: Array<[string, RawStreamRecord[]]> | null;
+    if (blockMs === undefined) {
+      reply = await this.#call(() => this.#redis.xread('COUNT', n, 'STREAMS', this.keys.log, after));
+    } else {
+      if (!Number.isSafeInteger(blockMs) || blockMs < 0) throw new InvalidArgumentError(`invalid blockMs ${blockMs}: expected ms >= 0`);
+      this.#blocking ??= duplicateConnection(this.#redis, `ferry-meta-${this.volume}-xread`);
+      const blocking = this.#blocking;
+      try {
+        reply = await this.#call(() => blocking.xread('COUNT', n, 'BLOCK', blockMs, 'STREAMS', this.keys.log, after), blocking);
+      } catch (err) {
+        if (this.#closed) return [];
+        throw err;
+      }
+    }
+    return (reply?.[0]?.[1] ?? []).map(parseChangeRecord);
+  }
+
+  /** Oldest and newest ids and the length of the change log. */
+  async logBounds(): Promise<LogBounds> {
+    try {
+      return parseXinfo((await this.#redis.xinfo('STREAM', this.keys.log)) as unknown[]);
+    } catch (err) {
+      if (/no such key/i.test(String((err as Error)?.message))) return { length: 0, trimmed: 0 };
+      throw translateRedisError(err, this.#redis);
+    }
+  }
+
+  /**
+   * The id a full resync starts the log from: take it BEFORE scanEntries, then apply the scan,
+   * then the log after this id. Entries that change during the scan are written again by those
+   * records, and applying only strictly newer versions makes seeing them twice harmless.
+   */
+  async snapshotId(): Promise<string> {
+    return (await this.logBounds()).last ?? '0-0';
+  }
+
+  /** Trim the log to about `maxLen` records (whole stream nodes, so possibly fewer removed). */
+  async trimLog(maxLen: number, options: { exact?: boolean } = {}): Promise<number> {
+    if (!Number.isSafeInteger(maxLen) || maxLen < 0) throw new InvalidArgumentError(`invalid maxLen ${maxLen}: expected a count >= 0`);
+    const { log } = this.keys;
+    return this.#call(() =>
+      options.exact ? this.#redis.xtrim(log, 'MAXLEN', '=', maxLen) : this.#redis.xtrim(log, 'MAXLEN', '~', maxLen),
+    );
+  }
+
+  /** Occurrences of a chunk across all entries (0 when unreferenced). */
+  async refCount(chunkId: string): Promise<number> {
+    const id = parseChunkId(chunkId);
+    return Number((await this.#call(() => this.#redis.hget(this.keys.refs, id))) ?? 0);
+  }
+
+  /** refCount of many chunks in one round trip, in the same order. */
+  async refCounts(chunkIds: readonly string[]): Promise<number[]> {
+    if (chunkIds.length === 0) return [];
+    const ids = chunkIds.map((id) => parseChunkId(id));
+    const counts = await this.#call(() => this.#redis.hmget(this.keys.refs, ...ids));
+    return counts.map((c) => Number(c ?? 0));
+  }
+
+  /** Record that `region` has applied the log up to `id`. Never moves an ack back; returns the ack now stored. */
+  async setAck(region: string, id: string): Promise<string> {
+    const args = [parseRegion(region), parseStreamId(id, 'ack id')];
+    return String(await this.#call(() => runScript(this.#redis, 'ack', [this.keys.acks], args)));
+  }
+
+  /** Region → last applied change-log id. */
+  async acks(): Promise<Record<string, string>> {
+    return this.#call(() => this.#redis.hgetall(this.keys.acks));
+  }
+
+  /**
+   * A page of entries in hash order (HSCAN), for a full resync; see snapshotId. An entry may be
+   * returned twice across pages; entries that exist for the whole scan are returned at least once.
+   */
+  async scanEntries(options: { cursor?: string; count?: number } = {}): Promise<ScanPage> {
+    const cursor = options.cursor ?? '0';
+    if (!/^\d+$/.test(cursor)) throw new InvalidArgumentError('invalid scan cursor: pass the cursor of the previous page unchanged');
+    const n = count(options.count, 1000, 100_000, 'count');
+    const [next, flat] = await this.#call(() => this.#redis.hscan(this.keys.entries, cursor, 'COUNT', n));
+    const entries = flat.filter((_, i) => i % 2 === 1).map(decodeStoredEntry);
+    return next === '0' ? { entries } : { entries, cursor: next };
+  }
+
+  /** Close the blocking-read connection, if any; a pending blocking read returns []. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#blocking?.disconnect();
+    this.#blocking = undefined;
+  }
+}

@@ -1,0 +1,60 @@
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+
+/*
+ * The Lua scripts of lua/*.lua, one per file. Each is sent as lua/common.lua followed by the
+ * script, so the shared helpers (entry layout, reference counting, id order) exist once; that
+ * concatenation is the only preprocessing. `lua/` sits next to `src/` and `dist/`, so the same
+ * relative URL works from the sources (tests) and from the build.
+ */
+
+const LUA_DIR = new URL('../lua/', import.meta.url);
+
+const SCRIPTS = {
+  commit: { file: 'commit.lua', keys: 5 },
+  delete: { file: 'delete.lua', keys: 5 },
+  rename: { file: 'rename.lua', keys: 3 },
+  list: { file: 'list.lua', keys: 2 },
+  ack: { file: 'ack.lua', keys: 1 },
+} as const;
+
+export type ScriptName = keyof typeof SCRIPTS;
+
+// ioredis method names; prefixed so they cannot collide with commands or other libraries' scripts.
+const commandName = (name: ScriptName) => `ferryMeta_${name}`;
+
+let sources: Map<ScriptName, string> | undefined;
+
+function loadSources(): Map<ScriptName, string> {
+  if (!sources) {
+    const read = (file: string) => readFileSync(new URL(file, LUA_DIR), 'utf8');
+    const common = read('common.lua');
+    sources = new Map(Object.entries(SCRIPTS).map(([name, spec]) => [name as ScriptName, `${common}\n${read(spec.file)}`]));
+  }
+  return sources;
+}
+
+/** Source text of a script as sent to Redis (for tests and for SCRIPT LOAD by operators). */
+export function scriptSource(name: ScriptName): string {
+  return loadSources().get(name) as string;
+}
+
+const installed = new WeakSet<Redis>();
+
+/** Register the scripts on a client (EVALSHA, falling back to EVAL once per connection). */
+export function installScripts(redis: Redis): void {
+  if (installed.has(redis)) return;
+  for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
+    redis.defineCommand(commandName(name), { numberOfKeys: SCRIPTS[name].keys, lua: scriptSource(name) });
+  }
+  installed.add(redis);
+}
+
+type ScriptFn = (...args: Array<string | number>) => Promise<unknown>;
+
+export function runScript(redis: Redis, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
+  if (keys.length !== SCRIPTS[name].keys) throw new Error(`script ${name} takes ${SCRIPTS[name].keys} keys, got ${keys.length}`);
+  installScripts(redis);
+  const fn = (redis as unknown as Record<string, ScriptFn>)[commandName(name)] as ScriptFn;
+  return fn.call(redis, ...keys, ...args);
+}
