@@ -1,4 +1,14 @@
-import { type ChunkRef, CorruptError, chunkDigest, isNativeChunkId, type Logger, NotFoundError, messageOf, sha256Hex, silentLogger } from '@ferry/core';
+import {
+  type ChunkRef,
+  CorruptError,
+  chunkDigest,
+  isNativeChunkId,
+  type Logger,
+  messageOf,
+  NotFoundError,
+  sha256Hex,
+  silentLogger,
+} from '@ferry/core';
 import type { Tier } from './tier.js';
 
 export interface TierStats {

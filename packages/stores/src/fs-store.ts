@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream, createWriteStream, type Stats } from 'node:fs';
+import { constants, createWriteStream, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, realpath, rename, rm, unlink } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { Readable } from 'node:stream';
@@ -124,8 +124,8 @@ export class FsStore implements ObjectStore {
         await handle.close();
         return { info, start: 0, end: -1, body: Readable.from([]) };
       }
-      const body = createReadStream('', { fd: handle.fd, start, end, autoClose: false, highWaterMark: 1 << 20 });
-      body.once('close', () => void handle.close().catch(() => {}));
+      // The stream owns the handle from here on and closes it when it ends or is destroyed.
+      const body = handle.createReadStream({ start, end, highWaterMark: 1 << 20 });
       return { info, start, end, body };
     } catch (err) {
       await handle.close();

@@ -1,5 +1,13 @@
 import { existsSync } from 'node:fs';
-import { type FerryConfig, InvalidConfigError, type Logger, loadConfig, ReadOnlyRegionError, type RegionConfig, regionConfig } from '@ferry/core';
+import {
+  type FerryConfig,
+  InvalidConfigError,
+  type Logger,
+  loadConfig,
+  ReadOnlyRegionError,
+  type RegionConfig,
+  regionConfig,
+} from '@ferry/core';
 import { connectRedis, Meta, pingRedis } from '@ferry/meta';
 import { createStore, type ObjectStore } from '@ferry/stores';
 import type { Redis } from 'ioredis';
@@ -76,7 +84,12 @@ export class Context {
       redis.disconnect();
       throw err;
     }
-    const meta = new Meta({ redis, volume: this.config.volume, logMaxLen: this.config.log.maxLen, logger: this.logger.child({ region: name }) });
+    const meta = new Meta({
+      redis,
+      volume: this.config.volume,
+      logMaxLen: this.config.log.maxLen,
+      logger: this.logger.child({ region: name }),
+    });
     return { name, isSource: name === this.config.source, config, store, redis, meta };
   }
 

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { demoCommand } from './commands/demo.js';
 import { catCommand, getCommand, positiveInt, putCommand } from './commands/files.js';
 import { lsCommand, mvCommand, rmCommand, statCommand } from './commands/namespace.js';
-import { demoCommand } from './commands/demo.js';
 import { Context } from './context.js';
 import { describeFailure, EXIT_USAGE } from './errors.js';
 import { createLogger } from './logger.js';
@@ -27,7 +27,9 @@ function regionOption(cmd: Command): Command {
 }
 
 function concurrencyOption(cmd: Command, fallback: number): Command {
-  return cmd.addOption(new Option('-j, --concurrency <n>', 'chunks in flight at once').default(fallback).argParser((v) => positiveInt(v, '--concurrency')));
+  return cmd.addOption(
+    new Option('-j, --concurrency <n>', 'chunks in flight at once').default(fallback).argParser((v) => positiveInt(v, '--concurrency')),
+  );
 }
 
 /**
@@ -62,7 +64,11 @@ export function buildProgram(): Command {
 
   common(regionOption(concurrencyOption(program.command('get <path> <local>'), 8)))
     .description('download a file or folder, sha256 verified, written under a temporary name and renamed')
-    .action(action((ctx, out, path: string, local: string, opts: { region?: string; concurrency: number }) => getCommand(ctx, out, path, local, opts)));
+    .action(
+      action((ctx, out, path: string, local: string, opts: { region?: string; concurrency: number }) =>
+        getCommand(ctx, out, path, local, opts),
+      ),
+    );
 
   common(regionOption(program.command('cat <path>')))
     .description('write a file to stdout')
@@ -70,7 +76,9 @@ export function buildProgram(): Command {
 
   common(regionOption(program.command('ls [path]').option('-R, --recursive', 'list everything below', false)))
     .description('list a directory')
-    .action(action((ctx, out, path: string | undefined, opts: { recursive: boolean; region?: string }) => lsCommand(ctx, out, path ?? '/', opts)));
+    .action(
+      action((ctx, out, path: string | undefined, opts: { recursive: boolean; region?: string }) => lsCommand(ctx, out, path ?? '/', opts)),
+    );
 
   common(regionOption(program.command('stat <path>')))
     .description('size, version, sha256, chunks and mtime of a file')

@@ -50,12 +50,21 @@ export async function writeSyntheticModel(dir: string, options: { shards: number
   const total = files.reduce((sum, f) => sum + f.size, 0);
   const index = JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2);
   const config = JSON.stringify(
-    { architectures: ['FerryDemoForCausalLM'], hidden_size: 64, num_hidden_layers: options.shards * 4, torch_dtype: 'float16', demo_id: createHash('sha256').update(index).digest('hex').slice(0, 8) },
+    {
+      architectures: ['FerryDemoForCausalLM'],
+      hidden_size: 64,
+      num_hidden_layers: options.shards * 4,
+      torch_dtype: 'float16',
+      demo_id: createHash('sha256').update(index).digest('hex').slice(0, 8),
+    },
     null,
     2,
   );
   await writeFile(join(dir, 'model.safetensors.index.json'), index);
   await writeFile(join(dir, 'config.json'), config);
-  files.push({ name: 'model.safetensors.index.json', size: Buffer.byteLength(index) }, { name: 'config.json', size: Buffer.byteLength(config) });
+  files.push(
+    { name: 'model.safetensors.index.json', size: Buffer.byteLength(index) },
+    { name: 'config.json', size: Buffer.byteLength(config) },
+  );
   return { dir, files, bytes: files.reduce((sum, f) => sum + f.size, 0) };
 }

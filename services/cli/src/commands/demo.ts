@@ -7,9 +7,9 @@ import { Context } from '../context.js';
 import { startRedis } from '../embedded-redis.js';
 import { createLogger } from '../logger.js';
 import type { Output } from '../output.js';
+import { writeSyntheticModel } from '../synthetic-model.js';
 import { getCommand, putCommand } from './files.js';
 import { lsCommand } from './namespace.js';
-import { writeSyntheticModel } from '../synthetic-model.js';
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -38,6 +38,8 @@ export async function demoCommand(out: Output, opts: { dir: string }): Promise<v
   });
   const ctx = new Context({ config, logger });
   try {
+    // The private redis-server starts empty each run, so the stores start empty too.
+    await rm(join(dir, 'stores'), { recursive: true, force: true });
     const model = await writeSyntheticModel(join(dir, 'model'), { shards: 4, shardBytes: 32 << 20 });
     say(`  model: ${model.files.length} files, ${formatBytes(model.bytes)} in ${model.dir}`);
 

@@ -1,18 +1,18 @@
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import { type Entry, formatBytes, InvalidArgumentError, normalizePath } from '@ferry/core';
 import type { Meta } from '@ferry/meta';
+import { readRange } from '@ferry/reader';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
+import { readerFor } from '../reading.js';
 import { destinationFor, getFile } from '../transfer/get-files.js';
 import { planPut } from '../transfer/local-files.js';
 import { putFiles } from '../transfer/put-files.js';
-import { readerFor } from '../reading.js';
-import { readRange } from '@ferry/reader';
-import { join } from 'node:path';
 
 export function positiveInt(value: string, name: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new InvalidArgumentError(`${name} must be a whole number from 1 to 1024, got "${value}"`);
+  if (!Number.isInteger(n) || n < 1 || n > 1024)
+    throw new InvalidArgumentError(`${name} must be a whole number from 1 to 1024, got "${value}"`);
   return n;
 }
 
@@ -39,7 +39,9 @@ export async function putCommand(ctx: Context, out: Output, local: string, targe
   const seconds = (Date.now() - started) / 1000;
   const { entries: _entries, ...figures } = summary;
   out.result({ event: 'summary', command: 'put', ...figures, seconds }, [
-    `put ${summary.files} file${summary.files === 1 ? '' : 's'} (${formatBytes(summary.bytes)}) to ${normalizePath(target)} at version ${summary.version}`,
+    summary.filesChanged === 0
+      ? `put ${summary.files} file${summary.files === 1 ? '' : 's'} (${formatBytes(summary.bytes)}) to ${normalizePath(target)}: all unchanged, nothing committed (version ${summary.version})`
+      : `put ${summary.files} file${summary.files === 1 ? '' : 's'} (${formatBytes(summary.bytes)}) to ${normalizePath(target)}: ${summary.filesChanged} committed at version ${summary.version}`,
     `chunks: ${summary.chunks} (${summary.chunksUploaded} uploaded, ${formatBytes(summary.bytesUploaded)}; ${summary.chunksPresent} already present) in ${seconds.toFixed(1)} s`,
   ]);
 }
@@ -60,7 +62,12 @@ export async function getCommand(
   const progress = out.progress('get', total);
   const started = Date.now();
   try {
-    if (single) await getFile(single, await destinationFor(local, basename(root)), { reader, prefetch: opts.concurrency, onBytes: (d) => progress.tick(d) });
+    if (single)
+      await getFile(single, await destinationFor(local, basename(root)), {
+        reader,
+        prefetch: opts.concurrency,
+        onBytes: (d) => progress.tick(d),
+      });
     else {
       const queue = [...entries];
       const workers = Math.min(queue.length, Math.max(1, Math.ceil(opts.concurrency / 4)));

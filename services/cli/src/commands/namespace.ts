@@ -21,7 +21,9 @@ export async function lsCommand(ctx: Context, out: Output, path: string, opts: {
         out.line(`${'DIR'.padStart(12)}  ${''.padEnd(24)}  ${item.path}/`);
       } else {
         out.event({ kind: 'file', ...entryJson(item.entry) });
-        out.line(`${formatBytes(item.entry.size).padStart(12)}  ${new Date(item.entry.mtime).toISOString().padEnd(24)}  ${item.entry.path}`);
+        out.line(
+          `${formatBytes(item.entry.size).padStart(12)}  ${new Date(item.entry.mtime).toISOString().padEnd(24)}  ${item.entry.path}`,
+        );
       }
     }
     cursor = page.cursor;

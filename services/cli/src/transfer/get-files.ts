@@ -34,13 +34,19 @@ export async function getFile(entry: Entry, dest: string, options: GetOptions): 
   try {
     const out = createWriteStream(tmp, { flags: 'wx' });
     out.on('error', () => {});
-    await pipeline(readRange(entry, (ref) => options.reader.fetch(ref), { prefetch: options.prefetch }), count, out).catch((err) => {
+    await pipeline(
+      readRange(entry, (ref) => options.reader.fetch(ref), { prefetch: options.prefetch }),
+      count,
+      out,
+    ).catch((err) => {
       if ((err as NodeJS.ErrnoException).syscall) throw localIoError(err, 'cannot write', dest);
       throw err;
     });
     const digest = hash.digest('hex');
     if (entry.sha256 !== undefined && digest !== entry.sha256) {
-      throw new CorruptError(`${entry.path}: whole-file sha256 mismatch (got ${digest.slice(0, 12)}…, expected ${entry.sha256.slice(0, 12)}…)`);
+      throw new CorruptError(
+        `${entry.path}: whole-file sha256 mismatch (got ${digest.slice(0, 12)}…, expected ${entry.sha256.slice(0, 12)}…)`,
+      );
     }
     await utimes(tmp, new Date(), new Date(entry.mtime));
     await rename(tmp, dest).catch((err) => {

@@ -22,7 +22,8 @@ export async function planPut(local: string, target: string): Promise<{ files: L
     throw localIoError(err, 'cannot read', local);
   });
   if (st.isFile()) return { files: [{ local, path: root, size: st.size, mtime: Math.floor(st.mtimeMs) }], isDir: false };
-  if (!st.isDirectory()) throw localIoError(Object.assign(new Error('not a regular file or directory'), { code: 'EINVAL' }), 'cannot read', local);
+  if (!st.isDirectory())
+    throw localIoError(Object.assign(new Error('not a regular file or directory'), { code: 'EINVAL' }), 'cannot read', local);
   const files: LocalFile[] = [];
   const seen = new Set<string>();
   async function walk(dir: string): Promise<void> {

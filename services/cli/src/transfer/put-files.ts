@@ -31,6 +31,8 @@ export interface PutOptions {
 
 export interface PutSummary {
   files: number;
+  /** Files committed (new or different content); the rest were already there as they are. */
+  filesChanged: number;
   bytes: number;
   chunks: number;
   chunksUploaded: number;
@@ -96,9 +98,32 @@ export async function putFiles(options: PutOptions): Promise<PutSummary> {
   await slots.drain();
   await Promise.allSettled(known.values());
   if (failures.length > 0) throw failures[0];
-  const committed = await meta.commit(entries);
-  options.logger.info({ files: summary.files, version: committed.version }, 'committed');
-  return { ...summary, version: committed.version, entries: committed.entries };
+  // Files whose content is already there as-is are left alone: no new version, no change record,
+  // nothing for mirrors to replay.
+  const current = await Promise.all(entries.map((e) => meta.tryStat(e.path)));
+  const changed = entries.filter((e, i) => !sameContent(e, current[i]));
+  const unchanged = current.filter((e): e is Entry => e !== undefined && !changed.some((c) => c.path === e.path));
+  if (changed.length === 0) {
+    const version =
+      unchanged
+        .map((e) => e.version)
+        .sort()
+        .at(-1) ?? '0-0';
+    return { ...summary, filesChanged: 0, version, entries: unchanged };
+  }
+  const committed = await meta.commit(changed);
+  options.logger.info({ files: changed.length, version: committed.version }, 'committed');
+  return { ...summary, filesChanged: changed.length, version: committed.version, entries: [...committed.entries, ...unchanged] };
+}
+
+function sameContent(next: NewEntry, current: Entry | undefined): boolean {
+  return (
+    current !== undefined &&
+    current.sha256 === next.sha256 &&
+    current.size === next.size &&
+    current.chunkSize === next.chunkSize &&
+    current.origin === undefined
+  );
 }
 
 /** Read a file chunk by chunk (one chunk buffer per free slot), hashing chunks and the whole file. */
