@@ -77,7 +77,8 @@ export class Output {
         stop: () => emit(true),
       };
     }
-    if (!this.#err.isTTY) return { tick: (d) => void (done += d), grow: (d) => void (all += d), stop: () => {} };
+    // Nothing to show: not a terminal and no --json.
+    if (!this.#err.isTTY) return { tick: () => {}, grow: () => {}, stop: () => {} };
     const bar = new cliProgress.SingleBar(
       {
         format: `${label} [{bar}] {percentage}% | {doneh} / {totalh} | {speed}`,
