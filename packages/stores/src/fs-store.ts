@@ -246,6 +246,7 @@ export class FsStore implements ObjectStore {
         continue;
       }
       if (!sortKey.startsWith(prefix)) continue;
+      if (after !== undefined && compareKeys(sortKey, after) <= 0) continue; // the cursor itself was on the last page
       let st: Stats;
       try {
         st = await lstat(join(root, ...sortKey.split('/')));
