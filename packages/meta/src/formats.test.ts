@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compareIds, idTime, parseStreamId } from './ids.js';
-import { queuePrefix, volumeKeys } from './keys.js';
+import { volumeKeys } from './keys.js';
 import { needsResync, parseXinfo } from './log.js';
 import { parseChangeRecord } from './record.js';
 
@@ -18,13 +18,15 @@ describe('keys', () => {
       'paths',
       'present',
       'refs',
+      'resyncInfo',
+      'resyncSeen',
       'seen',
       'unreferenced',
+      'watcherLease',
     ]);
-    expect(queuePrefix('models')).toBe('{ferry:models}');
     expect(() => volumeKeys('Models')).toThrow(/invalid volume "Models"/);
     expect(() => volumeKeys('a}b')).toThrow(/invalid volume/);
-    expect(() => queuePrefix('')).toThrow(/invalid volume/);
+    expect(() => volumeKeys('')).toThrow(/invalid volume/);
   });
 });
 

@@ -45,6 +45,12 @@ export interface VolumeKeys {
   readonly nodes: string;
   /** Sorted set: cache node id → last heartbeat ms. */
   readonly seen: string;
+  /** String: owner token of the replica whose watcher leads in this region (mirror side). */
+  readonly watcherLease: string;
+  /** Set: paths seen by the full resync in progress (mirror side). */
+  readonly resyncSeen: string;
+  /** Hash: facts about the last resync (when, snapshot id, counts) for status. */
+  readonly resyncInfo: string;
 }
 
 export function volumeKeys(volume: string): VolumeKeys {
@@ -60,14 +66,8 @@ export function volumeKeys(volume: string): VolumeKeys {
     present: `${base}:present`,
     nodes: `${base}:nodes`,
     seen: `${base}:seen`,
+    watcherLease: `${base}:watcher-lease`,
+    resyncSeen: `${base}:resync-seen`,
+    resyncInfo: `${base}:resync`,
   });
-}
-
-/**
- * BullMQ `prefix` for a volume's queues: `{ferry:<volume>}`. BullMQ keys are `<prefix>:<queue>:…`,
- * so the braces make every key of every queue of the volume share one cluster slot, as BullMQ's
- * own Lua scripts require.
- */
-export function queuePrefix(volume: string): string {
-  return `{ferry:${parseVolume(volume)}}`;
 }

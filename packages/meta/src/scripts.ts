@@ -16,6 +16,10 @@ const SCRIPTS = {
   rename: { file: 'rename.lua', keys: 3 },
   list: { file: 'list.lua', keys: 2 },
   ack: { file: 'ack.lua', keys: 1 },
+  apply: { file: 'apply.lua', keys: 5 },
+  snapshot: { file: 'snapshot.lua', keys: 5 },
+  prune: { file: 'prune.lua', keys: 6 },
+  lease: { file: 'lease.lua', keys: 1 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

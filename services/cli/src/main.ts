@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { demoCommand } from './commands/demo.js';
+import { replicatorCommand, retryFailedCommand, statusCommand } from './commands/replication.js';
 import { catCommand, getCommand, positiveInt, putCommand } from './commands/files.js';
 import { lsCommand, mvCommand, rmCommand, statCommand } from './commands/namespace.js';
 import { Context } from './context.js';
@@ -91,6 +92,24 @@ export function buildProgram(): Command {
   common(program.command('mv <from> <to>'))
     .description('rename a file or directory in one atomic step')
     .action(action((ctx, out, from: string, to: string) => mvCommand(ctx, out, from, to)));
+
+  const replicator = common(program.command('replicator'))
+    .description('run the replication daemon of a region (watcher, copy workers, control API)')
+    .requiredOption('-r, --region <name>', 'the region this daemon serves')
+    .option('--listen <host:port>', 'control API address (default: the region\'s api.listen)')
+    .action(
+      action((ctx, out, opts: { region: string; listen?: string }) =>
+        replicatorCommand(ctx, out, opts, createLogger({ name: 'ferry-replicator', level: process.env.FERRY_LOG_LEVEL ?? 'info', destination: 1 })),
+      ),
+    );
+  common(replicator.command('retry-failed'))
+    .description('queue the copy jobs that failed for good again')
+    .requiredOption('-r, --region <name>', 'the mirror region')
+    .action(action((ctx, out, opts: { region: string }) => retryFailedCommand(ctx, out, opts)));
+
+  common(regionOption(program.command('status [path]')))
+    .description('replication state per region: lag, missing chunks, queues, failures; for a path, how complete each region is')
+    .action(action((ctx, out, path: string | undefined, opts: { region?: string }) => statusCommand(ctx, out, path, opts)));
 
   program
     .command('demo')

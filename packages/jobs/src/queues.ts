@@ -1,0 +1,81 @@
+import { InvalidArgumentError } from '@ferry/core';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { CopyJob } from './payloads.js';
+
+/** Queue names; one set per volume and region (each region's queues live in its own Redis). */
+export const QUEUES = { copy: 'copy', warm: 'warm' } as const;
+
+const VOLUME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+/**
+ * BullMQ prefix for a volume: `{ferry:<volume>}`. BullMQ keys are `<prefix>:<queue>:…`, so the
+ * braces put every key of every queue of the volume in one cluster slot, as BullMQ's scripts need.
+ */
+export function queuePrefix(volume: string): string {
+  if (!VOLUME.test(volume)) throw new InvalidArgumentError(`invalid volume ${JSON.stringify(volume)}`);
+  return `{ferry:${volume}}`;
+}
+
+/** Priorities (1 is served first): a file's first chunk holds the safetensors header readers need first. */
+export const PRIORITY = { firstChunk: 1, chunk: 10, backfill: 5 } as const;
+
+export interface CopyRequest extends CopyJob {
+  /** True for the first chunk of a file. */
+  first: boolean;
+}
+
+export interface CopyQueueOptions {
+  connection: Redis;
+  volume: string;
+  attempts?: number;
+}
+
+/**
+ * Producer side of the copy queue. Jobs are keyed by chunk id, so asking twice for the same
+ * chunk (a replayed change, a reader's backfill) queues it once.
+ */
+export class CopyQueue {
+  readonly queue: Queue<CopyJob>;
+  readonly #attempts: number;
+
+  constructor(options: CopyQueueOptions) {
+    this.queue = new Queue<CopyJob>(QUEUES.copy, { connection: options.connection, prefix: queuePrefix(options.volume) });
+    this.#attempts = options.attempts ?? 8;
+  }
+
+  async enqueue(requests: CopyRequest[]): Promise<void> {
+    if (requests.length === 0) return;
+    const seen = new Set<string>();
+    const jobs = [];
+    for (const { first, ...data } of requests) {
+      if (seen.has(data.chunk)) continue;
+      seen.add(data.chunk);
+      jobs.push({
+        name: 'copy',
+        data,
+        opts: {
+          jobId: data.chunk,
+          priority: first ? PRIORITY.firstChunk : PRIORITY.chunk,
+          attempts: this.#attempts,
+          backoff: { type: 'exponential', delay: 500 },
+          // Completed jobs are forgotten (the present set is the record); failures stay visible.
+          removeOnComplete: true,
+          removeOnFail: false,
+        },
+      });
+    }
+    for (let i = 0; i < jobs.length; i += 1000) await this.queue.addBulk(jobs.slice(i, i + 1000));
+  }
+
+  /** Put permanently failed jobs back in line; returns how many. */
+  async retryFailed(): Promise<number> {
+    const failed = await this.queue.getFailedCount();
+    if (failed > 0) await this.queue.retryJobs({ state: 'failed', count: 1000 });
+    return failed;
+  }
+
+  close(): Promise<void> {
+    return this.queue.close();
+  }
+}

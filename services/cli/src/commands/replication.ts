@@ -1,0 +1,92 @@
+import { type ChunkId, formatBytes, type Logger, normalizePath, regionConfig } from '@ferry/core';
+import { CopyQueue } from '@ferry/jobs';
+import { MirrorMeta } from '@ferry/meta';
+import { presence, type RegionStatus, Replicator, regionStatus } from '@ferry/replicator';
+import type { Context, Region } from '../context.js';
+import type { Output } from '../output.js';
+
+/** Run the daemon until SIGTERM/SIGINT; a second signal exits at once. */
+export async function replicatorCommand(ctx: Context, out: Output, opts: { region: string; listen?: string }, logger: Logger): Promise<void> {
+  regionConfig(ctx.config, opts.region);
+  const replicator = new Replicator({ config: ctx.config, region: opts.region, logger, ...(opts.listen ? { listen: opts.listen } : {}) });
+  await replicator.start();
+  out.event({ event: 'started', region: opts.region, api: replicator.address ?? null });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'signal received');
+      process.once(signal, () => process.exit(130));
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await replicator.stop();
+}
+
+function mirrorParts(ctx: Context, region: Region) {
+  return {
+    mirror: new MirrorMeta({ redis: region.redis, volume: ctx.config.volume }),
+    copies: new CopyQueue({ connection: region.redis, volume: ctx.config.volume }),
+  };
+}
+
+export async function retryFailedCommand(ctx: Context, out: Output, opts: { region: string }): Promise<void> {
+  const region = await ctx.region(opts.region);
+  if (region.isSource) throw new Error(`region "${region.name}" is the source; it has no copy queue`);
+  const { copies } = mirrorParts(ctx, region);
+  try {
+    const retried = await copies.retryFailed();
+    out.result({ event: 'summary', command: 'retry-failed', region: region.name, retried }, [`${retried} failed copy job${retried === 1 ? '' : 's'} queued again in ${region.name}`]);
+  } finally {
+    await copies.close();
+  }
+}
+
+function humanStatus(s: RegionStatus): string[] {
+  if (s.role === 'source') return [`${s.region} (source)`];
+  const lag = s.lag ? `${s.lag.records}${s.lag.capped ? '+' : ''} records, ${s.lag.seconds.toFixed(1)} s` : 'unknown';
+  const chunks = s.chunks ? `${s.chunks.present}/${s.chunks.referenced} present, ${s.chunks.missing} missing (${formatBytes(s.queue?.missingBytes ?? 0)} queued)` : '';
+  const queue = s.queue ? Object.entries(s.queue).filter(([k]) => k !== 'missingBytes').map(([k, v]) => `${k} ${v}`).join(', ') : '';
+  const lines = [`${s.region} (mirror)`, `  lag:      ${lag}`, `  chunks:   ${chunks}`, `  queue:    ${queue}`];
+  for (const f of s.failures ?? []) lines.push(`  failed:   ${f.chunk} after ${f.attempts} attempts: ${f.error}`);
+  if (s.resync?.state) lines.push(`  resync:   ${s.resync.state} (snapshot ${s.resync.snapshot ?? '?'})`);
+  return lines;
+}
+
+/** Per region: lag, missing chunks, queues, failures; with a path, the percent of its chunks each region holds. */
+export async function statusCommand(ctx: Context, out: Output, path: string | undefined, opts: { region?: string }): Promise<void> {
+  const names = opts.region ? [opts.region] : Object.keys(ctx.config.regions);
+  const source = await ctx.source();
+  const target = path === undefined ? undefined : normalizePath(path);
+  const chunkIds = target === undefined ? [] : await chunksUnder(source, target);
+  for (const name of names) {
+    const region = await ctx.region(name);
+    const parts = region.isSource ? undefined : mirrorParts(ctx, region);
+    try {
+      if (target !== undefined) {
+        const p = await presence(parts?.mirror, chunkIds);
+        const state = p.percent === 100 ? 'complete' : `${p.percent}%`;
+        out.result({ region: name, path: target, ...p, complete: p.percent === 100 }, [`${name}: ${target} ${state} (${p.present}/${p.chunks} chunks)`]);
+        continue;
+      }
+      const status = await regionStatus(
+        { region: name, source: source.meta, redis: region.redis, ...(parts ? { mirror: parts.mirror, copies: parts.copies } : {}) },
+        source.redis,
+      );
+      out.result({ ...status }, humanStatus(status));
+    } finally {
+      await parts?.copies.close();
+    }
+  }
+}
+
+async function chunksUnder(source: Region, path: string): Promise<ChunkId[]> {
+  const ids: ChunkId[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await source.meta.list(path, { recursive: true, limit: 1000, ...(cursor ? { cursor } : {}) });
+    for (const item of page.items) if (item.kind === 'file') ids.push(...item.entry.chunks.map((c) => c.id));
+    cursor = page.cursor;
+  } while (cursor);
+  return ids;
+}

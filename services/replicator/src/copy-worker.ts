@@ -1,0 +1,93 @@
+import type { Readable } from 'node:stream';
+import {
+  type ChunkId,
+  CorruptError,
+  chunkDigest,
+  chunkKey,
+  isNativeChunkId,
+  type Logger,
+  NotFoundError,
+  VerifyingStream,
+} from '@ferry/core';
+import { type CopyJob, parseCopyJob } from '@ferry/jobs';
+import type { ObjectStore } from '@ferry/stores';
+import type { Metrics } from './metrics.js';
+import type { Throttle } from './throttle.js';
+
+/** What the copy worker needs to know and record about the region's chunks. */
+export interface ChunkPresence {
+  isPresent(id: ChunkId): Promise<boolean>;
+  markPresent(id: ChunkId): Promise<void>;
+  /** Whether any entry in this region still references the chunk. */
+  isReferenced(id: ChunkId): Promise<boolean>;
+}
+
+export interface CopyProcessorOptions {
+  region: string;
+  /** The source region's store (native chunks). */
+  source: ObjectStore;
+  /** This region's store. */
+  target: ObjectStore;
+  /** Opens the origin store of an external chunk (imported objects). */
+  originStore?: (url: string) => ObjectStore;
+  presence: ChunkPresence;
+  throttle?: Throttle;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export type CopyOutcome = 'copied' | 'present' | 'unreferenced';
+
+/**
+ * Copy one chunk into the region store: streamed from the source (or the origin object of an
+ * external chunk), verified on the way (sha256 for native ids, length for external ones) and
+ * stored only if the bytes are right — the verifying stream fails the put before it commits.
+ * Idempotent: a chunk already present is not copied again.
+ */
+export function createCopyProcessor(options: CopyProcessorOptions): (data: unknown) => Promise<CopyOutcome> {
+  const { region, source, target, presence, metrics, logger } = options;
+  return async (data) => {
+    const job = parseCopyJob(data);
+    if (await presence.isPresent(job.chunk)) return 'present';
+    let body: Readable;
+    try {
+      body = await openSource(job, source, options.originStore);
+    } catch (err) {
+      // A chunk no entry needs any more (deleted at the source, then collected) is not a failure.
+      if (err instanceof NotFoundError && !(await presence.isReferenced(job.chunk))) return 'unreferenced';
+      throw err;
+    }
+    const verify = new VerifyingStream({
+      ...(isNativeChunkId(job.chunk) ? { sha256: chunkDigest(job.chunk) } : {}),
+      length: job.size,
+      what: `chunk ${job.chunk} from ${job.origin ? job.origin.store : 'the source'}`,
+    });
+    const throttled = options.throttle ? body.pipe(options.throttle.stream()) : body;
+    if (throttled !== body) body.on('error', (err) => throttled.destroy(err));
+    throttled.on('error', (err) => verify.destroy(err));
+    try {
+      await target.put(chunkKey(job.chunk), { stream: throttled.pipe(verify), length: job.size });
+    } catch (err) {
+      body.destroy();
+      if (err instanceof CorruptError) {
+        metrics.corruptChunks.inc({ region });
+        logger.error({ err, chunk: job.chunk }, 'refused a corrupt chunk; it was not stored');
+      }
+      throw err;
+    }
+    await presence.markPresent(job.chunk);
+    metrics.chunksCopied.inc({ region });
+    metrics.bytesCopied.inc({ region }, job.size);
+    return 'copied';
+  };
+}
+
+async function openSource(job: CopyJob, source: ObjectStore, originStore?: (url: string) => ObjectStore): Promise<Readable> {
+  if (!job.origin) return (await source.get(chunkKey(job.chunk))).body;
+  if (!originStore) throw new NotFoundError(`chunk ${job.chunk}: no way to open origin ${job.origin.store}`);
+  const { body } = await originStore(job.origin.store).get(job.origin.key, {
+    range: { start: job.origin.offset, end: job.origin.offset + job.size - 1 },
+    ifMatch: job.origin.etag,
+  });
+  return body;
+}

@@ -1,0 +1,168 @@
+import { type FerryConfig, InvalidConfigError, type Logger, regionConfig } from '@ferry/core';
+import { CopyQueue, QUEUES, queuePrefix } from '@ferry/jobs';
+import { connectRedis, Lease, Meta, MirrorMeta, pingRedis } from '@ferry/meta';
+import { createStore, type ObjectStore } from '@ferry/stores';
+import { Worker } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { buildApi, listenApi } from './api.js';
+import { createCopyProcessor } from './copy-worker.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { type RegionStatus, regionStatus } from './status.js';
+import { Throttle } from './throttle.js';
+import { Watcher } from './watcher.js';
+
+export interface ReplicatorOptions {
+  config: FerryConfig;
+  region: string;
+  logger: Logger;
+  /** Control API address (default: the region's `api.listen`); false for none. */
+  listen?: string | false;
+  /** Stores to use instead of those the config names (tests inject fault decorators here). */
+  stores?: { source?: ObjectStore; target?: ObjectStore };
+  /** Watcher tuning (tests shorten the lease). */
+  watcher?: { leaseTtlMs?: number; blockMs?: number; batch?: number };
+}
+
+/**
+ * The per-region daemon: in a mirror, the watcher (one leader per region) and copy workers (every
+ * replica); in the source region, the control API only, for now. Start with `start()`, stop with
+ * `stop()` (in-flight copies finish; a waiting read is cut short).
+ */
+export class Replicator {
+  readonly metrics: Metrics = createMetrics();
+  readonly region: string;
+  readonly isSource: boolean;
+  readonly #o: ReplicatorOptions;
+  readonly #log: Logger;
+  readonly #sourceRedis: Redis;
+  readonly #redis: Redis;
+  readonly #source: Meta;
+  readonly #mirror: MirrorMeta | undefined;
+  readonly #copies: CopyQueue | undefined;
+  #watcher: Watcher | undefined;
+  #worker: Worker | undefined;
+  #api: FastifyInstance | undefined;
+  #stores: ObjectStore[] = [];
+  address: string | undefined;
+
+  constructor(options: ReplicatorOptions) {
+    const { config, region } = options;
+    const own = regionConfig(config, region);
+    const source = regionConfig(config, config.source);
+    this.#o = options;
+    this.region = region;
+    this.isSource = region === config.source;
+    this.#log = options.logger.child({ region, volume: config.volume });
+    // Daemon connections wait through a Redis restart instead of failing each command.
+    this.#sourceRedis = connectRedis(source.redis, { name: `ferry-replicator-${region}-source`, maxRetriesPerRequest: null });
+    this.#redis = this.isSource ? this.#sourceRedis : connectRedis(own.redis, { name: `ferry-replicator-${region}`, maxRetriesPerRequest: null });
+    this.#source = new Meta({ redis: this.#sourceRedis, volume: config.volume, logMaxLen: config.log.maxLen, logger: this.#log });
+    if (!this.isSource) {
+      this.#mirror = new MirrorMeta({ redis: this.#redis, volume: config.volume });
+      this.#copies = new CopyQueue({ connection: this.#redis, volume: config.volume, attempts: own.copy?.attempts ?? 8 });
+    }
+  }
+
+  async start(): Promise<void> {
+    const { config, region } = this.#o;
+    const own = regionConfig(config, region);
+    await pingRedis(this.#sourceRedis, regionConfig(config, config.source).redis);
+    if (!this.isSource) await pingRedis(this.#redis, own.redis);
+    if (this.#mirror && this.#copies) {
+      const source = this.#o.stores?.source ?? createStore(regionConfig(config, config.source).store);
+      const target = this.#o.stores?.target ?? createStore(own.store);
+      this.#stores.push(source, target);
+      const origins = new Map<string, ObjectStore>();
+      const processor = createCopyProcessor({
+        region,
+        source,
+        target,
+        originStore: (url) => {
+          let store = origins.get(url);
+          if (!store) {
+            store = createStore(url);
+            origins.set(url, store);
+            this.#stores.push(store);
+          }
+          return store;
+        },
+        presence: this.#mirror,
+        ...(own.copy?.bytesPerSecond ? { throttle: new Throttle(own.copy.bytesPerSecond) } : {}),
+        metrics: this.metrics,
+        logger: this.#log.child({ component: 'copy' }),
+      });
+      this.#worker = new Worker(QUEUES.copy, (job) => processor(job.data), {
+        connection: this.#redis.duplicate({ maxRetriesPerRequest: null }),
+        prefix: queuePrefix(config.volume),
+        concurrency: own.copy?.concurrency ?? 8,
+        autorun: true,
+      });
+      this.#worker.on('failed', (job, err) => {
+        this.metrics.copyFailures.inc({ region });
+        const final = job && job.attemptsMade >= (job.opts.attempts ?? 1);
+        this.#log[final ? 'error' : 'warn']({ err, chunk: job?.id, attempt: job?.attemptsMade }, final ? 'copy failed for good' : 'copy failed; will retry');
+      });
+      this.#worker.on('error', (err) => this.#log.warn({ err }, 'copy worker error'));
+      this.#watcher = new Watcher({
+        region,
+        source: this.#source,
+        mirror: this.#mirror,
+        lease: new Lease({ redis: this.#redis, key: this.#mirror.keys.watcherLease, ttlMs: this.#o.watcher?.leaseTtlMs ?? 5000 }),
+        copies: this.#copies,
+        metrics: this.metrics,
+        logger: this.#log.child({ component: 'watcher' }),
+        ...this.#o.watcher,
+      });
+      this.#watcher.start();
+    }
+    const listen = this.#o.listen ?? own.api?.listen;
+    if (listen) {
+      if (!own.api?.open && !own.api?.token) {
+        throw new InvalidConfigError(`regions.${region}.api: set a token (or open: true) to serve the control API on ${listen}`);
+      }
+      this.#api = buildApi({
+        open: own.api?.open ?? false,
+        ...(own.api?.token ? { token: own.api.token } : {}),
+        registry: this.metrics.registry,
+        status: () => this.status(),
+        health: async () => this.health(),
+      });
+      this.address = await listenApi(this.#api, listen);
+    }
+    this.#log.info({ role: this.isSource ? 'source' : 'mirror', api: this.address }, 'replicator started');
+  }
+
+  async health(): Promise<{ ok: boolean; detail: Record<string, unknown> }> {
+    const detail: Record<string, unknown> = { redis: this.#redis.status, sourceRedis: this.#sourceRedis.status };
+    if (this.#watcher) Object.assign(detail, { leader: this.#watcher.isLeader, lastError: this.#watcher.lastError ?? null });
+    return { ok: this.#redis.status === 'ready' && this.#sourceRedis.status === 'ready', detail };
+  }
+
+  async status(): Promise<RegionStatus & { leader?: boolean }> {
+    const status = await regionStatus(
+      { region: this.region, source: this.#source, redis: this.#redis, ...(this.#mirror ? { mirror: this.#mirror } : {}), ...(this.#copies ? { copies: this.#copies } : {}) },
+      this.#sourceRedis,
+    );
+    if (status.lag) {
+      this.metrics.lagRecords.set({ region: this.region }, status.lag.records);
+      this.metrics.lagSeconds.set({ region: this.region }, status.lag.seconds);
+    }
+    for (const [state, n] of Object.entries(status.queue ?? {})) if (state !== 'missingBytes') this.metrics.queueDepth.set({ region: this.region, state }, n);
+    return this.#watcher ? { ...status, leader: this.#watcher.isLeader } : status;
+  }
+
+  /** Graceful stop: no new reads or jobs; in-flight copies finish; connections close. */
+  async stop(): Promise<void> {
+    this.#log.info('stopping');
+    await this.#api?.close();
+    await this.#watcher?.stop();
+    await this.#worker?.close();
+    await this.#copies?.close();
+    await this.#source.close();
+    await Promise.allSettled(this.#stores.map((s) => s.close?.()));
+    this.#redis.disconnect();
+    if (this.#sourceRedis !== this.#redis) this.#sourceRedis.disconnect();
+    this.#log.info('stopped');
+  }
+}

@@ -1,0 +1,74 @@
+import type { Redis } from 'ioredis';
+import { type ChunkId, isChunkId } from '@ferry/core';
+import type { CopyQueue } from '@ferry/jobs';
+import { idTime, type Meta, type MirrorMeta } from '@ferry/meta';
+
+/** Lag counts stop here: beyond it the exact number matters less than the cost of counting. */
+const LAG_COUNT_CAP = 100_000;
+
+export interface RegionStatus {
+  region: string;
+  role: 'source' | 'mirror';
+  cursor?: string;
+  lag?: { records: number; capped: boolean; seconds: number };
+  chunks?: { referenced: number; present: number; missing: number };
+  queue?: Record<string, number> & { missingBytes: number };
+  failures?: Array<{ chunk: string; error: string; attempts: number }>;
+  resync?: Record<string, string>;
+}
+
+export interface StatusSources {
+  region: string;
+  source: Meta;
+  /** The region's own Redis (the source's for the source region). */
+  redis: Redis;
+  mirror?: MirrorMeta;
+  copies?: CopyQueue;
+}
+
+/** How far behind a mirror's cursor is: records after it (capped) and the age of the oldest. */
+export async function lagOf(source: Meta, redis: Redis, cursor: string | undefined) {
+  const from = cursor ? `(${cursor}` : '-';
+  const ids = (await redis.xrange(source.keys.log, from, '+', 'COUNT', LAG_COUNT_CAP)).map(([id]) => id);
+  const first = ids[0];
+  return { records: ids.length, capped: ids.length === LAG_COUNT_CAP, seconds: first ? Math.max(0, (Date.now() - idTime(first)) / 1000) : 0 };
+}
+
+/** A region's replication state, read from Redis (no daemon needed). */
+export async function regionStatus(s: StatusSources, sourceRedis: Redis): Promise<RegionStatus> {
+  if (!s.mirror) return { region: s.region, role: 'source' };
+  const cursor = await s.mirror.cursor();
+  const [lag, chunks] = await Promise.all([lagOf(s.source, sourceRedis, cursor), chunkCounts(s.mirror)]);
+  const status: RegionStatus = { region: s.region, role: 'mirror', lag, chunks, resync: await s.redis.hgetall(s.mirror.keys.resyncInfo) };
+  if (cursor) status.cursor = cursor;
+  if (s.copies) {
+    const counts = await s.copies.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed');
+    const pending = await s.copies.queue.getJobs(['waiting', 'prioritized', 'active', 'delayed', 'failed'], 0, 9_999);
+    const missingBytes = pending.reduce((sum, job) => sum + (Number(job?.data?.size) || 0), 0);
+    status.queue = { ...counts, missingBytes };
+    const failed = await s.copies.queue.getFailed(0, 19);
+    status.failures = failed.map((job) => ({ chunk: String(job.id), error: job.failedReason ?? '', attempts: job.attemptsMade }));
+  }
+  return status;
+}
+
+async function chunkCounts(mirror: MirrorMeta) {
+  let referenced = 0;
+  let missing = 0;
+  for await (const ids of mirror.referencedChunks()) {
+    const valid = ids.filter(isChunkId) as ChunkId[];
+    referenced += valid.length;
+    missing += (await mirror.missing(valid)).length;
+  }
+  return { referenced, present: referenced - missing, missing };
+}
+
+/** Percent of a file's (or folder's) chunks this region's store holds. */
+export async function presence(mirror: MirrorMeta | undefined, chunkIds: ChunkId[]): Promise<{ chunks: number; present: number; percent: number }> {
+  const unique = [...new Set(chunkIds)];
+  if (!mirror || unique.length === 0) return { chunks: unique.length, present: unique.length, percent: 100 };
+  const missing = (await mirror.missing(unique)).length;
+  const present = unique.length - missing;
+  return { chunks: unique.length, present, percent: Math.floor((present / unique.length) * 1000) / 10 };
+}
+
