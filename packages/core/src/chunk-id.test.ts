@@ -8,10 +8,19 @@ describe('chunk ids', () => {
   it('accepts exactly sha256-/ext- followed by 64 lowercase hex', () => {
     expect(isChunkId(`sha256-${hex}`)).toBe(true);
     expect(isChunkId(`ext-${hex}`)).toBe(true);
-    for (const bad of [`sha256-${hex.toUpperCase()}`, `sha256-${hex}0`, `md5-${hex}`, `sha256-../../${hex.slice(6)}`, `sha256-${hex}\n`, 42]) {
+    for (const bad of [
+      `sha256-${hex.toUpperCase()}`,
+      `sha256-${hex}0`,
+      `md5-${hex}`,
+      `sha256-../../${hex.slice(6)}`,
+      `sha256-${hex}\n`,
+      42,
+    ]) {
       expect(isChunkId(bad)).toBe(false);
     }
-    expect(() => parseChunkId('sha256-../../etc/passwd')).toThrow('invalid chunk id "sha256-../../etc/passwd": expected sha256-<64 hex> or ext-<64 hex>');
+    expect(() => parseChunkId('sha256-../../etc/passwd')).toThrow(
+      'invalid chunk id "sha256-../../etc/passwd": expected sha256-<64 hex> or ext-<64 hex>',
+    );
   });
 
   it('maps an id to its fan-out key', () => {

@@ -40,7 +40,10 @@ describe('config', () => {
     [good.replace('source: src', 'source: us'), 'invalid config ferry.yaml: source: "us" is not one of the regions (src, eu)'],
     [good.replace('8MiB', '8 parsecs'), 'invalid config ferry.yaml: chunkSize: invalid size "8 parsecs"'],
     [good.replace('"file:///var/lib/ferry/src"', '"ftp://x"'), 'invalid config ferry.yaml: regions.src.store: expected a store URL'],
-    [good.replace('chunkSize: 8MiB', 'chunkSize: 8MiB\nchunksize: 4MiB'), 'invalid config ferry.yaml: (root): Unrecognized key: "chunksize"'],
+    [
+      good.replace('chunkSize: 8MiB', 'chunkSize: 8MiB\nchunksize: 4MiB'),
+      'invalid config ferry.yaml: (root): Unrecognized key: "chunksize"',
+    ],
     ['volume: [', 'invalid config ferry.yaml: not valid YAML'],
     ['- a\n- b', 'invalid config ferry.yaml: expected a mapping'],
   ])('names the field and the problem in one line (%#)', (text, message) => {

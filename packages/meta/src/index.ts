@@ -10,6 +10,7 @@ export {
 } from './entry.js';
 export { compareIds, idTime, isStreamId, NO_VERSION, parseStreamId, STREAM_ID_PATTERN } from './ids.js';
 export { parseRegion, parseVolume, REGION_PATTERN, VOLUME_PATTERN, type VolumeKeys, volumeKeys } from './keys.js';
+export { Lease } from './lease.js';
 export { DEFAULT_LIST_LIMIT, type ListItem, type ListOptions, type ListPage, MAX_LIST_LIMIT } from './list.js';
 export { type LogBounds, needsResync } from './log.js';
 export {
@@ -22,8 +23,7 @@ export {
   type RenameResult,
   type ScanPage,
 } from './meta.js';
+export { type ApplyResult, MirrorMeta } from './mirror.js';
 export { type ChangeOp, type ChangeRecord, parseChangeRecord, type RawStreamRecord } from './record.js';
 export { type ConnectRedisOptions, connectRedis, describeRedis, pingRedis, translateRedisError } from './redis.js';
 export { type ScriptName, scriptSource } from './scripts.js';
-export { Lease } from './lease.js';
-export { type ApplyResult, MirrorMeta } from './mirror.js';

@@ -57,7 +57,9 @@ export class MirrorMeta {
             ...record.del,
             ...record.put.flatMap((e) => [e.path, entryRest(e), chunkIdList(e)]),
           ];
-          return runScript(this.#redis, 'apply', [entries, paths, refs, unreferenced, cursor], args) as Promise<[string, string, number?, number?]>;
+          return runScript(this.#redis, 'apply', [entries, paths, refs, unreferenced, cursor], args) as Promise<
+            [string, string, number?, number?]
+          >;
         }),
       ),
     );
@@ -102,7 +104,9 @@ export class MirrorMeta {
       const page = await this.#call(() => this.#redis.zrangebylex(paths, from, '+', 'LIMIT', 0, pageSize));
       const last = page.length < pageSize;
       const args = [snapshotId, last ? '1' : '0', ...page];
-      removed += Number(await this.#call(() => runScript(this.#redis, 'prune', [entries, paths, refs, unreferenced, resyncSeen, cursor], args)));
+      removed += Number(
+        await this.#call(() => runScript(this.#redis, 'prune', [entries, paths, refs, unreferenced, resyncSeen, cursor], args)),
+      );
       if (last) break;
       from = `(${page.at(-1)}`;
     }

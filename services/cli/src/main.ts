@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { demoCommand } from './commands/demo.js';
-import { replicatorCommand, retryFailedCommand, statusCommand } from './commands/replication.js';
 import { catCommand, getCommand, positiveInt, putCommand } from './commands/files.js';
 import { lsCommand, mvCommand, rmCommand, statCommand } from './commands/namespace.js';
+import { replicatorCommand, retryFailedCommand, statusCommand } from './commands/replication.js';
 import { Context } from './context.js';
 import { describeFailure, EXIT_USAGE } from './errors.js';
 import { createLogger } from './logger.js';
@@ -96,10 +96,15 @@ export function buildProgram(): Command {
   const replicator = common(program.command('replicator'))
     .description('run the replication daemon of a region (watcher, copy workers, control API)')
     .requiredOption('-r, --region <name>', 'the region this daemon serves')
-    .option('--listen <host:port>', 'control API address (default: the region\'s api.listen)')
+    .option('--listen <host:port>', "control API address (default: the region's api.listen)")
     .action(
       action((ctx, out, opts: { region: string; listen?: string }) =>
-        replicatorCommand(ctx, out, opts, createLogger({ name: 'ferry-replicator', level: process.env.FERRY_LOG_LEVEL ?? 'info', destination: 1 })),
+        replicatorCommand(
+          ctx,
+          out,
+          opts,
+          createLogger({ name: 'ferry-replicator', level: process.env.FERRY_LOG_LEVEL ?? 'info', destination: 1 }),
+        ),
       ),
     );
   common(replicator.command('retry-failed'))

@@ -42,6 +42,8 @@ export class Replicator {
   readonly #copies: CopyQueue | undefined;
   #watcher: Watcher | undefined;
   #worker: Worker | undefined;
+  /** BullMQ does not close connections it is given, so the daemon keeps and closes this one. */
+  #workerRedis: Redis | undefined;
   #api: FastifyInstance | undefined;
   #stores: ObjectStore[] = [];
   address: string | undefined;
@@ -56,7 +58,9 @@ export class Replicator {
     this.#log = options.logger.child({ region, volume: config.volume });
     // Daemon connections wait through a Redis restart instead of failing each command.
     this.#sourceRedis = connectRedis(source.redis, { name: `ferry-replicator-${region}-source`, maxRetriesPerRequest: null });
-    this.#redis = this.isSource ? this.#sourceRedis : connectRedis(own.redis, { name: `ferry-replicator-${region}`, maxRetriesPerRequest: null });
+    this.#redis = this.isSource
+      ? this.#sourceRedis
+      : connectRedis(own.redis, { name: `ferry-replicator-${region}`, maxRetriesPerRequest: null });
     this.#source = new Meta({ redis: this.#sourceRedis, volume: config.volume, logMaxLen: config.log.maxLen, logger: this.#log });
     if (!this.isSource) {
       this.#mirror = new MirrorMeta({ redis: this.#redis, volume: config.volume });
@@ -92,8 +96,9 @@ export class Replicator {
         metrics: this.metrics,
         logger: this.#log.child({ component: 'copy' }),
       });
+      this.#workerRedis = this.#redis.duplicate({ maxRetriesPerRequest: null });
       this.#worker = new Worker(QUEUES.copy, (job) => processor(job.data), {
-        connection: this.#redis.duplicate({ maxRetriesPerRequest: null }),
+        connection: this.#workerRedis,
         prefix: queuePrefix(config.volume),
         concurrency: own.copy?.concurrency ?? 8,
         autorun: true,
@@ -101,7 +106,10 @@ export class Replicator {
       this.#worker.on('failed', (job, err) => {
         this.metrics.copyFailures.inc({ region });
         const final = job && job.attemptsMade >= (job.opts.attempts ?? 1);
-        this.#log[final ? 'error' : 'warn']({ err, chunk: job?.id, attempt: job?.attemptsMade }, final ? 'copy failed for good' : 'copy failed; will retry');
+        this.#log[final ? 'error' : 'warn'](
+          { err, chunk: job?.id, attempt: job?.attemptsMade },
+          final ? 'copy failed for good' : 'copy failed; will retry',
+        );
       });
       this.#worker.on('error', (err) => this.#log.warn({ err }, 'copy worker error'));
       this.#watcher = new Watcher({
@@ -141,14 +149,21 @@ export class Replicator {
 
   async status(): Promise<RegionStatus & { leader?: boolean }> {
     const status = await regionStatus(
-      { region: this.region, source: this.#source, redis: this.#redis, ...(this.#mirror ? { mirror: this.#mirror } : {}), ...(this.#copies ? { copies: this.#copies } : {}) },
+      {
+        region: this.region,
+        source: this.#source,
+        redis: this.#redis,
+        ...(this.#mirror ? { mirror: this.#mirror } : {}),
+        ...(this.#copies ? { copies: this.#copies } : {}),
+      },
       this.#sourceRedis,
     );
     if (status.lag) {
       this.metrics.lagRecords.set({ region: this.region }, status.lag.records);
       this.metrics.lagSeconds.set({ region: this.region }, status.lag.seconds);
     }
-    for (const [state, n] of Object.entries(status.queue ?? {})) if (state !== 'missingBytes') this.metrics.queueDepth.set({ region: this.region, state }, n);
+    for (const [state, n] of Object.entries(status.queue ?? {}))
+      if (state !== 'missingBytes') this.metrics.queueDepth.set({ region: this.region, state }, n);
     return this.#watcher ? { ...status, leader: this.#watcher.isLeader } : status;
   }
 
@@ -158,6 +173,7 @@ export class Replicator {
     await this.#api?.close();
     await this.#watcher?.stop();
     await this.#worker?.close();
+    this.#workerRedis?.disconnect();
     await this.#copies?.close();
     await this.#source.close();
     await Promise.allSettled(this.#stores.map((s) => s.close?.()));

@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis';
 import { type ChunkId, isChunkId } from '@ferry/core';
 import type { CopyQueue } from '@ferry/jobs';
 import { idTime, type Meta, type MirrorMeta } from '@ferry/meta';
+import type { Redis } from 'ioredis';
 
 /** Lag counts stop here: beyond it the exact number matters less than the cost of counting. */
 const LAG_COUNT_CAP = 100_000;
@@ -31,7 +31,11 @@ export async function lagOf(source: Meta, redis: Redis, cursor: string | undefin
   const from = cursor ? `(${cursor}` : '-';
   const ids = (await redis.xrange(source.keys.log, from, '+', 'COUNT', LAG_COUNT_CAP)).map(([id]) => id);
   const first = ids[0];
-  return { records: ids.length, capped: ids.length === LAG_COUNT_CAP, seconds: first ? Math.max(0, (Date.now() - idTime(first)) / 1000) : 0 };
+  return {
+    records: ids.length,
+    capped: ids.length === LAG_COUNT_CAP,
+    seconds: first ? Math.max(0, (Date.now() - idTime(first)) / 1000) : 0,
+  };
 }
 
 /** A region's replication state, read from Redis (no daemon needed). */
@@ -64,11 +68,13 @@ async function chunkCounts(mirror: MirrorMeta) {
 }
 
 /** Percent of a file's (or folder's) chunks this region's store holds. */
-export async function presence(mirror: MirrorMeta | undefined, chunkIds: ChunkId[]): Promise<{ chunks: number; present: number; percent: number }> {
+export async function presence(
+  mirror: MirrorMeta | undefined,
+  chunkIds: ChunkId[],
+): Promise<{ chunks: number; present: number; percent: number }> {
   const unique = [...new Set(chunkIds)];
   if (!mirror || unique.length === 0) return { chunks: unique.length, present: unique.length, percent: 100 };
   const missing = (await mirror.missing(unique)).length;
   const present = unique.length - missing;
   return { chunks: unique.length, present, percent: Math.floor((present / unique.length) * 1000) / 10 };
 }
-

@@ -32,7 +32,10 @@ export function copyRequests(entries: Entry[]): CopyRequest[] {
       const known = requests.get(ref.id);
       if (known) known.first ||= index === 0;
       else {
-        const origin = entry.origin && ref.id.startsWith('ext-') ? { store: entry.origin.store, key: entry.origin.key, etag: entry.origin.etag, offset } : undefined;
+        const origin =
+          entry.origin && ref.id.startsWith('ext-')
+            ? { store: entry.origin.store, key: entry.origin.key, etag: entry.origin.etag, offset }
+            : undefined;
         requests.set(ref.id, { chunk: ref.id, size: ref.size, first: index === 0, ...(origin ? { origin } : {}) });
       }
       offset += ref.size;
@@ -103,7 +106,8 @@ export class Watcher {
     const now = Date.now();
     if (this.#leader && now - this.#leaseAt < this.#o.leaseTtlMs / 3) return true;
     const held = await this.#o.lease.hold();
-    if (held !== this.#leader) this.#o.logger.info({ leader: held }, held ? 'watcher leads in this region' : 'another replica leads the watcher');
+    if (held !== this.#leader)
+      this.#o.logger.info({ leader: held }, held ? 'watcher leads in this region' : 'another replica leads the watcher');
     this.#leader = held;
     this.#leaseAt = now;
     this.#o.metrics.leader.set({ region: this.#o.region }, held ? 1 : 0);
@@ -115,7 +119,7 @@ export class Watcher {
     const { source, mirror, region, metrics } = this.#o;
     const cursor = await mirror.cursor();
     if (cursor === undefined) {
-      await this.resync('the region has never synced');
+      await this.resync('the region has never synced', 'info');
       return;
     }
     const records = await source.readChanges(cursor, { count: this.#o.batch, blockMs: this.#o.blockMs });
@@ -149,11 +153,11 @@ export class Watcher {
    * every source entry (only newer versions win), remove what the source no longer has, and set
    * the cursor to that id in the same step as the last removal; the log is read on from there.
    */
-  async resync(reason: string): Promise<void> {
+  async resync(reason: string, level: 'info' | 'warn' = 'warn'): Promise<void> {
     const { source, mirror, region, metrics, logger } = this.#o;
     const started = Date.now();
     metrics.resyncs.inc({ region });
-    logger.warn({ reason }, 'full resync from a snapshot of the source');
+    logger[level]({ reason }, 'full resync from a snapshot of the source');
     const snapshot = await source.snapshotId();
     await mirror.beginResync(snapshot);
     let written = 0;

@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { formatBytes, parseConfig } from '@ferry/core';
+import { Replicator } from '@ferry/replicator';
 import { Context } from '../context.js';
 import { startRedis } from '../embedded-redis.js';
 import { createLogger } from '../logger.js';
@@ -10,11 +11,22 @@ import type { Output } from '../output.js';
 import { writeSyntheticModel } from '../synthetic-model.js';
 import { getCommand, putCommand } from './files.js';
 import { lsCommand } from './namespace.js';
+import { statusCommand } from './replication.js';
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const part of createReadStream(path)) hash.update(part as Buffer);
   return hash.digest('hex');
+}
+
+/** Poll until `check` is true; returns the time it became true. */
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 120_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('demo: timed out waiting for the mirror');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return Date.now();
 }
 
 /**
@@ -34,9 +46,13 @@ export async function demoCommand(out: Output, opts: { dir: string }): Promise<v
     volume: 'demo',
     chunkSize: '8MiB',
     source: 'src',
-    regions: { src: { store: `file://${join(dir, 'stores', 'src')}`, redis: `${redisUrl}/0` } },
+    regions: {
+      src: { store: `file://${join(dir, 'stores', 'src')}`, redis: `${redisUrl}/0` },
+      eu: { store: `file://${join(dir, 'stores', 'eu')}`, redis: `${redisUrl}/1`, copy: { concurrency: 8 } },
+    },
   });
   const ctx = new Context({ config, logger });
+  const replicator = new Replicator({ config, region: 'eu', logger, listen: false });
   try {
     // The private redis-server starts empty each run, so the stores start empty too.
     await rm(join(dir, 'stores'), { recursive: true, force: true });
@@ -52,10 +68,31 @@ export async function demoCommand(out: Output, opts: { dir: string }): Promise<v
     say('\n3. list it');
     await lsCommand(ctx, out, '/models/demo-llm', { recursive: false });
 
-    say('\n4. read it back and compare with the originals');
+    say('\n4. start the replicator of mirror region "eu" (another store, another Redis database)');
+    await replicator.start();
+    const eu = await ctx.region('eu');
+    const started = Date.now();
+    const visible = await waitFor(async () => (await eu.meta.tryStat('/models/demo-llm/config.json')) !== undefined);
+    say(`  the model's ${model.files.length} files are listed in eu after ${visible - started} ms (metadata first)`);
+    const complete = await waitFor(async () => (await replicator.status()).chunks?.missing === 0);
+    const copied = (await replicator.metrics.bytesCopied.get()).values[0]?.value ?? 0;
+    say(`  all chunks copied to eu and verified after ${complete - started} ms (${formatBytes(copied)} copied)`);
+    out.event({ event: 'mirror', region: 'eu', visibleMs: visible - started, completeMs: complete - started, bytesCopied: copied });
+    await statusCommand(ctx, out, '/models/demo-llm', {});
+
+    say('\n5. a change at the source shows up in the mirror');
+    const source = await ctx.source();
+    const moved = Date.now();
+    await source.meta.rename('/models/demo-llm/config.json', '/models/demo-llm/config.old.json');
+    const renamed = await waitFor(async () => (await eu.meta.tryStat('/models/demo-llm/config.old.json')) !== undefined);
+    say(`  mv at the source, seen in eu ${renamed - moved} ms later`);
+    await source.meta.rename('/models/demo-llm/config.old.json', '/models/demo-llm/config.json');
+
+    say('\n6. read it back from the mirror and compare with the originals');
     const restored = join(dir, 'restored');
     await rm(restored, { recursive: true, force: true });
-    await getCommand(ctx, out, '/models/demo-llm', restored, { concurrency: 8 });
+    await waitFor(async () => (await eu.meta.tryStat('/models/demo-llm/config.json')) !== undefined);
+    await getCommand(ctx, out, '/models/demo-llm', restored, { concurrency: 8, region: 'eu' });
     let same = 0;
     for (const file of model.files) {
       const [a, b] = await Promise.all([sha256File(join(model.dir, file.name)), sha256File(join(restored, file.name))]);
@@ -66,6 +103,7 @@ export async function demoCommand(out: Output, opts: { dir: string }): Promise<v
     out.event({ event: 'demo', verified: same, files: model.files.length });
     say(`\ndone. Stores are under ${dir}/stores; the private redis-server has been stopped.`);
   } finally {
+    await replicator.stop();
     await ctx.close();
     await embedded?.stop();
   }

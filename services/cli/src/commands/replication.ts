@@ -6,7 +6,12 @@ import type { Context, Region } from '../context.js';
 import type { Output } from '../output.js';
 
 /** Run the daemon until SIGTERM/SIGINT; a second signal exits at once. */
-export async function replicatorCommand(ctx: Context, out: Output, opts: { region: string; listen?: string }, logger: Logger): Promise<void> {
+export async function replicatorCommand(
+  ctx: Context,
+  out: Output,
+  opts: { region: string; listen?: string },
+  logger: Logger,
+): Promise<void> {
   regionConfig(ctx.config, opts.region);
   const replicator = new Replicator({ config: ctx.config, region: opts.region, logger, ...(opts.listen ? { listen: opts.listen } : {}) });
   await replicator.start();
@@ -36,7 +41,9 @@ export async function retryFailedCommand(ctx: Context, out: Output, opts: { regi
   const { copies } = mirrorParts(ctx, region);
   try {
     const retried = await copies.retryFailed();
-    out.result({ event: 'summary', command: 'retry-failed', region: region.name, retried }, [`${retried} failed copy job${retried === 1 ? '' : 's'} queued again in ${region.name}`]);
+    out.result({ event: 'summary', command: 'retry-failed', region: region.name, retried }, [
+      `${retried} failed copy job${retried === 1 ? '' : 's'} queued again in ${region.name}`,
+    ]);
   } finally {
     await copies.close();
   }
@@ -45,8 +52,15 @@ export async function retryFailedCommand(ctx: Context, out: Output, opts: { regi
 function humanStatus(s: RegionStatus): string[] {
   if (s.role === 'source') return [`${s.region} (source)`];
   const lag = s.lag ? `${s.lag.records}${s.lag.capped ? '+' : ''} records, ${s.lag.seconds.toFixed(1)} s` : 'unknown';
-  const chunks = s.chunks ? `${s.chunks.present}/${s.chunks.referenced} present, ${s.chunks.missing} missing (${formatBytes(s.queue?.missingBytes ?? 0)} queued)` : '';
-  const queue = s.queue ? Object.entries(s.queue).filter(([k]) => k !== 'missingBytes').map(([k, v]) => `${k} ${v}`).join(', ') : '';
+  const chunks = s.chunks
+    ? `${s.chunks.present}/${s.chunks.referenced} present, ${s.chunks.missing} missing (${formatBytes(s.queue?.missingBytes ?? 0)} queued)`
+    : '';
+  const queue = s.queue
+    ? Object.entries(s.queue)
+        .filter(([k]) => k !== 'missingBytes')
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')
+    : '';
   const lines = [`${s.region} (mirror)`, `  lag:      ${lag}`, `  chunks:   ${chunks}`, `  queue:    ${queue}`];
   for (const f of s.failures ?? []) lines.push(`  failed:   ${f.chunk} after ${f.attempts} attempts: ${f.error}`);
   if (s.resync?.state) lines.push(`  resync:   ${s.resync.state} (snapshot ${s.resync.snapshot ?? '?'})`);
@@ -66,7 +80,9 @@ export async function statusCommand(ctx: Context, out: Output, path: string | un
       if (target !== undefined) {
         const p = await presence(parts?.mirror, chunkIds);
         const state = p.percent === 100 ? 'complete' : `${p.percent}%`;
-        out.result({ region: name, path: target, ...p, complete: p.percent === 100 }, [`${name}: ${target} ${state} (${p.present}/${p.chunks} chunks)`]);
+        out.result({ region: name, path: target, ...p, complete: p.percent === 100 }, [
+          `${name}: ${target} ${state} (${p.present}/${p.chunks} chunks)`,
+        ]);
         continue;
       }
       const status = await regionStatus(
