@@ -64,6 +64,24 @@ const configSchema = z
       z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'region names are 1-32 lowercase letters, digits, "_" or "-"'),
       regionSchema,
     ),
+    gateway: z
+      .object({
+        listen: hostPort.default('127.0.0.1:9000'),
+        /** Serve without signatures (read-only data becomes public on that address). Off by default. */
+        anonymous: z.boolean().default(false),
+        /** Keys S3 clients sign with (SigV4). Secrets usually come from `${ENV}` references. */
+        accessKeys: z.array(z.object({ accessKeyId: z.string().min(3).max(128), secretAccessKey: z.string().min(8) }).strict()).default([]),
+        region: z.string().min(1).default('us-east-1'),
+      })
+      .strict()
+      .optional(),
+    reader: z
+      .object({
+        memoryBytes: size.default(256 * 2 ** 20),
+        prefetch: z.number().int().min(0).max(64).default(4),
+      })
+      .strict()
+      .default({ memoryBytes: 256 * 2 ** 20, prefetch: 4 }),
     log: z
       .object({ maxLen: z.number().int().min(100).default(1_000_000) })
       .strict()

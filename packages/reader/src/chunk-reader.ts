@@ -6,13 +6,15 @@ import {
   type Logger,
   messageOf,
   NotFoundError,
+  PreconditionFailedError,
   sha256Hex,
   silentLogger,
 } from '@ferry/core';
-import type { Tier } from './tier.js';
+import { MemoryCache } from './memory-cache.js';
+import type { ChunkContext, Tier } from './tier.js';
 
 export interface TierStats {
-  /** Bytes this tier served (verified), per tier name: the egress bill. */
+  /** Bytes served per tier name (verified): the egress bill. `memory` counts process-cache hits. */
   bytes: Record<string, number>;
   /** Chunks served per tier. */
   chunks: Record<string, number>;
@@ -21,13 +23,17 @@ export interface TierStats {
 }
 
 export interface ChunkReaderOptions {
-  /** Nearest first; the last one is the fallback of last resort. */
+  /** Nearest first; the memory cache is in front of all of them. */
   tiers: Tier[];
+  /** Bytes of verified chunks kept in process memory (0: none). */
+  memoryBytes?: number;
+  /**
+   * Tiers from this index on are fallbacks outside the region (the source, an origin): a chunk
+   * served from one of them is reported to `onFallback` so the region can copy it (backfill).
+   */
+  fallbackFrom?: number;
+  onFallback?: (ref: ChunkRef, context: ChunkContext | undefined, tier: string) => void;
   logger?: Logger;
-  /** Called when a chunk had to come from a tier after the first `localTiers` (backfill hook). */
-  onFallback?: (ref: ChunkRef, tier: string) => void;
-  /** How many leading tiers count as local (default: all but the last). */
-  localTiers?: number;
 }
 
 /** Check bytes against a chunk id: sha256 for native chunks, length for external ones. */
@@ -39,23 +45,25 @@ export function verifyChunk(ref: ChunkRef, bytes: Buffer, where: string): void {
 }
 
 /**
- * Fetches chunks through the tiers in order, verifying every copy: a missing or corrupt copy is
- * counted against its tier and the next tier is tried. Concurrent requests for one chunk share
- * one fetch (single-flight).
+ * Fetches chunks through memory and then the tiers in order, verifying every copy: a missing or
+ * corrupt copy is counted against its tier and the next tier is tried. Concurrent requests for one
+ * chunk share one fetch (single-flight).
  */
 export class ChunkReader {
-  readonly stats: TierStats = { bytes: {}, chunks: {}, bad: {} };
+  readonly stats: TierStats = { bytes: { memory: 0 }, chunks: { memory: 0 }, bad: {} };
   readonly #tiers: Tier[];
+  readonly #memory: MemoryCache | undefined;
   readonly #log: Logger;
   readonly #inflight = new Map<string, Promise<Buffer>>();
+  readonly #fallbackFrom: number;
   readonly #onFallback: ChunkReaderOptions['onFallback'];
-  readonly #localTiers: number;
 
   constructor(options: ChunkReaderOptions) {
     this.#tiers = options.tiers;
+    this.#memory = options.memoryBytes ? new MemoryCache(options.memoryBytes) : undefined;
     this.#log = options.logger ?? silentLogger;
+    this.#fallbackFrom = options.fallbackFrom ?? options.tiers.length;
     this.#onFallback = options.onFallback;
-    this.#localTiers = options.localTiers ?? Math.max(0, options.tiers.length - 1);
     for (const tier of this.#tiers) {
       this.stats.bytes[tier.name] = 0;
       this.stats.chunks[tier.name] = 0;
@@ -63,36 +71,53 @@ export class ChunkReader {
     }
   }
 
-  fetch(ref: ChunkRef): Promise<Buffer> {
+  get tierNames(): string[] {
+    return ['memory', ...this.#tiers.map((t) => t.name)];
+  }
+
+  fetch(ref: ChunkRef, context?: ChunkContext): Promise<Buffer> {
+    const cached = this.#memory?.get(ref.id);
+    if (cached) {
+      this.#count('memory', cached.length);
+      return Promise.resolve(cached);
+    }
     const running = this.#inflight.get(ref.id);
     if (running) return running;
-    const promise = this.#fetchThroughTiers(ref).finally(() => this.#inflight.delete(ref.id));
+    const promise = this.#fetchThroughTiers(ref, context).finally(() => this.#inflight.delete(ref.id));
     this.#inflight.set(ref.id, promise);
     return promise;
   }
 
-  async #fetchThroughTiers(ref: ChunkRef): Promise<Buffer> {
+  #count(tier: string, bytes: number): void {
+    this.stats.bytes[tier] = (this.stats.bytes[tier] ?? 0) + bytes;
+    this.stats.chunks[tier] = (this.stats.chunks[tier] ?? 0) + 1;
+  }
+
+  async #fetchThroughTiers(ref: ChunkRef, context: ChunkContext | undefined): Promise<Buffer> {
     const failures: string[] = [];
+    let changedOrigin: PreconditionFailedError | undefined;
     for (const [index, tier] of this.#tiers.entries()) {
       let bytes: Buffer | undefined;
       try {
-        bytes = await tier.get(ref);
+        bytes = await tier.get(ref, context);
         if (bytes === undefined) continue;
         verifyChunk(ref, bytes, tier.name);
       } catch (err) {
+        if (err instanceof PreconditionFailedError) changedOrigin = err;
         this.stats.bad[tier.name] = (this.stats.bad[tier.name] ?? 0) + 1;
         failures.push(`${tier.name}: ${messageOf(err)}`);
         this.#log.warn({ err, chunk: ref.id, tier: tier.name }, 'chunk copy unusable; trying the next tier');
         continue;
       }
-      this.stats.bytes[tier.name] = (this.stats.bytes[tier.name] ?? 0) + bytes.length;
-      this.stats.chunks[tier.name] = (this.stats.chunks[tier.name] ?? 0) + 1;
-      if (index >= this.#localTiers) this.#onFallback?.(ref, tier.name);
+      this.#count(tier.name, bytes.length);
+      this.#memory?.set(ref.id, bytes);
+      if (index >= this.#fallbackFrom) this.#onFallback?.(ref, context, tier.name);
       return bytes;
     }
-    const detail = failures.length > 0 ? ` (${failures.join('; ')})` : '';
-    throw failures.length > 0
-      ? new CorruptError(`chunk ${ref.id}: no tier has a good copy${detail}`)
-      : new NotFoundError(`chunk ${ref.id}: not found in ${this.#tiers.map((t) => t.name).join(', ')}`);
+    // An origin object that changed since import is its own, precise error.
+    if (changedOrigin) throw changedOrigin;
+    const where = context ? ` of ${context.entry.path}` : '';
+    if (failures.length > 0) throw new CorruptError(`chunk ${ref.id}${where}: no tier has a good copy (${failures.join('; ')})`);
+    throw new NotFoundError(`chunk ${ref.id}${where}: not found in ${this.#tiers.map((t) => t.name).join(', ')}`);
   }
 }

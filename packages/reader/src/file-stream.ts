@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { ChunkRef, Entry } from '@ferry/core';
 import { RangeNotSatisfiableError } from '@ferry/core';
+import type { ChunkContext } from './tier.js';
 
 export interface ReadRangeOptions {
   /** First byte (default 0). */
@@ -33,7 +34,11 @@ export function piecesOf(entry: Entry, start: number, end: number): Piece[] {
  * Bytes `start..end` of a file as a stream, fetching chunks in order with a window of
  * `prefetch` chunks in flight. Memory stays bounded by the window, never by the file size.
  */
-export function readRange(entry: Entry, fetch: (ref: ChunkRef) => Promise<Buffer>, options: ReadRangeOptions = {}): Readable {
+export function readRange(
+  entry: Entry,
+  fetch: (ref: ChunkRef, context: ChunkContext) => Promise<Buffer>,
+  options: ReadRangeOptions = {},
+): Readable {
   const start = options.start ?? 0;
   const end = Math.min(options.end ?? entry.size - 1, entry.size - 1);
   if (entry.size > 0 && (start < 0 || start > end)) {
@@ -48,7 +53,7 @@ export function readRange(entry: Entry, fetch: (ref: ChunkRef) => Promise<Buffer
       while (next < pieces.length && pending.length <= window) {
         const piece = pieces[next++];
         if (!piece) break;
-        const promise = fetch(piece.ref);
+        const promise = fetch(piece.ref, { entry, offset: piece.offset });
         promise.catch(() => {}); // surfaced when awaited in order
         pending.push(promise);
       }

@@ -1,5 +1,12 @@
-import { type ChunkRef, chunkKey, NotFoundError } from '@ferry/core';
+import { type ChunkRef, chunkKey, type Entry, NotFoundError } from '@ferry/core';
 import type { ObjectStore } from '@ferry/stores';
+
+/** Where a chunk sits in its file: what an external chunk's origin read needs. */
+export interface ChunkContext {
+  entry: Entry;
+  /** Offset of the chunk in the file (and in the origin object). */
+  offset: number;
+}
 
 /**
  * One place a chunk can come from. `get` returns the bytes as the tier holds them (the reader
@@ -7,19 +14,22 @@ import type { ObjectStore } from '@ferry/stores';
  */
 export interface Tier {
   readonly name: string;
-  get(ref: ChunkRef): Promise<Buffer | undefined>;
+  get(ref: ChunkRef, context?: ChunkContext): Promise<Buffer | undefined>;
 }
 
-/** Read a whole (chunk-sized) object, refusing more bytes than expected. */
-async function readBounded(body: AsyncIterable<unknown>, limit: number): Promise<Buffer> {
+/** Read a whole (chunk-sized) object, stopping one byte past what is expected. */
+export async function readBounded(body: AsyncIterable<unknown> & { destroy?: () => void }, limit: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   let length = 0;
   for await (const part of body) {
     const buf = part as Buffer;
+    parts.push(buf);
     length += buf.length;
     // One byte over is enough to know the copy is wrong; stop reading.
-    if (length > limit) return Buffer.concat([...parts, buf]).subarray(0, limit + 1);
-    parts.push(buf);
+    if (length > limit) {
+      body.destroy?.();
+      return Buffer.concat(parts).subarray(0, limit + 1);
+    }
   }
   return Buffer.concat(parts, length);
 }
@@ -36,6 +46,25 @@ export function storeTier(name: string, store: ObjectStore): Tier {
         if (err instanceof NotFoundError) return undefined;
         throw err;
       }
+    },
+  };
+}
+
+/**
+ * The origin object of an imported file: a ranged read guarded by the etag seen at import, so a
+ * changed object fails with PreconditionFailedError instead of serving different bytes.
+ */
+export function originTier(name: string, openStore: (url: string) => ObjectStore): Tier {
+  return {
+    name,
+    async get(ref, context) {
+      const origin = context?.entry.origin;
+      if (!origin || !ref.id.startsWith('ext-') || !context) return undefined;
+      const { body } = await openStore(origin.store).get(origin.key, {
+        range: { start: context.offset, end: context.offset + ref.size - 1 },
+        ifMatch: origin.etag,
+      });
+      return readBounded(body, ref.size);
     },
   };
 }

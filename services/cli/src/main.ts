@@ -73,7 +73,7 @@ export function buildProgram(): Command {
 
   common(regionOption(program.command('cat <path>')))
     .description('write a file to stdout')
-    .action(action((ctx, _out, path: string, opts: { region?: string }) => catCommand(ctx, path, opts)));
+    .action(action((ctx, out, path: string, opts: { region?: string }) => catCommand(ctx, out, path, opts)));
 
   common(regionOption(program.command('ls [path]').option('-R, --recursive', 'list everything below', false)))
     .description('list a directory')

@@ -1,7 +1,6 @@
 import { basename, join } from 'node:path';
 import { type Entry, formatBytes, InvalidArgumentError, normalizePath } from '@ferry/core';
 import type { Meta } from '@ferry/meta';
-import { readRange } from '@ferry/reader';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
 import { readerFor } from '../reading.js';
@@ -57,7 +56,7 @@ export async function getCommand(
   const root = normalizePath(path);
   const single = await region.meta.tryStat(root);
   const entries = single ? [single] : await collect(region.meta, root);
-  const reader = await readerFor(ctx, region);
+  const { reader, close } = await readerFor(ctx, region);
   const total = entries.reduce((sum, e) => sum + e.size, 0);
   const progress = out.progress('get', total);
   const started = Date.now();
@@ -82,11 +81,26 @@ export async function getCommand(
     }
   } finally {
     progress.stop();
+    await close();
   }
   const seconds = (Date.now() - started) / 1000;
-  out.result({ event: 'summary', command: 'get', region: region.name, files: entries.length, bytes: total, seconds, tiers: reader.stats }, [
-    `got ${entries.length} file${entries.length === 1 ? '' : 's'} (${formatBytes(total)}) from region ${region.name} in ${seconds.toFixed(1)} s, sha256 verified`,
-  ]);
+  const tiers = reader.chunks.stats;
+  out.result(
+    {
+      event: 'summary',
+      command: 'get',
+      region: region.name,
+      files: entries.length,
+      bytes: total,
+      seconds,
+      tiers,
+      backfilled: reader.backfilled,
+    },
+    [
+      `got ${entries.length} file${entries.length === 1 ? '' : 's'} (${formatBytes(total)}) from region ${region.name} in ${seconds.toFixed(1)} s, sha256 verified`,
+      `bytes by tier: ${tierLine(tiers.bytes)}${reader.backfilled ? `; ${reader.backfilled} chunks queued for copying into ${region.name}` : ''}`,
+    ],
+  );
 }
 
 async function collect(meta: Meta, dir: string): Promise<Entry[]> {
@@ -101,11 +115,25 @@ async function collect(meta: Meta, dir: string): Promise<Entry[]> {
   return found;
 }
 
-export async function catCommand(ctx: Context, path: string, opts: { region?: string }): Promise<void> {
+export async function catCommand(ctx: Context, out: Output, path: string, opts: { region?: string }): Promise<void> {
   const region = await ctx.region(opts.region);
   const entry = await region.meta.stat(normalizePath(path));
-  const reader = await readerFor(ctx, region);
-  for await (const bytes of readRange(entry, (ref) => reader.fetch(ref), { prefetch: 4 })) {
-    if (!process.stdout.write(bytes)) await new Promise((r) => process.stdout.once('drain', r));
+  const { reader, close } = await readerFor(ctx, region);
+  try {
+    for await (const bytes of reader.stream(entry)) {
+      if (!process.stdout.write(bytes)) await new Promise((r) => process.stdout.once('drain', r));
+    }
+  } finally {
+    await close();
   }
+  // stdout carries the file; the --json report goes to stderr.
+  if (out.json)
+    process.stderr.write(
+      `${JSON.stringify({ event: 'summary', command: 'cat', region: region.name, bytes: entry.size, tiers: reader.chunks.stats, backfilled: reader.backfilled })}\n`,
+    );
+}
+
+function tierLine(bytes: Record<string, number>): string {
+  const used = Object.entries(bytes).filter(([, n]) => n > 0);
+  return used.length === 0 ? 'none' : used.map(([tier, n]) => `${tier} ${formatBytes(n)}`).join(', ');
 }

@@ -5,10 +5,10 @@ import { basename, dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CorruptError, type Entry, localIoError } from '@ferry/core';
-import { type ChunkReader, readRange } from '@ferry/reader';
+import type { RegionReader } from '@ferry/reader';
 
 export interface GetOptions {
-  reader: ChunkReader;
+  reader: RegionReader;
   prefetch: number;
   onBytes?: (delta: number) => void;
 }
@@ -34,11 +34,7 @@ export async function getFile(entry: Entry, dest: string, options: GetOptions): 
   try {
     const out = createWriteStream(tmp, { flags: 'wx' });
     out.on('error', () => {});
-    await pipeline(
-      readRange(entry, (ref) => options.reader.fetch(ref), { prefetch: options.prefetch }),
-      count,
-      out,
-    ).catch((err) => {
+    await pipeline(options.reader.stream(entry, { prefetch: options.prefetch }), count, out).catch((err) => {
       if ((err as NodeJS.ErrnoException).syscall) throw localIoError(err, 'cannot write', dest);
       throw err;
     });

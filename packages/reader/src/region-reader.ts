@@ -1,0 +1,107 @@
+import type { Readable } from 'node:stream';
+import { type ChunkRef, type Entry, type Logger, messageOf, silentLogger } from '@ferry/core';
+import type { CopyRequest } from '@ferry/jobs';
+import type { Meta } from '@ferry/meta';
+import type { ObjectStore } from '@ferry/stores';
+import { ChunkReader } from './chunk-reader.js';
+import { type ReadRangeOptions, readRange } from './file-stream.js';
+import { type ChunkContext, originTier, storeTier, type Tier } from './tier.js';
+
+export interface RegionReaderOptions {
+  /** The region's metadata (a mirror shows a file as soon as its change is applied). */
+  meta: Meta;
+  region: string;
+  /** The region's own object store. */
+  store: ObjectStore;
+  /** The source region's store; absent when reading in the source region itself. */
+  source?: { name: string; store: ObjectStore };
+  /** Opens the origin store of an imported file's external chunks. */
+  openOrigin?: (url: string) => ObjectStore;
+  /** The region's cache nodes, when it has some. */
+  cache?: Tier;
+  /** Queue copies of chunks that had to come from outside the region (mirrors only). */
+  backfill?: (requests: CopyRequest[]) => Promise<void>;
+  /** Verified chunks kept in process memory (default 256 MiB). */
+  memoryBytes?: number;
+  /** Chunks fetched ahead on sequential reads (default 4). */
+  prefetch?: number;
+  logger?: Logger;
+}
+
+/**
+ * Reads files of a volume in one region from the nearest place that has their bytes: process
+ * memory → cache nodes → the region's store → the source (its store, or the origin object of an
+ * imported file). A chunk that had to come from the source is queued for copying into the region
+ * once (backfill), so the next reader finds it locally.
+ */
+export class RegionReader {
+  readonly chunks: ChunkReader;
+  readonly meta: Meta;
+  readonly region: string;
+  readonly #prefetch: number;
+  readonly #backfilled = new Set<string>();
+  readonly #backfill: RegionReaderOptions['backfill'];
+  readonly #log: Logger;
+
+  constructor(options: RegionReaderOptions) {
+    this.meta = options.meta;
+    this.region = options.region;
+    this.#prefetch = options.prefetch ?? 4;
+    this.#backfill = options.backfill;
+    this.#log = options.logger ?? silentLogger;
+    const local: Tier[] = [...(options.cache ? [options.cache] : []), storeTier(`store:${options.region}`, options.store)];
+    const remote: Tier[] = [
+      ...(options.source ? [storeTier(`source:${options.source.name}`, options.source.store)] : []),
+      ...(options.openOrigin ? [originTier('origin', options.openOrigin)] : []),
+    ];
+    this.chunks = new ChunkReader({
+      tiers: [...local, ...remote],
+      fallbackFrom: local.length,
+      memoryBytes: options.memoryBytes ?? 256 * 2 ** 20,
+      onFallback: (ref, context) => this.#queueBackfill(ref, context),
+      logger: this.#log,
+    });
+  }
+
+  /** Chunks queued for backfill by this reader. */
+  get backfilled(): number {
+    return this.#backfilled.size;
+  }
+
+  stat(path: string): Promise<Entry> {
+    return this.meta.stat(path);
+  }
+
+  fetch = (ref: ChunkRef, context?: ChunkContext): Promise<Buffer> => this.chunks.fetch(ref, context);
+
+  /** Bytes `start..end` (inclusive) of a file as a stream, prefetching ahead. */
+  stream(entry: Entry, options: ReadRangeOptions = {}): Readable {
+    return readRange(entry, this.fetch, { prefetch: this.#prefetch, ...options });
+  }
+
+  /** `length` bytes at `offset` (for random reads). */
+  async read(entry: Entry, offset: number, length: number): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const part of this.stream(entry, { start: offset, end: offset + length - 1 })) parts.push(part as Buffer);
+    return Buffer.concat(parts);
+  }
+
+  #queueBackfill(ref: ChunkRef, context: ChunkContext | undefined): void {
+    if (!this.#backfill || this.#backfilled.has(ref.id)) return;
+    this.#backfilled.add(ref.id);
+    const origin = context?.entry.origin;
+    const request: CopyRequest = {
+      chunk: ref.id,
+      size: ref.size,
+      first: context?.offset === 0,
+      ...(origin && ref.id.startsWith('ext-')
+        ? { origin: { store: origin.store, key: origin.key, etag: origin.etag, offset: context?.offset ?? 0 } }
+        : {}),
+    };
+    this.#backfill([request]).catch((err) => {
+      // The read already succeeded; a lost backfill only means the next reader falls back again.
+      this.#backfilled.delete(ref.id);
+      this.#log.warn({ err, chunk: ref.id, reason: messageOf(err) }, 'could not queue a backfill copy');
+    });
+  }
+}
