@@ -1,0 +1,66 @@
+// Scenario 7: peak RSS of the processes that move a large file, which must stay bounded by
+// concurrency × chunk size, not by the file size.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { FERRY_BIN, freshDir, GiB, MiB, mustRun, readRss, rssEnv, waitFor, writeConfig, writeRandomFile } from '../lib/util.mjs';
+
+export const memory = {
+  id: 'memory',
+  title: 'Peak RSS while moving one large file',
+  async run({ work, redis, size }) {
+    const bytes = Math.max(256 * MiB, Math.round(4 * GiB * size));
+    const volume = `bench-memory-${Date.now()}`;
+    const file = join(freshDir(join(work, 'mem-model')), 'big.safetensors');
+    await writeRandomFile(file, bytes);
+    const config = writeConfig(join(work, `${volume}.yaml`), {
+      volume,
+      source: 'src',
+      regions: {
+        src: { store: `file://${freshDir(join(work, 'mem-src'))}`, redis: `${redis.url}/8` },
+        eu: { store: `file://${freshDir(join(work, 'mem-eu'))}`, redis: `${redis.url}/9`, copy: { concurrency: 8 } },
+      },
+    });
+    const rows = [];
+    const putRss = join(work, 'put.rss');
+    await mustRun(process.execPath, [FERRY_BIN, 'put', file, '/big.safetensors', '--config', config, '--concurrency', '8'], {
+      env: rssEnv(putRss),
+    });
+    rows.push({
+      metric: `ferry put of ${(bytes / GiB).toFixed(1)} GiB (8 × 8 MiB in flight)`,
+      unit: 'MiB',
+      ferry: readRss(putRss) / MiB,
+      peer: null,
+      peerValue: null,
+      ratio: null,
+    });
+
+    const repRss = join(work, 'replicator.rss');
+    const child = spawn(process.execPath, [FERRY_BIN, 'replicator', '--region', 'eu', '--config', config], {
+      env: rssEnv(repRss),
+      stdio: 'ignore',
+    });
+    const mirror = new Redis(`${redis.url}/9`);
+    const source = new Redis(`${redis.url}/8`);
+    try {
+      const entry = JSON.parse(await source.hget(`ferry:{${volume}}:entries`, '/big.safetensors'));
+      const ids = entry.chunks.map((c) => c.id);
+      await waitFor(async () => (await mirror.smismember(`ferry:{${volume}}:present`, ...ids)).every((f) => f === 1), 600_000, 'the copy');
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+      mirror.disconnect();
+      source.disconnect();
+    }
+    rows.push({
+      metric: `replicator copying ${(bytes / GiB).toFixed(1)} GiB (8 copies in flight)`,
+      unit: 'MiB',
+      ferry: readRss(repRss) / MiB,
+      peer: null,
+      peerValue: null,
+      ratio: null,
+    });
+    return { rows, notes: ['Peak resident set size of each process (process.resourceUsage().maxRSS at exit).'] };
+  },
+};
