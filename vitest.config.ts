@@ -16,6 +16,7 @@ const alias = ['packages', 'services'].flatMap((group) =>
 export default defineConfig({
   resolve: { alias },
   test: {
+    reporters: ['default', './test/support/summary-reporter.ts'],
     projects: [
       {
         resolve: { alias },
