@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { demoCommand } from './commands/demo.js';
+import { gatewayCommand } from './commands/gateway.js';
 import { catCommand, getCommand, positiveInt, putCommand } from './commands/files.js';
 import { lsCommand, mvCommand, rmCommand, statCommand } from './commands/namespace.js';
 import { replicatorCommand, retryFailedCommand, statusCommand } from './commands/replication.js';
@@ -111,6 +112,16 @@ export function buildProgram(): Command {
     .description('queue the copy jobs that failed for good again')
     .requiredOption('-r, --region <name>', 'the mirror region')
     .action(action((ctx, out, opts: { region: string }) => retryFailedCommand(ctx, out, opts)));
+
+  common(program.command('gateway'))
+    .description('serve the volume of a region as a read-only S3 bucket (SigV4, ListObjectsV2, GetObject with ranges)')
+    .requiredOption('-r, --region <name>', 'the region whose store and Redis the gateway reads')
+    .option('--listen <host:port>', 'address to listen on (default: gateway.listen of the config)')
+    .action(
+      action((ctx, out, opts: { region: string; listen?: string }) =>
+        gatewayCommand(ctx, out, opts, createLogger({ name: 'ferry-gateway', level: process.env.FERRY_LOG_LEVEL ?? 'info', destination: 1 })),
+      ),
+    );
 
   common(regionOption(program.command('status [path]')))
     .description('replication state per region: lag, missing chunks, queues, failures; for a path, how complete each region is')

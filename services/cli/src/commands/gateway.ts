@@ -1,0 +1,40 @@
+import { type Logger, regionConfig } from '@ferry/core';
+import { Gateway } from '@ferry/gateway';
+import type { Context } from '../context.js';
+import type { Output } from '../output.js';
+
+/**
+ * Serve the volume of a region as a read-only S3 bucket until SIGTERM/SIGINT; a second signal
+ * exits at once. `/-/metrics` takes the bearer token in FERRY_GATEWAY_METRICS_TOKEN (or a signed
+ * request); `/-/healthz` is open.
+ */
+export async function gatewayCommand(ctx: Context, out: Output, opts: { region: string; listen?: string }, logger: Logger): Promise<void> {
+  regionConfig(ctx.config, opts.region);
+  const metricsToken = process.env.FERRY_GATEWAY_METRICS_TOKEN;
+  const gateway = new Gateway({
+    config: ctx.config,
+    region: opts.region,
+    logger,
+    ...(opts.listen ? { listen: opts.listen } : {}),
+    ...(metricsToken ? { metricsToken } : {}),
+  });
+  try {
+    await gateway.start();
+  } catch (err) {
+    await gateway.stop();
+    throw err;
+  }
+  out.result({ event: 'started', region: opts.region, volume: ctx.config.volume, address: gateway.address ?? null }, [
+    `gateway for volume "${ctx.config.volume}" in region ${opts.region} listening on ${gateway.address ?? '(nowhere)'} (bucket "${ctx.config.volume}")`,
+  ]);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'signal received');
+      process.once(signal, () => process.exit(130));
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await gateway.stop();
+}

@@ -1,0 +1,50 @@
+import { Counter, Histogram, Registry } from 'prom-client';
+
+/** Where the reader's per-tier byte counts come from (RegionReader.chunks.stats). */
+export interface TierBytesSource {
+  stats: { bytes: Record<string, number> };
+}
+
+/**
+ * The gateway's Prometheus metrics in a registry of its own (tests run several gateways in one
+ * process). Bytes per tier are read from the reader when scraped, so the hot path adds nothing.
+ */
+export function createMetrics(options: { volume: string; region: string; tiers?: TierBytesSource }) {
+  const registry = new Registry();
+  registry.setDefaultLabels({ volume: options.volume, region: options.region });
+  const tiers = options.tiers;
+  return {
+    registry,
+    requests: new Counter({
+      name: 'ferry_gateway_requests_total',
+      help: 'S3 requests by operation and HTTP status',
+      labelNames: ['operation', 'status'] as const,
+      registers: [registry],
+    }),
+    seconds: new Histogram({
+      name: 'ferry_gateway_request_seconds',
+      help: 'Time to the end of the response, by operation',
+      labelNames: ['operation'] as const,
+      buckets: [0.005, 0.025, 0.1, 0.5, 2, 10, 60, 300],
+      registers: [registry],
+    }),
+    bytesServed: new Counter({
+      name: 'ferry_gateway_bytes_served_total',
+      help: 'Object bytes written to clients (GetObject bodies)',
+      registers: [registry],
+    }),
+    tierBytes: new Counter({
+      name: 'ferry_gateway_tier_bytes_total',
+      help: 'Chunk bytes the reader got from each tier (memory, cache, store, source, origin)',
+      labelNames: ['tier'] as const,
+      registers: [registry],
+      collect() {
+        if (!tiers) return;
+        this.reset();
+        for (const [tier, bytes] of Object.entries(tiers.stats.bytes)) this.inc({ tier }, bytes);
+      },
+    }),
+  };
+}
+
+export type GatewayMetrics = ReturnType<typeof createMetrics>;
