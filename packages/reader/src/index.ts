@@ -1,5 +1,6 @@
 export * from './chunk-reader.js';
 export * from './file-stream.js';
 export * from './memory-cache.js';
+export * from './open-region.js';
 export * from './region-reader.js';
 export * from './tier.js';

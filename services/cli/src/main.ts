@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { cacheNodeCommand } from './commands/cache-node.js';
 import { demoCommand } from './commands/demo.js';
-import { gatewayCommand } from './commands/gateway.js';
 import { catCommand, getCommand, positiveInt, putCommand } from './commands/files.js';
+import { gatewayCommand } from './commands/gateway.js';
 import { lsCommand, mvCommand, rmCommand, statCommand } from './commands/namespace.js';
 import { replicatorCommand, retryFailedCommand, statusCommand } from './commands/replication.js';
+import { warmupCommand } from './commands/warmup.js';
 import { Context } from './context.js';
 import { describeFailure, EXIT_USAGE } from './errors.js';
 import { createLogger } from './logger.js';
@@ -119,7 +121,46 @@ export function buildProgram(): Command {
     .option('--listen <host:port>', 'address to listen on (default: gateway.listen of the config)')
     .action(
       action((ctx, out, opts: { region: string; listen?: string }) =>
-        gatewayCommand(ctx, out, opts, createLogger({ name: 'ferry-gateway', level: process.env.FERRY_LOG_LEVEL ?? 'info', destination: 1 })),
+        gatewayCommand(
+          ctx,
+          out,
+          opts,
+          createLogger({ name: 'ferry-gateway', level: process.env.FERRY_LOG_LEVEL ?? 'info', destination: 1 }),
+        ),
+      ),
+    );
+
+  common(program.command('cache-node'))
+    .description('run a cache node of a region: chunks on local disk up to --capacity (LRU), read-through from the region')
+    .requiredOption('-r, --region <name>', 'the region this node serves')
+    .requiredOption('--dir <dir>', 'directory for cached chunks (local NVMe)')
+    .requiredOption('--capacity <size>', 'bytes the node may hold, e.g. 200GiB')
+    .option('--weight <n>', 'share of chunks relative to the other nodes (1:2:3 for 8/16/24 TB)', '1')
+    .requiredOption('--listen <host:port>', 'address to serve on')
+    .option('--id <id>', 'stable node id (default: the one recorded in --dir, else <hostname>-<port>)')
+    .option('--advertise <url>', 'URL other hosts reach this node at (default: from --listen)')
+    .action(
+      action(
+        (
+          ctx,
+          out,
+          opts: { region: string; dir: string; capacity: string; weight: string; listen: string; id?: string; advertise?: string },
+        ) =>
+          cacheNodeCommand(
+            ctx,
+            out,
+            opts,
+            createLogger({ name: 'ferry-cache-node', level: process.env.FERRY_LOG_LEVEL ?? 'info', destination: 1 }),
+          ),
+      ),
+    );
+
+  common(regionOption(concurrencyOption(program.command('warmup <path>'), 8)))
+    .description("put a file or folder on its owners among the region's cache nodes now, then print the verified residency")
+    .option('--wait', 'warm again what is still missing until residency is 100% (fails if it cannot get there)', false)
+    .action(
+      action((ctx, out, path: string, opts: { region?: string; wait: boolean; concurrency: number }) =>
+        warmupCommand(ctx, out, path, opts),
       ),
     );
 

@@ -1,40 +1,40 @@
-import { CopyQueue } from '@ferry/jobs';
-import { RegionReader } from '@ferry/reader';
-import { createStore, type ObjectStore } from '@ferry/stores';
+import { regionCacheTier } from '@ferry/cache';
+import { openRegionReader, type RegionReader } from '@ferry/reader';
 import type { Context, Region } from './context.js';
 
 /**
- * A reader for a region: its own store, then the source's store (or an imported file's origin)
- * on a miss; in a mirror, chunks read from the source are queued for copying (backfill).
- * `close()` releases what the reader opened.
+ * A reader for a region as the CLI uses it: cache nodes (when the region has a cache token),
+ * its store, then the source; chunks are streamed once, so no memory cache.
  */
 export async function readerFor(ctx: Context, region: Region): Promise<{ reader: RegionReader; close(): Promise<void> }> {
-  const origins = new Map<string, ObjectStore>();
   const source = region.isSource ? undefined : await ctx.source();
-  const copies = region.isSource ? undefined : new CopyQueue({ connection: region.redis, volume: ctx.config.volume });
-  const reader = new RegionReader({
-    meta: region.meta,
+  const cacheConfig = region.config.cache;
+  const cache = cacheConfig?.token
+    ? regionCacheTier({
+        redis: region.redis,
+        volume: ctx.config.volume,
+        token: cacheConfig.token,
+        replicas: cacheConfig.replicas,
+        connectTimeoutMs: cacheConfig.connectTimeoutMs,
+        logger: ctx.logger.child({ component: 'cache', region: region.name }),
+      })
+    : undefined;
+  const opened = openRegionReader({
+    config: ctx.config,
     region: region.name,
+    redis: region.redis,
     store: region.store,
-    ...(source ? { source: { name: source.name, store: source.store } } : {}),
-    openOrigin: (url) => {
-      let store = origins.get(url);
-      if (!store) {
-        store = createStore(url);
-        origins.set(url, store);
-      }
-      return store;
-    },
-    ...(copies ? { backfill: (requests) => copies.enqueue(requests) } : {}),
-    // A CLI read streams each chunk once; keeping them would only cost memory.
+    meta: region.meta,
+    ...(source ? { sourceStore: source.store } : {}),
+    ...(cache ? { cache: cache.tier } : {}),
     memoryBytes: 0,
     logger: ctx.logger.child({ component: 'reader', region: region.name }),
   });
   return {
-    reader,
+    reader: opened.reader,
     async close() {
-      await copies?.close();
-      await Promise.allSettled([...origins.values()].map((s) => s.close?.()));
+      await opened.close();
+      await cache?.close();
     },
   };
 }

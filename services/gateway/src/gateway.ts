@@ -1,7 +1,7 @@
+import { regionCacheTier } from '@ferry/cache';
 import { type FerryConfig, InvalidConfigError, type Logger, messageOf, regionConfig } from '@ferry/core';
-import { CopyQueue } from '@ferry/jobs';
 import { connectRedis, Meta, pingRedis } from '@ferry/meta';
-import { RegionReader } from '@ferry/reader';
+import { openRegionReader, type RegionReader, type Tier } from '@ferry/reader';
 import { createStore, type ObjectStore } from '@ferry/stores';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -35,9 +35,9 @@ export class Gateway {
   address: string | undefined;
   readonly #o: GatewayServiceOptions;
   readonly #redis: Redis;
-  readonly #copies: CopyQueue | undefined;
   readonly #stores: ObjectStore[] = [];
-  readonly #origins = new Map<string, ObjectStore>();
+  readonly #reading: { reader: RegionReader; close(): Promise<void> };
+  readonly #cache: { tier: Tier; close(): Promise<void> } | undefined;
 
   constructor(options: GatewayServiceOptions) {
     const { config, region } = options;
@@ -56,28 +56,31 @@ export class Gateway {
     this.#redis = connectRedis(own.redis, { name: `ferry-gateway-${region}` });
     const store = options.stores?.region ?? this.#own(createStore(own.store));
     const source = isSource ? undefined : (options.stores?.source ?? this.#own(createStore(regionConfig(config, config.source).store)));
-    this.#copies = isSource ? undefined : new CopyQueue({ connection: this.#redis, volume: config.volume });
-    const copies = this.#copies;
     const meta = new Meta({ redis: this.#redis, volume: config.volume, logMaxLen: config.log.maxLen, logger: log });
-    this.reader = new RegionReader({
-      meta,
+    const cacheConfig = own.cache;
+    this.#cache = cacheConfig?.token
+      ? regionCacheTier({
+          redis: this.#redis,
+          volume: config.volume,
+          token: cacheConfig.token,
+          replicas: cacheConfig.replicas,
+          connectTimeoutMs: cacheConfig.connectTimeoutMs,
+          logger: log.child({ component: 'cache' }),
+        })
+      : undefined;
+    // Unlike a CLI read, a gateway serves many readers of the same files: it keeps hot chunks
+    // (config.reader.memoryBytes).
+    this.#reading = openRegionReader({
+      config,
       region,
+      redis: this.#redis,
       store,
-      ...(source ? { source: { name: config.source, store: source } } : {}),
-      openOrigin: (url) => {
-        let origin = this.#origins.get(url);
-        if (!origin) {
-          origin = createStore(url);
-          this.#origins.set(url, origin);
-        }
-        return origin;
-      },
-      ...(copies ? { backfill: (requests) => copies.enqueue(requests) } : {}),
-      // Unlike a CLI read, a gateway serves many readers of the same files: keep hot chunks.
-      memoryBytes: config.reader.memoryBytes,
-      prefetch: config.reader.prefetch,
+      meta,
+      ...(source ? { sourceStore: source } : {}),
+      ...(this.#cache ? { cache: this.#cache.tier } : {}),
       logger: log.child({ component: 'reader' }),
     });
+    this.reader = this.#reading.reader;
     this.metrics = createMetrics({ volume: config.volume, region, tiers: this.reader.chunks });
     this.app = build({
       volume: config.volume,
@@ -123,9 +126,10 @@ export class Gateway {
     clearTimeout(timer);
     this.app.server.closeAllConnections();
     await closing;
-    await this.#copies?.close();
+    await this.#reading.close();
+    await this.#cache?.close();
     await this.reader.meta.close();
     this.#redis.disconnect();
-    await Promise.allSettled([...this.#stores, ...this.#origins.values()].map((s) => s.close?.()));
+    await Promise.allSettled(this.#stores.map((s) => s.close?.()));
   }
 }

@@ -1,0 +1,249 @@
+import {
+  type ChunkId,
+  CorruptError,
+  InvalidArgumentError,
+  type Logger,
+  messageOf,
+  parseChunkId,
+  silentLogger,
+  TransientError,
+  UnauthorizedError,
+  UnavailableError,
+} from '@ferry/core';
+import { Agent, type Dispatcher, request } from 'undici';
+
+/** Enough of a member to talk to it. */
+export interface NodeRef {
+  readonly id: string;
+  readonly url: string;
+}
+
+export interface CacheClientOptions {
+  /** Bearer token of the region's cache nodes (`regions.<r>.cache.token`). */
+  token: string;
+  /** TCP connect timeout (config `cache.connectTimeoutMs`, default 300 ms): a dead host fails fast. */
+  connectTimeoutMs?: number;
+  /** Longest wait for response headers (a read-through may fetch from a remote store first). Default 15 s. */
+  requestTimeoutMs?: number;
+  /** How long a node that failed to answer is skipped (default 3 s). */
+  downForMs?: number;
+  /** Connections kept per node (default 16). */
+  connections?: number;
+  logger?: Logger;
+}
+
+export type FillState = 'held' | 'fetched' | 'missing';
+
+export interface InventoryPage {
+  items: Array<{ id: ChunkId; size: number }>;
+  cursor?: string;
+}
+
+/** Largest body accepted from a node when the chunk size is not known up front. */
+const MAX_BODY = 2 ** 30;
+
+async function readBody(body: Dispatcher.ResponseData['body'], limit: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let length = 0;
+  for await (const part of body) {
+    parts.push(part as Buffer);
+    length += (part as Buffer).length;
+    // One byte past what is expected already proves the copy wrong; stop reading.
+    if (length > limit) {
+      body.destroy();
+      break;
+    }
+  }
+  return Buffer.concat(parts, length);
+}
+
+/**
+ * HTTP client of the cache nodes. A node that cannot be reached (refused, connect timeout, reset,
+ * no headers in time) is remembered as down for `downForMs`: callers check `isDown` and skip it, so
+ * a dead node costs one fast failure, not one per chunk.
+ */
+export class CacheNodeClient {
+  readonly #agent: Agent;
+  readonly #auth: string;
+  readonly #downForMs: number;
+  readonly #down = new Map<string, number>();
+  readonly #log: Logger;
+
+  constructor(options: CacheClientOptions) {
+    if (!options.token) throw new InvalidArgumentError('cache node client: a token is required');
+    this.#auth = `Bearer ${options.token}`;
+    this.#downForMs = options.downForMs ?? 3_000;
+    this.#log = options.logger ?? silentLogger;
+    const requestTimeout = options.requestTimeoutMs ?? 15_000;
+    this.#agent = new Agent({
+      connect: { timeout: options.connectTimeoutMs ?? 300 },
+      headersTimeout: requestTimeout,
+      bodyTimeout: requestTimeout,
+      connections: options.connections ?? 16,
+      keepAliveTimeout: 10_000,
+    });
+  }
+
+  isDown(node: NodeRef): boolean {
+    const until = this.#down.get(node.id);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.#down.delete(node.id);
+    return false;
+  }
+
+  markDown(node: NodeRef, reason: string): void {
+    if (!this.isDown(node)) this.#log.warn({ node: node.id, url: node.url, reason }, 'cache node unreachable; skipping it for a while');
+    this.#down.set(node.id, Date.now() + this.#downForMs);
+  }
+
+  async #send(
+    node: NodeRef,
+    method: Dispatcher.HttpMethod,
+    path: string,
+    extra: { headers?: Record<string, string>; body?: Buffer | string; signal?: AbortSignal } = {},
+  ): Promise<Dispatcher.ResponseData> {
+    try {
+      return await request(`${node.url}${path}`, {
+        method,
+        dispatcher: this.#agent,
+        headers: { authorization: this.#auth, ...extra.headers },
+        ...(extra.body !== undefined ? { body: extra.body } : {}),
+        ...(extra.signal ? { signal: extra.signal } : {}),
+      });
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') throw err;
+      const reason = (err as NodeJS.ErrnoException).code ?? messageOf(err);
+      this.markDown(node, reason);
+      throw new UnavailableError(`cache node ${node.id} at ${node.url}: ${reason}`, { cause: err });
+    }
+  }
+
+  /** Turn a response that is not one of `ok` into a Ferry error (its body consumed). */
+  async #fail(node: NodeRef, what: string, res: Dispatcher.ResponseData): Promise<never> {
+    const text = await res.body.text().catch(() => '');
+    let message = text.slice(0, 200);
+    try {
+      message = String((JSON.parse(text) as { message?: unknown }).message ?? message);
+    } catch {}
+    const where = `cache node ${node.id}: ${what}`;
+    if (res.statusCode === 401) throw new UnauthorizedError(`${where}: the node refused the token (check regions.<r>.cache.token)`);
+    if (res.statusCode === 422) throw new CorruptError(`${where}: ${message}`);
+    if (res.statusCode >= 500) throw new TransientError(`${where}: HTTP ${res.statusCode} ${message}`);
+    throw new InvalidArgumentError(`${where}: HTTP ${res.statusCode} ${message}`);
+  }
+
+  /**
+   * A chunk's bytes, or undefined when the node does not have it. With `size` the node reads it
+   * through from the region's stores on a miss (and keeps it), so undefined then means the region
+   * does not have it either.
+   */
+  async get(node: NodeRef, id: ChunkId, options: { size?: number; signal?: AbortSignal } = {}): Promise<Buffer | undefined> {
+    const chunk = parseChunkId(id);
+    const query = options.size === undefined ? '' : `?size=${options.size}`;
+    const res = await this.#send(node, 'GET', `/chunks/${chunk}${query}`, options.signal ? { signal: options.signal } : {});
+    if (res.statusCode === 404) {
+      await res.body.dump();
+      return undefined;
+    }
+    if (res.statusCode !== 200) return this.#fail(node, `get ${chunk}`, res);
+    try {
+      return await readBody(res.body, options.size ?? MAX_BODY);
+    } catch (err) {
+      this.markDown(node, messageOf(err));
+      throw new UnavailableError(`cache node ${node.id}: get ${chunk}: body cut short: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  /** The chunk's size when the node holds it (no read-through, no recency change). */
+  async head(node: NodeRef, id: ChunkId): Promise<number | undefined> {
+    const chunk = parseChunkId(id);
+    const res = await this.#send(node, 'HEAD', `/chunks/${chunk}`);
+    await res.body.dump();
+    if (res.statusCode === 404) return undefined;
+    if (res.statusCode !== 200) return this.#fail(node, `head ${chunk}`, res);
+    return Number(res.headers['content-length']);
+  }
+
+  /** Which of `ids` the node holds, asked in batches of 5,000. */
+  async has(node: NodeRef, ids: readonly ChunkId[]): Promise<Set<ChunkId>> {
+    const held = new Set<ChunkId>();
+    for (let i = 0; i < ids.length; i += 5_000) {
+      const batch = ids.slice(i, i + 5_000).map((id) => parseChunkId(id));
+      const res = await this.#send(node, 'POST', '/chunks/has', {
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ids: batch }),
+      });
+      if (res.statusCode !== 200) return this.#fail(node, 'has', res);
+      for (const id of ((await res.body.json()) as { has: string[] }).has) held.add(parseChunkId(id));
+    }
+    return held;
+  }
+
+  /** Make the node hold a chunk, reading it from the region's stores itself; nothing comes back here. */
+  async fill(node: NodeRef, ref: { id: ChunkId; size: number }, signal?: AbortSignal): Promise<FillState> {
+    const chunk = parseChunkId(ref.id);
+    const res = await this.#send(node, 'POST', `/chunks/${chunk}/fill?size=${ref.size}`, signal ? { signal } : {});
+    if (res.statusCode === 404) {
+      await res.body.dump();
+      return 'missing';
+    }
+    if (res.statusCode !== 200) return this.#fail(node, `fill ${chunk}`, res);
+    return ((await res.body.json()) as { state: FillState }).state;
+  }
+
+  /** Store bytes on the node; it verifies them against the id and refuses (CorruptError) a bad copy. */
+  async put(node: NodeRef, id: ChunkId, bytes: Buffer): Promise<'stored' | 'exists'> {
+    const chunk = parseChunkId(id);
+    const res = await this.#send(node, 'PUT', `/chunks/${chunk}`, {
+      headers: { 'content-type': 'application/octet-stream', 'x-ferry-size': String(bytes.length) },
+      body: bytes,
+    });
+    if (res.statusCode !== 200 && res.statusCode !== 201) return this.#fail(node, `put ${chunk}`, res);
+    await res.body.dump();
+    return res.statusCode === 201 ? 'stored' : 'exists';
+  }
+
+  async delete(node: NodeRef, id: ChunkId): Promise<void> {
+    const chunk = parseChunkId(id);
+    const res = await this.#send(node, 'DELETE', `/chunks/${chunk}`);
+    if (res.statusCode !== 204) return this.#fail(node, `delete ${chunk}`, res);
+    await res.body.dump();
+  }
+
+  async inventory(node: NodeRef, options: { cursor?: string; limit?: number } = {}): Promise<InventoryPage> {
+    const params = new URLSearchParams();
+    if (options.cursor) params.set('cursor', options.cursor);
+    if (options.limit) params.set('limit', String(options.limit));
+    const res = await this.#send(node, 'GET', `/inventory?${params}`);
+    if (res.statusCode !== 200) return this.#fail(node, 'inventory', res);
+    return (await res.body.json()) as InventoryPage;
+  }
+
+  /** Every chunk the node holds, page by page. */
+  async *inventoryAll(node: NodeRef, limit = 10_000): AsyncIterable<{ id: ChunkId; size: number }> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.inventory(node, { limit, ...(cursor ? { cursor } : {}) });
+      yield* page.items;
+      cursor = page.cursor;
+    } while (cursor);
+  }
+
+  /** The node's Prometheus metrics text. */
+  async metrics(node: NodeRef): Promise<string> {
+    const res = await this.#send(node, 'GET', '/metrics');
+    if (res.statusCode !== 200) return this.#fail(node, 'metrics', res);
+    return res.body.text();
+  }
+
+  close(): Promise<void> {
+    return this.#agent.close();
+  }
+}
+
+/** One sample of a Prometheus text exposition (`name` without labels), or undefined. */
+export function metricValue(text: string, name: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}

@@ -1,0 +1,109 @@
+import { isFerryError, type Logger, messageOf, silentLogger, UnauthorizedError } from '@ferry/core';
+import type { Tier } from '@ferry/reader';
+import type { Redis } from 'ioredis';
+import { CacheNodeClient } from './client.js';
+import { type CacheMember, Membership, MembershipView } from './membership.js';
+import { type PlacementFn, rendezvousOwners } from './placement.js';
+
+export interface CacheTierOptions {
+  /** The live members; called once per chunk, so it must be cheap (MembershipView.ready). */
+  members: () => readonly CacheMember[] | Promise<readonly CacheMember[]>;
+  client: CacheNodeClient;
+  /** Owners per chunk (`cache.replicas`). */
+  replicas: number;
+  placement?: PlacementFn;
+  /** Tier name in the reader's statistics (default `cache`). */
+  name?: string;
+  logger?: Logger;
+}
+
+/**
+ * The reader tier of a region's cache nodes. A chunk is asked of its owners in placement order,
+ * with its size, so an owner that lacks it reads it through from the region's stores and keeps it
+ * for the next reader. Owners that cannot be reached are skipped (and remembered as down by the
+ * client); when no owner answers, or the first one that answers says the region does not have the
+ * chunk, `get` returns undefined and the reader falls through to the stores itself.
+ */
+export function cacheTier(options: CacheTierOptions): Tier {
+  const placement = options.placement ?? rendezvousOwners;
+  const log = options.logger ?? silentLogger;
+  let warnedAuth = false;
+  return {
+    name: options.name ?? 'cache',
+    async get(ref) {
+      const members = await options.members();
+      if (members.length === 0) return undefined;
+      for (const owner of placement(members, ref.id, options.replicas)) {
+        if (options.client.isDown(owner)) continue;
+        try {
+          // 404 after a read-through attempt: another owner would find the same stores empty.
+          return await options.client.get(owner, ref.id, { size: ref.size });
+        } catch (err) {
+          if (err instanceof UnauthorizedError) {
+            if (!warnedAuth) log.error({ err, node: owner.id }, 'cache node refused the token; reading around the cache');
+            warnedAuth = true;
+            return undefined;
+          }
+          // Anything else (unreachable, a failed read-through) is worth one try at the next owner.
+          log.debug(
+            { chunk: ref.id, node: owner.id, reason: messageOf(err), code: isFerryError(err) ? err.code : undefined },
+            'cache owner failed',
+          );
+        }
+      }
+      return undefined;
+    },
+  };
+}
+
+export interface RegionCacheTierOptions {
+  /** The region's Redis (membership). Not owned. */
+  redis: Redis;
+  volume: string;
+  token: string;
+  replicas: number;
+  connectTimeoutMs?: number;
+  /** How often the membership is re-read (default 1 s). */
+  refreshMs?: number;
+  /** Heartbeat age after which a node no longer counts (default 5 s). */
+  staleMs?: number;
+  logger?: Logger;
+}
+
+export interface RegionCacheTier {
+  tier: Tier;
+  client: CacheNodeClient;
+  view: MembershipView;
+  close(): Promise<void>;
+}
+
+/**
+ * Everything a reader needs to use a region's cache nodes, from the region config:
+ * `regionCacheTier({ redis, volume, token: cache.token, replicas: cache.replicas, connectTimeoutMs: cache.connectTimeoutMs })`,
+ * then `new RegionReader({ …, cache: tier })`. `close()` stops the membership refresh and closes
+ * the node connections.
+ */
+export function regionCacheTier(options: RegionCacheTierOptions): RegionCacheTier {
+  const logger = options.logger ?? silentLogger;
+  const membership = new Membership({
+    redis: options.redis,
+    volume: options.volume,
+    ...(options.staleMs ? { staleMs: options.staleMs } : {}),
+  });
+  const view = new MembershipView({ membership, ...(options.refreshMs ? { refreshMs: options.refreshMs } : {}), logger });
+  const client = new CacheNodeClient({
+    token: options.token,
+    ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+    logger,
+  });
+  const tier = cacheTier({ members: () => view.ready(), client, replicas: options.replicas, logger });
+  return {
+    tier,
+    client,
+    view,
+    async close() {
+      view.stop();
+      await client.close();
+    },
+  };
+}

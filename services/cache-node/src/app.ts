@@ -1,0 +1,291 @@
+import { timingSafeEqual } from 'node:crypto';
+import {
+  type ChunkId,
+  CorruptError,
+  type ErrorCode,
+  InvalidArgumentError,
+  isFerryError,
+  type Logger,
+  messageOf,
+  parseChunkId,
+  silentLogger,
+} from '@ferry/core';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { DiskCache } from './disk-cache.js';
+import { type CacheMetrics, createCacheMetrics } from './metrics.js';
+import { type ChunkWant, type Upstream, verifyChunkBytes } from './upstream.js';
+
+export interface CacheNodeAppOptions {
+  cache: DiskCache;
+  /** Bearer token required on every route but /healthz (`regions.<r>.cache.token`). */
+  token: string;
+  /** Read-through source for misses that say their size; without it a miss is a 404. */
+  upstream?: Upstream;
+  /** Largest chunk accepted or fetched (the volume's chunkSize): bounds memory per request. */
+  maxChunkBytes: number;
+  /** Chunk reads and fills in progress at once (memory ≈ this × chunk size); more wait their turn. Default 32. */
+  maxInflight?: number;
+  metrics?: CacheMetrics;
+  logger?: Logger;
+}
+
+/** At most `max` calls at once; a finished call hands its slot straight to the next waiter. */
+function limiter(max: number) {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (active < max) active += 1;
+    else await new Promise<void>((resolve) => waiting.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else active -= 1;
+    }
+  };
+}
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  INVALID_ARGUMENT: 400,
+  UNAUTHORIZED: 401,
+  NOT_FOUND: 404,
+  RANGE_NOT_SATISFIABLE: 416,
+  CORRUPT: 422,
+  UNAVAILABLE: 503,
+  TRANSIENT: 503,
+  ACCESS_DENIED: 502,
+};
+
+function sameToken(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** `bytes=a-b`, `bytes=a-`, `bytes=-n`; anything else (multiple ranges, garbage) is ignored, as RFC 9110 allows. */
+export function parseRange(header: string | undefined, length: number): { start: number; end: number } | 'unsatisfiable' | undefined {
+  const m = header === undefined ? null : /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    return suffix === 0 || length === 0 ? 'unsatisfiable' : { start: Math.max(0, length - suffix), end: length - 1 };
+  }
+  const start = Number(m[1]);
+  const last = m[2] === '' ? Number.POSITIVE_INFINITY : Number(m[2]);
+  if (last < start) return undefined;
+  if (start >= length) return 'unsatisfiable';
+  return { start, end: Math.min(last, length - 1) };
+}
+
+/**
+ * The cache node's HTTP API (no listening: `listen()` does that, tests use `inject()`):
+ *   GET    /chunks/:id[?size=N]  bytes (Range supported); with a size (or x-ferry-size) a miss is read through
+ *   HEAD   /chunks/:id           200 + length when held, 404 otherwise; no read-through, no recency change
+ *   PUT    /chunks/:id           store verified bytes (x-ferry-size or Content-Length required); 422 if they do not match the id
+ *   DELETE /chunks/:id           204, held or not
+ *   POST   /chunks/:id/fill?size=N   read through without sending the bytes back: {state: held|fetched}
+ *   POST   /chunks/has           {ids: [...]} → {has: [...]}: which of them are held (residency checks)
+ *   GET    /inventory?cursor=&limit=  held ids in ascending order, a page at a time
+ *   GET    /metrics, GET /healthz (the only route open without the token)
+ * Ids are validated before anything touches the disk.
+ */
+export function build(options: CacheNodeAppOptions): FastifyInstance {
+  const { cache, upstream, maxChunkBytes } = options;
+  if (!options.token) throw new InvalidArgumentError('cache node: a token is required');
+  const metrics = options.metrics ?? createCacheMetrics();
+  const log = options.logger ?? silentLogger;
+  const inflight = new Map<string, Promise<{ bytes: Buffer; stored: boolean } | undefined>>();
+  const limit = limiter(options.maxInflight ?? 32);
+  const app = Fastify({ logger: false, exposeHeadRoutes: false, bodyLimit: 4 * 2 ** 20 });
+
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxChunkBytes }, (_req, body, done) => done(null, body));
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.method === 'GET' && (req.url === '/healthz' || req.url.startsWith('/healthz?'))) return;
+    const header = req.headers.authorization ?? '';
+    if (!header.startsWith('Bearer ') || !sameToken(header.slice(7), options.token)) {
+      return reply
+        .code(401)
+        .header('www-authenticate', 'Bearer')
+        .send({ error: 'UNAUTHORIZED', message: 'a valid bearer token is required' });
+    }
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    const status = isFerryError(err) ? (STATUS[err.code] ?? 500) : (err.statusCode ?? 500);
+    if (status >= 500) log.error({ err, method: req.method, route: req.routeOptions.url }, 'request failed');
+    reply.code(status).send({ error: isFerryError(err) ? err.code : 'ERROR', message: messageOf(err) });
+  });
+
+  const chunkParam = (req: FastifyRequest) => parseChunkId((req.params as { id?: unknown }).id);
+
+  /** The size a client says a chunk has (query `size` or header x-ferry-size), if any. */
+  const wantedSize = (req: FastifyRequest): number | undefined => {
+    const raw = (req.query as { size?: string }).size ?? req.headers['x-ferry-size'];
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n) || n < 1 || n > maxChunkBytes) {
+      throw new InvalidArgumentError(`invalid chunk size ${JSON.stringify(String(raw).slice(0, 20))}: expected 1..${maxChunkBytes}`);
+    }
+    return n;
+  };
+
+  /**
+   * One upstream fetch per chunk however many requests miss it at once (single-flight). The
+   * bytes are verified, stored, and handed to every waiter; a failure to store them still serves.
+   */
+  const fill = (want: ChunkWant) => {
+    const key = `${want.id}:${want.size}`;
+    let running = inflight.get(key);
+    if (!running) {
+      running = (async () => {
+        if (!upstream) return undefined;
+        metrics.upstreamFetches.inc();
+        let bytes: Buffer | undefined;
+        try {
+          bytes = await upstream(want);
+        } catch (err) {
+          metrics.upstreamFailures.inc();
+          throw err;
+        }
+        if (!bytes) return undefined;
+        verifyChunkBytes(want, bytes, 'upstream');
+        metrics.upstreamBytes.inc(bytes.length);
+        try {
+          if ((await cache.put(want.id, bytes)) === 'stored') metrics.stored.inc({ via: 'fill' });
+          return { bytes, stored: true };
+        } catch (err) {
+          log.warn({ err, chunk: want.id, reason: messageOf(err) }, 'could not keep a fetched chunk; serving it anyway');
+          return { bytes, stored: false };
+        }
+      })().finally(() => inflight.delete(key));
+      inflight.set(key, running);
+    }
+    return running;
+  };
+
+  const obtain = async (id: ChunkId, size: number | undefined): Promise<{ bytes: Buffer; via: 'hit' | 'fill' } | undefined> => {
+    if (cache.has(id)) {
+      const held = await cache.read(id);
+      if (Buffer.isBuffer(held)) {
+        metrics.hits.inc();
+        return { bytes: held, via: 'hit' };
+      }
+      if (held === 'corrupt') metrics.corrupt.inc({ where: 'disk' });
+    }
+    metrics.misses.inc();
+    if (size === undefined) return undefined;
+    const filled = await fill({ id, size });
+    return filled ? { bytes: filled.bytes, via: 'fill' } : undefined;
+  };
+
+  const notHeld = (reply: FastifyReply, id: ChunkId, readThrough: boolean) =>
+    reply.code(404).send({
+      error: 'NOT_FOUND',
+      message: readThrough ? `chunk ${id}: not held, and no store of the region has it` : `chunk ${id}: not held`,
+    });
+
+  app.get('/healthz', async () => ({ ok: true }));
+
+  app.get('/metrics', async (_req, reply) => {
+    metrics.used.set(cache.used);
+    metrics.capacity.set(cache.capacity);
+    metrics.chunks.set(cache.count);
+    return reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  app.get('/inventory', async (req) => {
+    const q = req.query as { cursor?: string; limit?: string };
+    const limit = q.limit === undefined ? 1000 : Number(q.limit);
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) throw new InvalidArgumentError('invalid limit: expected 1..10000');
+    const cursor = q.cursor ? parseChunkId(q.cursor) : undefined;
+    return { ...cache.page(cursor, limit), used: cache.used, capacity: cache.capacity };
+  });
+
+  app.head('/chunks/:id', async (req, reply) => {
+    const size = cache.sizeOf(chunkParam(req));
+    if (size === undefined) return reply.code(404).send();
+    return reply.header('content-length', size).header('content-type', 'application/octet-stream').send();
+  });
+
+  app.get('/chunks/:id', async (req, reply) => {
+    const id = chunkParam(req);
+    const size = wantedSize(req);
+    const got = await limit(() => obtain(id, upstream ? size : undefined));
+    if (!got) return notHeld(reply, id, size !== undefined && upstream !== undefined);
+    const range = parseRange(req.headers.range, got.bytes.length);
+    reply.header('accept-ranges', 'bytes').header('x-ferry-cache', got.via);
+    if (range === 'unsatisfiable') {
+      return reply
+        .code(416)
+        .header('content-range', `bytes */${got.bytes.length}`)
+        .send({ error: 'RANGE_NOT_SATISFIABLE', message: `chunk ${id} has ${got.bytes.length} bytes` });
+    }
+    const body = range ? got.bytes.subarray(range.start, range.end + 1) : got.bytes;
+    metrics.bytesServed.inc(body.length);
+    if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${got.bytes.length}`);
+    return reply.header('content-type', 'application/octet-stream').send(body);
+  });
+
+  app.put('/chunks/:id', { bodyLimit: maxChunkBytes }, async (req, reply) => {
+    const id = chunkParam(req);
+    const declared = req.headers['x-ferry-size'] ?? req.headers['content-length'];
+    if (declared === undefined) return reply.code(411).send({ error: 'LENGTH_REQUIRED', message: 'send x-ferry-size or Content-Length' });
+    const size = Number(declared);
+    if (!Number.isSafeInteger(size) || size < 1 || size > maxChunkBytes) {
+      throw new InvalidArgumentError(`invalid chunk size ${JSON.stringify(String(declared).slice(0, 20))}: expected 1..${maxChunkBytes}`);
+    }
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    try {
+      verifyChunkBytes({ id, size }, body, 'upload');
+    } catch (err) {
+      if (err instanceof CorruptError) metrics.corrupt.inc({ where: 'upload' });
+      throw err;
+    }
+    const state = await cache.put(id, body);
+    if (state === 'stored') metrics.stored.inc({ via: 'put' });
+    return reply.code(state === 'stored' ? 201 : 200).send({ id, state });
+  });
+
+  app.delete('/chunks/:id', async (req, reply) => {
+    await cache.delete(chunkParam(req), 'delete');
+    return reply.code(204).send();
+  });
+
+  app.post('/chunks/:id/fill', async (req, reply) => {
+    const id = chunkParam(req);
+    const size = wantedSize(req);
+    if (size === undefined) throw new InvalidArgumentError('fill: the chunk size is required (?size=N)');
+    if (cache.has(id)) {
+      cache.touch(id);
+      return { id, state: 'held' };
+    }
+    const filled = upstream ? await limit(() => fill({ id, size })) : undefined;
+    if (!filled) return notHeld(reply, id, upstream !== undefined);
+    if (!filled.stored) return reply.code(507).send({ error: 'NOT_STORED', message: `chunk ${id}: fetched but could not be kept on disk` });
+    return { id, state: 'fetched' };
+  });
+
+  app.post('/chunks/has', async (req) => {
+    const ids = (req.body as { ids?: unknown } | undefined)?.ids;
+    if (!Array.isArray(ids) || ids.length > 10_000) throw new InvalidArgumentError('has: expected {"ids": [...]} with at most 10000 ids');
+    return { has: ids.map((id) => parseChunkId(id)).filter((id) => cache.has(id)) };
+  });
+
+  app.setNotFoundHandler((_req, reply) => {
+    reply.code(404).send({ error: 'NOT_FOUND', message: 'no such route' });
+  });
+
+  return app;
+}
+
+/** Listen on `host:port` (IPv6 in brackets); returns the bound address. */
+export async function listen(app: FastifyInstance, address: string): Promise<{ host: string; port: number; url: string }> {
+  const match = /^\[?([^\]]+)\]?:(\d+)$/.exec(address);
+  if (!match) throw new InvalidArgumentError(`invalid listen address "${address}": expected host:port`);
+  const url = await app.listen({ host: match[1] as string, port: Number(match[2]) });
+  const bound = app.server.address();
+  const port = typeof bound === 'object' && bound ? bound.port : Number(match[2]);
+  return { host: match[1] as string, port, url };
+}

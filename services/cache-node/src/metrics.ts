@@ -1,0 +1,28 @@
+import { Counter, Gauge, Registry } from 'prom-client';
+
+/** A cache node's Prometheus metrics, in a registry of its own (tests run several nodes per process). */
+export function createCacheMetrics() {
+  const registry = new Registry();
+  const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
+  const gauge = (name: string, help: string) => new Gauge({ name, help, registers: [registry] });
+  return {
+    registry,
+    hits: counter('ferry_cache_hits_total', 'Chunk reads served from local disk'),
+    misses: counter('ferry_cache_misses_total', 'Chunk reads of chunks not held (or held corrupt)'),
+    bytesServed: counter('ferry_cache_bytes_served_total', 'Chunk bytes sent to clients'),
+    upstreamFetches: counter(
+      'ferry_cache_upstream_fetches_total',
+      'Read-through fetches from the region stores (one per chunk however many clients wait)',
+    ),
+    upstreamBytes: counter('ferry_cache_upstream_bytes_total', 'Verified bytes fetched from the region stores'),
+    upstreamFailures: counter('ferry_cache_upstream_failures_total', 'Read-through fetches that failed (store unreachable, corrupt copy)'),
+    stored: counter('ferry_cache_stored_total', 'Chunks written to disk', ['via']),
+    evictions: counter('ferry_cache_evictions_total', 'Chunks removed from disk', ['reason']),
+    corrupt: counter('ferry_cache_corrupt_total', 'Copies that failed verification: cached files on read, and refused uploads', ['where']),
+    used: gauge('ferry_cache_used_bytes', 'Bytes of chunk files held (and reserved by writes in flight)'),
+    capacity: gauge('ferry_cache_capacity_bytes', 'Bytes the node may hold'),
+    chunks: gauge('ferry_cache_chunks', 'Chunks held'),
+  };
+}
+
+export type CacheMetrics = ReturnType<typeof createCacheMetrics>;

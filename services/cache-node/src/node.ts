@@ -1,0 +1,135 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { Heartbeat, type Membership, parseNodeId } from '@ferry/cache';
+import { InvalidArgumentError, type Logger, silentLogger } from '@ferry/core';
+import type { FastifyInstance } from 'fastify';
+import { build, listen } from './app.js';
+import { DiskCache } from './disk-cache.js';
+import { createCacheMetrics } from './metrics.js';
+import type { Upstream } from './upstream.js';
+
+export interface CacheNodeOptions {
+  /**
+   * Placement hashes the id, so it must outlive restarts: default the id recorded in the cache
+   * dir by an earlier run, else `<hostname>-<port>`; either way it is recorded in the dir.
+   */
+  id?: string;
+  dir: string;
+  capacity: number;
+  /** Relative share of chunks (1:2:3 for 8/16/24 TB disks). */
+  weight: number;
+  token: string;
+  /** host:port to listen on (port 0: any free port). */
+  listen: string;
+  /** URL other hosts reach this node at (default: from the listen address; the hostname when listening on all interfaces). */
+  advertise?: string;
+  upstream?: Upstream;
+  /** Largest chunk accepted or fetched: the volume's chunkSize. */
+  maxChunkBytes: number;
+  /** The region's membership to heartbeat into; absent: the node serves but is not announced. */
+  membership?: Membership;
+  heartbeatMs?: number;
+  logger?: Logger;
+}
+
+const ID_FILE = '.node-id';
+
+function advertisedUrl(host: string, port: number): string {
+  const h = host === '0.0.0.0' || host === '::' ? hostname() : host;
+  return `http://${h.includes(':') ? `[${h}]` : h}:${port}`;
+}
+
+/** A running cache node: disk cache, HTTP API, membership heartbeat. `start()`, then `stop()`. */
+export class CacheNode {
+  readonly metrics = createCacheMetrics();
+  readonly #o: CacheNodeOptions;
+  readonly #log: Logger;
+  #cache: DiskCache | undefined;
+  #app: FastifyInstance | undefined;
+  #heartbeat: Heartbeat | undefined;
+  id = '';
+  url = '';
+
+  constructor(options: CacheNodeOptions) {
+    if (!Number.isFinite(options.weight) || options.weight <= 0) {
+      throw new InvalidArgumentError(`invalid cache node weight ${options.weight}: expected a positive number`);
+    }
+    this.#o = options;
+    this.#log = options.logger ?? silentLogger;
+  }
+
+  get cache(): DiskCache {
+    if (!this.#cache) throw new Error('cache node not started');
+    return this.#cache;
+  }
+
+  get app(): FastifyInstance {
+    if (!this.#app) throw new Error('cache node not started');
+    return this.#app;
+  }
+
+  async start(): Promise<{ id: string; url: string }> {
+    const o = this.#o;
+    const given = o.id === undefined ? undefined : parseNodeId(o.id);
+    this.#cache = await DiskCache.open({
+      dir: o.dir,
+      capacity: o.capacity,
+      onEvict: (_id, reason) => this.metrics.evictions.inc({ reason }),
+      logger: this.#log,
+    });
+    const recorded = await readFile(join(o.dir, ID_FILE), 'utf8').then(
+      (text) => parseNodeId(text.trim()),
+      () => undefined,
+    );
+    this.#app = build({
+      cache: this.#cache,
+      token: o.token,
+      maxChunkBytes: o.maxChunkBytes,
+      metrics: this.metrics,
+      logger: this.#log,
+      ...(o.upstream ? { upstream: o.upstream } : {}),
+    });
+    const bound = await listen(this.#app, o.listen);
+    this.id = given ?? recorded ?? parseNodeId(`${hostname()}-${bound.port}`);
+    if (this.id !== recorded) await writeFile(join(o.dir, ID_FILE), `${this.id}\n`);
+    this.url = (o.advertise ?? advertisedUrl(bound.host, bound.port)).replace(/\/+$/, '');
+    if (o.membership) {
+      const cache = this.#cache;
+      this.#heartbeat = new Heartbeat({
+        membership: o.membership,
+        id: this.id,
+        info: () => ({ url: this.url, weight: o.weight, capacity: o.capacity, used: cache.used }),
+        intervalMs: o.heartbeatMs ?? 1_000,
+        logger: this.#log,
+      });
+      try {
+        await this.#heartbeat.start();
+      } catch (err) {
+        // Not announced, not serving: a node nobody can find should not keep the port either.
+        await this.#app.close();
+        throw err;
+      }
+    }
+    this.#log.info(
+      {
+        node: this.id,
+        url: this.url,
+        dir: o.dir,
+        capacity: o.capacity,
+        weight: o.weight,
+        chunks: this.#cache.count,
+        used: this.#cache.used,
+      },
+      'cache node started',
+    );
+    return { id: this.id, url: this.url };
+  }
+
+  /** Leave the membership first (clients stop asking), then finish requests in flight and close. */
+  async stop(): Promise<void> {
+    await this.#heartbeat?.stop();
+    await this.#app?.close();
+    this.#log.info({ node: this.id }, 'cache node stopped');
+  }
+}

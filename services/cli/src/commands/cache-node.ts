@@ -1,0 +1,90 @@
+import { resolve } from 'node:path';
+import { Membership } from '@ferry/cache';
+import { CacheNode, storesUpstream } from '@ferry/cache-node';
+import { formatBytes, InvalidArgumentError, InvalidConfigError, type Logger, parseSize } from '@ferry/core';
+import type { Context } from '../context.js';
+import type { Output } from '../output.js';
+
+export interface CacheNodeCommandOptions {
+  region: string;
+  dir: string;
+  /** `200GiB`, or bytes. */
+  capacity: string | number;
+  /** Relative share of chunks; default 1. */
+  weight?: string | number;
+  /** host:port (port 0: any free port). */
+  listen: string;
+  /** Stable node id (default: the one recorded in the dir, else `<hostname>-<port>`). */
+  id?: string;
+  /** URL other hosts reach this node at, when the listen address is not it (0.0.0.0, NAT). */
+  advertise?: string;
+}
+
+function parseWeight(value: string | number | undefined): number {
+  const n = value === undefined ? 1 : Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 1_000_000) throw new InvalidArgumentError(`--weight must be a positive number, got "${value}"`);
+  return n;
+}
+
+/**
+ * Run a cache node of a region until SIGTERM/SIGINT (a second signal exits at once): chunks on
+ * local disk up to `capacity`, read-through from the region's store and then the source's, and a
+ * heartbeat into the region's Redis so readers and warmups place chunks on it.
+ */
+export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNodeCommandOptions, logger: Logger): Promise<void> {
+  const region = await ctx.region(opts.region);
+  const token = region.config.cache?.token;
+  if (!token) {
+    throw new InvalidConfigError(
+      `regions.${region.name}.cache.token: set a token (e.g. "\${FERRY_CACHE_TOKEN}") to run cache nodes in ${region.name}`,
+    );
+  }
+  const capacity = parseSize(opts.capacity);
+  if (capacity < ctx.config.chunkSize) {
+    throw new InvalidArgumentError(`--capacity ${formatBytes(capacity)} is smaller than one chunk (${formatBytes(ctx.config.chunkSize)})`);
+  }
+  const weight = parseWeight(opts.weight);
+  const source = region.isSource ? undefined : await ctx.source();
+  const log = logger.child({ component: 'cache-node', region: region.name });
+  const node = new CacheNode({
+    dir: resolve(opts.dir),
+    capacity,
+    weight,
+    token,
+    listen: opts.listen,
+    maxChunkBytes: ctx.config.chunkSize,
+    upstream: storesUpstream(
+      [{ name: `store:${region.name}`, store: region.store }, ...(source ? [{ name: `source:${source.name}`, store: source.store }] : [])],
+      log,
+    ),
+    membership: new Membership({ redis: region.redis, volume: ctx.config.volume }),
+    logger: log,
+    ...(opts.id !== undefined ? { id: opts.id } : {}),
+    ...(opts.advertise !== undefined ? { advertise: opts.advertise } : {}),
+  });
+  const started = await node.start();
+  out.event({
+    event: 'started',
+    region: region.name,
+    id: started.id,
+    url: started.url,
+    capacity,
+    weight,
+    chunks: node.cache.count,
+    used: node.cache.used,
+  });
+  out.line(
+    `cache node ${started.id} of region ${region.name} serving ${started.url} (${formatBytes(node.cache.used)} of ${formatBytes(capacity)} held, weight ${weight})`,
+  );
+  await new Promise<void>((done) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'signal received');
+      process.once(signal, () => process.exit(130));
+      done();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await node.stop();
+  out.event({ event: 'stopped', id: started.id });
+}

@@ -1,0 +1,168 @@
+import {
+  type CacheMember,
+  CacheNodeClient,
+  Membership,
+  plannedBytes,
+  type Residency,
+  residency,
+  type WarmChunk,
+  type WarmResult,
+  warmChunks,
+} from '@ferry/cache';
+import { type Entry, formatBytes, InvalidConfigError, normalizePath, UnavailableError } from '@ferry/core';
+import type { Meta } from '@ferry/meta';
+import type { Context } from '../context.js';
+import type { Output } from '../output.js';
+
+export interface WarmupCommandOptions {
+  /** Default: the source region. */
+  region?: string;
+  /** Keep warming what is missing until every chunk is on all its owners (or no round gets further). */
+  wait?: boolean;
+  /** Chunks in flight (each to all its owners). Default 8. */
+  concurrency?: number;
+}
+
+/** Rounds `--wait` makes at most; each one only re-warms what the nodes say they lack. */
+const MAX_ROUNDS = 5;
+
+async function entriesUnder(meta: Meta, path: string): Promise<Entry[]> {
+  const single = await meta.tryStat(path);
+  if (single) return [single];
+  const found: Entry[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await meta.list(path, { recursive: true, limit: 1000, ...(cursor ? { cursor } : {}) });
+    for (const item of page.items) if (item.kind === 'file') found.push(item.entry);
+    cursor = page.cursor;
+  } while (cursor);
+  return found;
+}
+
+/** Every file's first chunk (safetensors header) first, then the rest in file order; each chunk once. */
+function warmOrder(entries: Entry[]): WarmChunk[] {
+  const firsts = entries.flatMap((e) => e.chunks.slice(0, 1));
+  const rest = entries.flatMap((e) => e.chunks.slice(1));
+  const seen = new Set<string>();
+  return [...firsts, ...rest].filter((c) => !seen.has(c.id) && seen.add(c.id)).map((c) => ({ id: c.id, size: c.size }));
+}
+
+function addUp(total: WarmResult, round: WarmResult): void {
+  total.fetched += round.fetched;
+  total.missing += round.missing;
+  total.failed += round.failed;
+  total.errors.push(...round.errors.slice(0, Math.max(0, 20 - total.errors.length)));
+}
+
+/**
+ * `ferry warmup <path>`: put every chunk of a file or folder on its owners among the region's live
+ * cache nodes, now, by asking each owner to read it through from the region's stores (no chunk
+ * bytes pass through this process), then ask the nodes what they hold and print the verified
+ * residency. Without `--wait` that is one pass, reported as is (exit 0). With `--wait` the chunks
+ * some owner still lacks are warmed again, up to 5 passes, until residency is 100 %; if it cannot
+ * get there (nodes too small for the path, chunks missing from the region) the command fails.
+ * The replicator's queued warmup (POST /warmup) uses the same warmChunks/residency functions.
+ */
+export async function warmupCommand(ctx: Context, out: Output, path: string, opts: WarmupCommandOptions): Promise<void> {
+  const region = await ctx.region(opts.region);
+  const cache = region.config.cache;
+  if (!cache?.token) {
+    throw new InvalidConfigError(
+      `regions.${region.name}.cache.token: region ${region.name} has no cache nodes configured (set cache.token)`,
+    );
+  }
+  const target = normalizePath(path);
+  const entries = await entriesUnder(region.meta, target);
+  if (entries.length === 0) await region.meta.stat(target); // the one-line NotFound for the path
+  const chunks = warmOrder(entries);
+  const bytes = chunks.reduce((sum, c) => sum + c.size, 0);
+  const membership = new Membership({ redis: region.redis, volume: ctx.config.volume });
+  let members: CacheMember[] = await membership.members();
+  if (members.length === 0) {
+    throw new UnavailableError(
+      `no live cache nodes in region ${region.name}: start some with \`ferry cache-node --region ${region.name} …\``,
+    );
+  }
+  const replicas = cache.replicas;
+  const tooSmall = [...plannedBytes(members, replicas, chunks)].filter(([id, n]) => n > (members.find((m) => m.id === id)?.capacity ?? 0));
+  for (const [id, n] of tooSmall) {
+    const capacity = members.find((m) => m.id === id)?.capacity ?? 0;
+    out.warn(
+      `cache node ${id} would hold ${formatBytes(n)} of ${target} but its capacity is ${formatBytes(capacity)}: residency cannot reach 100%`,
+    );
+  }
+  const client = new CacheNodeClient({ token: cache.token, connectTimeoutMs: cache.connectTimeoutMs, logger: ctx.logger });
+  const started = Date.now();
+  const total: WarmResult = { chunks: chunks.length, bytes, placements: 0, fetched: 0, held: 0, missing: 0, failed: 0, errors: [] };
+  let res: Residency;
+  let rounds = 0;
+  try {
+    let todo = chunks;
+    for (;;) {
+      rounds += 1;
+      const todoBytes = todo.reduce((sum, c) => sum + c.size, 0);
+      const progress = out.progress(rounds === 1 ? 'warmup' : `warmup (pass ${rounds})`, todoBytes);
+      let reported = 0;
+      let round: WarmResult;
+      try {
+        round = await warmChunks({
+          chunks: todo,
+          members,
+          replicas,
+          client,
+          concurrency: opts.concurrency ?? 8,
+          onProgress: (p) => {
+            progress.tick(p.doneBytes - reported);
+            reported = p.doneBytes;
+          },
+          logger: ctx.logger,
+        });
+      } finally {
+        progress.stop();
+      }
+      if (rounds === 1) Object.assign(total, { ...round, errors: [...round.errors] });
+      else addUp(total, round);
+      res = await residency({ members, replicas, chunkIds: chunks.map((c) => c.id), client, listIncomplete: true });
+      if (!opts.wait || res.percent === 100 || rounds >= MAX_ROUNDS || tooSmall.length > 0) break;
+      const before = new Set(todo.map((c) => c.id));
+      const incomplete = new Set(res.incomplete ?? []);
+      if (rounds > 1 && [...before].every((id) => incomplete.has(id))) break; // the last pass got nothing further
+      todo = chunks.filter((c) => incomplete.has(c.id));
+      await new Promise((r) => setTimeout(r, 500));
+      const fresh = await membership.members();
+      if (fresh.length > 0) members = fresh;
+    }
+  } finally {
+    await client.close();
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const { incomplete: _omit, ...residencyReport } = res;
+  out.result(
+    {
+      event: 'summary',
+      command: 'warmup',
+      region: region.name,
+      path: target,
+      files: entries.length,
+      nodes: members.map((m) => m.id),
+      replicas,
+      rounds,
+      ...total,
+      residency: residencyReport,
+      complete: res.percent === 100,
+      seconds,
+    },
+    [
+      `warmed ${target}: ${entries.length} file${entries.length === 1 ? '' : 's'}, ${chunks.length} chunks (${formatBytes(bytes)}) on ${members.length} cache node${members.length === 1 ? '' : 's'} of region ${region.name}, ${Math.min(replicas, members.length)} replica${Math.min(replicas, members.length) === 1 ? '' : 's'} each, in ${seconds.toFixed(1)} s`,
+      `placements: ${total.placements} (${total.fetched} fetched by the nodes, ${total.held} already held, ${total.missing} missing from the region, ${total.failed} failed)`,
+      `verified residency: ${res.percent}% (${res.held}/${res.chunks} chunks on all their owners; ${res.placementsHeld}/${res.placements} placements)`,
+      ...res.nodes.map((n) => `  ${n.id}: ${n.held}/${n.expected}${n.reachable ? '' : ' (unreachable)'}`),
+      ...total.errors.slice(0, 5).map((e) => `  failed: ${e.chunk} on ${e.node}: ${e.error}`),
+    ],
+  );
+  if (opts.wait && res.percent < 100) {
+    throw new UnavailableError(
+      `warmup of ${target} in region ${region.name} incomplete after ${rounds} pass${rounds === 1 ? '' : 'es'}: residency ${res.percent}%`,
+    );
+  }
+}

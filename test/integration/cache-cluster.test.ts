@@ -1,0 +1,197 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type CacheMember, CacheNodeClient, metricValue, regionCacheTier, rendezvousOwners, residency } from '@ferry/cache';
+import { type ChunkId, type ChunkRef, chunkKey, silentLogger } from '@ferry/core';
+import { RegionReader } from '@ferry/reader';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { warmupCommand } from '../../services/cli/src/commands/warmup.js';
+import { Context } from '../../services/cli/src/context.js';
+import { CacheRegions, CountingStore, captureOutput, type ModelFile, sha256Of } from '../support/cache-cluster.js';
+
+const MiB = 2 ** 20;
+
+function pathOf(dir: string, id: ChunkId): string {
+  const hex = id.slice(id.indexOf('-') + 1);
+  return join(dir, hex.slice(0, 2), hex.slice(2, 4), id);
+}
+
+async function nodeMetric(client: CacheNodeClient, node: CacheMember, name: string): Promise<number> {
+  return metricValue(await client.metrics(node), name) ?? 0;
+}
+
+describe('a cache cluster of 3 node processes (weights 1:2:3) in a mirror region', () => {
+  let r: CacheRegions;
+  let model: ModelFile[];
+  let members: CacheMember[];
+  let client: CacheNodeClient;
+
+  beforeAll(async () => {
+    r = await CacheRegions.create(inject('redisUrl'), { chunkSize: MiB });
+    const [files] = await Promise.all([
+      // 256 MiB in 1 MiB chunks: 4 shards of 64 MiB.
+      r.putModel('/models/llama', 4, 64 * MiB),
+      r.startNodes([
+        { id: 'n1', weight: 1, capacity: '1GiB' },
+        { id: 'n2', weight: 2, capacity: '1GiB' },
+        { id: 'n3', weight: 3, capacity: '1GiB' },
+      ]),
+    ]);
+    model = files;
+    members = await r.members();
+    client = new CacheNodeClient({ token: r.token, connectTimeoutMs: 200 });
+  });
+  afterAll(async () => {
+    await client?.close();
+    await r?.close();
+  });
+
+  function readerWith(tier: ReturnType<typeof regionCacheTier>) {
+    const store = new CountingStore(r.mirror.store);
+    const source = new CountingStore(r.source.store);
+    const reader = new RegionReader({
+      meta: r.mirror.meta,
+      region: 'eu',
+      store,
+      source: { name: 'src', store: source },
+      cache: tier.tier,
+      memoryBytes: 0,
+      prefetch: 8,
+    });
+    return { reader, store, source };
+  }
+
+  const tierOf = () =>
+    regionCacheTier({ redis: r.mirror.redis, volume: r.volume, token: r.token, replicas: 2, connectTimeoutMs: 200, logger: silentLogger });
+
+  it('warms a 256 MiB model to 100 % verified residency that matches the nodes’ inventories; reads then never touch a store', async () => {
+    expect(members.map((m) => [m.id, m.weight])).toEqual([
+      ['n1', 1],
+      ['n2', 2],
+      ['n3', 3],
+    ]);
+    const ctx = new Context({ config: r.config, logger: silentLogger });
+    const { out, lines, summary: summaryOf } = captureOutput();
+    const started = Date.now();
+    try {
+      await warmupCommand(ctx, out, '/models/llama', { region: 'eu', wait: true });
+    } finally {
+      await ctx.close();
+    }
+    const warmSeconds = (Date.now() - started) / 1000;
+    const summary = summaryOf();
+    expect(summary.chunks).toBe(256);
+    expect(summary.placements).toBe(512);
+    expect(summary.failed).toBe(0);
+    expect(summary.residency.percent).toBe(100);
+    expect(summary.complete).toBe(true);
+    expect(lines().some((l) => l.event === 'progress')).toBe(true);
+
+    // What the nodes really hold: exactly the placements, nothing else.
+    const held = new Map<string, Set<string>>();
+    for (const m of members) {
+      const ids = new Set<string>();
+      for await (const item of client.inventoryAll(m)) ids.add(item.id);
+      held.set(m.id, ids);
+    }
+    const chunkIds = model.flatMap((f) => f.entry.chunks.map((c) => c.id));
+    let placements = 0;
+    for (const id of chunkIds) {
+      for (const owner of rendezvousOwners(members, id, 2)) {
+        expect(held.get(owner.id)?.has(id), `${id} on ${owner.id}`).toBe(true);
+        placements += 1;
+      }
+    }
+    expect([...held.values()].reduce((n, s) => n + s.size, 0)).toBe(placements);
+    const verified = await residency({ members, replicas: 2, chunkIds, client });
+    expect(verified.percent).toBe(100);
+
+    const tier = tierOf();
+    const { reader, store, source } = readerWith(tier);
+    const readStarted = Date.now();
+    try {
+      for (const f of model) expect((await sha256Of(reader.stream(f.entry))).sha256).toBe(f.sha256);
+    } finally {
+      await tier.close();
+    }
+    const readSeconds = (Date.now() - readStarted) / 1000;
+    expect([store.gets, store.heads, source.gets, source.heads]).toEqual([0, 0, 0, 0]);
+    expect(reader.chunks.stats.bytes.cache).toBe(256 * MiB);
+    console.log(
+      `[cache figures] warmup 256 MiB ×2 replicas: ${warmSeconds.toFixed(1)} s; read 256 MiB through the cache tier: ${readSeconds.toFixed(2)} s = ${(256 / readSeconds).toFixed(0)} MiB/s; per node: ${[...held].map(([id, s]) => `${id} ${s.size}`).join(', ')} chunks`,
+    );
+  });
+
+  it('32 concurrent cold readers of one chunk through a node cause exactly one upstream fetch', async () => {
+    const { ref, bytes } = await r.sourceOnlyChunk(MiB);
+    const owner = rendezvousOwners(members, ref.id, 2)[0] as CacheMember;
+    const before = await nodeMetric(client, owner, 'ferry_cache_upstream_fetches_total');
+    const got = await Promise.all(Array.from({ length: 32 }, () => client.get(owner, ref.id, { size: ref.size })));
+    expect(got.every((b) => b?.equals(bytes))).toBe(true);
+    expect((await nodeMetric(client, owner, 'ferry_cache_upstream_fetches_total')) - before).toBe(1);
+    // The region store lacked it: the node read it from the source store.
+    await expect(r.mirror.store.head(chunkKey(ref.id))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('detects a bit flipped in a cached chunk file, evicts it and serves the right bytes', async () => {
+    const ref = model[1]?.entry.chunks[7] as ChunkRef;
+    const owner = rendezvousOwners(members, ref.id, 2)[0] as CacheMember;
+    const node = r.nodes.find((n) => n.id === owner.id);
+    const file = pathOf(node?.dir as string, ref.id);
+    const good = await readFile(file);
+    const flipped = Buffer.from(good);
+    flipped[12_345] = (flipped[12_345] ?? 0) ^ 0x10;
+    await writeFile(file, flipped);
+    const corruptBefore = await nodeMetric(client, owner, 'ferry_cache_corrupt_total');
+
+    // Through a reader: the node catches it (the reader never sees a bad copy) and reads it through again.
+    const tier = tierOf();
+    const { reader, store } = readerWith(tier);
+    try {
+      // Buffers are compared with equals(): toEqual walks a MiB byte by byte.
+      expect((await reader.fetch(ref)).equals(good)).toBe(true);
+    } finally {
+      await tier.close();
+    }
+    expect(reader.chunks.stats.bad.cache).toBe(0);
+    expect(store.gets).toBe(0);
+    expect((await nodeMetric(client, owner, 'ferry_cache_corrupt_total')) - corruptBefore).toBe(1);
+    expect((await readFile(file)).equals(good)).toBe(true);
+    const evictions = await client.metrics(owner);
+    expect(evictions).toMatch(/ferry_cache_evictions_total\{reason="corrupt"\} 1/);
+  });
+
+  it('keeps reading correctly when a node is SIGKILLed mid-read', async () => {
+    const tier = tierOf();
+    const { reader, store, source } = readerWith(tier);
+    const victim = r.nodes.find((n) => n.id === 'n3');
+    const started = Date.now();
+    try {
+      const reads = model.map(async (f) => (await sha256Of(reader.stream(f.entry))).sha256);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      await victim?.stop('SIGKILL');
+      expect(await Promise.all(reads)).toEqual(model.map((f) => f.sha256));
+    } finally {
+      await tier.close();
+    }
+    const seconds = (Date.now() - started) / 1000;
+    const stats = reader.chunks.stats;
+    expect(stats.bytes.cache + stats.bytes['store:eu'] + stats.bytes['source:src']).toBe(256 * MiB);
+    // The other owner of each of n3's chunks still has it; at most a few in flight fell to the store.
+    expect(stats.bytes.cache).toBeGreaterThan(200 * MiB);
+    console.log(
+      `[cache figures] read 256 MiB with n3 killed after 150 ms: ${seconds.toFixed(2)} s; cache ${stats.bytes.cache / MiB} MiB, store ${stats.bytes['store:eu'] / MiB} MiB (${store.gets} gets), source ${source.gets} gets`,
+    );
+    // And a fresh reader, with n3 still listed as a member for a few seconds, is not slowed down by it.
+    const again = tierOf();
+    const second = readerWith(again);
+    const t0 = Date.now();
+    try {
+      const first = model[0] as ModelFile;
+      expect((await sha256Of(second.reader.stream(first.entry))).sha256).toBe(first.sha256);
+    } finally {
+      await again.close();
+    }
+    expect(second.reader.chunks.stats.bytes.cache).toBe(64 * MiB);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+});
