@@ -29,6 +29,11 @@ export interface CopyQueueOptions {
   connection: Redis;
   volume: string;
   attempts?: number;
+  /**
+   * Errors the queue's connection reports (BullMQ prints them to stderr when nobody listens).
+   * Default: ignored, since every command on that connection fails with its own error too.
+   */
+  onError?: (err: Error) => void;
 }
 
 /**
@@ -41,6 +46,7 @@ export class CopyQueue {
 
   constructor(options: CopyQueueOptions) {
     this.queue = new Queue<CopyJob>(QUEUES.copy, { connection: options.connection, prefix: queuePrefix(options.volume) });
+    this.queue.on('error', options.onError ?? (() => {}));
     this.#attempts = options.attempts ?? 8;
   }
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { type ChunkId, type Entry, parseChunkId } from '@ferry/core';
 import type { Redis } from 'ioredis';
 import { chunkIdList, entryRest } from './entry.js';
@@ -6,6 +7,16 @@ import { parseVolume, type VolumeKeys, volumeKeys } from './keys.js';
 import type { ChangeRecord } from './record.js';
 import { translateRedisError } from './redis.js';
 import { runScript } from './scripts.js';
+
+/** A full resync in progress: the snapshot id it started from and the set of paths it has seen. */
+export interface Resync {
+  snapshot: string;
+  /** Key of this resync's own seen set. */
+  seen: string;
+}
+
+/** A dead resync's seen set goes away after this long without a page. */
+const SEEN_TTL_MS = 60 * 60 * 1000;
 
 export interface ApplyResult {
   /** Records that changed the mirror (the rest were at or before the cursor). */
@@ -73,39 +84,54 @@ export class MirrorMeta {
     return result;
   }
 
-  /** Start a full resync: forget what an interrupted one had seen. */
-  async beginResync(snapshotId: string): Promise<void> {
+  /**
+   * Start a full resync from a snapshot taken at `snapshotId`. Each resync records the paths it
+   * sees in a set of its own (a random key next to `resyncSeen`, dropped by the last prune page
+   * and expiring if the resync dies), so a replica that lost its lease mid-resync and another that
+   * started one meanwhile cannot clear each other's record and prune entries the source still has.
+   * `resyncInfo` says what the last resync was doing and counts them all.
+   */
+  async beginResync(snapshotId: string, reason = ''): Promise<Resync> {
+    const snapshot = parseStreamId(snapshotId, 'snapshot id');
+    const resync: Resync = { snapshot, seen: `${this.keys.resyncSeen}:${randomBytes(8).toString('hex')}` };
     await this.#call(() =>
       this.#redis
         .multi()
-        .del(this.keys.resyncSeen)
-        .hset(this.keys.resyncInfo, { snapshot: snapshotId, started: Date.now(), state: 'running' })
+        .hdel(this.keys.resyncInfo, 'finished', 'removed')
+        .hset(this.keys.resyncInfo, { snapshot, started: Date.now(), state: 'running', reason })
+        .hincrby(this.keys.resyncInfo, 'count', 1)
         .exec(),
     );
+    return resync;
   }
 
   /** Apply a page of source entries (their own versions) during a resync; returns how many were written. */
-  async applySnapshot(page: Entry[]): Promise<number> {
+  async applySnapshot(resync: Resync, page: Entry[]): Promise<number> {
     if (page.length === 0) return 0;
-    const { entries, paths, refs, unreferenced, resyncSeen } = this.keys;
+    const { entries, paths, refs, unreferenced } = this.keys;
     const args = page.flatMap((e) => [e.path, parseStreamId(e.version), entryRest(e), chunkIdList(e)]);
-    return Number(await this.#call(() => runScript(this.#redis, 'snapshot', [entries, paths, refs, unreferenced, resyncSeen], args)));
+    const written = await this.#call(() => runScript(this.#redis, 'snapshot', [entries, paths, refs, unreferenced, resync.seen], args));
+    await this.#call(() => this.#redis.pexpire(resync.seen, SEEN_TTL_MS));
+    return Number(written);
   }
 
   /**
    * Remove what the snapshot did not have, page by page through the path index, then (last page,
    * same step) set the cursor to the snapshot id. Returns how many entries were removed.
+   * `beforePage` runs before each page is written (the watcher renews its lease there).
    */
-  async finishResync(snapshotId: string, pageSize = 1000): Promise<number> {
-    const { entries, paths, refs, unreferenced, resyncSeen, cursor } = this.keys;
+  async finishResync(resync: Resync, options: { pageSize?: number; beforePage?: () => Promise<void> } = {}): Promise<number> {
+    const pageSize = options.pageSize ?? 1000;
+    const { entries, paths, refs, unreferenced, cursor } = this.keys;
     let removed = 0;
     let from = '-';
     for (;;) {
       const page = await this.#call(() => this.#redis.zrangebylex(paths, from, '+', 'LIMIT', 0, pageSize));
       const last = page.length < pageSize;
-      const args = [snapshotId, last ? '1' : '0', ...page];
+      const args = [resync.snapshot, last ? '1' : '0', ...page];
+      await options.beforePage?.();
       removed += Number(
-        await this.#call(() => runScript(this.#redis, 'prune', [entries, paths, refs, unreferenced, resyncSeen, cursor], args)),
+        await this.#call(() => runScript(this.#redis, 'prune', [entries, paths, refs, unreferenced, resync.seen, cursor], args)),
       );
       if (last) break;
       from = `(${page.at(-1)}`;

@@ -110,10 +110,10 @@ export function buildProgram(): Command {
         ),
       ),
     );
+  // `--region` belongs to `replicator` (commander gives it to the parent), so read it from there.
   common(replicator.command('retry-failed'))
-    .description('queue the copy jobs that failed for good again')
-    .requiredOption('-r, --region <name>', 'the mirror region')
-    .action(action((ctx, out, opts: { region: string }) => retryFailedCommand(ctx, out, opts)));
+    .description('queue the copy jobs that failed for good again (ferry replicator --region R retry-failed)')
+    .action(action((ctx, out) => retryFailedCommand(ctx, out, { region: replicator.opts<{ region: string }>().region })));
 
   common(program.command('gateway'))
     .description('serve the volume of a region as a read-only S3 bucket (SigV4, ListObjectsV2, GetObject with ranges)')

@@ -30,7 +30,8 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   const app = Fastify({ logger: options.logger ?? false, disableRequestLogging: true });
 
   app.addHook('onRequest', async (req, reply) => {
-    if (options.open || req.url === '/healthz') return;
+    // The path without the query: a probe's `/healthz?verbose` is still the open route.
+    if (options.open || req.url.split('?')[0] === '/healthz') return;
     const header = req.headers.authorization ?? '';
     const token = header.startsWith('Bearer ') ? header.slice(7) : '';
     if (!options.token || !sameToken(token, options.token)) {

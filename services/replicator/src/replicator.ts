@@ -1,6 +1,6 @@
 import { type FerryConfig, InvalidConfigError, type Logger, regionConfig } from '@ferry/core';
 import { CopyQueue, QUEUES, queuePrefix } from '@ferry/jobs';
-import { connectRedis, Lease, Meta, MirrorMeta, pingRedis } from '@ferry/meta';
+import { connectRedis, Lease, Meta, MirrorMeta, pingRedis, translateRedisError } from '@ferry/meta';
 import { createStore, type ObjectStore } from '@ferry/stores';
 import { Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
@@ -11,6 +11,35 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { type RegionStatus, regionStatus } from './status.js';
 import { Throttle } from './throttle.js';
 import { Watcher } from './watcher.js';
+
+/**
+ * How the copy workers hold their jobs. A replica that dies (kill -9, OOM, a lost node) leaves
+ * its jobs active under a lock nobody renews; BullMQ's stalled check puts them back in line once
+ * the lock has expired. A shorter lock than BullMQ's 30 s gets them copied sooner (the lock is
+ * renewed every half of it on a timer, so a slow copy keeps it), and since copying a chunk again
+ * is harmless, a job that stalls several times is retried rather than failed for good (BullMQ's
+ * default fails it the second time, which would leave the chunk missing until retry-failed).
+ */
+const COPY_WORKER_LOCKS = { lockDuration: 10_000, stalledInterval: 5_000, maxStalledCount: 100 } as const;
+
+/** How long start() waits for each Redis before it fails (once running, the daemon waits through outages). */
+const STARTUP_REDIS_MS = 5_000;
+
+/**
+ * Ping a daemon connection (one that waits through reconnects, so a plain ping would wait
+ * forever): an unreachable Redis at startup is one clear error, not a silent hang.
+ */
+async function reachable(redis: Redis, url: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(translateRedisError(new Error('Connection is closed.'), redis, url)), STARTUP_REDIS_MS);
+  });
+  try {
+    await Promise.race([pingRedis(redis, url), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export interface ReplicatorOptions {
   config: FerryConfig;
@@ -39,7 +68,8 @@ export class Replicator {
   readonly #redis: Redis;
   readonly #source: Meta;
   readonly #mirror: MirrorMeta | undefined;
-  readonly #copies: CopyQueue | undefined;
+  /** Created once Redis answers (a BullMQ queue on an unreachable Redis only complains). */
+  #copies: CopyQueue | undefined;
   #watcher: Watcher | undefined;
   #worker: Worker | undefined;
   /** BullMQ does not close connections it is given, so the daemon keeps and closes this one. */
@@ -64,16 +94,37 @@ export class Replicator {
     this.#source = new Meta({ redis: this.#sourceRedis, volume: config.volume, logMaxLen: config.log.maxLen, logger: this.#log });
     if (!this.isSource) {
       this.#mirror = new MirrorMeta({ redis: this.#redis, volume: config.volume });
-      this.#copies = new CopyQueue({ connection: this.#redis, volume: config.volume, attempts: own.copy?.attempts ?? 8 });
     }
   }
 
+  /** Start the daemon; when that fails, whatever had started is stopped again before the error is thrown. */
   async start(): Promise<void> {
+    try {
+      await this.#start();
+    } catch (err) {
+      await this.stop().catch(() => {});
+      throw err;
+    }
+  }
+
+  async #start(): Promise<void> {
     const { config, region } = this.#o;
     const own = regionConfig(config, region);
-    await pingRedis(this.#sourceRedis, regionConfig(config, config.source).redis);
-    if (!this.isSource) await pingRedis(this.#redis, own.redis);
-    if (this.#mirror && this.#copies) {
+    // Configuration mistakes fail before anything runs (a half-started daemon would keep working).
+    const listen = this.#o.listen ?? own.api?.listen;
+    if (listen && !own.api?.open && !own.api?.token) {
+      throw new InvalidConfigError(`regions.${region}.api: set a token (or open: true) to serve the control API on ${listen}`);
+    }
+    await reachable(this.#sourceRedis, regionConfig(config, config.source).redis);
+    if (!this.isSource) await reachable(this.#redis, own.redis);
+    if (this.#mirror) {
+      this.#copies = new CopyQueue({
+        connection: this.#redis,
+        volume: config.volume,
+        attempts: own.copy?.attempts ?? 8,
+        // Connection trouble also fails the watcher's and workers' commands, which report it.
+        onError: (err) => this.#log.debug({ err }, 'copy queue connection error'),
+      });
       const source = this.#o.stores?.source ?? createStore(regionConfig(config, config.source).store);
       const target = this.#o.stores?.target ?? createStore(own.store);
       this.#stores.push(source, target);
@@ -102,6 +153,7 @@ export class Replicator {
         prefix: queuePrefix(config.volume),
         concurrency: own.copy?.concurrency ?? 8,
         autorun: true,
+        ...COPY_WORKER_LOCKS,
       });
       this.#worker.on('failed', (job, err) => {
         this.metrics.copyFailures.inc({ region });
@@ -124,11 +176,7 @@ export class Replicator {
       });
       this.#watcher.start();
     }
-    const listen = this.#o.listen ?? own.api?.listen;
     if (listen) {
-      if (!own.api?.open && !own.api?.token) {
-        throw new InvalidConfigError(`regions.${region}.api: set a token (or open: true) to serve the control API on ${listen}`);
-      }
       this.#api = buildApi({
         open: own.api?.open ?? false,
         ...(own.api?.token ? { token: own.api.token } : {}),
@@ -171,11 +219,13 @@ export class Replicator {
   async stop(): Promise<void> {
     this.#log.info('stopping');
     await this.#api?.close();
-    await this.#watcher?.stop();
+    // Closing the source metadata first cuts a waiting read short, so the watcher stops at once.
+    const watcherStopped = this.#watcher?.stop();
+    await this.#source.close();
+    await watcherStopped;
     await this.#worker?.close();
     this.#workerRedis?.disconnect();
     await this.#copies?.close();
-    await this.#source.close();
     await Promise.allSettled(this.#stores.map((s) => s.close?.()));
     this.#redis.disconnect();
     if (this.#sourceRedis !== this.#redis) this.#sourceRedis.disconnect();

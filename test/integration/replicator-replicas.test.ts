@@ -1,0 +1,175 @@
+import { randomBytes } from 'node:crypto';
+import { buildApi, type Replicator } from '@ferry/replicator';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  createRegions,
+  differences,
+  putBytes,
+  type Regions,
+  regionState,
+  verifyMirrorChunks,
+  waitFor,
+  waitForConvergence,
+} from '../support/regions.js';
+import { startReplicator } from '../support/replicators.js';
+
+/*
+ * Acceptance 8 and 9: several replicas of the daemon in one region (one leads the watcher, all
+ * copy; a stopped leader is replaced within seconds), overlapping resyncs, and the control API.
+ */
+
+const KiB = 1024;
+
+let regions: Regions | undefined;
+let running: Replicator[] = [];
+
+afterEach(async () => {
+  await Promise.allSettled(running.map((r) => r.stop()));
+  running = [];
+  await regions?.close();
+  regions = undefined;
+});
+
+async function replica(r: Regions, options: Parameters<typeof startReplicator>[2] = {}): Promise<Replicator> {
+  const replicator = await startReplicator(r, 'eu', options);
+  running.push(replicator);
+  return replicator;
+}
+
+const copied = async (r: Replicator) => (await r.metrics.chunksCopied.get()).values[0]?.value ?? 0;
+
+describe('several replicas in one region', () => {
+  it('elect exactly one leader, share the copies, and hand over within seconds when the leader stops', async () => {
+    regions = await createRegions({ chunkSize: 64 * KiB });
+    const r = regions;
+    const a = await replica(r, { watcher: { leaseTtlMs: 1500 } });
+    const b = await replica(r, { watcher: { leaseTtlMs: 1500 } });
+    const leaders = async () => [(await a.status()).leader, (await b.status()).leader];
+    await waitFor(async () => (await leaders()).filter(Boolean).length === 1, 10_000, 'one leader');
+    for (let i = 0; i < 40; i++) await putBytes(r, { [`/r/one/${i}`]: randomBytes(256 * KiB + i) });
+    await waitForConvergence(r, 'eu', 30_000);
+    // Still exactly one leader, agreed on by status and health; both replicas copied chunks.
+    const [aLeads, bLeads] = await leaders();
+    expect([aLeads, bLeads].filter(Boolean)).toHaveLength(1);
+    expect((await a.health()).detail.leader).toBe(aLeads);
+    expect((await b.health()).detail.leader).toBe(bLeads);
+    expect(await copied(a)).toBeGreaterThan(0);
+    expect(await copied(b)).toBeGreaterThan(0);
+    // Each chunk copied once in all (jobs are keyed by chunk id): 40 files of 4 whole chunks and, but the first, a short one.
+    expect((await copied(a)) + (await copied(b))).toBe(40 * 4 + 39);
+
+    const [leader, follower] = aLeads ? [a, b] : [b, a];
+    await leader.stop();
+    running = running.filter((x) => x !== leader);
+    const stoppedAt = Date.now();
+    await putBytes(r, { '/r/two/after-stop': randomBytes(100 * KiB) });
+    await waitFor(async () => (await follower.status()).leader === true, 5_000, 'the other replica to take over');
+    const takeover = Date.now() - stoppedAt;
+    await waitForConvergence(r, 'eu', 20_000);
+    console.log(`[replicator] leader stopped; the other replica led after ${takeover} ms`);
+    for (let i = 0; i < 10; i++) await putBytes(r, { [`/r/three/${i}`]: randomBytes(10 * KiB + i) });
+    await r.source.meta.delete('/r/one', { recursive: true });
+    await waitForConvergence(r, 'eu', 20_000);
+    await verifyMirrorChunks(r, 'eu');
+  });
+
+  it('a leader whose lease was taken stops writing at once; the mirror continues when the lease is free again', async () => {
+    regions = await createRegions({ chunkSize: 64 * KiB });
+    const r = regions;
+    const a = await replica(r, { watcher: { leaseTtlMs: 1500 } });
+    const b = await replica(r, { watcher: { leaseTtlMs: 1500 } });
+    await putBytes(r, { '/l/before': randomBytes(1000) });
+    await waitForConvergence(r, 'eu', 10_000);
+    const m = r.mirror('eu');
+    // Someone else holds the lease for 3 s (as a replica that took over from a paused leader would).
+    await m.redis.set(m.mirror.keys.watcherLease, 'intruder', 'PX', 3000);
+    await putBytes(r, { '/l/during': randomBytes(1000) });
+    const leads = async (x: Replicator) => (await x.health()).detail.leader === true;
+    await waitFor(async () => !(await leads(a)) && !(await leads(b)), 2_500, 'both replicas to step down', 10);
+    while ((await m.redis.get(m.mirror.keys.watcherLease)) === 'intruder') {
+      expect(await m.meta.tryStat('/l/during')).toBeUndefined();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await waitForConvergence(r, 'eu', 10_000);
+    expect([(await a.status()).leader, (await b.status()).leader].filter(Boolean)).toHaveLength(1);
+  });
+
+  it('two resyncs that overlap (a replica that lost its lease mid-resync, and its successor) lose nothing', async () => {
+    regions = await createRegions({ chunkSize: 64 * KiB });
+    const r = regions;
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 60; i++) files[`/o/${String(i).padStart(2, '0')}`] = randomBytes(100 + i);
+    await putBytes(r, files);
+    const { mirror } = r.mirror('eu');
+    const snapshot = await r.source.meta.snapshotId();
+    const { entries } = await r.source.meta.scanEntries({ count: 1000 });
+    expect(entries).toHaveLength(60);
+    // A starts and gets halfway; B starts, does all of it and finishes; then A finishes.
+    const a = await mirror.beginResync(snapshot, 'replica a');
+    await mirror.applySnapshot(a, entries.slice(0, 30));
+    const b = await mirror.beginResync(snapshot, 'replica b');
+    await mirror.applySnapshot(b, entries);
+    expect(await mirror.finishResync(b)).toBe(0);
+    await mirror.applySnapshot(a, entries.slice(30));
+    expect(await mirror.finishResync(a)).toBe(0);
+    expect(await differences(r, 'eu')).toEqual([expect.stringContaining('referenced chunks not present')]);
+    expect(Object.keys((await regionState(r.mirror('eu'))).entries)).toHaveLength(60);
+    expect(await r.mirror('eu').redis.hget(mirror.keys.resyncInfo, 'count')).toBe('2');
+    expect(await r.mirror('eu').redis.keys(`${mirror.keys.resyncSeen}*`)).toEqual([]);
+  });
+});
+
+describe('control API', () => {
+  it('serves /healthz openly, and /status and /metrics only with the bearer token', async () => {
+    const token = randomBytes(16).toString('hex');
+    regions = await createRegions({ chunkSize: 64 * KiB, mirrors: { eu: { api: { token } } } });
+    const r = regions;
+    const rep = await replica(r, { listen: '127.0.0.1:0' });
+    expect(rep.address).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const base = rep.address as string;
+    await putBytes(r, { '/api/a': randomBytes(100 * KiB), '/api/b': randomBytes(1000) });
+    await waitForConvergence(r, 'eu', 20_000);
+
+    const health = await fetch(`${base}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ ok: true, detail: { leader: true, redis: 'ready' } });
+    expect((await fetch(`${base}/healthz?verbose=1`)).status).toBe(200);
+
+    for (const path of ['/status', '/metrics']) {
+      const none = await fetch(`${base}${path}`);
+      expect(none.status, path).toBe(401);
+      expect(none.headers.get('www-authenticate')).toBe('Bearer');
+      expect((await fetch(`${base}${path}`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+      expect((await fetch(`${base}${path}`, { headers: { authorization: token } })).status).toBe(401);
+    }
+    const auth = { headers: { authorization: `Bearer ${token}` } };
+    const status = await fetch(`${base}/status`, auth);
+    expect(status.status).toBe(200);
+    expect(await status.json()).toMatchObject({ region: 'eu', role: 'mirror', leader: true, chunks: { referenced: 3, missing: 0 } });
+    const metrics = await fetch(`${base}/metrics`, auth);
+    expect(metrics.status).toBe(200);
+    const text = await metrics.text();
+    expect(text).toContain('ferry_replicator_records_applied_total{region="eu"} 1');
+    expect(text).toContain(`ferry_replicator_bytes_copied_total{region="eu"} ${100 * KiB + 1000}`);
+    expect(text).toContain('ferry_replicator_leader{region="eu"} 1');
+    expect(text).not.toContain(token);
+  });
+
+  it('refuses to serve without a token unless the config says open, before starting anything', async () => {
+    regions = await createRegions({ mirrors: { eu: { api: {} } } });
+    await expect(startReplicator(regions, 'eu', { listen: '127.0.0.1:0' })).rejects.toThrow(/set a token \(or open: true\)/);
+    expect(() => buildApi({ open: false, registry: new Registry(), status: async () => ({}), health: async () => ({ ok: true }) })).toThrow(
+      'a token is required',
+    );
+    const open = buildApi({
+      open: true,
+      registry: new Registry(),
+      status: async () => ({ fine: true }),
+      health: async () => ({ ok: false }),
+    });
+    expect((await open.inject({ url: '/status' })).json()).toEqual({ fine: true });
+    expect((await open.inject({ url: '/healthz' })).statusCode).toBe(503);
+    await open.close();
+  });
+});

@@ -1,0 +1,435 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream, openSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  type ChunkId,
+  type ChunkRef,
+  chunkDigest,
+  chunkKey,
+  type Entry,
+  type FerryConfig,
+  isNativeChunkId,
+  type NewEntry,
+  nativeChunkId,
+  parseConfig,
+  sha256Hex,
+  silentLogger,
+} from '@ferry/core';
+import { connectRedis, decodeStoredEntry, Meta, MirrorMeta } from '@ferry/meta';
+import { createStore, type ObjectStore } from '@ferry/stores';
+import type { Redis } from 'ioredis';
+import { inject } from 'vitest';
+import { planPut } from '../../services/cli/src/transfer/local-files.js';
+import { type PutSummary, putFiles } from '../../services/cli/src/transfer/put-files.js';
+import { uniqueName } from './random.js';
+
+/*
+ * Two or more regions of one volume on the run's redis-server (one Redis database per region,
+ * because a mirror uses the same key names as the source) and fresh stores, for the replicator's
+ * tests. Everything a test needs to drive the source, look into a mirror and compare the two.
+ */
+
+export const MiB = 2 ** 20;
+export const REPO = fileURLToPath(new URL('../../', import.meta.url));
+export const CLI = join(REPO, 'services/cli/dist/bin.js');
+
+/**
+ * Redis databases by role (a mirror uses the source's key names, so not the same database).
+ * Volumes are random, so test files can share databases; these avoid the ones other suites use.
+ */
+const SOURCE_DB = 2;
+const MIRROR_DBS = [3, 6, 7];
+
+export interface RegionSpec {
+  /** Store URL (default: a fresh directory, fsync off). */
+  store?: string;
+  copy?: { concurrency?: number; attempts?: number; bytesPerSecond?: number };
+  api?: { listen?: string; token?: string; open?: boolean };
+}
+
+export interface RegionHandle {
+  name: string;
+  url: string;
+  redis: Redis;
+  /** Metadata as readers see it (a mirror's entries are read with Meta too). */
+  meta: Meta;
+  store: ObjectStore;
+  /** Local root when the store is file://. */
+  root?: string;
+}
+
+export interface MirrorHandle extends RegionHandle {
+  mirror: MirrorMeta;
+}
+
+export interface Regions {
+  dir: string;
+  volume: string;
+  config: FerryConfig;
+  /** The config file (for the CLI). */
+  configPath: string;
+  source: RegionHandle;
+  mirrors: Record<string, MirrorHandle>;
+  mirror(name: string): MirrorHandle;
+  close(): Promise<void>;
+}
+
+function mirrorDb(index: number): number {
+  const db = MIRROR_DBS[index];
+  if (db === undefined) throw new Error(`createRegions: at most ${MIRROR_DBS.length} mirror regions`);
+  return db;
+}
+
+function fileStoreUrl(root: string): string {
+  return `file://${root}?fsync=0`;
+}
+
+/** A source region `src` and mirror regions (default: one, `eu`), each with its own Redis database and store. */
+export async function createRegions(
+  options: { mirrors?: Record<string, RegionSpec>; source?: RegionSpec; chunkSize?: number; logMaxLen?: number } = {},
+): Promise<Regions> {
+  const redisUrl = inject('redisUrl');
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-repl-'));
+  const volume = uniqueName('v');
+  const specs: Record<string, RegionSpec> = { src: options.source ?? {}, ...(options.mirrors ?? { eu: {} }) };
+  const regions: Record<string, Record<string, unknown>> = {};
+  const roots: Record<string, string | undefined> = {};
+  let mirrorIndex = 0;
+  for (const [name, spec] of Object.entries(specs)) {
+    const root = spec.store ? undefined : join(dir, 'stores', name);
+    roots[name] = root;
+    regions[name] = {
+      store: spec.store ?? fileStoreUrl(root as string),
+      redis: `${redisUrl}/${name === 'src' ? SOURCE_DB : mirrorDb(mirrorIndex++)}`,
+      ...(spec.copy ? { copy: spec.copy } : {}),
+      ...(spec.api ? { api: spec.api } : {}),
+    };
+  }
+  const doc = {
+    volume,
+    chunkSize: options.chunkSize ?? 8 * MiB,
+    source: 'src',
+    regions,
+    ...(options.logMaxLen ? { log: { maxLen: options.logMaxLen } } : {}),
+  };
+  const config = parseConfig(doc);
+  const configPath = join(dir, 'ferry.yaml');
+  // JSON is YAML.
+  await writeFile(configPath, JSON.stringify(doc, null, 2));
+  const open = (name: string): RegionHandle => {
+    const region = config.regions[name];
+    if (!region) throw new Error(`no region ${name}`);
+    const redis = connectRedis(region.redis, { name: `test-${name}` });
+    const handle: RegionHandle = {
+      name,
+      url: region.redis,
+      redis,
+      meta: new Meta({ redis, volume, logMaxLen: config.log.maxLen }),
+      store: createStore(region.store),
+    };
+    const root = roots[name];
+    if (root) handle.root = root;
+    return handle;
+  };
+  const source = open('src');
+  const mirrors: Record<string, MirrorHandle> = {};
+  for (const name of Object.keys(specs)) {
+    if (name === 'src') continue;
+    const handle = open(name);
+    mirrors[name] = { ...handle, mirror: new MirrorMeta({ redis: handle.redis, volume }) };
+  }
+  return {
+    dir,
+    volume,
+    config,
+    configPath,
+    source,
+    mirrors,
+    mirror(name: string) {
+      const m = mirrors[name];
+      if (!m) throw new Error(`no mirror region ${name}`);
+      return m;
+    },
+    async close() {
+      for (const r of [source, ...Object.values(mirrors)]) {
+        await r.meta.close();
+        r.redis.disconnect();
+        await r.store.close?.();
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing at the source
+
+/** Split bytes into chunks of `chunkSize`, returning refs and the pieces. */
+export function chunksOf(bytes: Buffer, chunkSize: number): Array<{ ref: ChunkRef; bytes: Buffer }> {
+  const out: Array<{ ref: ChunkRef; bytes: Buffer }> = [];
+  for (let at = 0; at < bytes.length; at += chunkSize) {
+    const piece = bytes.subarray(at, Math.min(at + chunkSize, bytes.length));
+    out.push({ ref: { id: nativeChunkId(sha256Hex(piece)), size: piece.length }, bytes: piece });
+  }
+  return out;
+}
+
+/**
+ * Upload files' chunks to the source store and return their entries, ready to commit (the same
+ * order of steps as `ferry put`: an entry is committed only after its chunks exist).
+ */
+export async function stageBytes(regions: Regions, files: Record<string, Buffer>): Promise<NewEntry[]> {
+  const chunkSize = regions.config.chunkSize;
+  const entries: NewEntry[] = [];
+  for (const [path, bytes] of Object.entries(files)) {
+    const pieces = chunksOf(bytes, chunkSize);
+    await Promise.all(pieces.map((p) => regions.source.store.put(chunkKey(p.ref.id), p.bytes)));
+    entries.push({
+      path,
+      size: bytes.length,
+      mtime: Date.now(),
+      sha256: sha256Hex(bytes),
+      chunkSize,
+      chunks: pieces.map((p) => p.ref),
+    });
+  }
+  return entries;
+}
+
+/** Upload files' chunks, then commit the files as one change record. */
+export async function putBytes(regions: Regions, files: Record<string, Buffer>): Promise<{ version: string; entries: Entry[] }> {
+  return regions.source.meta.commit(await stageBytes(regions, files));
+}
+
+/** `ferry put` of a local file or folder into the source region (the CLI's own code path). */
+export async function putLocal(regions: Regions, local: string, path: string): Promise<PutSummary> {
+  const { files } = await planPut(local, path);
+  return putFiles({
+    store: regions.source.store,
+    meta: regions.source.meta,
+    files,
+    chunkSize: regions.config.chunkSize,
+    concurrency: 8,
+    logger: silentLogger,
+  });
+}
+
+/** A file of random bytes, written block by block; returns its sha256. */
+export async function writeRandomFile(path: string, size: number): Promise<string> {
+  await mkdir(dirname(path), { recursive: true });
+  const hash = createHash('sha256');
+  const out = createWriteStream(path);
+  for (let left = size; left > 0; ) {
+    const block = randomBytes(Math.min(left, 4 * MiB));
+    hash.update(block);
+    left -= block.length;
+    if (!out.write(block)) await new Promise<void>((r) => out.once('drain', () => r()));
+  }
+  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  return hash.digest('hex');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Looking into a region
+
+/** Poll until `check` is true; fails with `what` after `timeoutMs`. Returns the ms it took. */
+export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string, everyMs = 25): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if (await check()) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export interface RegionState {
+  entries: Record<string, string>;
+  refs: Record<string, string>;
+  paths: string[];
+}
+
+/** Entries, reference counts and path index of a volume in one region's Redis. */
+export async function regionState(region: RegionHandle): Promise<RegionState> {
+  const keys = region.meta.keys;
+  const [entries, refs, paths] = await Promise.all([
+    region.redis.hgetall(keys.entries),
+    region.redis.hgetall(keys.refs),
+    region.redis.zrange(keys.paths, 0, -1),
+  ]);
+  return { entries, refs, paths };
+}
+
+/** What still differs between the source and a mirror (empty when converged). */
+export async function differences(regions: Regions, name: string): Promise<string[]> {
+  const m = regions.mirror(name);
+  const [src, dst, bounds, cursor] = await Promise.all([
+    regionState(regions.source),
+    regionState(m),
+    regions.source.meta.logBounds(),
+    m.mirror.cursor(),
+  ]);
+  const problems: string[] = [];
+  if (cursor !== (bounds.last ?? undefined)) problems.push(`cursor ${cursor} != source last id ${bounds.last}`);
+  for (const [path, json] of Object.entries(src.entries)) {
+    if (dst.entries[path] === undefined) problems.push(`missing ${path}`);
+    else if (dst.entries[path] !== json) problems.push(`differs ${path}`);
+  }
+  for (const path of Object.keys(dst.entries)) if (src.entries[path] === undefined) problems.push(`extra ${path}`);
+  if (JSON.stringify(src.paths) !== JSON.stringify(dst.paths)) problems.push('path index differs');
+  const refKeys = new Set([...Object.keys(src.refs), ...Object.keys(dst.refs)]);
+  for (const id of refKeys) if (src.refs[id] !== dst.refs[id]) problems.push(`refs ${id}: ${src.refs[id]} != ${dst.refs[id]}`);
+  const referenced = Object.keys(dst.refs) as ChunkId[];
+  const missing = await m.mirror.missing(referenced);
+  if (missing.length > 0) problems.push(`${missing.length} referenced chunks not present`);
+  return problems;
+}
+
+/** Wait until a mirror holds exactly the source's metadata and every referenced chunk is marked present. */
+export async function waitForConvergence(regions: Regions, name: string, timeoutMs: number): Promise<number> {
+  let last: string[] = [];
+  try {
+    return await waitFor(
+      async () => {
+        last = await differences(regions, name);
+        return last.length === 0;
+      },
+      timeoutMs,
+      `mirror ${name} to converge`,
+      100,
+    );
+  } catch (err) {
+    throw new Error(
+      `${(err as Error).message}; still: ${last.slice(0, 10).join('; ')}${last.length > 10 ? ` (+${last.length - 10})` : ''}`,
+    );
+  }
+}
+
+/** sha256 of an object's bytes in a store, or undefined when it is missing. */
+export async function objectDigest(store: ObjectStore, key: string): Promise<string | undefined> {
+  let body: NodeJS.ReadableStream;
+  try {
+    body = (await store.get(key)).body;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'NOT_FOUND') return undefined;
+    throw err;
+  }
+  const hash = createHash('sha256');
+  for await (const part of body) hash.update(part as Buffer);
+  return hash.digest('hex');
+}
+
+/**
+ * Read every chunk the mirror references back from the mirror's store and check its bytes hash
+ * to its id. Returns the number of chunks checked; throws naming the first bad or missing one.
+ */
+export async function verifyMirrorChunks(regions: Regions, name: string, concurrency = 8): Promise<number> {
+  const m = regions.mirror(name);
+  const ids = Object.keys(await m.redis.hgetall(m.meta.keys.refs)) as ChunkId[];
+  const queue = [...ids];
+  const bad: string[] = [];
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let id = queue.pop(); id !== undefined; id = queue.pop()) {
+        if (!isNativeChunkId(id)) continue;
+        const digest = await objectDigest(m.store, chunkKey(id));
+        if (digest !== chunkDigest(id)) bad.push(`${id}: ${digest === undefined ? 'missing' : `holds ${digest}`}`);
+      }
+    }),
+  );
+  if (bad.length > 0) throw new Error(`mirror ${name}: ${bad.length} bad chunks, e.g. ${bad[0]}`);
+  return ids.length;
+}
+
+/** sha256 of a file rebuilt from a region's metadata and store. */
+export async function fileDigest(region: RegionHandle, path: string): Promise<string> {
+  const json = await region.redis.hget(region.meta.keys.entries, path);
+  if (json === null) throw new Error(`${region.name}: no entry ${path}`);
+  const entry = decodeStoredEntry(json);
+  const hash = createHash('sha256');
+  for (const chunk of entry.chunks) {
+    const { body } = await region.store.get(chunkKey(chunk.id));
+    for await (const part of body) hash.update(part as Buffer);
+  }
+  return hash.digest('hex');
+}
+
+/** The entry JSON of a path in a region, parsed, or undefined. */
+export async function entryOf(region: RegionHandle, path: string): Promise<Entry | undefined> {
+  const json = await region.redis.hget(region.meta.keys.entries, path);
+  return json === null ? undefined : decodeStoredEntry(json);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The daemon as a process
+
+export interface Daemon {
+  child: ChildProcess;
+  /** Resolves when the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  log: string;
+  kill9(): Promise<void>;
+  /** SIGTERM; resolves with the exit code and how long the process took to exit. */
+  terminate(): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
+  /** The daemon's log so far (for failure messages). */
+  output(): Promise<string>;
+}
+
+/** Run a CLI command to completion; returns exit code and output. */
+export async function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: REPO,
+    env: { ...process.env, FERRY_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => {
+    stdout += d;
+  });
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  return { code, stdout, stderr };
+}
+
+/** `ferry replicator --region <region> --config <file>` as a separate process, its output in a log file. */
+export function startDaemon(
+  regions: Regions,
+  region: string,
+  options: { args?: string[]; env?: Record<string, string>; tag?: string } = {},
+): Daemon {
+  const log = join(regions.dir, `daemon-${region}-${options.tag ?? Date.now()}.log`);
+  const fd = openSync(log, 'a');
+  const child = spawn(process.execPath, [CLI, 'replicator', '--region', region, '--config', regions.configPath, ...(options.args ?? [])], {
+    cwd: REPO,
+    env: { ...process.env, FERRY_LOG_LEVEL: 'info', ...options.env },
+    stdio: ['ignore', fd, fd],
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    child,
+    exited,
+    log,
+    async kill9() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async terminate() {
+      const started = Date.now();
+      child.kill('SIGTERM');
+      const result = await exited;
+      return { ...result, ms: Date.now() - started };
+    },
+    output: () => readFile(log, 'utf8').catch(() => ''),
+  };
+}
