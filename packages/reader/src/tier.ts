@@ -17,21 +17,24 @@ export interface Tier {
   get(ref: ChunkRef, context?: ChunkContext): Promise<Buffer | undefined>;
 }
 
-/** Read a whole (chunk-sized) object, stopping one byte past what is expected. */
+/**
+ * Read a whole (chunk-sized) object into one buffer of the expected size, so a chunk is held once
+ * (not as parts plus their join). One byte over is enough to know the copy is wrong.
+ */
 export async function readBounded(body: AsyncIterable<unknown> & { destroy?: () => void }, limit: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
+  const out = Buffer.allocUnsafe(limit + 1);
   let length = 0;
   for await (const part of body) {
     const buf = part as Buffer;
-    parts.push(buf);
-    length += buf.length;
-    // One byte over is enough to know the copy is wrong; stop reading.
+    const room = limit + 1 - length;
+    buf.copy(out, length, 0, Math.min(room, buf.length));
+    length += Math.min(room, buf.length);
     if (length > limit) {
       body.destroy?.();
-      return Buffer.concat(parts).subarray(0, limit + 1);
+      break;
     }
   }
-  return Buffer.concat(parts, length);
+  return out.subarray(0, length);
 }
 
 /** A region's (or the source's) object store, chunks under `chunks/ab/cd/<id>`. */

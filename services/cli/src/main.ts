@@ -30,6 +30,10 @@ function regionOption(cmd: Command): Command {
   return cmd.option('-r, --region <name>', 'region to read from (default: the source region)');
 }
 
+function writeRegionOption(cmd: Command): Command {
+  return cmd.option('-r, --region <name>', 'region to write to; only the source region accepts writes (default: the source)');
+}
+
 function concurrencyOption(cmd: Command, fallback: number): Command {
   return cmd.addOption(
     new Option('-j, --concurrency <n>', 'chunks in flight at once').default(fallback).argParser((v) => positiveInt(v, '--concurrency')),
@@ -59,12 +63,25 @@ export function buildProgram(): Command {
   const program = new Command('ferry')
     .description('Mirror large model files between clouds, keep edge caches warm, read from the nearest copy.')
     .version(version, '-V, --version')
-    .showHelpAfterError('(run ferry --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    // Usage mistakes are one line, like every other error.
+    .configureOutput({
+      outputError: (text, write) =>
+        write(
+          `ferry: ${text
+            .replace(/^error: /, '')
+            .split('\n')[0]
+            ?.trim()} (see ferry --help)\n`,
+        ),
+    });
 
-  common(concurrencyOption(program.command('put <local> <path>'), 8))
+  common(writeRegionOption(concurrencyOption(program.command('put <local> <path>'), 8)))
     .description('upload a local file or folder to the volume (only missing chunks), committed in one atomic step')
-    .action(action((ctx, out, local: string, path: string, opts: { concurrency: number }) => putCommand(ctx, out, local, path, opts)));
+    .action(
+      action((ctx, out, local: string, path: string, opts: { concurrency: number; region?: string }) =>
+        putCommand(ctx, out, local, path, opts),
+      ),
+    );
 
   common(regionOption(concurrencyOption(program.command('get <path> <local>'), 8)))
     .description('download a file or folder, sha256 verified, written under a temporary name and renamed')
@@ -88,13 +105,13 @@ export function buildProgram(): Command {
     .description('size, version, sha256, chunks and mtime of a file')
     .action(action((ctx, out, path: string, opts: { region?: string }) => statCommand(ctx, out, path, opts)));
 
-  common(program.command('rm <path>').option('-R, --recursive', 'remove a directory and everything below', false))
+  common(writeRegionOption(program.command('rm <path>').option('-R, --recursive', 'remove a directory and everything below', false)))
     .description('remove a file (or a directory with -R) in one atomic step')
-    .action(action((ctx, out, path: string, opts: { recursive: boolean }) => rmCommand(ctx, out, path, opts)));
+    .action(action((ctx, out, path: string, opts: { recursive: boolean; region?: string }) => rmCommand(ctx, out, path, opts)));
 
-  common(program.command('mv <from> <to>'))
+  common(writeRegionOption(program.command('mv <from> <to>')))
     .description('rename a file or directory in one atomic step')
-    .action(action((ctx, out, from: string, to: string) => mvCommand(ctx, out, from, to)));
+    .action(action((ctx, out, from: string, to: string, opts: { region?: string }) => mvCommand(ctx, out, from, to, opts)));
 
   const replicator = common(program.command('replicator'))
     .description('run the replication daemon of a region (watcher, copy workers, control API)')

@@ -15,6 +15,22 @@ export interface Progress {
   stop(): void;
 }
 
+const guarded = new WeakSet<NodeJS.WritableStream>();
+
+/**
+ * When whoever reads the output goes away (`ferry ls | head`, `ferry cat … | head -c 100`), stop
+ * the way a Unix tool killed by SIGPIPE does: quietly, exit status 141. Node ignores SIGPIPE, so
+ * without this the failed write is an unhandled EPIPE 'error' event: a stack trace on stderr.
+ */
+function exitOnBrokenPipe(stream: NodeJS.WritableStream): void {
+  if (guarded.has(stream)) return;
+  guarded.add(stream);
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(128 + 13);
+    throw err;
+  });
+}
+
 /**
  * Where commands report: human lines (and a progress bar on a terminal), or JSON lines with
  * `--json` — one object per line, progress events while working and a final result object.
@@ -28,6 +44,7 @@ export class Output {
     this.json = options.json;
     this.#out = options.stdout ?? process.stdout;
     this.#err = options.stderr ?? process.stderr;
+    exitOnBrokenPipe(this.#out);
   }
 
   /** A line of human output (suppressed with --json). */

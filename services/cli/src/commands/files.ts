@@ -15,8 +15,14 @@ export function positiveInt(value: string, name: string): number {
   return n;
 }
 
-export async function putCommand(ctx: Context, out: Output, local: string, target: string, opts: { concurrency: number }): Promise<void> {
-  const region = await ctx.writable();
+export async function putCommand(
+  ctx: Context,
+  out: Output,
+  local: string,
+  target: string,
+  opts: { concurrency: number; region?: string },
+): Promise<void> {
+  const region = await ctx.writable(opts.region);
   const { files } = await planPut(local, target);
   const total = files.reduce((sum, f) => sum + f.size, 0);
   const progress = out.progress('put', total);

@@ -45,16 +45,16 @@ export async function statCommand(ctx: Context, out: Output, path: string, opts:
   ]);
 }
 
-export async function rmCommand(ctx: Context, out: Output, path: string, opts: { recursive: boolean }): Promise<void> {
-  const region = await ctx.writable();
+export async function rmCommand(ctx: Context, out: Output, path: string, opts: { recursive: boolean; region?: string }): Promise<void> {
+  const region = await ctx.writable(opts.region);
   const result = await region.meta.delete(normalizePath(path), { recursive: opts.recursive });
   out.result({ event: 'summary', command: 'rm', path: normalizePath(path), ...result }, [
     `removed ${result.removed} file${result.removed === 1 ? '' : 's'} at version ${result.version}`,
   ]);
 }
 
-export async function mvCommand(ctx: Context, out: Output, from: string, to: string): Promise<void> {
-  const region = await ctx.writable();
+export async function mvCommand(ctx: Context, out: Output, from: string, to: string, opts: { region?: string } = {}): Promise<void> {
+  const region = await ctx.writable(opts.region);
   const result = await region.meta.rename(normalizePath(from), normalizePath(to));
   out.result({ event: 'summary', command: 'mv', from: normalizePath(from), to: normalizePath(to), ...result }, [
     `moved ${result.moved} file${result.moved === 1 ? '' : 's'} to ${normalizePath(to)} at version ${result.version}`,

@@ -1,0 +1,107 @@
+import { formatBytes, normalizePath } from '@ferry/core';
+import { type ImportProgress, type ImportSummary, importPrefix, originStoreUrl, SKIP_REASONS } from '@ferry/importer';
+import { createStore } from '@ferry/stores';
+import type { Context } from '../context.js';
+import type { Output } from '../output.js';
+
+export interface ImportCommandOptions {
+  delete: boolean;
+  dryRun: boolean;
+  concurrency: number;
+}
+
+const n = (value: number) => value.toLocaleString('en-US');
+
+function plural(count: number, word: string): string {
+  return `${n(count)} ${word}${count === 1 ? '' : 's'}`;
+}
+
+/**
+ * Progress while listing: JSON `progress` lines with --json, a self-overwriting stderr line on a
+ * terminal, nothing otherwise (pipes and logs stay clean).
+ */
+function progressReporter(out: Output): { report(p: ImportProgress): void; done(): void } {
+  if (out.json) {
+    return {
+      report: (p) =>
+        out.event({
+          event: 'progress',
+          command: 'import',
+          phase: p.phase,
+          listed: p.listed,
+          new: p.new,
+          changed: p.changed,
+          unchanged: p.unchanged,
+          skipped: p.skipped,
+          deleted: p.deleted,
+          objectsPerSecond: p.objectsPerSecond,
+        }),
+      done: () => {},
+    };
+  }
+  const tty = process.stderr.isTTY ? process.stderr : undefined;
+  let shown = false;
+  return {
+    report(p) {
+      if (!tty) return;
+      const what =
+        p.phase === 'list'
+          ? `listed ${n(p.listed)}: ${n(p.new)} new, ${n(p.changed)} changed, ${n(p.unchanged)} unchanged, ${n(p.skipped)} skipped (${n(p.objectsPerSecond)}/s)`
+          : `removing vanished objects: ${n(p.deleted)} deleted`;
+      tty.write(`\r\x1b[2Kimport ${what}`.slice(0, Math.max(20, (tty.columns ?? 120) + 6)));
+      shown = true;
+    },
+    done() {
+      if (shown) tty?.write('\r\x1b[2K');
+    },
+  };
+}
+
+function humanSummary(s: ImportSummary): string[] {
+  const verb = s.dryRun ? 'would import' : 'imported';
+  const lines = [
+    `${s.dryRun ? 'dry run: ' : ''}${verb} ${s.origin} into ${s.target}${s.resumed ? ' (resumed)' : ''}: listed ${plural(s.listed, 'object')} (${formatBytes(s.bytesListed)})`,
+    `${n(s.new)} new, ${n(s.changed)} changed, ${n(s.unchanged)} unchanged, ${n(s.deleted)} ${s.dryRun ? 'to delete' : 'deleted'}, ${n(s.skipped)} skipped; ${formatBytes(s.bytesReferenced)} referenced in place (not copied), ${plural(s.commits, 'change record')}; ${s.seconds.toFixed(1)} s, ${n(s.objectsPerSecond)} objects/s`,
+  ];
+  for (const [reason, count] of Object.entries(s.skippedBy)) {
+    lines.push(`skipped ${n(count ?? 0)}: ${SKIP_REASONS[reason as keyof typeof SKIP_REASONS] ?? reason}`);
+  }
+  for (const { key, reason } of s.skippedExamples)
+    lines.push(`  ${JSON.stringify(key.length > 120 ? `${key.slice(0, 117)}...` : key)}: ${reason}`);
+  if (s.skipped > s.skippedExamples.length) lines.push(`  (${n(s.skipped - s.skippedExamples.length)} more not shown)`);
+  return lines;
+}
+
+/**
+ * `ferry import <store-url> <path>`: reference the objects under a bucket prefix as files under
+ * `<path>` without copying their bytes. Re-runs commit only new or changed objects; `--delete`
+ * also removes files whose object is gone. Writes go to the source region only.
+ */
+export async function importCommand(ctx: Context, out: Output, storeUrl: string, path: string, opts: ImportCommandOptions): Promise<void> {
+  const originUrl = originStoreUrl(storeUrl);
+  const target = normalizePath(path);
+  const region = await ctx.writable();
+  const origin = createStore(originUrl);
+  const progress = progressReporter(out);
+  let summary: ImportSummary;
+  try {
+    summary = await importPrefix({
+      meta: region.meta,
+      redis: region.redis,
+      origin,
+      originUrl,
+      target,
+      chunkSize: ctx.config.chunkSize,
+      delete: opts.delete,
+      dryRun: opts.dryRun,
+      concurrency: opts.concurrency,
+      progressMs: out.json ? 500 : 200,
+      onProgress: (p) => progress.report(p),
+      logger: ctx.logger.child({ command: 'import' }),
+    });
+  } finally {
+    progress.done();
+    await origin.close?.();
+  }
+  out.result({ event: 'summary', command: 'import', ...summary }, humanSummary(summary));
+}
