@@ -103,10 +103,13 @@ export class ChunkReader {
         if (bytes === undefined) continue;
         verifyChunk(ref, bytes, tier.name);
       } catch (err) {
-        if (err instanceof PreconditionFailedError) changedOrigin = err;
         this.stats.bad[tier.name] = (this.stats.bad[tier.name] ?? 0) + 1;
         failures.push(`${tier.name}: ${messageOf(err)}`);
-        this.#log.warn({ err, chunk: ref.id, tier: tier.name }, 'chunk copy unusable; trying the next tier');
+        if (err instanceof PreconditionFailedError) {
+          // Not a bad copy but a changed origin: the caller gets this error itself, once.
+          changedOrigin = err;
+          this.#log.debug({ chunk: ref.id, tier: tier.name }, 'origin object changed since import');
+        } else this.#log.warn({ err, chunk: ref.id, tier: tier.name }, 'chunk copy unusable; trying the next tier');
         continue;
       }
       this.#count(tier.name, bytes.length);

@@ -43,7 +43,7 @@ export class FsStore implements ObjectStore {
   readonly capabilities: StoreCapabilities = { scheme: 'file', serverSideIfMatch: true, maxObjectSize: Number.MAX_SAFE_INTEGER };
   readonly #root: string;
   readonly #fsync: boolean;
-  #realRoot: Promise<string> | undefined;
+  #realRoot: string | undefined;
 
   constructor(options: FsStoreOptions) {
     this.#root = options.root;
@@ -51,15 +51,34 @@ export class FsStore implements ObjectStore {
     this.url = `file://${options.root}`;
   }
 
-  /** The root, created on first use, resolved through symlinks once. */
-  #ready(): Promise<string> {
-    this.#realRoot ??= mkdir(join(this.#root, TMP_DIR), { recursive: true })
-      .then(() => realpath(this.#root))
-      .catch((err) => {
-        this.#realRoot = undefined;
+  /**
+   * The root resolved through symlinks (remembered once found). Reads need nothing else, so a
+   * read-only directory (an import origin) works; a missing root is NotFound for reads, never
+   * created by them (a mistyped origin must not look like an empty one), and made by the first put.
+   */
+  async #ready(create = false): Promise<string> {
+    if (this.#realRoot) return this.#realRoot;
+    if (create) {
+      await mkdir(this.#root, { recursive: true }).catch((err) => {
         throw localIoError(err, 'store root', this.#root);
       });
-    return this.#realRoot;
+    }
+    try {
+      this.#realRoot = await realpath(this.#root);
+      return this.#realRoot;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`${this.url}: no such directory`, { cause: err });
+      throw localIoError(err, 'store root', this.#root);
+    }
+  }
+
+  /** Where in-flight writes go; made on the first put. */
+  async #tmpDir(): Promise<string> {
+    const dir = join(await this.#ready(true), TMP_DIR);
+    await mkdir(dir, { recursive: true }).catch((err) => {
+      throw localIoError(err, `${this.url}: cannot write`, TMP_DIR);
+    });
+    return dir;
   }
 
   /**
@@ -134,10 +153,10 @@ export class FsStore implements ObjectStore {
   }
 
   async put(key: string, body: PutBody): Promise<PutResult> {
+    await this.#ready(true);
     const file = await this.#pathOf(key, false);
-    const root = await this.#ready();
     bodyLength(body);
-    const tmp = join(root, TMP_DIR, `${randomBytes(12).toString('hex')}.part`);
+    const tmp = join(await this.#tmpDir(), `${randomBytes(12).toString('hex')}.part`);
     try {
       const out = createWriteStream(tmp, { flags: 'wx', flush: this.#fsync, highWaterMark: 1 << 20 });
       await pipeline(bodyStream(body, key), out);

@@ -181,7 +181,19 @@ export class S3Store implements ObjectStore {
       ...(range ? { Range: `bytes=${range.start}-${range.end ?? ''}` } : {}),
       ...(ifMatch !== undefined ? { IfMatch: ifMatch === '*' || ifMatch.startsWith('"') ? ifMatch : `"${ifMatch}"` } : {}),
     });
-    const out: GetObjectCommandOutput = await this.#send('get', key, () => this.#client.send(command), ifMatch);
+    let out: GetObjectCommandOutput;
+    try {
+      out = await this.#send('get', key, () => this.#client.send(command), ifMatch);
+    } catch (err) {
+      // A server that ignores If-Match answers a range past the end of a new, shorter version
+      // with 416: that is a changed object, not a bad range, when the etag no longer matches.
+      if (err instanceof RangeNotSatisfiableError && ifMatch !== undefined && ifMatch !== '*') {
+        const now = await this.head(key);
+        if (now.etag !== unquote(ifMatch))
+          throw new PreconditionFailedError(`${this.url}: ${key} changed (etag ${now.etag}, expected ${unquote(ifMatch)})`, { cause: err });
+      }
+      throw err;
+    }
     const source = (out.Body as Readable | undefined) ?? Readable.from([]);
     try {
       const etag = unquote(out.ETag);

@@ -4,6 +4,7 @@ import { cacheNodeCommand } from './commands/cache-node.js';
 import { demoCommand } from './commands/demo.js';
 import { catCommand, getCommand, positiveInt, putCommand } from './commands/files.js';
 import { gatewayCommand } from './commands/gateway.js';
+import { importCommand } from './commands/import.js';
 import { lsCommand, mvCommand, rmCommand, statCommand } from './commands/namespace.js';
 import { replicatorCommand, retryFailedCommand, statusCommand } from './commands/replication.js';
 import { warmupCommand } from './commands/warmup.js';
@@ -112,6 +113,22 @@ export function buildProgram(): Command {
   common(writeRegionOption(program.command('mv <from> <to>')))
     .description('rename a file or directory in one atomic step')
     .action(action((ctx, out, from: string, to: string, opts: { region?: string }) => mvCommand(ctx, out, from, to, opts)));
+
+  common(
+    program
+      .command('import <store-url> <path>')
+      .option('--delete', 'also remove files imported from this origin whose object is gone', false)
+      .option('--dry-run', 'report what would change, write nothing', false)
+      .addOption(
+        new Option('-j, --concurrency <n>', 'batches committed at once').default(4).argParser((v) => positiveInt(v, '--concurrency')),
+      ),
+  )
+    .description('reference the objects under a bucket prefix as files under <path>, without copying; re-runs commit only changes')
+    .action(
+      action((ctx, out, storeUrl: string, path: string, opts: { delete: boolean; dryRun: boolean; concurrency: number }) =>
+        importCommand(ctx, out, storeUrl, path, opts),
+      ),
+    );
 
   const replicator = common(program.command('replicator'))
     .description('run the replication daemon of a region (watcher, copy workers, control API)')

@@ -1,0 +1,68 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connectRedis, volumeKeys } from '@ferry/meta';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { requireBuiltCli, sourceOnlyConfig, writeFerryConfig } from '../support/cli.js';
+import { importSummary, runImportCli, writeTinyFiles } from '../support/import.js';
+import { uniqueName } from '../support/random.js';
+
+// Memory of `ferry import` is bounded by a listing page and the batches in flight, never by the
+// number of objects: 100,000 tiny files through the CLI in a fresh process whose peak RSS is read
+// back (max-rss-preload.mjs).
+
+const MiB = 2 ** 20;
+const COUNT = 100_000;
+const DIRS = 100;
+const RSS_LIMIT = 300 * MiB;
+
+let work: string;
+let origin: string;
+const figures: string[] = [];
+
+beforeAll(async () => {
+  requireBuiltCli();
+  work = await mkdtemp(join(tmpdir(), 'ferry-import-rss-'));
+  origin = join(work, 'origin');
+  const started = Date.now();
+  await mkdir(origin);
+  await writeTinyFiles(origin, COUNT, DIRS);
+  figures.push(`import-rss: made ${COUNT} files in ${Date.now() - started} ms`);
+});
+
+afterAll(async () => {
+  for (const line of figures) console.log(line);
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('importing 100,000 objects', () => {
+  it(`keeps the process under ${RSS_LIMIT / MiB} MiB RSS, and a re-import writes nothing`, async () => {
+    const volume = uniqueName('imp');
+    const redisUrl = `${inject('redisUrl')}/0`;
+    const config = await writeFerryConfig(work, sourceOnlyConfig(volume, `file://${work}/store`, redisUrl));
+    const first = await runImportCli(['import', `file://${origin}`, '/bulk', '--json'], { config, measureRss: true, timeoutMs: 120_000 });
+    const summary = importSummary(first);
+    figures.push(
+      `import-rss: first import ${summary.objectsPerSecond} objects/s (${summary.seconds.toFixed(1)} s), peak RSS ${((first.maxRssBytes ?? 0) / MiB).toFixed(1)} MiB`,
+    );
+    expect(summary).toMatchObject({ listed: COUNT, new: COUNT, skipped: 0, commits: COUNT / 500 });
+    expect(first.maxRssBytes).toBeGreaterThan(0);
+    expect(first.maxRssBytes).toBeLessThan(RSS_LIMIT);
+
+    const redis = connectRedis(redisUrl, { name: 'import-rss' });
+    try {
+      expect(await redis.hlen(volumeKeys(volume).entries)).toBe(COUNT);
+      const logLength = await redis.xlen(volumeKeys(volume).log);
+      const again = await runImportCli(['import', `file://${origin}`, '/bulk', '--json'], { config, measureRss: true, timeoutMs: 120_000 });
+      const re = importSummary(again);
+      figures.push(
+        `import-rss: re-import ${re.objectsPerSecond} objects/s (${re.seconds.toFixed(1)} s), peak RSS ${((again.maxRssBytes ?? 0) / MiB).toFixed(1)} MiB`,
+      );
+      expect(re).toMatchObject({ listed: COUNT, new: 0, changed: 0, unchanged: COUNT, commits: 0 });
+      expect(again.maxRssBytes).toBeLessThan(RSS_LIMIT);
+      expect(await redis.xlen(volumeKeys(volume).log)).toBe(logLength);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
