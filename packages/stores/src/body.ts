@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { InvalidArgumentError, VerifyingStream } from '@ferry/core';
 import type { PutBody } from './types.js';
 
@@ -16,8 +16,12 @@ export function bodyLength(body: PutBody): number {
 export function bodyStream(body: PutBody, key: string): Readable {
   if (body instanceof Uint8Array) return Readable.from([Buffer.from(body.buffer, body.byteOffset, body.byteLength)]);
   const check = new VerifyingStream({ length: body.length, what: `put ${key}` });
-  body.stream.on('error', (err) => check.destroy(err));
-  return body.stream.pipe(check);
+  // pipeline, not pipe: a source that already failed or closed early (while the store was still
+  // getting ready) must fail `check` too, or the put would wait for it forever.
+  pipeline(body.stream, check, (err) => {
+    if (err) check.destroy(err);
+  });
+  return check;
 }
 
 /** Read a whole stream into one Buffer: only for small objects (tests, manifests). */

@@ -56,7 +56,7 @@ export interface S3StoreOptions {
   checksums?: 'when_required' | 'when_supported';
   /** Objects from this size on go up as multipart uploads (default 64 MiB). */
   multipartThreshold?: number;
-  /** Multipart part size (default 16 MiB, at least 5 MiB). */
+  /** Multipart part size (default 8 MiB, at least 5 MiB). */
   partSize?: number;
   /** Parts held at once by one multipart put, in flight or being filled (default 4). */
   queueSize?: number;
@@ -137,7 +137,8 @@ export class S3Store implements ObjectStore {
     this.#bucket = options.bucket;
     this.url = `s3://${options.bucket}`;
     this.#threshold = positive(options.multipartThreshold, 64 * MiB, 1, 'multipartThreshold');
-    this.#partSize = positive(options.partSize, 16 * MiB, 5 * MiB, 'partSize');
+    // 8 MiB parts (grown for objects over 80 GiB, see multipart) keep an upload at 4 × 8 MiB of buffers.
+    this.#partSize = positive(options.partSize, 8 * MiB, 5 * MiB, 'partSize');
     this.#queueSize = positive(options.queueSize, 4, 1, 'queueSize');
     this.#flexibleChecksums = options.checksums !== 'when_required';
     this.#endpoint = options.endpoint ? showEndpoint(options.endpoint) : 'S3';

@@ -65,9 +65,13 @@ export function createCopyProcessor(options: CopyProcessorOptions): (data: unkno
     const throttled = options.throttle ? body.pipe(options.throttle.stream()) : body;
     if (throttled !== body) body.on('error', (err) => throttled.destroy(err));
     throttled.on('error', (err) => verify.destroy(err));
+    // The put reports what went wrong; a put that failed before reading must not leave a later
+    // source error without a listener (an uncaught exception).
+    verify.on('error', () => {});
     try {
       await target.put(chunkKey(job.chunk), { stream: throttled.pipe(verify), length: job.size });
     } catch (err) {
+      verify.destroy();
       body.destroy();
       if (err instanceof CorruptError) {
         metrics.corruptChunks.inc({ region });
