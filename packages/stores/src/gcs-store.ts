@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { Readable, Transform } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { createGunzip } from 'node:zlib';
@@ -20,6 +19,7 @@ import {
 import type { Bucket, GetFilesOptions } from '@google-cloud/storage';
 import { Storage } from '@google-cloud/storage';
 import { bodyLength, bodyStream } from './body.js';
+import { createAgents, exchange, firstLine, httpError } from './gcs-http.js';
 import { assertValidKey, compareKeys, resolveRange } from './keys.js';
 import type {
   GetOptions,
@@ -49,8 +49,6 @@ export interface GcsStoreOptions {
 }
 
 const MiB = 2 ** 20;
-/** A request whose socket stays silent this long is given up (the caller may retry). */
-const IDLE_TIMEOUT_MS = 120_000;
 const OBJECT_FIELDS = 'name,size,generation,timeCreated,updated';
 
 interface RawObject {
@@ -73,7 +71,7 @@ export class GcsStore implements ObjectStore {
   readonly #bucket: Bucket;
   readonly #name: string;
   readonly #threshold: number;
-  readonly #agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+  readonly #agents = createAgents();
 
   constructor(options: GcsStoreOptions) {
     const { bucket, endpoint, projectId } = options;
@@ -154,7 +152,7 @@ export class GcsStore implements ObjectStore {
         'accept-encoding': 'gzip',
         ...(whole ? {} : { range: `bytes=${start}-${end}` }),
       };
-      res = await this.#exchange('GET', url, headers);
+      res = await exchange(this.#agents, this.url, 'GET', url, headers);
     } catch (err) {
       throw this.#fail(err, 'get', key);
     }
@@ -206,7 +204,7 @@ export class GcsStore implements ObjectStore {
     });
     const stream = bodyStream(body, key);
     stream.on('error', (err) => tap.destroy(err));
-    // The body starts flowing (and may fail) before the request exists: #exchange reads `errored`.
+    // The body starts flowing (and may fail) before the request exists: exchange reads `errored`.
     tap.on('error', () => {});
     stream.pipe(tap);
     let stored: RawObject;
@@ -245,7 +243,7 @@ export class GcsStore implements ObjectStore {
   async #simpleUpload(key: string, body: Readable, length: number): Promise<RawObject> {
     const base = this.#storage.apiEndpoint.replace(/\/+$/, '');
     const url = `${base}/upload/storage/v1/b/${encodeURIComponent(this.#name)}/o?uploadType=media&name=${encodeURIComponent(key)}`;
-    return this.#uploaded(await this.#exchange('POST', url, await this.#authHeaders(url), { body, length }));
+    return this.#uploaded(await exchange(this.#agents, this.url, 'POST', url, await this.#authHeaders(url), { body, length }));
   }
 
   /**
@@ -258,62 +256,15 @@ export class GcsStore implements ObjectStore {
       .createResumableUpload({ metadata: { contentLength: length, contentType: 'application/octet-stream' } });
     try {
       // The session URI is its own credential: no auth header on the data request.
-      return this.#uploaded(await this.#exchange('PUT', session, {}, { body, length }));
+      return this.#uploaded(await exchange(this.#agents, this.url, 'PUT', session, {}, { body, length }));
     } catch (err) {
       // Best effort: a session left behind expires by itself after a week.
-      this.#exchange('DELETE', session, {}).then(
+      exchange(this.#agents, this.url, 'DELETE', session, {}).then(
         (res) => res.resume(),
         () => {},
       );
       throw err;
     }
-  }
-
-  /**
-   * One HTTP exchange on this store's agents, resolved when the response headers arrive. A body
-   * is sent with its exact length and the request is destroyed (so nothing is committed) when the
-   * body fails: the reason the uploads are not the SDK's, which leave such a request hanging open.
-   */
-  #exchange(
-    method: string,
-    url: string,
-    headers: Record<string, string>,
-    upload?: { body: Readable; length: number },
-  ): Promise<IncomingMessage> {
-    const target = new URL(url);
-    const https = target.protocol === 'https:';
-    return new Promise((resolve, reject) => {
-      const req = (https ? httpsRequest : httpRequest)(
-        target,
-        {
-          method,
-          agent: https ? this.#agents.https : this.#agents.http,
-          headers: upload ? { ...headers, 'content-type': 'application/octet-stream', 'content-length': String(upload.length) } : headers,
-        },
-        (res) => {
-          // A slow reader of a download is not a dead connection.
-          if (!upload) req.setTimeout(0);
-          // An answer before the whole body was sent (an error) ends the request: never left half-sent.
-          else res.once('end', () => req.writableFinished || req.destroy());
-          resolve(res);
-        },
-      );
-      req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
-      req.on('error', reject);
-      if (!upload) {
-        req.end();
-        return;
-      }
-      const { body } = upload;
-      const bodyFailed = (err: unknown) => {
-        reject(err); // the body's own error wins over the abort it causes
-        req.destroy();
-      };
-      // The body may have started flowing (and failed) before this request existed.
-      if (body.errored || body.destroyed) return bodyFailed(body.errored ?? new TransientError(`${this.url}: upload body closed early`));
-      body.on('error', bodyFailed);
-      body.pipe(req);
-    });
   }
 
   /** The object an upload created, from its response. */
@@ -457,22 +408,4 @@ function safeCause(err: unknown): unknown {
   if (!err || typeof err !== 'object' || !('response' in err || 'config' in err || 'request' in err)) return err;
   const { name, message, code, errors } = err as { name?: string; message?: string; code?: unknown; errors?: unknown };
   return Object.assign(new Error(message), { name: name ?? 'Error', code, ...(Array.isArray(errors) ? { errors } : {}) });
-}
-
-/** An HTTP error status with the server's message, for responses to requests this store sends itself. */
-function httpError(status: number, body: string): Error & { status: number } {
-  return Object.assign(new Error(serverMessage(body)), { status });
-}
-
-function firstLine(text: string): string {
-  return (text.split('\n')[0] ?? '').trim().slice(0, 200);
-}
-
-/** The `error.message` of a JSON API error body, else its first line. */
-function serverMessage(text: string): string {
-  try {
-    const parsed = JSON.parse(text) as { error?: { message?: unknown } };
-    if (typeof parsed.error?.message === 'string') return firstLine(parsed.error.message);
-  } catch {}
-  return firstLine(text) || 'no message';
 }

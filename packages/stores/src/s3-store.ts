@@ -14,20 +14,18 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import {
-  AccessDeniedError,
   CorruptError,
   FerryError,
   InvalidArgumentError,
-  InvalidConfigError,
   NotFoundError,
   PreconditionFailedError,
   RangeNotSatisfiableError,
   TransientError,
-  UnauthorizedError,
-  UnavailableError,
 } from '@ferry/core';
 import { bodyLength, bodyStream } from './body.js';
 import { assertValidKey, compareKeys, resolveRange } from './keys.js';
+import { translateS3Error, unquote } from './s3-errors.js';
+import { fixedParts, sliceParts } from './s3-multipart.js';
 import type {
   GetOptions,
   GetResult,
@@ -66,38 +64,10 @@ export interface S3StoreOptions {
 
 const MiB = 2 ** 20;
 
-function unquote(etag: string | undefined): string {
-  return (etag ?? '').replace(/^(W\/)?"(.*)"$/, '$2');
-}
-
 function positive(value: number | undefined, fallback: number, min: number, name: string): number {
   const v = value ?? fallback;
   if (!Number.isSafeInteger(v) || v < min) throw new InvalidArgumentError(`S3Store: ${name} must be an integer ≥ ${min}, got ${v}`);
   return v;
-}
-
-/**
- * The stream cut into buffers of exactly `size` bytes (the last one shorter), filled one at a
- * time. Buffers come from `take` so the caller can recycle them: fresh 16 MiB buffers per part
- * pile up as garbage faster than the GC returns them (a 1 GiB put peaked near 300 MiB RSS).
- */
-async function* fixedParts(stream: Readable, size: number, take: () => Buffer): AsyncGenerator<Buffer> {
-  let part: Buffer | undefined;
-  let filled = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    for (let offset = 0; offset < chunk.length; ) {
-      part ??= take();
-      const copied = chunk.copy(part, filled, offset, Math.min(chunk.length, offset + size - filled));
-      filled += copied;
-      offset += copied;
-      if (filled === size) {
-        yield part;
-        part = undefined;
-        filled = 0;
-      }
-    }
-  }
-  if (part && filled > 0) yield part.subarray(0, filled);
 }
 
 /** Scheme, host and port of an endpoint: user info, path and query never reach a message. */
@@ -108,11 +78,6 @@ function showEndpoint(endpoint: string): string {
   } catch {
     throw new InvalidArgumentError('S3Store: endpoint must be an http(s)://host[:port] URL');
   }
-}
-
-function* sliceParts(bytes: Uint8Array, size: number): Generator<Buffer> {
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let offset = 0; offset < buffer.length; offset += size) yield buffer.subarray(offset, offset + size);
 }
 
 /** Amazon S3 and S3-compatible servers, on whole-bucket keys (PrefixStore adds URL prefixes). */
@@ -413,60 +378,4 @@ export class S3Store implements ObjectStore {
   async close(): Promise<void> {
     if (this.#ownsClient) this.#client.destroy();
   }
-}
-
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN']);
-const UNAUTHORIZED = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired']);
-
-/**
- * SDK and network errors as core errors. Messages are one line built from error names, statuses
- * and errno codes only: SDK messages can span lines and echo request details.
- */
-function translateS3Error(
-  err: unknown,
-  c: { label: string; bucket: string; endpoint: string; op: string; key: string | undefined; ifMatch: string | undefined },
-): Error {
-  if (err instanceof FerryError) return err;
-  const e = (err ?? {}) as {
-    name?: string;
-    message?: string;
-    code?: unknown;
-    errors?: { code?: unknown }[];
-    $metadata?: { httpStatusCode?: number };
-  };
-  const name = e.name ?? 'Error';
-  const status = e.$metadata?.httpStatusCode ?? 0;
-  const message = String(e.message ?? '');
-  // Node network errors carry an errno code, also inside the AggregateError of happy eyeballs.
-  const code = typeof e.code === 'string' ? e.code : e.errors?.[0]?.code;
-  const errno = typeof code === 'string' && /^E[A-Z]+$/.test(code) ? code : undefined;
-  const what = `${c.label}: ${c.op}${c.key === undefined ? '' : ` ${c.key}`}`;
-  const cause = { cause: err };
-  if (name === 'NoSuchBucket' || (status === 404 && c.op === 'list')) {
-    return new NotFoundError(`${c.label}: bucket "${c.bucket}" does not exist`, cause);
-  }
-  if (status === 404 || name === 'NoSuchKey') return new NotFoundError(`${c.label}: no object ${c.key}`, cause);
-  if (status === 412) return new PreconditionFailedError(`${c.label}: ${c.key} changed (expected etag ${unquote(c.ifMatch)})`, cause);
-  if (status === 416 || name === 'InvalidRange') return new RangeNotSatisfiableError(`${what}: the range starts past the end`, cause);
-  if (name === 'CredentialsProviderError') {
-    return new UnauthorizedError(`${c.label}: no AWS credentials found (environment, shared config, SSO or instance role)`, cause);
-  }
-  if (UNAUTHORIZED.has(name) || status === 401) return new UnauthorizedError(`${c.label}: credentials rejected (${name})`, cause);
-  if (status === 403) return new AccessDeniedError(`${what}: access denied (${name})`, cause);
-  if (/region is missing/i.test(message)) {
-    return new InvalidConfigError(`${c.label}: no region: set ?region= in the store URL or AWS_REGION`, cause);
-  }
-  if (status === 301 || name === 'PermanentRedirect' || name === 'AuthorizationHeaderMalformed') {
-    return new InvalidConfigError(`${c.label}: the bucket is in another region or behind another endpoint (${name})`, cause);
-  }
-  if (/checksum mismatch/i.test(message)) return new CorruptError(`${what}: checksum mismatch`, cause);
-  if ((errno && UNREACHABLE.has(errno)) || (name === 'TimeoutError' && /establish/.test(message))) {
-    return new UnavailableError(`${c.label}: cannot reach ${c.endpoint} (${errno ?? 'connection timed out'})`, cause);
-  }
-  if (errno || name === 'TimeoutError') return new TransientError(`${what}: connection failed (${errno ?? 'timed out'})`, cause);
-  if (status >= 500 || status === 429 || /SlowDown|Throttl|RequestTimeout/.test(name)) {
-    return new TransientError(`${what}: the server answered ${status} ${name}; try again later`, cause);
-  }
-  if (status >= 400) return new InvalidArgumentError(`${what}: refused (${status} ${name})`, cause);
-  return new TransientError(`${what}: ${name}: ${message.split('\n')[0]?.slice(0, 200)}`, cause);
 }
