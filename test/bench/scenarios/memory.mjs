@@ -20,6 +20,7 @@ export const memory = {
         src: { store: `file://${freshDir(join(work, 'mem-src'))}`, redis: `${redis.url}/8` },
         eu: { store: `file://${freshDir(join(work, 'mem-eu'))}`, redis: `${redis.url}/9`, copy: { concurrency: 8 } },
       },
+      gateway: { listen: '127.0.0.1:0', anonymous: true },
     });
     const rows = [];
     const putRss = join(work, 'put.rss');
@@ -61,6 +62,46 @@ export const memory = {
       peerValue: null,
       ratio: null,
     });
-    return { rows, notes: ['Peak resident set size of each process (process.resourceUsage().maxRSS at exit).'] };
+    // The gateway serving the file to one S3 client (anonymous here; signing costs no memory).
+    const gwRss = join(work, 'gateway.rss');
+    const gateway = spawn(process.execPath, [FERRY_BIN, 'gateway', '--region', 'eu', '--config', config, '--json'], {
+      env: rssEnv(gwRss),
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    try {
+      const address = await new Promise((resolve, reject) => {
+        let out = '';
+        gateway.once('exit', (code) => reject(new Error(`gateway exited ${code}`)));
+        gateway.stdout.setEncoding('utf8').on('data', (t) => {
+          out += t;
+          const line = out.split('\n').find((l) => l.includes('"event":"started"'));
+          if (line) resolve(JSON.parse(line).address);
+        });
+      });
+      const response = await fetch(`${String(address).replace(/\/$/, '')}/${volume}/big.safetensors`);
+      if (!response.ok) throw new Error(`gateway GET: ${response.status}`);
+      let served = 0;
+      for await (const part of response.body) served += part.length;
+      if (served !== bytes) throw new Error(`gateway served ${served} of ${bytes} bytes`);
+    } finally {
+      const exited = new Promise((r) => gateway.once('exit', r));
+      gateway.kill('SIGTERM');
+      await exited;
+    }
+    rows.push({
+      metric: `gateway serving ${(bytes / GiB).toFixed(1)} GiB to one client`,
+      unit: 'MiB',
+      ferry: readRss(gwRss) / MiB,
+      peer: null,
+      peerValue: null,
+      ratio: null,
+    });
+    return {
+      rows,
+      notes: [
+        'Peak resident set size of each process (process.resourceUsage().maxRSS at exit).',
+        'The gateway keeps hot chunks in process memory up to reader.memoryBytes (default 256 MiB); that cache is part of its figure.',
+      ],
+    };
   },
 };
