@@ -69,7 +69,11 @@ export function parseStoreUrl(url: string): StoreUrl {
   }
   const params = parsed.searchParams;
   const prefix = decodeURIComponent(parsed.pathname).replace(/^\/+|\/+$/g, '');
-  if (prefix.split('/').some((s) => s === '.' || s === '..')) throw bad(url, 'the prefix may not contain "." or ".." segments');
+  // The URL parser resolves "." and ".." away, so look at the text as typed.
+  const typedPath = url.slice(url.indexOf('://') + 3).split(/[?#]/)[0] ?? '';
+  if (typedPath.split('/').some((s) => s === '.' || s === '..' || /^%2e(%2e)?$/i.test(s) || s === '.%2e' || s === '%2e.')) {
+    throw bad(url, 'the prefix may not contain "." or ".." segments');
+  }
   switch (scheme) {
     case 'file': {
       checkParams(url, params, FILE_PARAMS);
