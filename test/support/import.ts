@@ -1,24 +1,16 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Entry } from '@ferry/core';
 import { decodeStoredEntry, volumeKeys } from '@ferry/meta';
 import type { Redis } from 'ioredis';
-import type { FerryResult } from './cli.js';
+import { type FerryProcess, type FerryResult, spawnFerry } from './cli.js';
 
 /**
  * Helpers of the import tests: running `ferry import` as a subprocess (the built CLI), making
  * origin trees, and reading a
  * volume's entries straight from Redis.
  */
-
-/** The built `ferry` command. */
-export const IMPORT_CLI = fileURLToPath(new URL('../../services/cli/dist/bin.js', import.meta.url));
-const MAX_RSS_PRELOAD = pathToFileURL(fileURLToPath(new URL('./max-rss-preload.mjs', import.meta.url))).href;
-const MAX_RSS_MARKER = /\n?ferry-test-max-rss-kib=(\d+)\n$/;
 
 export interface ImportRunOptions {
   config: string;
@@ -27,48 +19,9 @@ export interface ImportRunOptions {
   measureRss?: boolean;
 }
 
-export interface ImportProcess {
-  child: ChildProcess;
-  onLine(listener: (line: string) => void): void;
-  result: Promise<FerryResult>;
-}
-
 /** Start `ferry <args>` (with `import` available); stdout lines are delivered as they arrive. */
-export function spawnImportCli(args: string[], options: ImportRunOptions): ImportProcess {
-  const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '', FERRY_CONFIG: options.config, ...options.env };
-  for (const name of ['FERRY_DEBUG', 'FERRY_LOG_LEVEL']) delete env[name];
-  const nodeArgs = options.measureRss ? ['--import', MAX_RSS_PRELOAD, IMPORT_CLI] : [IMPORT_CLI];
-  const child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: tmpdir(), env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  const listeners: Array<(line: string) => void> = [];
-  let partial = '';
-  child.stdout?.on('data', (data: Buffer) => {
-    out.push(data);
-    partial += data.toString('utf8');
-    const lines = partial.split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) for (const listener of listeners) listener(line);
-  });
-  child.stderr?.on('data', (data: Buffer) => err.push(data));
-  const timeoutMs = options.timeoutMs ?? 60_000;
-  const result = new Promise<FerryResult>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`ferry ${args.join(' ')} did not finish within ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      const stdoutBytes = Buffer.concat(out);
-      let stderr = Buffer.concat(err).toString('utf8');
-      const marker = MAX_RSS_MARKER.exec(stderr);
-      const maxRssBytes = marker ? Number(marker[1]) * 1024 : undefined;
-      if (marker) stderr = stderr.slice(0, marker.index);
-      resolve({ code, signal, stdout: stdoutBytes.toString('utf8'), stdoutBytes, stderr, ...(maxRssBytes ? { maxRssBytes } : {}) });
-    });
-  });
-  return { child, onLine: (listener) => listeners.push(listener), result };
+export function spawnImportCli(args: string[], options: ImportRunOptions): FerryProcess {
+  return spawnFerry(args, options);
 }
 
 export function runImportCli(args: string[], options: ImportRunOptions): Promise<FerryResult> {
