@@ -14,6 +14,7 @@ import { planPut } from '../../services/cli/src/transfer/local-files.js';
 import { putFiles } from '../../services/cli/src/transfer/put-files.js';
 import { readStream } from '../support/bytes.js';
 import { uniqueName } from '../support/random.js';
+import { waitFor } from '../support/regions.js';
 
 const CHUNK = 1 << 20;
 
@@ -97,14 +98,6 @@ function readerOf(r: Regions, store: ObjectStore = r.mirror.store): RegionReader
   });
 }
 
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('reading in a mirror region', () => {
   const bytes = randomBytes(5 * CHUNK + 12345);
   let r: Awaited<ReturnType<typeof regionsWithFile>>;
@@ -127,7 +120,12 @@ describe('reading in a mirror region', () => {
     const replicator = new Replicator({ config: r.config, region: 'eu', logger: silentLogger, listen: false });
     await replicator.start();
     try {
-      await waitFor(async () => (await r.mirror.mirror.missing(r.entry.chunks.map((c) => c.id))).length === 0);
+      await waitFor(
+        async () => (await r.mirror.mirror.missing(r.entry.chunks.map((c) => c.id))).length === 0,
+        30_000,
+        'the backfilled chunks in the mirror',
+        50,
+      );
     } finally {
       await replicator.stop();
     }
