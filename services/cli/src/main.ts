@@ -190,8 +190,14 @@ export function buildProgram(): Command {
     );
 
   common(regionOption(concurrencyOption(program.command('warmup <path>'), 8)))
-    .description("put a file or folder on its owners among the region's cache nodes now, then print the verified residency")
-    .option('--wait', 'warm again what is still missing until residency is 100% (fails if it cannot get there)', false)
+    .description(
+      "put a file or folder on its owners among the region's cache nodes, then print the verified residency. When the region config has an api section (listen + token or open) the warmup is queued on the region's replicator (POST /warmup; warmed behind the copy in a mirror); without one, this command warms through the nodes directly",
+    )
+    .option(
+      '--wait',
+      'until residency is 100%: follow the queued warmup, or (direct) warm again what is still missing; fails if it cannot get there',
+      false,
+    )
     .action(
       action((ctx, out, path: string, opts: { region?: string; wait: boolean; concurrency: number }) =>
         warmupCommand(ctx, out, path, opts),

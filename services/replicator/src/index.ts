@@ -4,4 +4,5 @@ export * from './metrics.js';
 export * from './replicator.js';
 export * from './status.js';
 export * from './throttle.js';
+export * from './warmup.js';
 export * from './watcher.js';

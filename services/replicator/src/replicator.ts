@@ -1,3 +1,4 @@
+import { CacheNodeClient, Membership } from '@ferry/cache';
 import { type FerryConfig, InvalidConfigError, type Logger, regionConfig } from '@ferry/core';
 import { CopyQueue, QUEUES, queuePrefix } from '@ferry/jobs';
 import { connectRedis, Lease, Meta, MirrorMeta, pingRedis, translateRedisError } from '@ferry/meta';
@@ -10,6 +11,7 @@ import { createCopyProcessor } from './copy-worker.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { type RegionStatus, regionStatus } from './status.js';
 import { Throttle } from './throttle.js';
+import { createWarmProcessor, WarmFlows, warmupRoutes } from './warmup.js';
 import { Watcher } from './watcher.js';
 
 /**
@@ -51,6 +53,8 @@ export interface ReplicatorOptions {
   stores?: { source?: ObjectStore; target?: ObjectStore };
   /** Watcher tuning (tests shorten the lease). */
   watcher?: { leaseTtlMs?: number; blockMs?: number; batch?: number };
+  /** Warm worker tuning: how long a fill waits for the copy before reading through from the source, how often it looks. */
+  warm?: { copyWaitMs?: number; recheckMs?: number };
 }
 
 /**
@@ -75,6 +79,11 @@ export class Replicator {
   /** BullMQ does not close connections it is given, so the daemon keeps and closes this one. */
   #workerRedis: Redis | undefined;
   #api: FastifyInstance | undefined;
+  /** Warmup flows and the warm worker, in a region with cache nodes (`cache.token`). */
+  #warm: WarmFlows | undefined;
+  #warmWorker: Worker | undefined;
+  #warmRedis: Redis | undefined;
+  #cacheClient: CacheNodeClient | undefined;
   #stores: ObjectStore[] = [];
   address: string | undefined;
 
@@ -176,6 +185,7 @@ export class Replicator {
       });
       this.#watcher.start();
     }
+    if (own.cache?.token) this.#startWarm(own.cache, own.copy?.concurrency ?? 8);
     if (listen) {
       this.#api = buildApi({
         open: own.api?.open ?? false,
@@ -183,10 +193,53 @@ export class Replicator {
         registry: this.metrics.registry,
         status: () => this.status(),
         health: async () => this.health(),
+        routes: warmupRoutes(() => this.#warm),
       });
       this.address = await listenApi(this.#api, listen);
     }
     this.#log.info({ role: this.isSource ? 'source' : 'mirror', api: this.address }, 'replicator started');
+  }
+
+  /** Warmup flows (POST /warmup) and the warm worker that fills the cache nodes, behind the copy in a mirror. */
+  #startWarm(cache: { token?: string; replicas: number; connectTimeoutMs: number }, concurrency: number): void {
+    const { config } = this.#o;
+    const log = this.#log.child({ component: 'warm' });
+    const client = new CacheNodeClient({ token: cache.token as string, connectTimeoutMs: cache.connectTimeoutMs, logger: log });
+    this.#cacheClient = client;
+    const membership = new Membership({ redis: this.#redis, volume: config.volume });
+    const meta = this.isSource ? this.#source : new Meta({ redis: this.#redis, volume: config.volume, logger: log });
+    this.#warm = new WarmFlows({
+      redis: this.#redis,
+      volume: config.volume,
+      meta,
+      membership,
+      client,
+      replicas: cache.replicas,
+      logger: log,
+    });
+    const processor = createWarmProcessor({
+      client,
+      membership,
+      ...(this.#mirror ? { mirror: this.#mirror } : {}),
+      ...this.#o.warm,
+      logger: log,
+    });
+    this.#warmRedis = this.#redis.duplicate({ maxRetriesPerRequest: null });
+    this.#warmWorker = new Worker(QUEUES.warm, processor, {
+      connection: this.#warmRedis,
+      prefix: queuePrefix(config.volume),
+      concurrency,
+      autorun: true,
+      ...COPY_WORKER_LOCKS,
+    });
+    this.#warmWorker.on('failed', (job, err) => {
+      const final = job && job.attemptsMade >= (job.opts.attempts ?? 1);
+      log[final ? 'error' : 'warn'](
+        { err, job: job?.id, attempt: job?.attemptsMade },
+        final ? 'warm job failed for good' : 'warm job failed; will retry',
+      );
+    });
+    this.#warmWorker.on('error', (err) => log.warn({ err }, 'warm worker error'));
   }
 
   async health(): Promise<{ ok: boolean; detail: Record<string, unknown> }> {
@@ -225,6 +278,10 @@ export class Replicator {
     await watcherStopped;
     await this.#worker?.close();
     this.#workerRedis?.disconnect();
+    await this.#warmWorker?.close();
+    this.#warmRedis?.disconnect();
+    await this.#warm?.close();
+    await this.#cacheClient?.close();
     await this.#copies?.close();
     await Promise.allSettled(this.#stores.map((s) => s.close?.()));
     this.#redis.disconnect();

@@ -1,3 +1,4 @@
+import { CacheNodeClient, Membership, type Residency, residency } from '@ferry/cache';
 import { type ChunkId, formatBytes, type Logger, normalizePath, regionConfig } from '@ferry/core';
 import { CopyQueue } from '@ferry/jobs';
 import { MirrorMeta } from '@ferry/meta';
@@ -80,8 +81,15 @@ export async function statusCommand(ctx: Context, out: Output, path: string | un
       if (target !== undefined) {
         const p = await presence(parts?.mirror, chunkIds);
         const state = p.percent === 100 ? 'complete' : `${p.percent}%`;
-        out.result({ region: name, path: target, ...p, complete: p.percent === 100 }, [
+        const cached = await cacheResidency(ctx, region, chunkIds);
+        const { incomplete: _omit, ...res } = cached ?? {};
+        out.result({ region: name, path: target, ...p, complete: p.percent === 100, ...(cached ? { residency: res } : {}) }, [
           `${name}: ${target} ${state} (${p.present}/${p.chunks} chunks)`,
+          ...(cached
+            ? [
+                `${name}: cache residency ${cached.percent}% (${cached.held}/${cached.chunks} chunks on all their owners; ${cached.placementsHeld}/${cached.placements} placements on ${cached.nodes.length} node${cached.nodes.length === 1 ? '' : 's'})`,
+              ]
+            : []),
         ]);
         continue;
       }
@@ -93,6 +101,19 @@ export async function statusCommand(ctx: Context, out: Output, path: string | un
     } finally {
       await parts?.copies.close();
     }
+  }
+}
+
+/** Verified residency of chunks on a region's live cache nodes, when the region has cache nodes (`cache.token`). */
+async function cacheResidency(ctx: Context, region: Region, chunkIds: ChunkId[]): Promise<Residency | undefined> {
+  const cache = region.config.cache;
+  if (!cache?.token) return undefined;
+  const members = await new Membership({ redis: region.redis, volume: ctx.config.volume }).members();
+  const client = new CacheNodeClient({ token: cache.token, connectTimeoutMs: cache.connectTimeoutMs, logger: ctx.logger });
+  try {
+    return await residency({ members, replicas: cache.replicas, chunkIds, client });
+  } finally {
+    await client.close();
   }
 }
 

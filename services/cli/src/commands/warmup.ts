@@ -9,7 +9,18 @@ import {
   type WarmResult,
   warmChunks,
 } from '@ferry/cache';
-import { type Entry, formatBytes, InvalidConfigError, normalizePath, UnavailableError } from '@ferry/core';
+import {
+  type Entry,
+  type FerryConfig,
+  formatBytes,
+  InvalidArgumentError,
+  InvalidConfigError,
+  NotFoundError,
+  normalizePath,
+  regionConfig,
+  UnauthorizedError,
+  UnavailableError,
+} from '@ferry/core';
 import type { Meta } from '@ferry/meta';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
@@ -21,6 +32,132 @@ export interface WarmupCommandOptions {
   wait?: boolean;
   /** Chunks in flight (each to all its owners). Default 8. */
   concurrency?: number;
+}
+
+/** How often `--wait` asks the replicator about a queued warmup. */
+const POLL_MS = 500;
+
+type ApiConfig = NonNullable<ReturnType<typeof regionConfig>['api']>;
+
+/** What GET /warmup/:id answers (the replicator's WarmupState). */
+interface WarmupStateReply {
+  id: string;
+  state: string;
+  children: { processed: number; pending: number; failed: number };
+  residency: Residency;
+  complete: boolean;
+  finished: boolean;
+}
+
+/** Base URL of a region's control API: its listen address, with a wildcard host asked on loopback. */
+export function apiBase(api: ApiConfig): string {
+  const host = api.listen.replace(/^(0\.0\.0\.0|\[::\]):/, '127.0.0.1:');
+  return `http://${host}`;
+}
+
+async function callApi<T>(api: ApiConfig, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  const url = `${apiBase(api)}${path}`;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      headers: {
+        ...(api.token ? { authorization: `Bearer ${api.token}` } : {}),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+  } catch (err) {
+    throw new UnavailableError(
+      `replicator API at ${url}: ${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {}
+  if (res.ok) return json as T;
+  const message = `replicator API ${method} ${path}: ${String(json.message ?? `HTTP ${res.status}`)}`;
+  if (res.status === 401) throw new UnauthorizedError(`${message} (check api.token)`);
+  if (res.status === 404) throw new NotFoundError(message);
+  if (res.status === 400) throw new InvalidArgumentError(message);
+  throw new UnavailableError(message);
+}
+
+/**
+ * The queued path: POST /warmup to the region's replicator, which enqueues a flow its warm workers
+ * process (behind the copy in a mirror); with `--wait`, poll GET /warmup/:id until the verified
+ * residency is 100 % or the flow is over short of it.
+ */
+async function warmupViaApi(
+  config: FerryConfig,
+  out: Output,
+  regionName: string,
+  api: ApiConfig,
+  target: string,
+  opts: WarmupCommandOptions,
+): Promise<void> {
+  const started = Date.now();
+  const queued = await callApi<{ id: string; chunks: number; placements: number }>(api, 'POST', '/warmup', { paths: [target] });
+  out.event({ event: 'queued', command: 'warmup', region: regionName, path: target, ...queued });
+  out.line(`queued warmup ${queued.id} of ${target} in region ${regionName}: ${queued.chunks} chunks, ${queued.placements} placements`);
+  let state = await callApi<WarmupStateReply>(api, 'GET', `/warmup/${encodeURIComponent(queued.id)}`);
+  let shown = -1;
+  while (opts.wait && !state.complete && !state.finished) {
+    if (state.residency.placementsHeld !== shown) {
+      shown = state.residency.placementsHeld;
+      const r = state.residency;
+      out.event({
+        event: 'progress',
+        label: 'warmup',
+        id: queued.id,
+        state: state.state,
+        percent: r.percent,
+        placementsHeld: r.placementsHeld,
+        placements: r.placements,
+        children: state.children,
+      });
+      out.line(
+        `  ${r.percent}% (${r.placementsHeld}/${r.placements} placements; ${state.children.processed} fills done, ${state.children.failed} failed)`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    state = await callApi<WarmupStateReply>(api, 'GET', `/warmup/${encodeURIComponent(queued.id)}`);
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const res = state.residency;
+  out.result(
+    {
+      event: 'summary',
+      command: 'warmup',
+      via: 'api',
+      region: regionName,
+      path: target,
+      id: queued.id,
+      state: state.state,
+      chunks: queued.chunks,
+      placements: queued.placements,
+      children: state.children,
+      replicas: regionConfig(config, regionName).cache?.replicas,
+      residency: res,
+      complete: state.complete,
+      seconds,
+    },
+    [
+      `warmup ${queued.id} of ${target} in region ${regionName}: ${state.state}, ${state.children.processed} fills done, ${state.children.pending} pending, ${state.children.failed} failed`,
+      `verified residency: ${res.percent}% (${res.held}/${res.chunks} chunks on all their owners; ${res.placementsHeld}/${res.placements} placements)`,
+      ...res.nodes.map((n) => `  ${n.id}: ${n.held}/${n.expected}${n.reachable ? '' : ' (unreachable)'}`),
+    ],
+  );
+  if (opts.wait && !state.complete) {
+    throw new UnavailableError(
+      `warmup ${queued.id} of ${target} in region ${regionName} finished with residency ${res.percent}% (${state.children.failed} fills failed)`,
+    );
+  }
 }
 
 /** Rounds `--wait` makes at most; each one only re-warms what the nodes say they lack. */
@@ -55,7 +192,11 @@ function addUp(total: WarmResult, round: WarmResult): void {
 }
 
 /**
- * `ferry warmup <path>`: put every chunk of a file or folder on its owners among the region's live
+ * `ferry warmup <path>`. When the region config has an `api` section (listen, and a token or
+ * `open`), the warmup is queued on the region's replicator (POST /warmup): its warm workers fill
+ * the nodes, behind the copy in a mirror, and `--wait` follows GET /warmup/:id until the verified
+ * residency is 100 % (or the flow ended short of it). Without an `api` section the command warms
+ * directly, as follows: put every chunk of a file or folder on its owners among the region's live
  * cache nodes, now, by asking each owner to read it through from the region's stores (no chunk
  * bytes pass through this process), then ask the nodes what they hold and print the verified
  * residency. Without `--wait` that is one pass, reported as is (exit 0). With `--wait` the chunks
@@ -64,6 +205,9 @@ function addUp(total: WarmResult, round: WarmResult): void {
  * The replicator's queued warmup (POST /warmup) uses the same warmChunks/residency functions.
  */
 export async function warmupCommand(ctx: Context, out: Output, path: string, opts: WarmupCommandOptions): Promise<void> {
+  const regionName = opts.region ?? ctx.config.source;
+  const api = regionConfig(ctx.config, regionName).api;
+  if (api && (api.token || api.open)) return warmupViaApi(ctx.config, out, regionName, api, normalizePath(path), opts);
   const region = await ctx.region(opts.region);
   const cache = region.config.cache;
   if (!cache?.token) {
