@@ -5,6 +5,7 @@ import {
   type Logger,
   messageOf,
   parseChunkId,
+  readUpTo,
   silentLogger,
   TransientError,
   UnauthorizedError,
@@ -41,21 +42,6 @@ export interface InventoryPage {
 
 /** Largest body accepted from a node when the chunk size is not known up front. */
 const MAX_BODY = 2 ** 30;
-
-async function readBody(body: Dispatcher.ResponseData['body'], limit: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let length = 0;
-  for await (const part of body) {
-    parts.push(part as Buffer);
-    length += (part as Buffer).length;
-    // One byte past what is expected already proves the copy wrong; stop reading.
-    if (length > limit) {
-      body.destroy();
-      break;
-    }
-  }
-  return Buffer.concat(parts, length);
-}
 
 /**
  * HTTP client of the cache nodes. A node that cannot be reached (refused, connect timeout, reset,
@@ -148,7 +134,7 @@ export class CacheNodeClient {
     }
     if (res.statusCode !== 200) return this.#fail(node, `get ${chunk}`, res);
     try {
-      return await readBody(res.body, options.size ?? MAX_BODY);
+      return await readUpTo(res.body, options.size ?? MAX_BODY);
     } catch (err) {
       this.markDown(node, messageOf(err));
       throw new UnavailableError(`cache node ${node.id}: get ${chunk}: body cut short: ${messageOf(err)}`, { cause: err });

@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import {
   type ChunkId,
   CorruptError,
@@ -8,6 +7,7 @@ import {
   type Logger,
   messageOf,
   NotFoundError,
+  readUpTo,
   sha256Hex,
   silentLogger,
 } from '@ferry/core';
@@ -30,21 +30,6 @@ export function verifyChunkBytes(chunk: ChunkWant, bytes: Buffer, where: string)
   if (isNativeChunkId(chunk.id) && sha256Hex(bytes) !== chunkDigest(chunk.id)) {
     throw new CorruptError(`chunk ${chunk.id} from ${where}: sha256 mismatch`);
   }
-}
-
-async function readUpTo(body: Readable, limit: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let length = 0;
-  for await (const part of body) {
-    parts.push(part as Buffer);
-    length += (part as Buffer).length;
-    // One byte over already proves the copy wrong; stop reading.
-    if (length > limit) {
-      body.destroy();
-      break;
-    }
-  }
-  return Buffer.concat(parts, length);
 }
 
 /**
