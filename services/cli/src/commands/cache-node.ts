@@ -4,6 +4,7 @@ import { CacheNode, storesUpstream } from '@ferry/cache-node';
 import { formatBytes, InvalidArgumentError, InvalidConfigError, type Logger, parseSize } from '@ferry/core';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
+import { stopSignal } from '../signals.js';
 
 export interface CacheNodeCommandOptions {
   region: string;
@@ -76,15 +77,7 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
   out.line(
     `cache node ${started.id} of region ${region.name} serving ${started.url} (${formatBytes(node.cache.used)} of ${formatBytes(capacity)} held, weight ${weight})`,
   );
-  await new Promise<void>((done) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'signal received');
-      process.once(signal, () => process.exit(130));
-      done();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  await stopSignal(log);
   await node.stop();
   out.event({ event: 'stopped', id: started.id });
 }

@@ -2,6 +2,7 @@ import { type Logger, regionConfig } from '@ferry/core';
 import { Gateway } from '@ferry/gateway';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
+import { stopSignal } from '../signals.js';
 
 /**
  * Serve the volume of a region as a read-only S3 bucket until SIGTERM/SIGINT; a second signal
@@ -27,14 +28,6 @@ export async function gatewayCommand(ctx: Context, out: Output, opts: { region: 
   out.result({ event: 'started', region: opts.region, volume: ctx.config.volume, address: gateway.address ?? null }, [
     `gateway for volume "${ctx.config.volume}" in region ${opts.region} listening on ${gateway.address ?? '(nowhere)'} (bucket "${ctx.config.volume}")`,
   ]);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'signal received');
-      process.once(signal, () => process.exit(130));
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  await stopSignal(logger);
   await gateway.stop();
 }

@@ -5,6 +5,7 @@ import { MirrorMeta } from '@ferry/meta';
 import { presence, type RegionStatus, Replicator, regionStatus } from '@ferry/replicator';
 import type { Context, Region } from '../context.js';
 import type { Output } from '../output.js';
+import { stopSignal } from '../signals.js';
 
 /** Run the daemon until SIGTERM/SIGINT; a second signal exits at once. */
 export async function replicatorCommand(
@@ -17,15 +18,7 @@ export async function replicatorCommand(
   const replicator = new Replicator({ config: ctx.config, region: opts.region, logger, ...(opts.listen ? { listen: opts.listen } : {}) });
   await replicator.start();
   out.event({ event: 'started', region: opts.region, api: replicator.address ?? null });
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'signal received');
-      process.once(signal, () => process.exit(130));
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  await stopSignal(logger);
   await replicator.stop();
 }
 
