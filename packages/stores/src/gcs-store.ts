@@ -21,6 +21,7 @@ import { Storage } from '@google-cloud/storage';
 import { bodyLength, bodyStream } from './body.js';
 import { createAgents, exchange, firstLine, httpError } from './gcs-http.js';
 import { assertValidKey, compareKeys, resolveRange } from './keys.js';
+import { UNREACHABLE } from './net-errors.js';
 import type {
   GetOptions,
   GetResult,
@@ -374,8 +375,6 @@ export class GcsStore implements ObjectStore {
     return new TransientError(`${what}: ${firstLine(message)}`, cause);
   }
 }
-
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN']);
 
 /** HTTP status of an SDK ApiError (`code`), a GaxiosError (`response.status`) or ours (`status`). */
 function statusOf(err: unknown): number | undefined {

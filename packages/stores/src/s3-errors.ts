@@ -11,13 +11,13 @@ import {
   UnauthorizedError,
   UnavailableError,
 } from '@ferry/core';
+import { UNREACHABLE } from './net-errors.js';
 
 /** An S3 etag without its quotes (and weak marker). */
 export function unquote(etag: string | undefined): string {
   return (etag ?? '').replace(/^(W\/)?"(.*)"$/, '$2');
 }
 
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN']);
 const UNAUTHORIZED = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired']);
 
 /**
