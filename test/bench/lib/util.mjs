@@ -59,8 +59,8 @@ export async function mustRun(command, args, options = {}) {
 }
 
 /** Environment that makes a Node child write its peak RSS (bytes) to `file` when it exits. */
-export function rssEnv(file) {
-  return { ...process.env, FERRY_RSS_FILE: file, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${RSS_PRELOAD}`.trim() };
+export function rssEnv(file, base = process.env) {
+  return { ...base, FERRY_RSS_FILE: file, NODE_OPTIONS: `${base.NODE_OPTIONS ?? ''} --import=${RSS_PRELOAD}`.trim() };
 }
 
 export function readRss(file) {

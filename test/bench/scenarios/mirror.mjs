@@ -64,7 +64,7 @@ async function ferryMirror({ work, redis, volume, sourceStore, mirrorStore, mode
     },
   });
   const rssFile = join(work, `${volume}.replicator.rss`);
-  const replicator = await startReplicator(config, rssEnv(rssFile));
+  const replicator = await startReplicator(config, rssEnv(rssFile, env));
   const mirror = new Redis(`${redisUrl}/1`);
   const source = new Redis(`${redisUrl}/0`);
   try {
@@ -76,7 +76,13 @@ async function ferryMirror({ work, redis, volume, sourceStore, mirrorStore, mode
     for (const json of await source.hvals(`ferry:{${volume}}:entries`)) for (const c of JSON.parse(json).chunks) chunkIds.add(c.id);
     const ids = [...chunkIds];
     await waitFor(
-      async () => (await mirror.smismember(`ferry:{${volume}}:present`, ...ids)).every((f) => f === 1),
+      async () => {
+        // A copy that failed for good will not complete by waiting: say why instead.
+        const failed = await mirror.zrange(`{ferry:${volume}}:copy:failed`, 0, 0);
+        if (failed[0])
+          throw new Error(`copy of ${failed[0]} failed: ${await mirror.hget(`{ferry:${volume}}:copy:${failed[0]}`, 'failedReason')}`);
+        return (await mirror.smismember(`ferry:{${volume}}:present`, ...ids)).every((f) => f === 1);
+      },
       600_000,
       'the mirror to complete',
     );
