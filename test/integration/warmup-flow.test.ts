@@ -8,6 +8,7 @@ import { connectRedis, Meta, MirrorMeta } from '@ferry/meta';
 import { Replicator, type WarmupState } from '@ferry/replicator';
 import { FsStore } from '@ferry/stores';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { statusCommand } from '../../services/cli/src/commands/replication.js';
 import { warmupCommand } from '../../services/cli/src/commands/warmup.js';
 import { Context } from '../../services/cli/src/context.js';
 import { CacheRegions, captureOutput } from '../support/cache-cluster.js';
@@ -242,5 +243,32 @@ describe('warmup flows on the replicator (POST /warmup, warm workers behind the 
     const summary = lines().find((l) => l.event === 'summary') as { via: string; complete: boolean; residency: { chunks: number } };
     expect(summary).toMatchObject({ via: 'api', complete: true });
     expect(summary.residency.chunks).toBe(chunks.length);
+
+    // `ferry status <path>` shows the residency on the region's cache nodes next to the store's copy.
+    const statusCtx = new Context({ config: parseConfig(cliDoc), logger: silentLogger });
+    const status = captureOutput();
+    try {
+      await statusCommand(statusCtx, status.out, '/models/c', { region: 'eu' });
+    } finally {
+      await statusCtx.close();
+    }
+    expect(status.lines()[0]).toMatchObject({ region: 'eu', path: '/models/c', residency: { percent: 100, chunks: chunks.length } });
+  });
+
+  it('overlapping warmups of the same path both finish', async () => {
+    const chunks = await commitAtSource('/models/d', 1, 6 * MiB);
+    await until('the mirror metadata', async () => (await euMeta.tryStat('/models/d/model-1.safetensors')) ?? undefined);
+    const first = await call<{ id: string }>('POST', '/warmup', { paths: ['/models/d'] });
+    const second = await call<{ id: string }>('POST', '/warmup', { paths: ['/models/d/'] });
+    expect([first.status, second.status]).toEqual([202, 202]);
+    expect(second.json.id).not.toBe(first.json.id);
+    for (const id of [first.json.id, second.json.id]) {
+      const done = await until(`warmup ${id} to finish`, async () => {
+        const { json } = await call<WarmupState>('GET', `/warmup/${id}`);
+        return json.finished ? json : undefined;
+      });
+      expect(done).toMatchObject({ state: 'completed', complete: true });
+      expect(done.residency.chunks).toBe(chunks.length);
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   type CacheMember,
   type CacheNodeClient,
@@ -14,7 +15,7 @@ import { DelayedError, FlowProducer, type Job, Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 
-/** Node ids that may go into a BullMQ job id (`${chunk}.${node}`; BullMQ forbids ':' in custom ids). */
+/** Node ids that may go into a BullMQ job id (`${chunk}.${node}.${request}`; BullMQ forbids ':' in custom ids). */
 const JOB_NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Paths one request may name. */
@@ -125,13 +126,17 @@ export class WarmFlows {
       if (!JOB_NODE_ID.test(m.id))
         throw new InvalidArgumentError(`cache node id ${JSON.stringify(m.id)} cannot name a warm job (letters, digits, _ and - only)`);
     }
+    // Child ids carry the request id: BullMQ does not attach an existing job to a second parent (that
+    // parent would wait for it forever), so overlapping warmups of the same chunks get their own
+    // fill jobs; the node's single-flight read-through makes the second fill of a chunk cheap.
+    const id = `w-${randomBytes(8).toString('hex')}`;
     const children = chunks.flatMap((c) =>
       rendezvousOwners(members, c.id, this.#o.replicas).map((owner) => ({
         name: 'fill',
         queueName: QUEUES.warm,
         data: { chunk: c.id, size: c.size, node: owner.id } satisfies FillJobData,
         opts: {
-          jobId: `${c.id}.${owner.id}`,
+          jobId: `${c.id}.${owner.id}.${id}`,
           attempts: this.#o.attempts ?? 5,
           backoff: { type: 'exponential', delay: 1000 },
           // A placement that cannot be filled is reported, and the rest of the flow still completes.
@@ -146,7 +151,7 @@ export class WarmFlows {
       name: 'warmup',
       queueName: QUEUES.warm,
       data,
-      opts: { removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } },
+      opts: { jobId: id, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } },
       children,
     });
     return { id: String(flow.job.id), chunks: chunks.length, placements: children.length };
