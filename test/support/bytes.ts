@@ -28,7 +28,8 @@ export function randomStream(length: number, blockSize = 1 << 20): { stream: Rea
   return { stream, sha256 };
 }
 
-export async function digestStream(stream: Readable): Promise<{ sha256: string; length: number }> {
+/** sha256 and length of a stream of buffers, read to its end. */
+export async function digestStream(stream: AsyncIterable<unknown>): Promise<{ sha256: string; length: number }> {
   const hash = createHash('sha256');
   let length = 0;
   for await (const part of stream) {

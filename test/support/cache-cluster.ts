@@ -21,6 +21,7 @@ import { connectRedis, Meta, MirrorMeta } from '@ferry/meta';
 import { FsStore, type GetOptions, type ObjectStore, type PutBody } from '@ferry/stores';
 import type { Redis } from 'ioredis';
 import { Output } from '../../services/cli/src/output.js';
+import { digestStream } from './bytes.js';
 import { uniqueName } from './random.js';
 
 const MAIN = new URL('./cache-node-main.mjs', import.meta.url).pathname;
@@ -223,13 +224,8 @@ export class CacheRegions {
 
 /** Hash of a stream of buffers. */
 export async function sha256Of(stream: AsyncIterable<unknown>): Promise<{ sha256: string; bytes: number }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const part of stream) {
-    hash.update(part as Buffer);
-    bytes += (part as Buffer).length;
-  }
-  return { sha256: hash.digest('hex'), bytes };
+  const { sha256, length } = await digestStream(stream);
+  return { sha256, bytes: length };
 }
 
 /** What `ferry warmup --json` reports last. */
