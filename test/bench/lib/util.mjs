@@ -58,6 +58,13 @@ export async function mustRun(command, args, options = {}) {
   return result;
 }
 
+/** This process's environment plus `extra`, without AWS_CA_BUNDLE: for the tools a scenario runs against s3rver. */
+export function withoutCaBundle(extra = {}) {
+  const env = { ...process.env, ...extra };
+  delete env.AWS_CA_BUNDLE;
+  return env;
+}
+
 /** Environment that makes a Node child write its peak RSS (bytes) to `file` when it exits. */
 export function rssEnv(file, base = process.env) {
   return { ...base, FERRY_RSS_FILE: file, NODE_OPTIONS: `${base.NODE_OPTIONS ?? ''} --import=${RSS_PRELOAD}`.trim() };

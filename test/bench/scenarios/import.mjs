@@ -3,15 +3,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { FERRY_BIN, freshDir, has, mustRun, startS3rver, writeConfig } from '../lib/util.mjs';
+import { FERRY_BIN, freshDir, has, mustRun, startS3rver, withoutCaBundle, writeConfig } from '../lib/util.mjs';
 
 const S3_ENV = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_EC2_METADATA_DISABLED: 'true' };
-
-function withoutCaBundle(extra = {}) {
-  const env = { ...process.env, ...extra };
-  delete env.AWS_CA_BUNDLE;
-  return env;
-}
 
 /** `count` small objects in nested folders of a local directory. */
 function writeTree(dir, count) {

@@ -14,6 +14,7 @@ import {
   run,
   startS3rver,
   waitFor,
+  withoutCaBundle,
   writeConfig,
   writeRandomFile,
 } from '../lib/util.mjs';
@@ -132,12 +133,6 @@ export const mirrorFile = {
     };
   },
 };
-
-function withoutCaBundle() {
-  const env = { ...process.env };
-  delete env.AWS_CA_BUNDLE;
-  return env;
-}
 
 export const mirrorS3 = {
   id: 'mirror-s3',
