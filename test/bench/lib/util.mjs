@@ -145,6 +145,13 @@ export function percentile(sorted, p) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Read a stream to its end, keeping nothing. */
+export async function drain(readable) {
+  for await (const _ of readable) {
+    // consume
+  }
+}
+
 export async function waitFor(check, timeoutMs, what) {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {

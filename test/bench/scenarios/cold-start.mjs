@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { connectRedis, Meta, MirrorMeta } from '@ferry/meta';
 import { RegionReader } from '@ferry/reader';
 import { FsStore } from '@ferry/stores';
-import { FERRY_BIN, freshDir, GiB, MiB, mustRun, writeConfig, writeRandomFile } from '../lib/util.mjs';
+import { drain, FERRY_BIN, freshDir, GiB, MiB, mustRun, writeConfig, writeRandomFile } from '../lib/util.mjs';
 
 export const coldStart = {
   id: 'cold-start',
@@ -40,13 +40,7 @@ export const coldStart = {
           source: { name: 'src', store: new FsStore({ root: src }) },
         });
         const started = performance.now();
-        await Promise.all(
-          Array.from({ length: readers }, async () => {
-            for await (const _ of reader.stream(entry)) {
-              // consume
-            }
-          }),
-        );
+        await Promise.all(Array.from({ length: readers }, () => drain(reader.stream(entry))));
         const ms = performance.now() - started;
         const fromSource = reader.chunks.stats.bytes['source:src'];
         rows.push({

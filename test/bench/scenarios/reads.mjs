@@ -11,15 +11,9 @@ import { connectRedis, Meta } from '@ferry/meta';
 import { RegionReader } from '@ferry/reader';
 import { FsStore } from '@ferry/stores';
 import { Redis } from 'ioredis';
-import { FERRY_BIN, freshDir, GiB, MiB, mustRun, percentile, waitFor, writeConfig, writeRandomFile } from '../lib/util.mjs';
+import { drain, FERRY_BIN, freshDir, GiB, MiB, mustRun, percentile, waitFor, writeConfig, writeRandomFile } from '../lib/util.mjs';
 
 const TOKEN = 'bench-cache-token';
-
-async function drain(readable) {
-  for await (const _ of readable) {
-    // consume
-  }
-}
 
 async function timed(fn) {
   const started = performance.now();
