@@ -1,7 +1,7 @@
 import type { FerryConfig, Logger } from '@ferry/core';
 import { CopyQueue } from '@ferry/jobs';
 import { Meta } from '@ferry/meta';
-import { createStore, type ObjectStore } from '@ferry/stores';
+import { type ObjectStore, StoresByUrl } from '@ferry/stores';
 import type { Redis } from 'ioredis';
 import { RegionReader } from './region-reader.js';
 import type { Tier } from './tier.js';
@@ -30,7 +30,7 @@ export interface OpenRegionReaderOptions {
  */
 export function openRegionReader(o: OpenRegionReaderOptions): { reader: RegionReader; close(): Promise<void> } {
   const isSource = o.region === o.config.source;
-  const origins = new Map<string, ObjectStore>();
+  const origins = new StoresByUrl();
   const copies = isSource ? undefined : new CopyQueue({ connection: o.redis, volume: o.config.volume });
   const reader = new RegionReader({
     meta: o.meta ?? new Meta({ redis: o.redis, volume: o.config.volume, logMaxLen: o.config.log.maxLen, logger: o.logger }),
@@ -38,14 +38,7 @@ export function openRegionReader(o: OpenRegionReaderOptions): { reader: RegionRe
     store: o.store,
     ...(o.sourceStore && !isSource ? { source: { name: o.config.source, store: o.sourceStore } } : {}),
     ...(o.cache ? { cache: o.cache } : {}),
-    openOrigin: (url) => {
-      let store = origins.get(url);
-      if (!store) {
-        store = createStore(url);
-        origins.set(url, store);
-      }
-      return store;
-    },
+    openOrigin: (url) => origins.open(url),
     ...(copies ? { backfill: (requests) => copies.enqueue(requests) } : {}),
     memoryBytes: o.memoryBytes ?? o.config.reader.memoryBytes,
     prefetch: o.config.reader.prefetch,
@@ -55,7 +48,7 @@ export function openRegionReader(o: OpenRegionReaderOptions): { reader: RegionRe
     reader,
     async close() {
       await copies?.close();
-      await Promise.allSettled([...origins.values()].map((s) => s.close?.()));
+      await origins.close();
     },
   };
 }

@@ -7,4 +7,5 @@ export * from './keys.js';
 export * from './memory-store.js';
 export * from './prefix-store.js';
 export * from './s3-store.js';
+export * from './stores-by-url.js';
 export type * from './types.js';

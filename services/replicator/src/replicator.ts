@@ -2,7 +2,7 @@ import { CacheNodeClient, Membership } from '@ferry/cache';
 import { type FerryConfig, InvalidConfigError, type Logger, regionConfig } from '@ferry/core';
 import { CopyQueue, QUEUES, queuePrefix } from '@ferry/jobs';
 import { connectRedis, Lease, Meta, MirrorMeta, pingRedis, translateRedisError } from '@ferry/meta';
-import { createStore, type ObjectStore } from '@ferry/stores';
+import { createStore, type ObjectStore, StoresByUrl } from '@ferry/stores';
 import { Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -85,6 +85,8 @@ export class Replicator {
   #warmRedis: Redis | undefined;
   #cacheClient: CacheNodeClient | undefined;
   #stores: ObjectStore[] = [];
+  /** Origin stores of imported files, opened by the copy workers on first use. */
+  #origins: StoresByUrl | undefined;
   address: string | undefined;
 
   constructor(options: ReplicatorOptions) {
@@ -137,20 +139,13 @@ export class Replicator {
       const source = this.#o.stores?.source ?? createStore(regionConfig(config, config.source).store);
       const target = this.#o.stores?.target ?? createStore(own.store);
       this.#stores.push(source, target);
-      const origins = new Map<string, ObjectStore>();
+      const origins = new StoresByUrl();
+      this.#origins = origins;
       const processor = createCopyProcessor({
         region,
         source,
         target,
-        originStore: (url) => {
-          let store = origins.get(url);
-          if (!store) {
-            store = createStore(url);
-            origins.set(url, store);
-            this.#stores.push(store);
-          }
-          return store;
-        },
+        originStore: (url) => origins.open(url),
         presence: this.#mirror,
         ...(own.copy?.bytesPerSecond ? { throttle: new Throttle(own.copy.bytesPerSecond) } : {}),
         metrics: this.metrics,
@@ -283,7 +278,7 @@ export class Replicator {
     await this.#warm?.close();
     await this.#cacheClient?.close();
     await this.#copies?.close();
-    await Promise.allSettled(this.#stores.map((s) => s.close?.()));
+    await Promise.allSettled([...this.#stores.map((s) => s.close?.()), this.#origins?.close()]);
     this.#redis.disconnect();
     if (this.#sourceRedis !== this.#redis) this.#sourceRedis.disconnect();
     this.#log.info('stopped');
