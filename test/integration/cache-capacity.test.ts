@@ -73,7 +73,7 @@ describe('a warmup larger than the nodes’ capacity', () => {
       const kept = held.get(m.id) as Set<string>;
       expect(kept.size).toBeLessThan(mine.length);
       expect(kept.has(mine[0] as string), `${m.id} still holds its first chunk`).toBe(false);
-      const tail = new Set(mine.slice(-(kept.size + 8)));
+      const tail = new Set<string>(mine.slice(-(kept.size + 8)));
       expect(
         [...kept].every((id) => tail.has(id)),
         `${m.id} holds only recent chunks`,

@@ -149,7 +149,12 @@ describe('S3Store against s3rver', () => {
       credentials: { accessKeyId: 'AKIDSECRETID', secretAccessKey: 'do-not-print-me' },
     });
     opened.push(store);
-    for (const call of [() => store.head('x'), () => store.get('x'), () => store.put('x', Buffer.from('x')), () => store.list('').next()]) {
+    for (const call of [
+      () => store.head('x'),
+      () => store.get('x'),
+      () => store.put('x', Buffer.from('x')),
+      () => store.list('')[Symbol.asyncIterator]().next(),
+    ]) {
       const err = await failure(call());
       expect(err).toBeInstanceOf(UnavailableError);
       expect(err.message).toBe(`s3://ferry-test: cannot reach http://127.0.0.1:${port} (ECONNREFUSED)`);
@@ -166,7 +171,7 @@ describe('S3Store against s3rver', () => {
       () => store.get('k'),
       () => store.put('k', Buffer.from('x')),
       () => store.delete('k'),
-      () => store.list('').next(),
+      () => store.list('')[Symbol.asyncIterator]().next(),
     ]) {
       const err = await failure(call());
       expect(err).toBeInstanceOf(NotFoundError);
