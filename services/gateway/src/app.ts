@@ -61,7 +61,7 @@ function onlyParams(query: ReadonlyMap<string, string>, allowed: ReadonlySet<str
   for (const name of query.keys()) {
     // Presigners hoist x-amz-* headers (x-amz-checksum-mode, …) into the query: headers, not sub-resources.
     if (!allowed.has(name) && !IGNORED_PARAMS.has(name) && !name.toLowerCase().startsWith('x-amz-')) {
-      throw new S3Error('NotImplemented', `${what} with "${name}" is not implemented by this read-only gateway`);
+      throw new S3Error('NotImplemented', `${what} with "${name}" is not offered by this read-only gateway`);
     }
   }
 }
@@ -223,7 +223,7 @@ export function build(options: GatewayOptions): FastifyInstance {
       try {
         const { rawPath, rawQuery, query, target } = parseUrl(req.raw.url ?? '/');
         resource = rawPath;
-        if (req.method !== 'GET' && req.method !== 'HEAD') throw new S3Error('NotImplemented', `${req.method} is not implemented`);
+        if (req.method !== 'GET' && req.method !== 'HEAD') throw new S3Error('NotImplemented', `${req.method} is not offered by this read-only gateway`);
         if (target.kind === 'internal') return await internal(req, reply, target.name, rawPath, rawQuery);
         const auth = authenticate(req, rawPath, rawQuery);
         if (auth.kind === 'signed') req.s3.accessKeyId = auth.accessKeyId;

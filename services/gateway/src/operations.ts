@@ -36,7 +36,7 @@ export async function handleList(meta: Meta, bucket: string, query: ReadonlyMap<
   const prefix = query.get('prefix') ?? '';
   const rawDelimiter = query.get('delimiter') ?? '';
   if (rawDelimiter !== '' && rawDelimiter !== '/') {
-    throw new S3Error('NotImplemented', `delimiter "${rawDelimiter}" is not implemented: a volume lists by "/" only`);
+    throw new S3Error('NotImplemented', `delimiter "${rawDelimiter}" is not supported: a volume lists by "/" only`);
   }
   const delimiter = rawDelimiter === '/' ? '/' : undefined;
   const encoding = query.get('encoding-type');
