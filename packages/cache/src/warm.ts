@@ -1,4 +1,4 @@
-import { type ChunkId, type Logger, messageOf, parseChunkId, silentLogger } from '@ferry/core';
+import { type ChunkId, type Entry, type Logger, messageOf, parseChunkId, silentLogger } from '@ferry/core';
 import type { CacheNodeClient } from './client.js';
 import type { CacheMember } from './membership.js';
 import { type PlacementFn, rendezvousOwners } from './placement.js';
@@ -256,4 +256,12 @@ export function plannedBytes(
   const bytes = new Map<string, number>(members.map((m) => [m.id, 0]));
   for (const c of unique(chunks)) for (const m of placement(members, c.id, replicas)) bytes.set(m.id, (bytes.get(m.id) ?? 0) + c.size);
   return bytes;
+}
+
+/** Every file's first chunk (safetensors header) first, then the rest in file order; each chunk once. */
+export function warmOrder(entries: Entry[]): WarmChunk[] {
+  const firsts = entries.flatMap((e) => e.chunks.slice(0, 1));
+  const rest = entries.flatMap((e) => e.chunks.slice(1));
+  const seen = new Set<string>();
+  return [...firsts, ...rest].filter((c) => !seen.has(c.id) && seen.add(c.id)).map((c) => ({ id: c.id, size: c.size }));
 }

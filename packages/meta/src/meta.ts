@@ -151,6 +151,25 @@ export class Meta {
     return page;
   }
 
+  /**
+   * The file at `path`, or every file under the directory `path` (in path order, read page by
+   * page). NotFoundError when there is neither. Holds the entries in memory: for a model or a
+   * folder of models, not for walking a whole large volume (use `list` pages for that).
+   */
+  async filesUnder(path: string): Promise<Entry[]> {
+    const single = await this.tryStat(path);
+    if (single) return [single];
+    const found: Entry[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.list(path, { recursive: true, limit: 1000, ...(cursor ? { cursor } : {}) });
+      for (const item of page.items) if (item.kind === 'file') found.push(item.entry);
+      cursor = page.cursor;
+    } while (cursor);
+    if (found.length === 0) await this.stat(path); // the one-line NotFound for the path
+    return found;
+  }
+
   /** Write entries (new or replacing files) as one atomic change record. */
   async commit(entries: NewEntry[]): Promise<CommitResult> {
     if (!Array.isArray(entries) || entries.length === 0) throw new InvalidArgumentError('commit: no entries');

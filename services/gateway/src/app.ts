@@ -223,7 +223,8 @@ export function build(options: GatewayOptions): FastifyInstance {
       try {
         const { rawPath, rawQuery, query, target } = parseUrl(req.raw.url ?? '/');
         resource = rawPath;
-        if (req.method !== 'GET' && req.method !== 'HEAD') throw new S3Error('NotImplemented', `${req.method} is not offered by this read-only gateway`);
+        if (req.method !== 'GET' && req.method !== 'HEAD')
+          throw new S3Error('NotImplemented', `${req.method} is not offered by this read-only gateway`);
         if (target.kind === 'internal') return await internal(req, reply, target.name, rawPath, rawQuery);
         const auth = authenticate(req, rawPath, rawQuery);
         if (auth.kind === 'signed') req.s3.accessKeyId = auth.accessKeyId;

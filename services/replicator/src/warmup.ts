@@ -7,6 +7,7 @@ import {
   rendezvousOwners,
   residency,
   type WarmChunk,
+  warmOrder,
 } from '@ferry/cache';
 import { type Entry, InvalidArgumentError, type Logger, NotFoundError, normalizePath, UnavailableError } from '@ferry/core';
 import { QUEUES, queuePrefix } from '@ferry/jobs';
@@ -30,28 +31,6 @@ export interface FillJobData {
   chunk: string;
   size: number;
   node: string;
-}
-
-/** Everything under each path (a file, or the files of a folder, recursively). */
-export async function entriesUnder(meta: Meta, path: string): Promise<Entry[]> {
-  const single = await meta.tryStat(path);
-  if (single) return [single];
-  const found: Entry[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await meta.list(path, { recursive: true, limit: 1000, ...(cursor ? { cursor } : {}) });
-    for (const item of page.items) if (item.kind === 'file') found.push(item.entry);
-    cursor = page.cursor;
-  } while (cursor);
-  return found;
-}
-
-/** Every file's first chunk (safetensors header) first, then the rest in file order; each chunk once. */
-export function warmOrder(entries: Entry[]): WarmChunk[] {
-  const firsts = entries.flatMap((e) => e.chunks.slice(0, 1));
-  const rest = entries.flatMap((e) => e.chunks.slice(1));
-  const seen = new Set<string>();
-  return [...firsts, ...rest].filter((c) => !seen.has(c.id) && seen.add(c.id)).map((c) => ({ id: c.id, size: c.size }));
 }
 
 export interface WarmFlowsOptions {
@@ -106,9 +85,7 @@ export class WarmFlows {
   async #chunks(paths: readonly string[]): Promise<WarmChunk[]> {
     const entries: Entry[] = [];
     for (const path of paths) {
-      const found = await entriesUnder(this.#o.meta, path);
-      if (found.length === 0) await this.#o.meta.stat(path); // NotFound for the path
-      entries.push(...found);
+      entries.push(...(await this.#o.meta.filesUnder(path)));
     }
     return warmOrder(entries);
   }

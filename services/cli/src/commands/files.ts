@@ -1,6 +1,5 @@
 import { basename, join } from 'node:path';
-import { type Entry, formatBytes, InvalidArgumentError, normalizePath } from '@ferry/core';
-import type { Meta } from '@ferry/meta';
+import { formatBytes, InvalidArgumentError, normalizePath } from '@ferry/core';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
 import { readerFor } from '../reading.js';
@@ -60,8 +59,8 @@ export async function getCommand(
 ): Promise<void> {
   const region = await ctx.region(opts.region);
   const root = normalizePath(path);
-  const single = await region.meta.tryStat(root);
-  const entries = single ? [single] : await collect(region.meta, root);
+  const entries = await region.meta.filesUnder(root);
+  const single = entries.length === 1 && entries[0]?.path === root ? entries[0] : undefined;
   const { reader, close } = await readerFor(ctx, region);
   const total = entries.reduce((sum, e) => sum + e.size, 0);
   const progress = out.progress('get', total);
@@ -107,18 +106,6 @@ export async function getCommand(
       `bytes by tier: ${tierLine(tiers.bytes)}${reader.backfilled ? `; ${reader.backfilled} chunks queued for copying into ${region.name}` : ''}`,
     ],
   );
-}
-
-async function collect(meta: Meta, dir: string): Promise<Entry[]> {
-  const found: Entry[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await meta.list(dir, { recursive: true, limit: 1000, ...(cursor ? { cursor } : {}) });
-    for (const item of page.items) if (item.kind === 'file') found.push(item.entry);
-    cursor = page.cursor;
-  } while (cursor);
-  if (found.length === 0) await meta.stat(dir); // throws the one-line NotFound for the path
-  return found;
 }
 
 export async function catCommand(ctx: Context, out: Output, path: string, opts: { region?: string }): Promise<void> {

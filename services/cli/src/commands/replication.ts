@@ -66,7 +66,7 @@ export async function statusCommand(ctx: Context, out: Output, path: string | un
   const names = opts.region ? [opts.region] : Object.keys(ctx.config.regions);
   const source = await ctx.source();
   const target = path === undefined ? undefined : normalizePath(path);
-  const chunkIds = target === undefined ? [] : await chunksUnder(source, target);
+  const chunkIds = target === undefined ? [] : (await source.meta.filesUnder(target)).flatMap((e) => e.chunks.map((c) => c.id));
   for (const name of names) {
     const region = await ctx.region(name);
     const parts = region.isSource ? undefined : mirrorParts(ctx, region);
@@ -108,15 +108,4 @@ async function cacheResidency(ctx: Context, region: Region, chunkIds: ChunkId[])
   } finally {
     await client.close();
   }
-}
-
-async function chunksUnder(source: Region, path: string): Promise<ChunkId[]> {
-  const ids: ChunkId[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await source.meta.list(path, { recursive: true, limit: 1000, ...(cursor ? { cursor } : {}) });
-    for (const item of page.items) if (item.kind === 'file') ids.push(...item.entry.chunks.map((c) => c.id));
-    cursor = page.cursor;
-  } while (cursor);
-  return ids;
 }

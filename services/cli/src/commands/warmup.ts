@@ -5,12 +5,11 @@ import {
   plannedBytes,
   type Residency,
   residency,
-  type WarmChunk,
   type WarmResult,
   warmChunks,
+  warmOrder,
 } from '@ferry/cache';
 import {
-  type Entry,
   type FerryConfig,
   formatBytes,
   InvalidArgumentError,
@@ -21,7 +20,6 @@ import {
   UnauthorizedError,
   UnavailableError,
 } from '@ferry/core';
-import type { Meta } from '@ferry/meta';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
 
@@ -163,27 +161,6 @@ async function warmupViaApi(
 /** Rounds `--wait` makes at most; each one only re-warms what the nodes say they lack. */
 const MAX_ROUNDS = 5;
 
-async function entriesUnder(meta: Meta, path: string): Promise<Entry[]> {
-  const single = await meta.tryStat(path);
-  if (single) return [single];
-  const found: Entry[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await meta.list(path, { recursive: true, limit: 1000, ...(cursor ? { cursor } : {}) });
-    for (const item of page.items) if (item.kind === 'file') found.push(item.entry);
-    cursor = page.cursor;
-  } while (cursor);
-  return found;
-}
-
-/** Every file's first chunk (safetensors header) first, then the rest in file order; each chunk once. */
-function warmOrder(entries: Entry[]): WarmChunk[] {
-  const firsts = entries.flatMap((e) => e.chunks.slice(0, 1));
-  const rest = entries.flatMap((e) => e.chunks.slice(1));
-  const seen = new Set<string>();
-  return [...firsts, ...rest].filter((c) => !seen.has(c.id) && seen.add(c.id)).map((c) => ({ id: c.id, size: c.size }));
-}
-
 function addUp(total: WarmResult, round: WarmResult): void {
   total.fetched += round.fetched;
   total.missing += round.missing;
@@ -216,8 +193,7 @@ export async function warmupCommand(ctx: Context, out: Output, path: string, opt
     );
   }
   const target = normalizePath(path);
-  const entries = await entriesUnder(region.meta, target);
-  if (entries.length === 0) await region.meta.stat(target); // the one-line NotFound for the path
+  const entries = await region.meta.filesUnder(target);
   const chunks = warmOrder(entries);
   const bytes = chunks.reduce((sum, c) => sum + c.size, 0);
   const membership = new Membership({ redis: region.redis, volume: ctx.config.volume });
