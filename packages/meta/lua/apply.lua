@@ -13,9 +13,6 @@ local id = ARGV[1]
 local cursor = redis.call('GET', cursor_key)
 if cursor and not id_less(cursor, id) then return { 'skip', cursor } end
 
-local function stored_version(stored)
-  return string.match(stored, '^{"version":"(%d+%-%d+)"')
-end
 
 local deltas = new_deltas()
 local removed, written = 0, 0

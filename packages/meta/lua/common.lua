@@ -46,6 +46,11 @@ local function log_entry(path, rest)
   return '{"path":' .. path_json(path) .. ',' .. rest
 end
 
+-- The version of a stored entry (its leading "version" field), or nil for any other text.
+local function stored_version(stored)
+  return string.match(stored, '^{"version":"(%d+%-%d+)"')
+end
+
 -- The <rest> of a stored entry. Refuses (before any write) an entry whose layout it does not know.
 local function stored_rest(stored, path)
   local head = '","path":' .. path_json(path) .. ','

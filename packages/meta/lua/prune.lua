@@ -14,7 +14,7 @@ for i = 3, #ARGV do
   local path = ARGV[i]
   if redis.call('SISMEMBER', seen, path) == 0 then
     local old = redis.call('HGET', entries, path)
-    local version = old and string.match(old, '^{"version":"(%d+%-%d+)"')
+    local version = old and stored_version(old)
     if old and not id_less(snapshot, version) then
       add_stored_chunks(deltas, old, -1)
       redis.call('HDEL', entries, path)

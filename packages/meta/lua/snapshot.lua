@@ -13,7 +13,7 @@ for i = 1, #ARGV, 4 do
   local path, version = ARGV[i], ARGV[i + 1]
   redis.call('SADD', seen, path)
   local old = redis.call('HGET', entries, path)
-  local old_version = old and string.match(old, '^{"version":"(%d+%-%d+)"')
+  local old_version = old and stored_version(old)
   if not old or id_less(old_version, version) then
     if old then add_stored_chunks(deltas, old, -1) end
     add_id_list(deltas, ARGV[i + 3], 1)
