@@ -5,6 +5,7 @@ import { type NewEntry, nativeChunkId, sha256Hex } from '@ferry/core';
 import { connectRedis, Meta } from '@ferry/meta';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { BIG, bigNamespace, commitAll } from '../support/big-namespace.js';
 import {
   expectSuccess,
   jsonLines,
@@ -23,9 +24,7 @@ import { uniqueName } from '../support/random.js';
 // only reads them, so no chunk has to exist.
 
 const CHUNKS = Array.from({ length: 64 }, (_, i) => nativeChunkId(sha256Hex(`c${i}`)));
-const DIRS = 95;
-const FILES_PER_DIR = 1000;
-const DIRECT_FILES = 5000;
+const { filesPerDir: FILES_PER_DIR } = BIG;
 const SMALL = ['/big/zz-small/a.bin', '/big/zz-small/sub/b.bin', '/big/zz-small/sub/deeper/c.bin', '/big/zz-small/z.bin'];
 
 let redis: Redis;
@@ -53,27 +52,11 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'ferry-cli-listing-'));
   config = await writeFerryConfig(work, sourceOnlyConfig(volume, `file://${join(work, 'store')}`, redisUrl));
 
-  // Neighbours that share the prefix but are not under /big.
-  const paths: string[] = ['/big.txt', '/big0/x', '/bi/g'];
-  // Directories spread among the files: every 53rd child is a directory of 1,000 files.
-  for (let i = 0, dirs = 0; children.length < DIRS + DIRECT_FILES; i++) {
-    const name = `/big/c${String(i).padStart(5, '0')}`;
-    if (i % 53 === 0 && dirs < DIRS) {
-      dirs++;
-      children.push(`${name}/`);
-      for (let j = 0; j < FILES_PER_DIR; j++) paths.push(`${name}/part-${j}`);
-    } else {
-      children.push(name);
-      paths.push(name);
-    }
-  }
-  children.push('/big/zz-small/');
+  const { paths, children: direct } = bigNamespace();
+  children.push(...direct, '/big/zz-small/');
   paths.push(...SMALL);
   expect(paths.length).toBeGreaterThanOrEqual(100_000);
-  const batches: Array<Promise<unknown>> = [];
-  for (let i = 0; i < paths.length; i += 1000) batches.push(meta.commit(paths.slice(i, i + 1000).map((p, j) => file(p, i + j))));
-  // One connection, no awaiting in between: ioredis pipelines the scripts.
-  await Promise.all(batches);
+  await commitAll(meta, paths, file);
 });
 
 afterAll(async () => {

@@ -2,14 +2,13 @@ import { type NewEntry, nativeChunkId, sha256Hex } from '@ferry/core';
 import { connectRedis, type ListItem, Meta } from '@ferry/meta';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { BIG, bigNamespace, commitAll } from '../support/big-namespace.js';
 import { uniqueName } from '../support/random.js';
 
 // Listing a prefix of a 100,000-entry namespace reads pages, never the namespace.
 
 const CHUNKS = Array.from({ length: 256 }, (_, i) => nativeChunkId(sha256Hex(`c${i}`)));
-const DIRS = 95;
-const FILES_PER_DIR = 1000;
-const DIRECT_FILES = 5000;
+const { directFiles: DIRECT_FILES } = BIG;
 
 function file(path: string, i: number): NewEntry {
   return {
@@ -29,24 +28,10 @@ const children: string[] = [];
 beforeAll(async () => {
   redis = connectRedis(inject('redisUrl'), { name: 'meta-listing' });
   meta = new Meta({ redis, volume: uniqueName('big') });
-  // Directories spread among the files: every 53rd child is a directory of 1,000 files.
-  const paths: string[] = ['/big.txt', '/big0/x', '/bi/g'];
-  for (let i = 0, dirs = 0; children.length < DIRS + DIRECT_FILES; i++) {
-    const name = `/big/c${String(i).padStart(5, '0')}`;
-    if (i % 53 === 0 && dirs < DIRS) {
-      dirs++;
-      children.push(`${name}/`);
-      for (let j = 0; j < FILES_PER_DIR; j++) paths.push(`${name}/part-${j}`);
-    } else {
-      children.push(name);
-      paths.push(name);
-    }
-  }
-  expect(paths.length).toBe(100_003);
-  const batches: Array<Promise<unknown>> = [];
-  for (let i = 0; i < paths.length; i += 1000) batches.push(meta.commit(paths.slice(i, i + 1000).map((p, j) => file(p, i + j))));
-  // One connection, no awaiting in between: ioredis pipelines the scripts.
-  await Promise.all(batches);
+  const namespace = bigNamespace();
+  children.push(...namespace.children);
+  expect(namespace.paths.length).toBe(100_003);
+  await commitAll(meta, namespace.paths, file);
 });
 
 afterAll(async () => {
