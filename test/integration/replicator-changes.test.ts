@@ -3,7 +3,6 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ChunkId, chunkKey } from '@ferry/core';
 import type { Meta } from '@ferry/meta';
-import type { Replicator } from '@ferry/replicator';
 import { createStore, FaultStore } from '@ferry/stores';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -19,7 +18,7 @@ import {
   waitFor,
   waitForConvergence,
 } from '../support/regions.js';
-import { startReplicator } from '../support/replicators.js';
+import { StartedReplicators } from '../support/replicators.js';
 
 /*
  * Acceptance 2, 4, 5, 6 and 7: how changes at the source reach a mirror (in-process daemons, real
@@ -31,20 +30,13 @@ const KiB = 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let regions: Regions | undefined;
-let running: Replicator[] = [];
+const replicators = new StartedReplicators();
 
 afterEach(async () => {
-  await Promise.allSettled(running.map((r) => r.stop()));
-  running = [];
+  await replicators.stopAll();
   await regions?.close();
   regions = undefined;
 });
-
-async function replicate(r: Regions, options: Parameters<typeof startReplicator>[2] = {}): Promise<Replicator> {
-  const replicator = await startReplicator(r, 'eu', options);
-  running.push(replicator);
-  return replicator;
-}
 
 async function listPaths(meta: Meta, dir: string): Promise<string[]> {
   return (await meta.list(dir, { recursive: true })).items.map((i) => (i.kind === 'file' ? i.entry.path : `${i.path}/`));
@@ -58,7 +50,7 @@ describe('replication of changes', () => {
   it('shows new files in the mirror within a second of their commit (p99 over 200 commits)', async () => {
     regions = await createRegions({ chunkSize: 64 * KiB });
     const r = regions;
-    await replicate(r);
+    await replicators.start(r);
     await putBytes(r, { '/vis/warmup': randomBytes(100) });
     await waitForConvergence(r, 'eu', 20_000);
 
@@ -116,7 +108,7 @@ describe('replication of changes', () => {
     ])
       files[path] = randomBytes(100 * KiB + path.length);
     await putBytes(r, files);
-    await replicate(r);
+    await replicators.start(r);
     await waitForConvergence(r, 'eu', 20_000);
     const mirror = r.mirror('eu');
     expect(await listPaths(mirror.meta, '/m')).toEqual(Object.keys(files).sort());
@@ -153,10 +145,10 @@ describe('replication of changes', () => {
     const first: Record<string, Buffer> = {};
     for (let i = 0; i < 30; i++) first[`/t/d${i % 3}/f${i}`] = randomBytes(20 * KiB + i);
     await putBytes(r, first);
-    const before = await replicate(r);
+    const before = await replicators.start(r);
     await waitForConvergence(r, 'eu', 20_000);
     await before.stop();
-    running = [];
+    replicators.forget(before);
 
     // While the daemon is down: new files, a file and a directory deleted, a rename, then the
     // log is trimmed to its last record.
@@ -170,7 +162,7 @@ describe('replication of changes', () => {
     const cursorBefore = await r.mirror('eu').mirror.cursor();
     expect((await r.source.meta.logBounds()).first).not.toBe(cursorBefore);
 
-    const after = await replicate(r);
+    const after = await replicators.start(r);
     await waitForConvergence(r, 'eu', 30_000);
     expect((await after.metrics.resyncs.get()).values[0]?.value).toBe(1);
     const status = await after.status();
@@ -197,7 +189,7 @@ describe('replication of changes', () => {
     const batch: Record<string, Buffer> = {};
     for (let i = 0; i < 20; i++) batch[`/f/batch/${i}`] = randomBytes(64 * KiB * (1 + (i % 5)) + i);
     await putBytes(r, batch);
-    const replicator = await replicate(r, { stores: { source, target } });
+    const replicator = await replicators.start(r, { stores: { source, target } });
     for (let i = 0; i < 20; i++) {
       await putBytes(r, { [`/f/live/${i}`]: randomBytes(64 * KiB * (1 + (i % 4)) + 7 * i) });
       if (i % 5 === 4) await r.source.meta.delete(`/f/batch/${i}`);
@@ -228,7 +220,7 @@ describe('replication of changes', () => {
     const original = Buffer.concat(good);
     await writeFile(file, randomBytes(original.length));
 
-    const replicator = await replicate(r);
+    const replicator = await replicators.start(r);
     await waitFor(
       async () => {
         const s = await replicator.status();

@@ -12,7 +12,7 @@ import {
   waitFor,
   waitForConvergence,
 } from '../support/regions.js';
-import { startReplicator } from '../support/replicators.js';
+import { StartedReplicators, startReplicator } from '../support/replicators.js';
 
 /*
  * Acceptance 8 and 9: several replicas of the daemon in one region (one leads the watcher, all
@@ -22,20 +22,13 @@ import { startReplicator } from '../support/replicators.js';
 const KiB = 1024;
 
 let regions: Regions | undefined;
-let running: Replicator[] = [];
+const replicators = new StartedReplicators();
 
 afterEach(async () => {
-  await Promise.allSettled(running.map((r) => r.stop()));
-  running = [];
+  await replicators.stopAll();
   await regions?.close();
   regions = undefined;
 });
-
-async function replica(r: Regions, options: Parameters<typeof startReplicator>[2] = {}): Promise<Replicator> {
-  const replicator = await startReplicator(r, 'eu', options);
-  running.push(replicator);
-  return replicator;
-}
 
 const copied = async (r: Replicator) => (await r.metrics.chunksCopied.get()).values[0]?.value ?? 0;
 
@@ -43,8 +36,8 @@ describe('several replicas in one region', () => {
   it('elect exactly one leader, share the copies, and hand over within seconds when the leader stops', async () => {
     regions = await createRegions({ chunkSize: 64 * KiB });
     const r = regions;
-    const a = await replica(r, { watcher: { leaseTtlMs: 1500 } });
-    const b = await replica(r, { watcher: { leaseTtlMs: 1500 } });
+    const a = await replicators.start(r, { watcher: { leaseTtlMs: 1500 } });
+    const b = await replicators.start(r, { watcher: { leaseTtlMs: 1500 } });
     const leaders = async () => [(await a.status()).leader, (await b.status()).leader];
     await waitFor(async () => (await leaders()).filter(Boolean).length === 1, 10_000, 'one leader');
     for (let i = 0; i < 40; i++) await putBytes(r, { [`/r/one/${i}`]: randomBytes(256 * KiB + i) });
@@ -61,7 +54,7 @@ describe('several replicas in one region', () => {
 
     const [leader, follower] = aLeads ? [a, b] : [b, a];
     await leader.stop();
-    running = running.filter((x) => x !== leader);
+    replicators.forget(leader);
     const stoppedAt = Date.now();
     await putBytes(r, { '/r/two/after-stop': randomBytes(100 * KiB) });
     await waitFor(async () => (await follower.status()).leader === true, 5_000, 'the other replica to take over');
@@ -77,8 +70,8 @@ describe('several replicas in one region', () => {
   it('a leader whose lease was taken stops writing at once; the mirror continues when the lease is free again', async () => {
     regions = await createRegions({ chunkSize: 64 * KiB });
     const r = regions;
-    const a = await replica(r, { watcher: { leaseTtlMs: 1500 } });
-    const b = await replica(r, { watcher: { leaseTtlMs: 1500 } });
+    const a = await replicators.start(r, { watcher: { leaseTtlMs: 1500 } });
+    const b = await replicators.start(r, { watcher: { leaseTtlMs: 1500 } });
     await putBytes(r, { '/l/before': randomBytes(1000) });
     await waitForConvergence(r, 'eu', 10_000);
     const m = r.mirror('eu');
@@ -125,7 +118,7 @@ describe('control API', () => {
     const token = randomBytes(16).toString('hex');
     regions = await createRegions({ chunkSize: 64 * KiB, mirrors: { eu: { api: { token } } } });
     const r = regions;
-    const rep = await replica(r, { listen: '127.0.0.1:0' });
+    const rep = await replicators.start(r, { listen: '127.0.0.1:0' });
     expect(rep.address).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const base = rep.address as string;
     await putBytes(r, { '/api/a': randomBytes(100 * KiB), '/api/b': randomBytes(1000) });

@@ -6,7 +6,6 @@ import { createReadStream } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { regionCacheTier } from '@ferry/cache';
-import { parseConfig } from '@ferry/core';
 import { connectRedis, Meta } from '@ferry/meta';
 import { RegionReader } from '@ferry/reader';
 import { FsStore } from '@ferry/stores';
@@ -79,7 +78,6 @@ export const reads = {
       },
     };
     const configPath = writeConfig(join(work, `${volume}.yaml`), doc);
-    const config = parseConfig(doc);
     await mustRun(process.execPath, [FERRY_BIN, 'put', file, '/m/model.safetensors', '--config', configPath]);
 
     // Mirror it fully, so the region store tier has every chunk.
