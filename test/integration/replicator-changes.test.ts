@@ -230,18 +230,19 @@ describe('replication of changes', () => {
       'the copy of the corrupt chunk to fail, and only that one to be missing',
     );
     const status = await replicator.status();
-    expect(status.failures).toEqual([{ chunk: victim, attempts: 2, error: expect.stringContaining(victim) }]);
+    // A corrupt source chunk is a permanent failure: it fails at its first attempt, not after all of them.
+    expect(status.failures).toEqual([{ chunk: victim, attempts: 1, error: expect.stringContaining(victim) }]);
     expect(status.failures?.[0]?.error).toMatch(/sha256 mismatch/);
     expect(status.chunks).toMatchObject({ missing: 1 });
     expect(await objectDigest(r.mirror('eu').store, chunkKey(victim))).toBeUndefined();
     expect(await r.mirror('eu').mirror.isPresent(victim)).toBe(false);
-    expect((await replicator.metrics.corruptChunks.get()).values[0]?.value).toBe(2);
+    expect((await replicator.metrics.corruptChunks.get()).values[0]?.value).toBe(1);
 
     const cli = await runCli(['status', '--region', 'eu', '--json', '--config', r.configPath]);
     expect(cli.code, cli.stderr).toBe(0);
     const shown = JSON.parse(cli.stdout.trim().split('\n').at(-1) as string);
     expect(shown).toMatchObject({ region: 'eu', role: 'mirror', chunks: { missing: 1 } });
-    expect(shown.failures).toEqual([{ chunk: victim, attempts: 2, error: expect.stringContaining('sha256 mismatch') }]);
+    expect(shown.failures).toEqual([{ chunk: victim, attempts: 1, error: expect.stringContaining('sha256 mismatch') }]);
 
     // Put the right bytes back and retry: the chunk is copied, verified, and the mirror is complete.
     await writeFile(file, original);

@@ -1,4 +1,4 @@
-import { type ChunkId, type Entry, type Logger, messageOf, parseChunkId, silentLogger } from '@ferry/core';
+import { type ChunkId, type Logger, messageOf, parseChunkId, silentLogger } from '@ferry/core';
 import type { CacheNodeClient } from './client.js';
 import type { CacheMember } from './membership.js';
 import { type PlacementFn, rendezvousOwners } from './placement.js';
@@ -53,7 +53,8 @@ export interface WarmResult {
   errors: Array<{ chunk: ChunkId; node: string; error: string }>;
 }
 
-function unique(chunks: readonly WarmChunk[]): WarmChunk[] {
+/** The chunks once each, in the order given, with validated ids. */
+export function uniqueChunks(chunks: readonly WarmChunk[]): WarmChunk[] {
   const seen = new Set<string>();
   const out: WarmChunk[] = [];
   for (const c of chunks) {
@@ -72,7 +73,7 @@ function unique(chunks: readonly WarmChunk[]): WarmChunk[] {
  * what happened per placement; `residency` is the check that the result is really there.
  */
 export async function warmChunks(options: WarmOptions): Promise<WarmResult> {
-  const chunks = unique(options.chunks);
+  const chunks = uniqueChunks(options.chunks);
   const placement = options.placement ?? rendezvousOwners;
   const log = options.logger ?? silentLogger;
   const { client } = options;
@@ -244,24 +245,4 @@ export async function residency(options: ResidencyOptions): Promise<Residency> {
   const percent = ids.length === 0 ? 100 : Math.floor((held / ids.length) * 10_000) / 100;
   nodes.sort((a, b) => (a.id < b.id ? -1 : 1));
   return { chunks: ids.length, held, percent, placements, placementsHeld, nodes, ...(options.listIncomplete ? { incomplete } : {}) };
-}
-
-/** Bytes placement puts on each node for these chunks (to compare with the nodes' capacities). */
-export function plannedBytes(
-  members: readonly CacheMember[],
-  replicas: number,
-  chunks: readonly WarmChunk[],
-  placement: PlacementFn = rendezvousOwners,
-): Map<string, number> {
-  const bytes = new Map<string, number>(members.map((m) => [m.id, 0]));
-  for (const c of unique(chunks)) for (const m of placement(members, c.id, replicas)) bytes.set(m.id, (bytes.get(m.id) ?? 0) + c.size);
-  return bytes;
-}
-
-/** Every file's first chunk (safetensors header) first, then the rest in file order; each chunk once. */
-export function warmOrder(entries: Entry[]): WarmChunk[] {
-  const firsts = entries.flatMap((e) => e.chunks.slice(0, 1));
-  const rest = entries.flatMap((e) => e.chunks.slice(1));
-  const seen = new Set<string>();
-  return [...firsts, ...rest].filter((c) => !seen.has(c.id) && seen.add(c.id)).map((c) => ({ id: c.id, size: c.size }));
 }

@@ -49,7 +49,9 @@ const regionSchema = z
         attempts: z.number().int().min(1).max(100).default(8),
       })
       .strict()
-      .optional(),
+      // Every region has copy settings (the source's copy workers serve repairs), so the defaults
+      // above are the only ones: code reads `copy.concurrency`, never `?? 8`.
+      .prefault({}),
   })
   .strict();
 
@@ -81,11 +83,11 @@ const configSchema = z
         prefetch: z.number().int().min(0).max(64).default(4),
       })
       .strict()
-      .default({ memoryBytes: 256 * 2 ** 20, prefetch: 4 }),
+      .prefault({}),
     log: z
       .object({ maxLen: z.number().int().min(100).default(1_000_000) })
       .strict()
-      .default({ maxLen: 1_000_000 }),
+      .prefault({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -1,1 +1,3 @@
-export {};
+export { ControlClient, controlApiBase, type WarmupQueued, type WarmupState } from './control-client.js';
+export { openCacheTier, openReader, type RegionReaderOptions } from './reading.js';
+export { type OpenRegionOptions, openRegion, Region, type RegionRole } from './region.js';

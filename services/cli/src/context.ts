@@ -1,25 +1,8 @@
 import { existsSync } from 'node:fs';
-import {
-  type FerryConfig,
-  InvalidConfigError,
-  type Logger,
-  loadConfig,
-  ReadOnlyRegionError,
-  type RegionConfig,
-  regionConfig,
-} from '@ferry/core';
-import { connectRedis, Meta, pingRedis } from '@ferry/meta';
-import { createStore, type ObjectStore } from '@ferry/stores';
-import type { Redis } from 'ioredis';
+import { type FerryConfig, InvalidConfigError, type Logger, loadConfig, ReadOnlyRegionError, regionConfig } from '@ferry/core';
+import { openRegion, type Region } from '@ferry/region';
 
-export interface Region {
-  name: string;
-  isSource: boolean;
-  config: RegionConfig;
-  store: ObjectStore;
-  redis: Redis;
-  meta: Meta;
-}
+export type { Region };
 
 /** Where the config comes from: `--config`, then FERRY_CONFIG, then ./ferry.yaml. */
 export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
@@ -75,31 +58,19 @@ export class Context {
   }
 
   async #open(name: string): Promise<Region> {
-    const config = regionConfig(this.config, name);
-    const store = createStore(config.store);
-    const redis = connectRedis(config.redis, { name: `ferry-cli-${name}` });
+    const region = openRegion({ config: this.config, region: name, role: 'client', logger: this.logger, clientName: 'ferry-cli' });
     try {
-      await pingRedis(redis, config.redis);
+      await region.ready();
     } catch (err) {
-      redis.disconnect();
+      await region.close();
       throw err;
     }
-    const meta = new Meta({
-      redis,
-      volume: this.config.volume,
-      logMaxLen: this.config.log.maxLen,
-      logger: this.logger.child({ region: name }),
-    });
-    return { name, isSource: name === this.config.source, config, store, redis, meta };
+    return region;
   }
 
   async close(): Promise<void> {
     const regions = await Promise.allSettled(this.#regions.values());
-    for (const r of regions) {
-      if (r.status !== 'fulfilled') continue;
-      r.value.redis.disconnect();
-      await r.value.store.close?.();
-    }
+    for (const r of regions) if (r.status === 'fulfilled') await r.value.close();
     this.#regions.clear();
   }
 }

@@ -1,10 +1,8 @@
-import { regionCacheTier } from '@ferry/cache';
-import { type FerryConfig, InvalidConfigError, type Logger, messageOf, regionConfig } from '@ferry/core';
-import { connectRedis, Meta, pingRedis } from '@ferry/meta';
-import { openRegionReader, type RegionReader, type Tier } from '@ferry/reader';
-import { createStore, type ObjectStore } from '@ferry/stores';
+import { type FerryConfig, InvalidConfigError, type Logger, messageOf } from '@ferry/core';
+import type { RegionReader } from '@ferry/reader';
+import { openReader, openRegion, type Region } from '@ferry/region';
+import type { ObjectStore } from '@ferry/stores';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import { build, listen } from './app.js';
 import { createMetrics, type GatewayMetrics } from './metrics.js';
 
@@ -34,14 +32,10 @@ export class Gateway {
   readonly app: FastifyInstance;
   address: string | undefined;
   readonly #o: GatewayServiceOptions;
-  readonly #redis: Redis;
-  readonly #stores: ObjectStore[] = [];
-  readonly #reading: { reader: RegionReader; close(): Promise<void> };
-  readonly #cache: { tier: Tier; close(): Promise<void> } | undefined;
+  readonly #region: Region;
 
   constructor(options: GatewayServiceOptions) {
     const { config, region } = options;
-    const own = regionConfig(config, region);
     const gateway = config.gateway;
     if (!gateway) throw new InvalidConfigError('the config has no gateway section (listen, accessKeys or anonymous, region)');
     // Checked before anything is opened, so a refused config leaves no connection behind.
@@ -51,36 +45,18 @@ export class Gateway {
     this.#o = options;
     this.region = region;
     const log = options.logger.child({ component: 'gateway', region, volume: config.volume });
-    const isSource = region === config.source;
     // Fail fast (one retry): a request waiting on a dead Redis is better answered with a 503 now.
-    this.#redis = connectRedis(own.redis, { name: `ferry-gateway-${region}` });
-    const store = options.stores?.region ?? this.#own(createStore(own.store));
-    const source = isSource ? undefined : (options.stores?.source ?? this.#own(createStore(regionConfig(config, config.source).store)));
-    const meta = new Meta({ redis: this.#redis, volume: config.volume, logMaxLen: config.log.maxLen, logger: log });
-    const cacheConfig = own.cache;
-    this.#cache = cacheConfig?.token
-      ? regionCacheTier({
-          redis: this.#redis,
-          volume: config.volume,
-          token: cacheConfig.token,
-          replicas: cacheConfig.replicas,
-          connectTimeoutMs: cacheConfig.connectTimeoutMs,
-          logger: log.child({ component: 'cache' }),
-        })
-      : undefined;
-    // Unlike a CLI read, a gateway serves many readers of the same files: it keeps hot chunks
-    // (config.reader.memoryBytes).
-    this.#reading = openRegionReader({
+    this.#region = openRegion({
       config,
       region,
-      redis: this.#redis,
-      store,
-      meta,
-      ...(source ? { sourceStore: source } : {}),
-      ...(this.#cache ? { cache: this.#cache.tier } : {}),
-      logger: log.child({ component: 'reader' }),
+      role: 'client',
+      logger: options.logger.child({ component: 'gateway', volume: config.volume }),
+      clientName: 'ferry-gateway',
+      ...(options.stores ? { stores: options.stores } : {}),
     });
-    this.reader = this.#reading.reader;
+    // Unlike a CLI read, a gateway serves many readers of the same files: it keeps hot chunks
+    // (config.reader.memoryBytes).
+    this.reader = openReader(this.#region);
     this.metrics = createMetrics({ volume: config.volume, region, tiers: this.reader.chunks });
     this.app = build({
       volume: config.volume,
@@ -93,7 +69,7 @@ export class Gateway {
       logger: log,
       health: async () => {
         try {
-          await this.#redis.ping();
+          await this.#region.redis.ping();
           return { ok: true };
         } catch (err) {
           return { ok: false, detail: { redis: messageOf(err) } };
@@ -102,14 +78,8 @@ export class Gateway {
     });
   }
 
-  #own(store: ObjectStore): ObjectStore {
-    this.#stores.push(store);
-    return store;
-  }
-
   async start(): Promise<void> {
-    const own = regionConfig(this.#o.config, this.region);
-    await pingRedis(this.#redis, own.redis);
+    await this.#region.ready();
     const address = this.#o.listen ?? this.#o.config.gateway?.listen;
     if (address) this.address = await listen(this.app, address);
   }
@@ -126,10 +96,6 @@ export class Gateway {
     clearTimeout(timer);
     this.app.server.closeAllConnections();
     await closing;
-    await this.#reading.close();
-    await this.#cache?.close();
-    await this.reader.meta.close();
-    this.#redis.disconnect();
-    await Promise.allSettled(this.#stores.map((s) => s.close?.()));
+    await this.#region.close();
   }
 }

@@ -1,9 +1,10 @@
 import { CacheNodeClient, Membership } from '@ferry/cache';
 import { type FerryConfig, InvalidConfigError, type Logger, regionConfig } from '@ferry/core';
-import { CopyQueue, QUEUES, queuePrefix } from '@ferry/jobs';
-import { connectRedis, Lease, Meta, MirrorMeta, pingRedis, translateRedisError } from '@ferry/meta';
-import { createStore, type ObjectStore, StoresByUrl } from '@ferry/stores';
-import { Worker } from 'bullmq';
+import { QUEUES, queuePrefix, toJobError } from '@ferry/jobs';
+import { Lease } from '@ferry/meta';
+import { openRegion, type Region } from '@ferry/region';
+import type { ObjectStore } from '@ferry/stores';
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { buildApi, listenApi } from './api.js';
@@ -14,6 +15,11 @@ import { Throttle } from './throttle.js';
 import { createWarmProcessor, WarmFlows, warmupRoutes } from './warmup.js';
 import { Watcher } from './watcher.js';
 
+/** Whether BullMQ is done with a failed job: out of attempts, or failed as unrecoverable. */
+function isFinalFailure(job: Job | undefined, err: Error): boolean {
+  return err instanceof UnrecoverableError || (job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1));
+}
+
 /**
  * How the copy workers hold their jobs. A replica that dies (kill -9, OOM, a lost node) leaves
  * its jobs active under a lock nobody renews; BullMQ's stalled check puts them back in line once
@@ -23,25 +29,6 @@ import { Watcher } from './watcher.js';
  * default fails it the second time, which would leave the chunk missing until retry-failed).
  */
 const COPY_WORKER_LOCKS = { lockDuration: 10_000, stalledInterval: 5_000, maxStalledCount: 100 } as const;
-
-/** How long start() waits for each Redis before it fails (once running, the daemon waits through outages). */
-const STARTUP_REDIS_MS = 5_000;
-
-/**
- * Ping a daemon connection (one that waits through reconnects, so a plain ping would wait
- * forever): an unreachable Redis at startup is one clear error, not a silent hang.
- */
-async function reachable(redis: Redis, url: string): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(translateRedisError(new Error('Connection is closed.'), redis, url)), STARTUP_REDIS_MS);
-  });
-  try {
-    await Promise.race([pingRedis(redis, url), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 export interface ReplicatorOptions {
   config: FerryConfig;
@@ -68,12 +55,8 @@ export class Replicator {
   readonly isSource: boolean;
   readonly #o: ReplicatorOptions;
   readonly #log: Logger;
-  readonly #sourceRedis: Redis;
-  readonly #redis: Redis;
-  readonly #source: Meta;
-  readonly #mirror: MirrorMeta | undefined;
-  /** Created once Redis answers (a BullMQ queue on an unreachable Redis only complains). */
-  #copies: CopyQueue | undefined;
+  /** Connections, stores and metadata of the region (and of the source, for the watcher). */
+  readonly #region: Region;
   #watcher: Watcher | undefined;
   #worker: Worker | undefined;
   /** BullMQ does not close connections it is given, so the daemon keeps and closes this one. */
@@ -84,28 +67,34 @@ export class Replicator {
   #warmWorker: Worker | undefined;
   #warmRedis: Redis | undefined;
   #cacheClient: CacheNodeClient | undefined;
-  #stores: ObjectStore[] = [];
-  /** Origin stores of imported files, opened by the copy workers on first use. */
-  #origins: StoresByUrl | undefined;
   address: string | undefined;
 
   constructor(options: ReplicatorOptions) {
     const { config, region } = options;
-    const own = regionConfig(config, region);
-    const source = regionConfig(config, config.source);
     this.#o = options;
     this.region = region;
     this.isSource = region === config.source;
     this.#log = options.logger.child({ region, volume: config.volume });
     // Daemon connections wait through a Redis restart instead of failing each command.
-    this.#sourceRedis = connectRedis(source.redis, { name: `ferry-replicator-${region}-source`, maxRetriesPerRequest: null });
-    this.#redis = this.isSource
-      ? this.#sourceRedis
-      : connectRedis(own.redis, { name: `ferry-replicator-${region}`, maxRetriesPerRequest: null });
-    this.#source = new Meta({ redis: this.#sourceRedis, volume: config.volume, logMaxLen: config.log.maxLen, logger: this.#log });
-    if (!this.isSource) {
-      this.#mirror = new MirrorMeta({ redis: this.#redis, volume: config.volume });
-    }
+    this.#region = openRegion({
+      config,
+      region,
+      role: 'daemon',
+      logger: options.logger.child({ volume: config.volume }),
+      clientName: 'ferry-replicator',
+      ...(options.stores
+        ? {
+            stores: {
+              ...(options.stores.target ? { region: options.stores.target } : {}),
+              ...(options.stores.source ? { source: options.stores.source } : {}),
+            },
+          }
+        : {}),
+    });
+  }
+
+  get #redis(): Redis {
+    return this.#region.redis;
   }
 
   /** Start the daemon; when that fails, whatever had started is stopped again before the error is thrown. */
@@ -126,42 +115,39 @@ export class Replicator {
     if (listen && !own.api?.open && !own.api?.token) {
       throw new InvalidConfigError(`regions.${region}.api: set a token (or open: true) to serve the control API on ${listen}`);
     }
-    await reachable(this.#sourceRedis, regionConfig(config, config.source).redis);
-    if (!this.isSource) await reachable(this.#redis, own.redis);
-    if (this.#mirror) {
-      this.#copies = new CopyQueue({
-        connection: this.#redis,
-        volume: config.volume,
-        attempts: own.copy?.attempts ?? 8,
-        // Connection trouble also fails the watcher's and workers' commands, which report it.
-        onError: (err) => this.#log.debug({ err }, 'copy queue connection error'),
-      });
-      const source = this.#o.stores?.source ?? createStore(regionConfig(config, config.source).store);
-      const target = this.#o.stores?.target ?? createStore(own.store);
-      this.#stores.push(source, target);
-      const origins = new StoresByUrl();
-      this.#origins = origins;
+    const r = this.#region;
+    await r.ready({ source: true });
+    const { mirror, copies } = r;
+    if (mirror && copies) {
       const processor = createCopyProcessor({
         region,
-        source,
-        target,
-        originStore: (url) => origins.open(url),
-        presence: this.#mirror,
-        ...(own.copy?.bytesPerSecond ? { throttle: new Throttle(own.copy.bytesPerSecond) } : {}),
+        source: r.sourceStore,
+        target: r.store,
+        originStore: (url) => r.origins.open(url),
+        presence: mirror,
+        ...(own.copy.bytesPerSecond ? { throttle: new Throttle(own.copy.bytesPerSecond) } : {}),
         metrics: this.metrics,
         logger: this.#log.child({ component: 'copy' }),
       });
       this.#workerRedis = this.#redis.duplicate({ maxRetriesPerRequest: null });
-      this.#worker = new Worker(QUEUES.copy, (job) => processor(job.data), {
-        connection: this.#workerRedis,
-        prefix: queuePrefix(config.volume),
-        concurrency: own.copy?.concurrency ?? 8,
-        autorun: true,
-        ...COPY_WORKER_LOCKS,
-      });
+      this.#worker = new Worker(
+        QUEUES.copy,
+        // A corrupt source chunk or a changed origin fails now: another attempt would read the same bytes.
+        (job) =>
+          processor(job.data).catch((err: unknown) => {
+            throw toJobError(err);
+          }),
+        {
+          connection: this.#workerRedis,
+          prefix: queuePrefix(config.volume),
+          concurrency: own.copy.concurrency,
+          autorun: true,
+          ...COPY_WORKER_LOCKS,
+        },
+      );
       this.#worker.on('failed', (job, err) => {
         this.metrics.copyFailures.inc({ region });
-        const final = job && job.attemptsMade >= (job.opts.attempts ?? 1);
+        const final = isFinalFailure(job, err);
         this.#log[final ? 'error' : 'warn'](
           { err, chunk: job?.id, attempt: job?.attemptsMade },
           final ? 'copy failed for good' : 'copy failed; will retry',
@@ -170,17 +156,17 @@ export class Replicator {
       this.#worker.on('error', (err) => this.#log.warn({ err }, 'copy worker error'));
       this.#watcher = new Watcher({
         region,
-        source: this.#source,
-        mirror: this.#mirror,
-        lease: new Lease({ redis: this.#redis, key: this.#mirror.keys.watcherLease, ttlMs: this.#o.watcher?.leaseTtlMs ?? 5000 }),
-        copies: this.#copies,
+        source: r.sourceMeta,
+        mirror,
+        lease: new Lease({ redis: this.#redis, key: mirror.keys.watcherLease, ttlMs: this.#o.watcher?.leaseTtlMs ?? 5000 }),
+        copies,
         metrics: this.metrics,
         logger: this.#log.child({ component: 'watcher' }),
         ...this.#o.watcher,
       });
       this.#watcher.start();
     }
-    if (own.cache?.token) this.#startWarm(own.cache, own.copy?.concurrency ?? 8);
+    if (own.cache?.token) this.#startWarm(own.cache, own.copy.concurrency);
     if (listen) {
       this.#api = buildApi({
         open: own.api?.open ?? false,
@@ -202,11 +188,10 @@ export class Replicator {
     const client = new CacheNodeClient({ token: cache.token as string, connectTimeoutMs: cache.connectTimeoutMs, logger: log });
     this.#cacheClient = client;
     const membership = new Membership({ redis: this.#redis, volume: config.volume });
-    const meta = this.isSource ? this.#source : new Meta({ redis: this.#redis, volume: config.volume, logger: log });
     this.#warm = new WarmFlows({
       redis: this.#redis,
       volume: config.volume,
-      meta,
+      meta: this.#region.meta,
       membership,
       client,
       replicas: cache.replicas,
@@ -215,7 +200,7 @@ export class Replicator {
     const processor = createWarmProcessor({
       client,
       membership,
-      ...(this.#mirror ? { mirror: this.#mirror } : {}),
+      ...(this.#region.mirror ? { mirror: this.#region.mirror } : {}),
       ...this.#o.warm,
       logger: log,
     });
@@ -228,7 +213,7 @@ export class Replicator {
       ...COPY_WORKER_LOCKS,
     });
     this.#warmWorker.on('failed', (job, err) => {
-      const final = job && job.attemptsMade >= (job.opts.attempts ?? 1);
+      const final = isFinalFailure(job, err);
       log[final ? 'error' : 'warn'](
         { err, job: job?.id, attempt: job?.attemptsMade },
         final ? 'warm job failed for good' : 'warm job failed; will retry',
@@ -238,22 +223,14 @@ export class Replicator {
   }
 
   async health(): Promise<{ ok: boolean; detail: Record<string, unknown> }> {
-    const detail: Record<string, unknown> = { redis: this.#redis.status, sourceRedis: this.#sourceRedis.status };
+    const { redis, sourceRedis } = this.#region;
+    const detail: Record<string, unknown> = { redis: redis.status, sourceRedis: sourceRedis.status };
     if (this.#watcher) Object.assign(detail, { leader: this.#watcher.isLeader, lastError: this.#watcher.lastError ?? null });
-    return { ok: this.#redis.status === 'ready' && this.#sourceRedis.status === 'ready', detail };
+    return { ok: redis.status === 'ready' && sourceRedis.status === 'ready', detail };
   }
 
   async status(): Promise<RegionStatus & { leader?: boolean }> {
-    const status = await regionStatus(
-      {
-        region: this.region,
-        source: this.#source,
-        redis: this.#redis,
-        ...(this.#mirror ? { mirror: this.#mirror } : {}),
-        ...(this.#copies ? { copies: this.#copies } : {}),
-      },
-      this.#sourceRedis,
-    );
+    const status = await regionStatus(this.#region);
     if (status.lag) {
       this.metrics.lagRecords.set({ region: this.region }, status.lag.records);
       this.metrics.lagSeconds.set({ region: this.region }, status.lag.seconds);
@@ -269,7 +246,7 @@ export class Replicator {
     await this.#api?.close();
     // Closing the source metadata first cuts a waiting read short, so the watcher stops at once.
     const watcherStopped = this.#watcher?.stop();
-    await this.#source.close();
+    await this.#region.interruptSourceReads();
     await watcherStopped;
     await this.#worker?.close();
     this.#workerRedis?.disconnect();
@@ -277,10 +254,7 @@ export class Replicator {
     this.#warmRedis?.disconnect();
     await this.#warm?.close();
     await this.#cacheClient?.close();
-    await this.#copies?.close();
-    await Promise.allSettled([...this.#stores.map((s) => s.close?.()), this.#origins?.close()]);
-    this.#redis.disconnect();
-    if (this.#sourceRedis !== this.#redis) this.#sourceRedis.disconnect();
+    await this.#region.close();
     this.#log.info('stopped');
   }
 }

@@ -1,6 +1,6 @@
 import { type ChunkId, isChunkId } from '@ferry/core';
-import type { CopyQueue } from '@ferry/jobs';
 import { idTime, type Meta, type MirrorMeta } from '@ferry/meta';
+import type { Region } from '@ferry/region';
 import type { Redis } from 'ioredis';
 
 /** Lag counts stop here: beyond it the exact number matters less than the cost of counting. */
@@ -17,15 +17,6 @@ export interface RegionStatus {
   resync?: Record<string, string>;
 }
 
-export interface StatusSources {
-  region: string;
-  source: Meta;
-  /** The region's own Redis (the source's for the source region). */
-  redis: Redis;
-  mirror?: MirrorMeta;
-  copies?: CopyQueue;
-}
-
 /** How far behind a mirror's cursor is: records after it (capped) and the age of the oldest. */
 export async function lagOf(source: Meta, redis: Redis, cursor: string | undefined) {
   const from = cursor ? `(${cursor}` : '-';
@@ -39,18 +30,25 @@ export async function lagOf(source: Meta, redis: Redis, cursor: string | undefin
 }
 
 /** A region's replication state, read from Redis (no daemon needed). */
-export async function regionStatus(s: StatusSources, sourceRedis: Redis): Promise<RegionStatus> {
-  if (!s.mirror) return { region: s.region, role: 'source' };
-  const cursor = await s.mirror.cursor();
-  const [lag, chunks] = await Promise.all([lagOf(s.source, sourceRedis, cursor), chunkCounts(s.mirror)]);
-  const status: RegionStatus = { region: s.region, role: 'mirror', lag, chunks, resync: await s.redis.hgetall(s.mirror.keys.resyncInfo) };
+export async function regionStatus(region: Region): Promise<RegionStatus> {
+  const { mirror, copies } = region;
+  if (!mirror) return { region: region.name, role: 'source' };
+  const cursor = await mirror.cursor();
+  const [lag, chunks] = await Promise.all([lagOf(region.sourceMeta, region.sourceRedis, cursor), chunkCounts(mirror)]);
+  const status: RegionStatus = {
+    region: region.name,
+    role: 'mirror',
+    lag,
+    chunks,
+    resync: await region.redis.hgetall(mirror.keys.resyncInfo),
+  };
   if (cursor) status.cursor = cursor;
-  if (s.copies) {
-    const counts = await s.copies.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed');
-    const pending = await s.copies.queue.getJobs(['waiting', 'prioritized', 'active', 'delayed', 'failed'], 0, 9_999);
+  if (copies) {
+    const counts = await copies.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed');
+    const pending = await copies.queue.getJobs(['waiting', 'prioritized', 'active', 'delayed', 'failed'], 0, 9_999);
     const missingBytes = pending.reduce((sum, job) => sum + (Number(job?.data?.size) || 0), 0);
     status.queue = { ...counts, missingBytes };
-    const failed = await s.copies.queue.getFailed(0, 19);
+    const failed = await copies.queue.getFailed(0, 19);
     status.failures = failed.map((job) => ({ chunk: String(job.id), error: job.failedReason ?? '', attempts: job.attemptsMade }));
   }
   return status;

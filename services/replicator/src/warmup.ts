@@ -1,37 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import {
-  type CacheMember,
-  type CacheNodeClient,
-  type Membership,
-  type Residency,
-  rendezvousOwners,
-  residency,
-  type WarmChunk,
-  warmOrder,
-} from '@ferry/cache';
+import { type CacheMember, type CacheNodeClient, type Membership, planWarmup, residency } from '@ferry/cache';
 import { type Entry, InvalidArgumentError, type Logger, NotFoundError, normalizePath, UnavailableError } from '@ferry/core';
-import { QUEUES, queuePrefix } from '@ferry/jobs';
+import { parseFillJob, toJobError, WARM_JOB_NODE_ID, WarmQueue } from '@ferry/jobs';
 import type { Meta, MirrorMeta } from '@ferry/meta';
-import { DelayedError, FlowProducer, type Job, Queue } from 'bullmq';
+import type { WarmupState } from '@ferry/region';
+import { DelayedError, type Job } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 
-/** Node ids that may go into a BullMQ job id (`${chunk}.${node}.${request}`; BullMQ forbids ':' in custom ids). */
-const JOB_NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
-
 /** Paths one request may name. */
 const MAX_PATHS = 1_000;
-
-export interface WarmupRequestData {
-  paths: string[];
-  requestedAt: number;
-}
-
-export interface FillJobData {
-  chunk: string;
-  size: number;
-  node: string;
-}
 
 export interface WarmFlowsOptions {
   /** The region's Redis (BullMQ copies what it needs; not owned). */
@@ -47,47 +25,33 @@ export interface WarmFlowsOptions {
   logger: Logger;
 }
 
-export interface WarmupState {
-  id: string;
-  state: string;
-  paths: string[];
-  requestedAt: number;
-  finishedOn?: number;
-  /** Fill children: processed (done), pending, failed for good. */
-  children: { processed: number; pending: number; failed: number };
-  /** Verified on the nodes now, not read from job states. */
-  residency: Residency;
-  /** Residency is 100 %. */
-  complete: boolean;
-  /** The flow is over (every child done or failed for good and the parent finished). */
-  finished: boolean;
-}
-
 /**
- * Warmups as BullMQ flows in the region's Redis: one `warmup` parent per request and one `fill`
- * child per chunk × owner (queue `warm`), which the warm workers of every replica process.
+ * Warmups as BullMQ flows in the region's Redis (see WarmQueue): the paths are planned on the live
+ * members like a direct warmup (planWarmup), one fill job per placement, which the warm workers of
+ * every replica process; the state of a warmup is its jobs' counts and the residency the nodes
+ * report now.
  */
 export class WarmFlows {
-  readonly queue: Queue;
-  readonly #producer: FlowProducer;
+  readonly #queue: WarmQueue;
   readonly #o: WarmFlowsOptions;
 
   constructor(options: WarmFlowsOptions) {
     this.#o = options;
-    const prefix = queuePrefix(options.volume);
-    this.queue = new Queue(QUEUES.warm, { connection: options.redis, prefix });
-    this.#producer = new FlowProducer({ connection: options.redis, prefix });
-    const onError = (err: Error) => options.logger.debug({ err }, 'warm queue connection error');
-    this.queue.on('error', onError);
-    this.#producer.on('error', onError);
+    this.#queue = new WarmQueue({
+      connection: options.redis,
+      volume: options.volume,
+      onError: (err) => options.logger.debug({ err }, 'warm queue connection error'),
+    });
   }
 
-  async #chunks(paths: readonly string[]): Promise<WarmChunk[]> {
+  get queue() {
+    return this.#queue.queue;
+  }
+
+  async #entries(paths: readonly string[]): Promise<Entry[]> {
     const entries: Entry[] = [];
-    for (const path of paths) {
-      entries.push(...(await this.#o.meta.filesUnder(path)));
-    }
-    return warmOrder(entries);
+    for (const path of paths) entries.push(...(await this.#o.meta.filesUnder(path)));
+    return entries;
   }
 
   /** Queue a warmup of `paths`; returns the parent job id and how many chunks and placements it covers. */
@@ -96,74 +60,45 @@ export class WarmFlows {
       throw new InvalidArgumentError(`paths: expected 1-${MAX_PATHS} path strings`);
     }
     const paths = [...new Set((rawPaths as string[]).map((p) => normalizePath(p)))];
-    const chunks = await this.#chunks(paths);
+    const entries = await this.#entries(paths);
     const members = await this.#o.membership.members();
     if (members.length === 0) throw new UnavailableError('no live cache nodes in this region');
     for (const m of members) {
-      if (!JOB_NODE_ID.test(m.id))
+      if (!WARM_JOB_NODE_ID.test(m.id))
         throw new InvalidArgumentError(`cache node id ${JSON.stringify(m.id)} cannot name a warm job (letters, digits, _ and - only)`);
     }
-    // Child ids carry the request id: BullMQ does not attach an existing job to a second parent (that
-    // parent would wait for it forever), so overlapping warmups of the same chunks get their own
-    // fill jobs; the node's single-flight read-through makes the second fill of a chunk cheap.
+    const plan = planWarmup({ entries, members, replicas: this.#o.replicas });
     const id = `w-${randomBytes(8).toString('hex')}`;
-    const children = chunks.flatMap((c) =>
-      rendezvousOwners(members, c.id, this.#o.replicas).map((owner) => ({
-        name: 'fill',
-        queueName: QUEUES.warm,
-        data: { chunk: c.id, size: c.size, node: owner.id } satisfies FillJobData,
-        opts: {
-          jobId: `${c.id}.${owner.id}.${id}`,
-          attempts: this.#o.attempts ?? 5,
-          backoff: { type: 'exponential', delay: 1000 },
-          // A placement that cannot be filled is reported, and the rest of the flow still completes.
-          ignoreDependencyOnFailure: true,
-          removeOnComplete: true,
-          removeOnFail: { age: 24 * 3600 },
-        },
-      })),
-    );
-    const data: WarmupRequestData = { paths, requestedAt: Date.now() };
-    const flow = await this.#producer.add({
-      name: 'warmup',
-      queueName: QUEUES.warm,
-      data,
-      opts: { jobId: id, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } },
-      children,
-    });
-    return { id: String(flow.job.id), chunks: chunks.length, placements: children.length };
+    await this.#queue.add({ id, paths, fills: plan.placements, ...(this.#o.attempts ? { attempts: this.#o.attempts } : {}) });
+    return { id, chunks: plan.chunks.length, placements: plan.placements.length };
   }
 
   /** A warmup's state and its verified residency, or undefined for an unknown id. */
   async state(id: string): Promise<WarmupState | undefined> {
-    const job = (await this.queue.getJob(id)) as Job<WarmupRequestData> | undefined;
-    if (job?.name !== 'warmup') return undefined;
-    const [state, counts] = await Promise.all([
-      job.getState(),
-      job.getDependenciesCount({ processed: true, unprocessed: true, ignored: true, failed: true }),
-    ]);
-    const chunks = await this.#chunks(job.data.paths).catch((err) => {
+    const record = await this.#queue.get(id);
+    if (!record) return undefined;
+    const entries = await this.#entries(record.data.paths).catch((err) => {
       if (err instanceof NotFoundError) return [];
       throw err;
     });
     const members = await this.#o.membership.members();
-    const res = await residency({ members, replicas: this.#o.replicas, chunkIds: chunks.map((c) => c.id), client: this.#o.client });
-    const failed = (counts.ignored ?? 0) + (counts.failed ?? 0);
+    const chunkIds = planWarmup({ entries, members: [], replicas: this.#o.replicas }).chunks.map((c) => c.id);
+    const res = await residency({ members, replicas: this.#o.replicas, chunkIds, client: this.#o.client });
     return {
       id,
-      state,
-      paths: job.data.paths,
-      requestedAt: job.data.requestedAt,
-      ...(job.finishedOn ? { finishedOn: job.finishedOn } : {}),
-      children: { processed: counts.processed ?? 0, pending: counts.unprocessed ?? 0, failed },
+      state: record.state,
+      paths: record.data.paths,
+      requestedAt: record.data.requestedAt,
+      ...(record.finishedOn ? { finishedOn: record.finishedOn } : {}),
+      children: record.children,
       residency: res,
       complete: res.percent === 100,
-      finished: state === 'completed' || state === 'failed',
+      finished: record.state === 'completed' || record.state === 'failed',
     };
   }
 
-  async close(): Promise<void> {
-    await Promise.allSettled([this.#producer.close(), this.queue.close()]);
+  close(): Promise<void> {
+    return this.#queue.close();
   }
 }
 
@@ -194,14 +129,14 @@ export function createWarmProcessor(options: WarmProcessorOptions) {
     if (!members || Date.now() - members.at > 1_000) members = { at: Date.now(), list: await options.membership.members() };
     return members.list.find((m) => m.id === id);
   };
-  return async (job: Job, token?: string): Promise<unknown> => {
+  const process = async (job: Job, token?: string): Promise<unknown> => {
     if (job.name === 'warmup') {
       const counts = await job.getDependenciesCount({ processed: true, ignored: true });
       return { processed: counts.processed ?? 0, failed: counts.ignored ?? 0 };
     }
     if (job.name !== 'fill') throw new InvalidArgumentError(`unknown warm job ${job.name}`);
-    const data = job.data as FillJobData;
-    const chunk = { id: data.chunk as WarmChunk['id'], size: data.size };
+    const data = parseFillJob(job.data);
+    const chunk = { id: data.chunk, size: data.size };
     if (options.mirror && Date.now() - job.timestamp < copyWaitMs && !(await options.mirror.isPresent(chunk.id))) {
       // Behind the copy: look again shortly (a delay is not a failed attempt).
       await job.moveToDelayed(Date.now() + recheckMs, token);
@@ -212,6 +147,13 @@ export function createWarmProcessor(options: WarmProcessorOptions) {
     const state = await options.client.fill(node, chunk);
     if (state === 'missing') throw new UnavailableError(`chunk ${chunk.id} is in neither the region's store nor the source`);
     return { state };
+  };
+  return async (job: Job, token?: string): Promise<unknown> => {
+    try {
+      return await process(job, token);
+    } catch (err) {
+      throw toJobError(err);
+    }
   };
 }
 

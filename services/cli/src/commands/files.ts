@@ -1,8 +1,8 @@
 import { basename, join } from 'node:path';
 import { formatBytes, InvalidArgumentError, normalizePath } from '@ferry/core';
+import { openReader } from '@ferry/region';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
-import { readerFor } from '../reading.js';
 import { destinationFor, getFile } from '../transfer/get-files.js';
 import { planPut } from '../transfer/local-files.js';
 import { putFiles } from '../transfer/put-files.js';
@@ -61,7 +61,8 @@ export async function getCommand(
   const root = normalizePath(path);
   const entries = await region.meta.filesUnder(root);
   const single = entries.length === 1 && entries[0]?.path === root ? entries[0] : undefined;
-  const { reader, close } = await readerFor(ctx, region);
+  // A CLI read streams each chunk once: no memory cache.
+  const reader = openReader(region, { memoryBytes: 0 });
   const total = entries.reduce((sum, e) => sum + e.size, 0);
   const progress = out.progress('get', total);
   const started = Date.now();
@@ -86,7 +87,6 @@ export async function getCommand(
     }
   } finally {
     progress.stop();
-    await close();
   }
   const seconds = (Date.now() - started) / 1000;
   const tiers = reader.chunks.stats;
@@ -111,13 +111,10 @@ export async function getCommand(
 export async function catCommand(ctx: Context, out: Output, path: string, opts: { region?: string }): Promise<void> {
   const region = await ctx.region(opts.region);
   const entry = await region.meta.stat(normalizePath(path));
-  const { reader, close } = await readerFor(ctx, region);
-  try {
-    for await (const bytes of reader.stream(entry)) {
-      if (!process.stdout.write(bytes)) await new Promise((r) => process.stdout.once('drain', r));
-    }
-  } finally {
-    await close();
+  // A CLI read streams each chunk once: no memory cache.
+  const reader = openReader(region, { memoryBytes: 0 });
+  for await (const bytes of reader.stream(entry)) {
+    if (!process.stdout.write(bytes)) await new Promise((r) => process.stdout.once('drain', r));
   }
   // stdout carries the file; the --json report goes to stderr.
   if (out.json)

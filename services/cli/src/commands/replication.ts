@@ -1,7 +1,5 @@
 import { CacheNodeClient, Membership, type Residency, residency } from '@ferry/cache';
-import { type ChunkId, formatBytes, type Logger, normalizePath, regionConfig } from '@ferry/core';
-import { CopyQueue } from '@ferry/jobs';
-import { MirrorMeta } from '@ferry/meta';
+import { type ChunkId, formatBytes, InvalidArgumentError, type Logger, normalizePath, regionConfig } from '@ferry/core';
 import { presence, type RegionStatus, Replicator, regionStatus } from '@ferry/replicator';
 import type { Context, Region } from '../context.js';
 import type { Output } from '../output.js';
@@ -22,25 +20,14 @@ export async function replicatorCommand(
   await replicator.stop();
 }
 
-function mirrorParts(ctx: Context, region: Region) {
-  return {
-    mirror: new MirrorMeta({ redis: region.redis, volume: ctx.config.volume }),
-    copies: new CopyQueue({ connection: region.redis, volume: ctx.config.volume }),
-  };
-}
-
 export async function retryFailedCommand(ctx: Context, out: Output, opts: { region: string }): Promise<void> {
   const region = await ctx.region(opts.region);
-  if (region.isSource) throw new Error(`region "${region.name}" is the source; it has no copy queue`);
-  const { copies } = mirrorParts(ctx, region);
-  try {
-    const retried = await copies.retryFailed();
-    out.result({ event: 'summary', command: 'retry-failed', region: region.name, retried }, [
-      `${retried} failed copy job${retried === 1 ? '' : 's'} queued again in ${region.name}`,
-    ]);
-  } finally {
-    await copies.close();
-  }
+  const copies = region.copies;
+  if (!copies) throw new InvalidArgumentError(`region "${region.name}" is the source; it has no copy queue`);
+  const retried = await copies.retryFailed();
+  out.result({ event: 'summary', command: 'retry-failed', region: region.name, retried }, [
+    `${retried} failed copy job${retried === 1 ? '' : 's'} queued again in ${region.name}`,
+  ]);
 }
 
 function humanStatus(s: RegionStatus): string[] {
@@ -69,31 +56,23 @@ export async function statusCommand(ctx: Context, out: Output, path: string | un
   const chunkIds = target === undefined ? [] : (await source.meta.filesUnder(target)).flatMap((e) => e.chunks.map((c) => c.id));
   for (const name of names) {
     const region = await ctx.region(name);
-    const parts = region.isSource ? undefined : mirrorParts(ctx, region);
-    try {
-      if (target !== undefined) {
-        const p = await presence(parts?.mirror, chunkIds);
-        const state = p.percent === 100 ? 'complete' : `${p.percent}%`;
-        const cached = await cacheResidency(ctx, region, chunkIds);
-        const { incomplete: _omit, ...res } = cached ?? {};
-        out.result({ region: name, path: target, ...p, complete: p.percent === 100, ...(cached ? { residency: res } : {}) }, [
-          `${name}: ${target} ${state} (${p.present}/${p.chunks} chunks)`,
-          ...(cached
-            ? [
-                `${name}: cache residency ${cached.percent}% (${cached.held}/${cached.chunks} chunks on all their owners; ${cached.placementsHeld}/${cached.placements} placements on ${cached.nodes.length} node${cached.nodes.length === 1 ? '' : 's'})`,
-              ]
-            : []),
-        ]);
-        continue;
-      }
-      const status = await regionStatus(
-        { region: name, source: source.meta, redis: region.redis, ...(parts ? { mirror: parts.mirror, copies: parts.copies } : {}) },
-        source.redis,
-      );
-      out.result({ ...status }, humanStatus(status));
-    } finally {
-      await parts?.copies.close();
+    if (target !== undefined) {
+      const p = await presence(region.mirror, chunkIds);
+      const state = p.percent === 100 ? 'complete' : `${p.percent}%`;
+      const cached = await cacheResidency(ctx, region, chunkIds);
+      const { incomplete: _omit, ...res } = cached ?? {};
+      out.result({ region: name, path: target, ...p, complete: p.percent === 100, ...(cached ? { residency: res } : {}) }, [
+        `${name}: ${target} ${state} (${p.present}/${p.chunks} chunks)`,
+        ...(cached
+          ? [
+              `${name}: cache residency ${cached.percent}% (${cached.held}/${cached.chunks} chunks on all their owners; ${cached.placementsHeld}/${cached.placements} placements on ${cached.nodes.length} node${cached.nodes.length === 1 ? '' : 's'})`,
+            ]
+          : []),
+      ]);
+      continue;
     }
+    const status = await regionStatus(region);
+    out.result({ ...status }, humanStatus(status));
   }
 }
 

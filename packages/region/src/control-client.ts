@@ -1,0 +1,92 @@
+import type { Residency } from '@ferry/cache';
+import { InvalidArgumentError, messageOf, NotFoundError, type RegionConfig, UnauthorizedError, UnavailableError } from '@ferry/core';
+
+type ApiConfig = NonNullable<RegionConfig['api']>;
+
+/** What `POST /warmup` answers. */
+export interface WarmupQueued {
+  id: string;
+  chunks: number;
+  placements: number;
+}
+
+/** What `GET /warmup/:id` answers: the flow's job counts and the residency the nodes report now. */
+export interface WarmupState {
+  id: string;
+  state: string;
+  paths: string[];
+  requestedAt: number;
+  finishedOn?: number;
+  /** Fill children: processed (done), pending, failed for good. */
+  children: { processed: number; pending: number; failed: number };
+  /** Verified on the nodes now, not read from job states. */
+  residency: Residency;
+  /** Residency is 100 %. */
+  complete: boolean;
+  /** The flow is over (every child done or failed for good and the parent finished). */
+  finished: boolean;
+}
+
+/** Base URL of a region's control API: its listen address, with a wildcard host asked on loopback. */
+export function controlApiBase(api: ApiConfig): string {
+  const host = api.listen.replace(/^(0\.0\.0\.0|\[::\]):/, '127.0.0.1:');
+  return `http://${host}`;
+}
+
+/**
+ * A typed client of a region replicator's control API (`regions.<r>.api`): queue a warmup and
+ * follow it. Failures are Ferry errors with one line each: unreachable → UnavailableError,
+ * refused token → UnauthorizedError, unknown id → NotFoundError, a refused request →
+ * InvalidArgumentError.
+ */
+export class ControlClient {
+  readonly base: string;
+  readonly #token: string | undefined;
+
+  constructor(options: { api: ApiConfig }) {
+    this.base = controlApiBase(options.api);
+    this.#token = options.api.token;
+  }
+
+  /** Whether a region's config lets a client use its control API (a token, or `open`). */
+  static usable(api: RegionConfig['api']): api is ApiConfig {
+    return api !== undefined && (api.token !== undefined || api.open);
+  }
+
+  warmup(paths: string[]): Promise<WarmupQueued> {
+    return this.#call<WarmupQueued>('POST', '/warmup', { paths });
+  }
+
+  warmupState(id: string): Promise<WarmupState> {
+    return this.#call<WarmupState>('GET', `/warmup/${encodeURIComponent(id)}`);
+  }
+
+  async #call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const url = `${this.base}${path}`;
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        headers: {
+          ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}),
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+    } catch (err) {
+      const reason = (err as { cause?: { code?: string } }).cause?.code ?? messageOf(err);
+      throw new UnavailableError(`replicator API at ${url}: ${reason}`, { cause: err });
+    }
+    const text = await res.text();
+    let json: Record<string, unknown> = {};
+    try {
+      json = JSON.parse(text) as Record<string, unknown>;
+    } catch {}
+    if (res.ok) return json as T;
+    const message = `replicator API ${method} ${path}: ${String(json.message ?? `HTTP ${res.status}`)}`;
+    if (res.status === 401) throw new UnauthorizedError(`${message} (check api.token)`);
+    if (res.status === 404) throw new NotFoundError(message);
+    if (res.status === 400) throw new InvalidArgumentError(message);
+    throw new UnavailableError(message);
+  }
+}

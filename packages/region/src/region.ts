@@ -1,0 +1,191 @@
+import { type FerryConfig, type Logger, type RegionConfig, regionConfig, UnavailableError } from '@ferry/core';
+import { CopyQueue } from '@ferry/jobs';
+import { connectRedis, Meta, MirrorMeta, pingRedis, translateRedisError } from '@ferry/meta';
+import { createStore, type ObjectStore, StoresByUrl } from '@ferry/stores';
+import type { Redis } from 'ioredis';
+
+/**
+ * How a process uses its Redis connections:
+ * - `client`: a CLI command, or a service answering requests (gateway, cache node): a command on
+ *   an unreachable Redis fails within a second with one clear error.
+ * - `daemon`: the replicator: commands wait through an outage and go on when Redis is back.
+ */
+export type RegionRole = 'client' | 'daemon';
+
+export interface OpenRegionOptions {
+  config: FerryConfig;
+  /** The region's name in `config.regions`. */
+  region: string;
+  role: RegionRole;
+  logger: Logger;
+  /** Stores to use instead of those the config names (tests inject fault decorators). Not owned. */
+  stores?: { region?: ObjectStore; source?: ObjectStore };
+  /** Shown by CLIENT LIST as `<name>-<region>` (default `ferry-<role>`). */
+  clientName?: string;
+}
+
+/** How long `ready()` waits for a daemon connection, which would otherwise wait forever. */
+const READY_TIMEOUT_MS = 5_000;
+
+/**
+ * One region of a volume as a process sees it: its Redis, its store, its metadata (and in a
+ * mirror, what it holds and its copy queue), the source's store for fallback reads, the origin
+ * stores of imported files, and one `close()`. Everything beyond the region's own Redis is opened
+ * on first use: a mirror read that falls back to the source opens the source's store, never the
+ * source's Redis; only the watcher and `status` ask for the source's metadata.
+ */
+export class Region {
+  readonly name: string;
+  readonly isSource: boolean;
+  /** The whole (frozen) config; `config` is this region's part of it. */
+  readonly ferry: FerryConfig;
+  readonly config: RegionConfig;
+  readonly volume: string;
+  readonly role: RegionRole;
+  readonly logger: Logger;
+  readonly redis: Redis;
+  /** The region's metadata (a mirror's entries are read through the same API). */
+  readonly meta: Meta;
+  /** What a mirror holds and where its watcher is; undefined in the source region. */
+  readonly mirror: MirrorMeta | undefined;
+  /** Origin stores of imported files, opened on first use. */
+  readonly origins = new StoresByUrl();
+  readonly #injected: OpenRegionOptions['stores'];
+  readonly #clientName: string;
+  readonly #owned: Array<{ close?: () => Promise<void> | void }> = [];
+  #store: ObjectStore | undefined;
+  #sourceStore: ObjectStore | undefined;
+  #sourceRedis: Redis | undefined;
+  #sourceMeta: Meta | undefined;
+  #copies: CopyQueue | undefined;
+  #closed = false;
+
+  constructor(options: OpenRegionOptions) {
+    const { config, region, role } = options;
+    this.config = regionConfig(config, region);
+    this.ferry = config;
+    this.name = region;
+    this.isSource = region === config.source;
+    this.volume = config.volume;
+    this.role = role;
+    this.logger = options.logger.child({ region });
+    this.#injected = options.stores;
+    this.#clientName = options.clientName ?? `ferry-${role}`;
+    this.redis = this.#connect(this.config.redis, `${this.#clientName}-${region}`);
+    this.meta = new Meta({ redis: this.redis, volume: this.volume, logMaxLen: config.log.maxLen, logger: this.logger });
+    this.mirror = this.isSource ? undefined : new MirrorMeta({ redis: this.redis, volume: this.volume });
+  }
+
+  #connect(url: string, name: string): Redis {
+    return connectRedis(url, { name, ...(this.role === 'daemon' ? { maxRetriesPerRequest: null } : {}) });
+  }
+
+  /** The region's own store. */
+  get store(): ObjectStore {
+    this.#store ??= this.#injected?.region ?? this.#own(createStore(this.config.store));
+    return this.#store;
+  }
+
+  /** The source region's store (the region's own store in the source). */
+  get sourceStore(): ObjectStore {
+    if (this.isSource) return this.store;
+    this.#sourceStore ??= this.#injected?.source ?? this.#own(createStore(regionConfig(this.ferry, this.ferry.source).store));
+    return this.#sourceStore;
+  }
+
+  /** The source region's Redis, connected on first use (the region's own Redis in the source). */
+  get sourceRedis(): Redis {
+    if (this.isSource) return this.redis;
+    this.#sourceRedis ??= this.#connect(regionConfig(this.ferry, this.ferry.source).redis, `${this.#clientName}-${this.name}-source`);
+    return this.#sourceRedis;
+  }
+
+  /** The source's metadata and change log (what a mirror replays). */
+  get sourceMeta(): Meta {
+    if (this.isSource) return this.meta;
+    this.#sourceMeta ??= new Meta({
+      redis: this.sourceRedis,
+      volume: this.volume,
+      logMaxLen: this.ferry.log.maxLen,
+      logger: this.logger.child({ of: 'source' }),
+    });
+    return this.#sourceMeta;
+  }
+
+  /** The mirror's copy queue (producer side); undefined in the source region. */
+  get copies(): CopyQueue | undefined {
+    if (this.isSource) return undefined;
+    this.#copies ??= new CopyQueue({
+      connection: this.redis,
+      volume: this.volume,
+      attempts: this.config.copy.attempts,
+      // Connection trouble also fails every command on it, which reports it with context.
+      onError: (err) => this.logger.debug({ err }, 'copy queue connection error'),
+    });
+    return this.#copies;
+  }
+
+  /** The source region's name. */
+  get sourceName(): string {
+    return this.ferry.source;
+  }
+
+  /** Keep something opened for this region, to be closed with it. */
+  own<T extends { close?: () => Promise<void> | void }>(resource: T): T {
+    this.#owned.push(resource);
+    return resource;
+  }
+
+  #own(store: ObjectStore): ObjectStore {
+    return this.own(store);
+  }
+
+  /**
+   * Check that the region's Redis answers (and the source's, when `source` is set): one clear
+   * error now instead of a hang later. A daemon's connections would wait through an outage, so
+   * they get a deadline.
+   */
+  async ready(options: { source?: boolean } = {}): Promise<void> {
+    const checks: Array<[Redis, string]> = [[this.redis, this.config.redis]];
+    if (options.source && !this.isSource) checks.push([this.sourceRedis, regionConfig(this.ferry, this.ferry.source).redis]);
+    for (const [redis, url] of checks) await this.#ping(redis, url);
+  }
+
+  async #ping(redis: Redis, url: string): Promise<void> {
+    if (this.role !== 'daemon') return pingRedis(redis, url);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(translateRedisError(new Error('Connection is closed.'), redis, url)), READY_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([pingRedis(redis, url), deadline]);
+    } catch (err) {
+      throw err instanceof Error ? err : new UnavailableError(String(err));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Cut a waiting change-log read short (the watcher's) before the rest is closed. */
+  async interruptSourceReads(): Promise<void> {
+    await (this.isSource ? this.meta : this.#sourceMeta)?.close();
+  }
+
+  /** Release everything this handle opened (not injected stores). Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Closing the source metadata first cuts a waiting change-log read short.
+    await this.#sourceMeta?.close().catch(() => {});
+    await this.#copies?.close().catch(() => {});
+    await Promise.allSettled([...this.#owned.reverse().map(async (r) => r.close?.()), this.origins.close()]);
+    await this.meta.close().catch(() => {});
+    this.redis.disconnect();
+    this.#sourceRedis?.disconnect();
+  }
+}
+
+/** Open a region of the config (see `Region`); connections are made, not yet checked (`ready()`). */
+export function openRegion(options: OpenRegionOptions): Region {
+  return new Region(options);
+}
