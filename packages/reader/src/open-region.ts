@@ -1,10 +1,10 @@
 import type { FerryConfig, Logger } from '@ferry/core';
+import type { Tier } from '@ferry/fetch';
 import { CopyQueue } from '@ferry/jobs';
 import { Meta } from '@ferry/meta';
 import { type ObjectStore, StoresByUrl } from '@ferry/stores';
 import type { Redis } from 'ioredis';
 import { RegionReader } from './region-reader.js';
-import type { Tier } from './tier.js';
 
 export interface OpenRegionReaderOptions {
   config: FerryConfig;

@@ -1,7 +1,8 @@
 import { regionCacheTier } from '@ferry/cache';
 import { type FerryConfig, InvalidConfigError, type Logger, messageOf, regionConfig } from '@ferry/core';
+import type { Tier } from '@ferry/fetch';
 import { connectRedis, Meta, pingRedis } from '@ferry/meta';
-import { openRegionReader, type RegionReader, type Tier } from '@ferry/reader';
+import { openRegionReader, type RegionReader } from '@ferry/reader';
 import { createStore, type ObjectStore } from '@ferry/stores';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';

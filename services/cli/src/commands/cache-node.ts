@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import { Membership } from '@ferry/cache';
-import { CacheNode, storesUpstream } from '@ferry/cache-node';
+import { CacheNode, regionUpstream } from '@ferry/cache-node';
 import { formatBytes, InvalidArgumentError, InvalidConfigError, type Logger, parseSize } from '@ferry/core';
+import { StoresByUrl } from '@ferry/stores';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
 import { stopSignal } from '../signals.js';
@@ -29,8 +30,8 @@ function parseWeight(value: string | number | undefined): number {
 
 /**
  * Run a cache node of a region until SIGTERM/SIGINT (a second signal exits at once): chunks on
- * local disk up to `capacity`, read-through from the region's store and then the source's, and a
- * heartbeat into the region's Redis so readers and warmups place chunks on it.
+ * local disk up to `capacity`, read-through from the region's store, then the source's, then the
+ * origin object of an imported file (found in the region's metadata), and a heartbeat into the region's Redis so readers and warmups place chunks on it.
  */
 export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNodeCommandOptions, logger: Logger): Promise<void> {
   const region = await ctx.region(opts.region);
@@ -47,6 +48,7 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
   const weight = parseWeight(opts.weight);
   const source = region.isSource ? undefined : await ctx.source();
   const log = logger.child({ component: 'cache-node', region: region.name });
+  const origins = new StoresByUrl();
   const node = new CacheNode({
     dir: resolve(opts.dir),
     capacity,
@@ -54,10 +56,13 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
     token,
     listen: opts.listen,
     maxChunkBytes: ctx.config.chunkSize,
-    upstream: storesUpstream(
-      [{ name: `store:${region.name}`, store: region.store }, ...(source ? [{ name: `source:${source.name}`, store: source.store }] : [])],
-      log,
-    ),
+    upstream: regionUpstream({
+      store: { name: `store:${region.name}`, store: region.store },
+      ...(source ? { source: { name: `source:${source.name}`, store: source.store } } : {}),
+      openOrigin: (url) => origins.open(url),
+      logger: log,
+    }),
+    entries: region.meta,
     membership: new Membership({ redis: region.redis, volume: ctx.config.volume }),
     logger: log,
     ...(opts.id !== undefined ? { id: opts.id } : {}),
@@ -79,5 +84,6 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
   );
   await stopSignal(log);
   await node.stop();
+  await origins.close();
   out.event({ event: 'stopped', id: started.id });
 }
