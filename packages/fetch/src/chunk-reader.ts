@@ -64,10 +64,12 @@ export class ChunkReader {
       this.#count('memory', cached.length);
       return Promise.resolve(cached);
     }
-    const running = this.#inflight.get(ref.id);
+    // A fetch without its file cannot reach an origin, so one with it must not wait on it.
+    const key = context ? ref.id : `${ref.id} without context`;
+    const running = this.#inflight.get(key);
     if (running) return running;
-    const promise = this.#fetchThroughTiers(ref, context).finally(() => this.#inflight.delete(ref.id));
-    this.#inflight.set(ref.id, promise);
+    const promise = this.#fetchThroughTiers(ref, context).finally(() => this.#inflight.delete(key));
+    this.#inflight.set(key, promise);
     return promise;
   }
 
