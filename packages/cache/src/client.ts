@@ -5,12 +5,12 @@ import {
   type Logger,
   messageOf,
   parseChunkId,
-  readUpTo,
   silentLogger,
   TransientError,
   UnauthorizedError,
   UnavailableError,
 } from '@ferry/core';
+import { readBounded } from '@ferry/fetch';
 import { Agent, type Dispatcher, request } from 'undici';
 
 /** Enough of a member to talk to it. */
@@ -122,11 +122,12 @@ export class CacheNodeClient {
   /**
    * A chunk's bytes, or undefined when the node does not have it. With `size` the node reads it
    * through from the region's stores on a miss (and keeps it), so undefined then means the region
-   * does not have it either.
+   * does not have it either. With `path` too (a file that lists this external chunk) the node can
+   * also read it from the file's origin object.
    */
-  async get(node: NodeRef, id: ChunkId, options: { size?: number; signal?: AbortSignal } = {}): Promise<Buffer | undefined> {
+  async get(node: NodeRef, id: ChunkId, options: { size?: number; path?: string; signal?: AbortSignal } = {}): Promise<Buffer | undefined> {
     const chunk = parseChunkId(id);
-    const query = options.size === undefined ? '' : `?size=${options.size}`;
+    const query = chunkQuery(options);
     const res = await this.#send(node, 'GET', `/chunks/${chunk}${query}`, options.signal ? { signal: options.signal } : {});
     if (res.statusCode === 404) {
       await res.body.dump();
@@ -134,7 +135,7 @@ export class CacheNodeClient {
     }
     if (res.statusCode !== 200) return this.#fail(node, `get ${chunk}`, res);
     try {
-      return await readUpTo(res.body, options.size ?? MAX_BODY);
+      return await readBounded(res.body, options.size ?? MAX_BODY);
     } catch (err) {
       this.markDown(node, messageOf(err));
       throw new UnavailableError(`cache node ${node.id}: get ${chunk}: body cut short: ${messageOf(err)}`, { cause: err });
@@ -166,10 +167,14 @@ export class CacheNodeClient {
     return held;
   }
 
-  /** Make the node hold a chunk, reading it from the region's stores itself; nothing comes back here. */
-  async fill(node: NodeRef, ref: { id: ChunkId; size: number }, signal?: AbortSignal): Promise<FillState> {
+  /**
+   * Make the node hold a chunk, reading it from the region's stores itself (or, for an external
+   * chunk with `path`, from that file's origin); nothing comes back here.
+   */
+  async fill(node: NodeRef, ref: { id: ChunkId; size: number; path?: string }, signal?: AbortSignal): Promise<FillState> {
     const chunk = parseChunkId(ref.id);
-    const res = await this.#send(node, 'POST', `/chunks/${chunk}/fill?size=${ref.size}`, signal ? { signal } : {});
+    const query = chunkQuery({ size: ref.size, ...(ref.path !== undefined ? { path: ref.path } : {}) });
+    const res = await this.#send(node, 'POST', `/chunks/${chunk}/fill${query}`, signal ? { signal } : {});
     if (res.statusCode === 404) {
       await res.body.dump();
       return 'missing';
@@ -226,6 +231,15 @@ export class CacheNodeClient {
   close(): Promise<void> {
     return this.#agent.close();
   }
+}
+
+/** `?size=…&path=…` of a chunk request, empty when neither is given. */
+function chunkQuery(options: { size?: number; path?: string }): string {
+  const params = new URLSearchParams();
+  if (options.size !== undefined) params.set('size', String(options.size));
+  if (options.path !== undefined) params.set('path', options.path);
+  const text = params.toString();
+  return text === '' ? '' : `?${text}`;
 }
 
 /** One sample of a Prometheus text exposition (`name` without labels), or undefined. */

@@ -1,5 +1,5 @@
-import { isFerryError, type Logger, messageOf, silentLogger, UnauthorizedError } from '@ferry/core';
-import type { Tier } from '@ferry/reader';
+import { isFerryError, isNativeChunkId, type Logger, messageOf, silentLogger, UnauthorizedError } from '@ferry/core';
+import type { Tier } from '@ferry/fetch';
 import type { Redis } from 'ioredis';
 import { CacheNodeClient } from './client.js';
 import { type CacheMember, Membership, MembershipView } from './membership.js';
@@ -19,8 +19,8 @@ export interface CacheTierOptions {
 
 /**
  * The reader tier of a region's cache nodes. A chunk is asked of its owners in placement order,
- * with its size, so an owner that lacks it reads it through from the region's stores and keeps it
- * for the next reader. Owners that cannot be reached are skipped (and remembered as down by the
+ * with its size (and, for an external chunk, its file's path, so the owner can read it from the
+ * origin object), so an owner that lacks it reads it through and keeps it for the next reader. Owners that cannot be reached are skipped (and remembered as down by the
  * client); when no owner answers, or the first one that answers says the region does not have the
  * chunk, `get` returns undefined and the reader falls through to the stores itself.
  */
@@ -30,14 +30,16 @@ export function cacheTier(options: CacheTierOptions): Tier {
   let warnedAuth = false;
   return {
     name: options.name ?? 'cache',
-    async get(ref) {
+    async get(ref, context) {
       const members = await options.members();
       if (members.length === 0) return undefined;
+      // An external chunk names its file: the node finds the origin in the region's own metadata.
+      const path = context && !isNativeChunkId(ref.id) ? context.entry.path : undefined;
       for (const owner of placement(members, ref.id, options.replicas)) {
         if (options.client.isDown(owner)) continue;
         try {
           // 404 after a read-through attempt: another owner would find the same stores empty.
-          return await options.client.get(owner, ref.id, { size: ref.size });
+          return await options.client.get(owner, ref.id, { size: ref.size, ...(path !== undefined ? { path } : {}) });
         } catch (err) {
           if (err instanceof UnauthorizedError) {
             if (!warnedAuth) log.error({ err, node: owner.id }, 'cache node refused the token; reading around the cache');

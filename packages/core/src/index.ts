@@ -5,5 +5,4 @@ export * from './hashing.js';
 export * from './logger.js';
 export * from './paths.js';
 export * from './size.js';
-export * from './streams.js';
 export type * from './types.js';

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { ChunkRef, Entry } from '@ferry/core';
 import { RangeNotSatisfiableError } from '@ferry/core';
-import type { ChunkContext } from './tier.js';
+import type { ChunkContext } from '@ferry/fetch';
 
 export interface ReadRangeOptions {
   /** First byte (default 0). */

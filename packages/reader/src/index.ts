@@ -1,5 +1,2 @@
-export * from './chunk-reader.js';
-export * from './file-stream.js';
-export * from './memory-cache.js';
-export * from './region-reader.js';
-export * from './tier.js';
+export { piecesOf, type ReadRangeOptions, readRange } from './file-stream.js';
+export { RegionReader, type RegionReaderOptions } from './region-reader.js';

@@ -1,11 +1,10 @@
 import type { Readable } from 'node:stream';
 import { type ChunkRef, type Entry, type Logger, messageOf, silentLogger } from '@ferry/core';
+import { type ChunkContext, ChunkReader, originRead, originTier, storeTier, type Tier } from '@ferry/fetch';
 import type { CopyRequest } from '@ferry/jobs';
 import type { Meta } from '@ferry/meta';
 import type { ObjectStore } from '@ferry/stores';
-import { ChunkReader } from './chunk-reader.js';
 import { type ReadRangeOptions, readRange } from './file-stream.js';
-import { type ChunkContext, originTier, storeTier, type Tier } from './tier.js';
 
 export interface RegionReaderOptions {
   /** The region's metadata (a mirror shows a file as soon as its change is applied). */
@@ -89,15 +88,8 @@ export class RegionReader {
   #queueBackfill(ref: ChunkRef, context: ChunkContext | undefined): void {
     if (!this.#backfill || this.#backfilled.has(ref.id)) return;
     this.#backfilled.add(ref.id);
-    const origin = context?.entry.origin;
-    const request: CopyRequest = {
-      chunk: ref.id,
-      size: ref.size,
-      first: context?.offset === 0,
-      ...(origin && ref.id.startsWith('ext-')
-        ? { origin: { store: origin.store, key: origin.key, etag: origin.etag, offset: context?.offset ?? 0 } }
-        : {}),
-    };
+    const origin = originRead(ref, context);
+    const request: CopyRequest = { chunk: ref.id, size: ref.size, first: context?.offset === 0, ...(origin ? { origin } : {}) };
     this.#backfill([request]).catch((err) => {
       // The read already succeeded; a lost backfill only means the next reader falls back again.
       this.#backfilled.delete(ref.id);

@@ -1,3 +1,3 @@
 export { ControlClient, controlApiBase, type WarmupQueued, type WarmupState } from './control-client.js';
-export { openCacheTier, openReader, type RegionReaderOptions } from './reading.js';
+export { type OpenReaderOptions, openCacheTier, openReader } from './reading.js';
 export { type OpenRegionOptions, openRegion, Region, type RegionRole } from './region.js';

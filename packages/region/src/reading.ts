@@ -21,7 +21,7 @@ export function openCacheTier(region: Region): RegionCacheTier | undefined {
   );
 }
 
-export interface RegionReaderOptions {
+export interface OpenReaderOptions {
   /** Verified chunks kept in process memory (default `reader.memoryBytes`; a one-pass CLI read uses 0). */
   memoryBytes?: number;
   /** The region's cache tier (default: opened from the config when the region has cache nodes). */
@@ -33,7 +33,7 @@ export interface RegionReaderOptions {
  * the origin object of an imported file; in a mirror, chunks that had to come from outside are
  * queued for copying (backfill).
  */
-export function openReader(region: Region, options: RegionReaderOptions = {}): RegionReader {
+export function openReader(region: Region, options: OpenReaderOptions = {}): RegionReader {
   const cache = options.cache === false ? undefined : (options.cache ?? openCacheTier(region));
   const copies = region.copies;
   return new RegionReader({

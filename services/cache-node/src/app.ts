@@ -10,10 +10,11 @@ import {
   parseChunkId,
   silentLogger,
 } from '@ferry/core';
+import { type ChunkContext, verifyChunk } from '@ferry/fetch';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { DiskCache } from './disk-cache.js';
 import { type CacheMetrics, createCacheMetrics } from './metrics.js';
-import { type ChunkWant, type Upstream, verifyChunkBytes } from './upstream.js';
+import { type ChunkWant, chunkContext, type EntryLookup, type Upstream } from './upstream.js';
 
 export interface CacheNodeAppOptions {
   cache: DiskCache;
@@ -21,6 +22,11 @@ export interface CacheNodeAppOptions {
   token: string;
   /** Read-through source for misses that say their size; without it a miss is a 404. */
   upstream?: Upstream;
+  /**
+   * The region's entries: a miss of an external chunk that names its file (`path=`) is read from
+   * the origin that file's entry records. Without it the path is ignored.
+   */
+  entries?: EntryLookup;
   /** Largest chunk accepted or fetched (the volume's chunkSize): bounds memory per request. */
   maxChunkBytes: number;
   /** Chunk reads and fills in progress at once (memory ≈ this × chunk size); more wait their turn. Default 32. */
@@ -48,8 +54,10 @@ function limiter(max: number) {
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   INVALID_ARGUMENT: 400,
+  INVALID_PATH: 400,
   UNAUTHORIZED: 401,
   NOT_FOUND: 404,
+  PRECONDITION_FAILED: 412,
   RANGE_NOT_SATISFIABLE: 416,
   CORRUPT: 422,
   UNAVAILABLE: 503,
@@ -80,11 +88,13 @@ export function parseRange(header: string | undefined, length: number): { start:
 
 /**
  * The cache node's HTTP API (no listening: `listen()` does that, tests use `inject()`):
- *   GET    /chunks/:id[?size=N]  bytes (Range supported); with a size (or x-ferry-size) a miss is read through
+ *   GET    /chunks/:id[?size=N[&path=P]]  bytes (Range supported); with a size (or x-ferry-size) a miss is read
+ *                                 through; an external chunk's miss with the path of a file listing it
+ *                                 may be read from that file's origin
  *   HEAD   /chunks/:id           200 + length when held, 404 otherwise; no read-through, no recency change
  *   PUT    /chunks/:id           store verified bytes (x-ferry-size or Content-Length required); 422 if they do not match the id
  *   DELETE /chunks/:id           204, held or not
- *   POST   /chunks/:id/fill?size=N   read through without sending the bytes back: {state: held|fetched}
+ *   POST   /chunks/:id/fill?size=N[&path=P]   read through without sending the bytes back: {state: held|fetched}
  *   POST   /chunks/has           {ids: [...]} → {has: [...]}: which of them are held (residency checks)
  *   GET    /inventory?cursor=&limit=  held ids in ascending order, a page at a time
  *   GET    /metrics, GET /healthz (the only route open without the token)
@@ -132,11 +142,23 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
   };
 
   /**
+   * Where a missed external chunk sits, when the request names its file and the node knows the
+   * region's entries; the lookup refuses a file that does not list the chunk.
+   */
+  const contextOf = async (req: FastifyRequest, want: ChunkWant): Promise<ChunkContext | undefined> => {
+    const path = (req.query as { path?: unknown }).path;
+    if (path === undefined || !options.entries || !upstream) return undefined;
+    if (typeof path !== 'string') throw new InvalidArgumentError('invalid path: expected one path=');
+    return chunkContext(options.entries, want, path);
+  };
+
+  /**
    * One upstream fetch per chunk however many requests miss it at once (single-flight). The
    * bytes are verified, stored, and handed to every waiter; a failure to store them still serves.
    */
-  const fill = (want: ChunkWant) => {
-    const key = `${want.id}:${want.size}`;
+  const fill = (want: ChunkWant, context?: ChunkContext) => {
+    // A request that may go to the origin does not wait on one that may not.
+    const key = `${want.id}:${want.size}${context ? ':origin' : ''}`;
     let running = inflight.get(key);
     if (!running) {
       running = (async () => {
@@ -144,13 +166,13 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
         metrics.upstreamFetches.inc();
         let bytes: Buffer | undefined;
         try {
-          bytes = await upstream(want);
+          bytes = await upstream(want, context);
         } catch (err) {
           metrics.upstreamFailures.inc();
           throw err;
         }
         if (!bytes) return undefined;
-        verifyChunkBytes(want, bytes, 'upstream');
+        verifyChunk(want, bytes, 'upstream');
         metrics.upstreamBytes.inc(bytes.length);
         try {
           if ((await cache.put(want.id, bytes)) === 'stored') metrics.stored.inc({ via: 'fill' });
@@ -165,7 +187,11 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
     return running;
   };
 
-  const obtain = async (id: ChunkId, size: number | undefined): Promise<{ bytes: Buffer; via: 'hit' | 'fill' } | undefined> => {
+  const obtain = async (
+    req: FastifyRequest,
+    id: ChunkId,
+    size: number | undefined,
+  ): Promise<{ bytes: Buffer; via: 'hit' | 'fill' } | undefined> => {
     if (cache.has(id)) {
       const held = await cache.read(id);
       if (Buffer.isBuffer(held)) {
@@ -176,7 +202,8 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
     }
     metrics.misses.inc();
     if (size === undefined) return undefined;
-    const filled = await fill({ id, size });
+    const want = { id, size };
+    const filled = await fill(want, await contextOf(req, want));
     return filled ? { bytes: filled.bytes, via: 'fill' } : undefined;
   };
 
@@ -212,7 +239,7 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
   app.get('/chunks/:id', async (req, reply) => {
     const id = chunkParam(req);
     const size = wantedSize(req);
-    const got = await limit(() => obtain(id, upstream ? size : undefined));
+    const got = await limit(() => obtain(req, id, upstream ? size : undefined));
     if (!got) return notHeld(reply, id, size !== undefined && upstream !== undefined);
     const range = parseRange(req.headers.range, got.bytes.length);
     reply.header('accept-ranges', 'bytes').header('x-ferry-cache', got.via);
@@ -238,7 +265,7 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
     }
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     try {
-      verifyChunkBytes({ id, size }, body, 'upload');
+      verifyChunk({ id, size }, body, 'upload');
     } catch (err) {
       if (err instanceof CorruptError) metrics.corrupt.inc({ where: 'upload' });
       throw err;
@@ -261,7 +288,8 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
       cache.touch(id);
       return { id, state: 'held' };
     }
-    const filled = upstream ? await limit(() => fill({ id, size })) : undefined;
+    const want = { id, size };
+    const filled = upstream ? await limit(async () => fill(want, await contextOf(req, want))) : undefined;
     if (!filled) return notHeld(reply, id, upstream !== undefined);
     if (!filled.stored) return reply.code(507).send({ error: 'NOT_STORED', message: `chunk ${id}: fetched but could not be kept on disk` });
     return { id, state: 'fetched' };

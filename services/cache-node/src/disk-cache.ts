@@ -4,16 +4,18 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from
 import { join } from 'node:path';
 import {
   type ChunkId,
+  CorruptError,
   chunkDigest,
   InvalidArgumentError,
   isChunkId,
   isNativeChunkId,
   type Logger,
   localIoError,
+  messageOf,
   parseChunkId,
-  sha256Hex,
   silentLogger,
 } from '@ferry/core';
+import { verifyChunk } from '@ferry/fetch';
 
 /**
  * External chunks have no hash in their id, so their files carry the sha256 of the bytes as a
@@ -129,9 +131,11 @@ export class DiskCache {
       if (this.#index.get(id) === size) this.#drop(id, 'missing');
       return undefined;
     }
-    const bytes = this.#verified(id, size, raw);
-    if (!bytes) {
-      this.#log.error({ chunk: id, path: this.pathOf(id) }, 'cached chunk failed verification; deleting it');
+    let bytes: Buffer;
+    try {
+      bytes = this.#verified(id, size, raw);
+    } catch (err) {
+      this.#log.error({ chunk: id, path: this.pathOf(id), reason: messageOf(err) }, 'cached chunk failed verification; deleting it');
       await this.delete(id, 'corrupt');
       return 'corrupt';
     }
@@ -139,11 +143,18 @@ export class DiskCache {
     return bytes;
   }
 
-  #verified(id: ChunkId, size: number, raw: Buffer): Buffer | undefined {
-    if (isNativeChunkId(id)) return raw.length === size && sha256Hex(raw) === chunkDigest(id) ? raw : undefined;
-    if (raw.length !== size + TRAILER) return undefined;
+  /** The chunk's bytes of a file, or a thrown CorruptError. */
+  #verified(id: ChunkId, size: number, raw: Buffer): Buffer {
+    if (isNativeChunkId(id)) {
+      verifyChunk({ id, size }, raw, 'the cache disk');
+      return raw;
+    }
     const bytes = raw.subarray(0, size);
-    return createHash('sha256').update(bytes).digest().equals(raw.subarray(size)) ? bytes : undefined;
+    verifyChunk({ id, size }, raw.subarray(0, raw.length - TRAILER), 'the cache disk');
+    if (!createHash('sha256').update(bytes).digest().equals(raw.subarray(size))) {
+      throw new CorruptError(`chunk ${id} from the cache disk: sha256 trailer mismatch`);
+    }
+    return bytes;
   }
 
   /**

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { build, listen } from './app.js';
 import { DiskCache } from './disk-cache.js';
 import { createCacheMetrics } from './metrics.js';
-import type { Upstream } from './upstream.js';
+import type { EntryLookup, Upstream } from './upstream.js';
 
 export interface CacheNodeOptions {
   /**
@@ -25,6 +25,8 @@ export interface CacheNodeOptions {
   /** URL other hosts reach this node at (default: from the listen address; the hostname when listening on all interfaces). */
   advertise?: string;
   upstream?: Upstream;
+  /** The region's entries (its `Meta`): where an external chunk's origin is looked up. */
+  entries?: EntryLookup;
   /** Largest chunk accepted or fetched: the volume's chunkSize. */
   maxChunkBytes: number;
   /** The region's membership to heartbeat into; absent: the node serves but is not announced. */
@@ -89,6 +91,7 @@ export class CacheNode {
       metrics: this.metrics,
       logger: this.#log,
       ...(o.upstream ? { upstream: o.upstream } : {}),
+      ...(o.entries ? { entries: o.entries } : {}),
     });
     const bound = await listen(this.#app, o.listen);
     this.id = given ?? recorded ?? parseNodeId(`${hostname()}-${bound.port}`);

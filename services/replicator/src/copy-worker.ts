@@ -1,14 +1,6 @@
 import type { Readable } from 'node:stream';
-import {
-  type ChunkId,
-  CorruptError,
-  chunkDigest,
-  chunkKey,
-  isNativeChunkId,
-  type Logger,
-  NotFoundError,
-  VerifyingStream,
-} from '@ferry/core';
+import { type ChunkId, CorruptError, chunkKey, type Logger, NotFoundError } from '@ferry/core';
+import { chunkVerifier, openOriginRead } from '@ferry/fetch';
 import { type CopyJob, parseCopyJob } from '@ferry/jobs';
 import type { ObjectStore } from '@ferry/stores';
 import type { Metrics } from './metrics.js';
@@ -57,11 +49,7 @@ export function createCopyProcessor(options: CopyProcessorOptions): (data: unkno
       if (err instanceof NotFoundError && !(await presence.isReferenced(job.chunk))) return 'unreferenced';
       throw err;
     }
-    const verify = new VerifyingStream({
-      ...(isNativeChunkId(job.chunk) ? { sha256: chunkDigest(job.chunk) } : {}),
-      length: job.size,
-      what: `chunk ${job.chunk} from ${job.origin ? job.origin.store : 'the source'}`,
-    });
+    const verify = chunkVerifier({ id: job.chunk, size: job.size }, job.origin ? job.origin.store : 'the source');
     const throttled = options.throttle ? body.pipe(options.throttle.stream()) : body;
     if (throttled !== body) body.on('error', (err) => throttled.destroy(err));
     throttled.on('error', (err) => verify.destroy(err));
@@ -89,9 +77,5 @@ export function createCopyProcessor(options: CopyProcessorOptions): (data: unkno
 async function openSource(job: CopyJob, source: ObjectStore, originStore?: (url: string) => ObjectStore): Promise<Readable> {
   if (!job.origin) return (await source.get(chunkKey(job.chunk))).body;
   if (!originStore) throw new NotFoundError(`chunk ${job.chunk}: no way to open origin ${job.origin.store}`);
-  const { body } = await originStore(job.origin.store).get(job.origin.key, {
-    range: { start: job.origin.offset, end: job.origin.offset + job.size - 1 },
-    ifMatch: job.origin.etag,
-  });
-  return body;
+  return openOriginRead(originStore, job.origin, job.size);
 }

@@ -1,4 +1,5 @@
 import { type ChunkId, type Entry, isChunkId, type Logger, messageOf } from '@ferry/core';
+import { originRead } from '@ferry/fetch';
 import type { CopyQueue, CopyRequest } from '@ferry/jobs';
 import { type ChangeRecord, type Lease, type Meta, type MirrorMeta, needsResync } from '@ferry/meta';
 import type { Metrics } from './metrics.js';
@@ -33,10 +34,7 @@ export function copyRequests(entries: Entry[]): CopyRequest[] {
       const known = requests.get(ref.id);
       if (known) known.first ||= index === 0;
       else {
-        const origin =
-          entry.origin && ref.id.startsWith('ext-')
-            ? { store: entry.origin.store, key: entry.origin.key, etag: entry.origin.etag, offset }
-            : undefined;
+        const origin = originRead(ref, { entry, offset });
         requests.set(ref.id, { chunk: ref.id, size: ref.size, first: index === 0, ...(origin ? { origin } : {}) });
       }
       offset += ref.size;

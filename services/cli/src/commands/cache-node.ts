@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { Membership } from '@ferry/cache';
-import { CacheNode, storesUpstream } from '@ferry/cache-node';
+import { CacheNode, regionUpstream } from '@ferry/cache-node';
 import { formatBytes, InvalidArgumentError, InvalidConfigError, type Logger, parseSize } from '@ferry/core';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
@@ -29,8 +29,9 @@ function parseWeight(value: string | number | undefined): number {
 
 /**
  * Run a cache node of a region until SIGTERM/SIGINT (a second signal exits at once): chunks on
- * local disk up to `capacity`, read-through from the region's store and then the source's, and a
- * heartbeat into the region's Redis so readers and warmups place chunks on it.
+ * local disk up to `capacity`, read-through from the region's store, then the source's, then the
+ * origin object of an imported file (found in the region's metadata), and a heartbeat into the
+ * region's Redis so readers and warmups place chunks on it.
  */
 export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNodeCommandOptions, logger: Logger): Promise<void> {
   const region = await ctx.region(opts.region);
@@ -45,7 +46,6 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
     throw new InvalidArgumentError(`--capacity ${formatBytes(capacity)} is smaller than one chunk (${formatBytes(ctx.config.chunkSize)})`);
   }
   const weight = parseWeight(opts.weight);
-  const source = region.isSource ? undefined : await ctx.source();
   const log = logger.child({ component: 'cache-node', region: region.name });
   const node = new CacheNode({
     dir: resolve(opts.dir),
@@ -54,10 +54,14 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
     token,
     listen: opts.listen,
     maxChunkBytes: ctx.config.chunkSize,
-    upstream: storesUpstream(
-      [{ name: `store:${region.name}`, store: region.store }, ...(source ? [{ name: `source:${source.name}`, store: source.store }] : [])],
-      log,
-    ),
+    upstream: regionUpstream({
+      store: { name: `store:${region.name}`, store: region.store },
+      // The source's store, not its Redis: a node never needs the source's metadata.
+      ...(region.isSource ? {} : { source: { name: `source:${region.sourceName}`, store: region.sourceStore } }),
+      openOrigin: (url) => region.origins.open(url),
+      logger: log,
+    }),
+    entries: region.meta,
     membership: new Membership({ redis: region.redis, volume: ctx.config.volume }),
     logger: log,
     ...(opts.id !== undefined ? { id: opts.id } : {}),

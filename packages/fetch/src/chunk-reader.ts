@@ -1,17 +1,8 @@
-import {
-  type ChunkRef,
-  CorruptError,
-  chunkDigest,
-  isNativeChunkId,
-  type Logger,
-  messageOf,
-  NotFoundError,
-  PreconditionFailedError,
-  sha256Hex,
-  silentLogger,
-} from '@ferry/core';
+import { type ChunkRef, CorruptError, type Logger, messageOf, NotFoundError, PreconditionFailedError, silentLogger } from '@ferry/core';
 import { MemoryCache } from './memory-cache.js';
-import type { ChunkContext, Tier } from './tier.js';
+import type { ChunkContext } from './origin.js';
+import type { Tier } from './tier.js';
+import { verifyChunk } from './verify.js';
 
 export interface TierStats {
   /** Bytes served per tier name (verified): the egress bill. `memory` counts process-cache hits. */
@@ -34,14 +25,6 @@ export interface ChunkReaderOptions {
   fallbackFrom?: number;
   onFallback?: (ref: ChunkRef, context: ChunkContext | undefined, tier: string) => void;
   logger?: Logger;
-}
-
-/** Check bytes against a chunk id: sha256 for native chunks, length for external ones. */
-export function verifyChunk(ref: ChunkRef, bytes: Buffer, where: string): void {
-  if (bytes.length !== ref.size) throw new CorruptError(`chunk ${ref.id} from ${where}: ${bytes.length} bytes, expected ${ref.size}`);
-  if (isNativeChunkId(ref.id) && sha256Hex(bytes) !== chunkDigest(ref.id)) {
-    throw new CorruptError(`chunk ${ref.id} from ${where}: sha256 mismatch`);
-  }
 }
 
 /**
@@ -81,10 +64,12 @@ export class ChunkReader {
       this.#count('memory', cached.length);
       return Promise.resolve(cached);
     }
-    const running = this.#inflight.get(ref.id);
+    // A fetch without its file cannot reach an origin, so one with it must not wait on it.
+    const key = context ? ref.id : `${ref.id} without context`;
+    const running = this.#inflight.get(key);
     if (running) return running;
-    const promise = this.#fetchThroughTiers(ref, context).finally(() => this.#inflight.delete(ref.id));
-    this.#inflight.set(ref.id, promise);
+    const promise = this.#fetchThroughTiers(ref, context).finally(() => this.#inflight.delete(key));
+    this.#inflight.set(key, promise);
     return promise;
   }
 
@@ -95,6 +80,7 @@ export class ChunkReader {
 
   async #fetchThroughTiers(ref: ChunkRef, context: ChunkContext | undefined): Promise<Buffer> {
     const failures: string[] = [];
+    let lastFailure: unknown;
     let changedOrigin: PreconditionFailedError | undefined;
     for (const [index, tier] of this.#tiers.entries()) {
       let bytes: Buffer | undefined;
@@ -105,6 +91,7 @@ export class ChunkReader {
       } catch (err) {
         this.stats.bad[tier.name] = (this.stats.bad[tier.name] ?? 0) + 1;
         failures.push(`${tier.name}: ${messageOf(err)}`);
+        lastFailure = err;
         if (err instanceof PreconditionFailedError) {
           // Not a bad copy but a changed origin: the caller gets this error itself, once.
           changedOrigin = err;
@@ -120,7 +107,10 @@ export class ChunkReader {
     // An origin object that changed since import is its own, precise error.
     if (changedOrigin) throw changedOrigin;
     const where = context ? ` of ${context.entry.path}` : '';
-    if (failures.length > 0) throw new CorruptError(`chunk ${ref.id}${where}: no tier has a good copy (${failures.join('; ')})`);
+    if (failures.length > 0) {
+      // The cause tells a caller whether the last tier was unreachable rather than wrong.
+      throw new CorruptError(`chunk ${ref.id}${where}: no tier has a good copy (${failures.join('; ')})`, { cause: lastFailure });
+    }
     throw new NotFoundError(`chunk ${ref.id}${where}: not found in ${this.#tiers.map((t) => t.name).join(', ')}`);
   }
 }

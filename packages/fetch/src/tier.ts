@@ -1,0 +1,44 @@
+import { type ChunkRef, chunkKey, NotFoundError } from '@ferry/core';
+import type { ObjectStore } from '@ferry/stores';
+import { type ChunkContext, openOriginRead, originRead } from './origin.js';
+import { readBounded } from './read-bounded.js';
+
+/**
+ * One place a chunk can come from. `get` returns the bytes as the tier holds them (the engine
+ * verifies them), or undefined when the tier does not have the chunk.
+ */
+export interface Tier {
+  readonly name: string;
+  get(ref: ChunkRef, context?: ChunkContext): Promise<Buffer | undefined>;
+}
+
+/** A region's (or the source's) object store, chunks under `chunks/ab/cd/<id>`. */
+export function storeTier(name: string, store: ObjectStore): Tier {
+  return {
+    name,
+    async get(ref) {
+      try {
+        const { body } = await store.get(chunkKey(ref.id));
+        return await readBounded(body, ref.size);
+      } catch (err) {
+        if (err instanceof NotFoundError) return undefined;
+        throw err;
+      }
+    },
+  };
+}
+
+/**
+ * The origin object of an imported file, for its external chunks. The origin comes from the
+ * entry in the context, so a chunk asked for without its file is not this tier's.
+ */
+export function originTier(name: string, openStore: (url: string) => ObjectStore): Tier {
+  return {
+    name,
+    async get(ref, context) {
+      const read = originRead(ref, context);
+      if (!read) return undefined;
+      return readBounded(await openOriginRead(openStore, read, ref.size), ref.size);
+    },
+  };
+}
