@@ -11,6 +11,7 @@ import {
   chunkKey,
   type Entry,
   type FerryConfig,
+  forEachLimit,
   isNativeChunkId,
   type NewEntry,
   parseConfig,
@@ -308,17 +309,12 @@ export async function objectDigest(store: ObjectStore, key: string): Promise<str
 export async function verifyMirrorChunks(regions: Regions, name: string, concurrency = 8): Promise<number> {
   const m = regions.mirror(name);
   const ids = Object.keys(await m.redis.hgetall(m.meta.keys.refs)) as ChunkId[];
-  const queue = [...ids];
   const bad: string[] = [];
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (let id = queue.pop(); id !== undefined; id = queue.pop()) {
-        if (!isNativeChunkId(id)) continue;
-        const digest = await objectDigest(m.store, chunkKey(id));
-        if (digest !== chunkDigest(id)) bad.push(`${id}: ${digest === undefined ? 'missing' : `holds ${digest}`}`);
-      }
-    }),
-  );
+  await forEachLimit(ids, concurrency, async (id) => {
+    if (!isNativeChunkId(id)) return;
+    const digest = await objectDigest(m.store, chunkKey(id));
+    if (digest !== chunkDigest(id)) bad.push(`${id}: ${digest === undefined ? 'missing' : `holds ${digest}`}`);
+  });
   if (bad.length > 0) throw new Error(`mirror ${name}: ${bad.length} bad chunks, e.g. ${bad[0]}`);
   return ids.length;
 }
