@@ -40,6 +40,8 @@ export function chunkFile(input: PutInput, options: ChunkFileOptions): AsyncGene
 
 async function* chunkBytes(input: BytesFile, options: ChunkFileOptions): AsyncGenerator<FileChunk> {
   const { chunkSize } = options;
+  // Before the first chunk, so a bad name uploads nothing.
+  const path = normalizePath(input.path);
   const all = Buffer.from(input.bytes.buffer, input.bytes.byteOffset, input.bytes.byteLength);
   const chunks: ChunkRef[] = [];
   for (let at = 0; at < all.length; at += chunkSize) {
@@ -50,7 +52,7 @@ async function* chunkBytes(input: BytesFile, options: ChunkFileOptions): AsyncGe
     yield { ref, bytes };
   }
   options.onEntry({
-    path: normalizePath(input.path),
+    path,
     size: all.length,
     mtime: input.mtime ?? Date.now(),
     sha256: sha256Hex(all),
