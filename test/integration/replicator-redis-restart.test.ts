@@ -8,9 +8,8 @@ import { parseConfig, silentLogger } from '@ferry/core';
 import { connectRedis, Meta, MirrorMeta } from '@ferry/meta';
 import { Replicator } from '@ferry/replicator';
 import { FsStore } from '@ferry/stores';
+import { planPut, putFiles } from '@ferry/writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { planPut } from '../../services/cli/src/transfer/local-files.js';
-import { putFiles } from '../../services/cli/src/transfer/put-files.js';
 import { uniqueName } from '../support/random.js';
 import { freePort } from '../support/servers/free-port.js';
 

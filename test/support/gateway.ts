@@ -8,10 +8,9 @@ import { type Entry, type FerryConfig, type Logger, parseConfig, silentLogger } 
 import { Gateway } from '@ferry/gateway';
 import { connectRedis, Meta, MirrorMeta } from '@ferry/meta';
 import { FsStore } from '@ferry/stores';
+import { planPut, putFiles } from '@ferry/writer';
 import type { Redis } from 'ioredis';
 import { inject } from 'vitest';
-import { planPut } from '../../services/cli/src/transfer/local-files.js';
-import { putFiles } from '../../services/cli/src/transfer/put-files.js';
 import { uniqueName } from './random.js';
 
 /*

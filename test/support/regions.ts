@@ -7,24 +7,21 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   type ChunkId,
-  type ChunkRef,
   chunkDigest,
   chunkKey,
   type Entry,
   type FerryConfig,
+  forEachLimit,
   isNativeChunkId,
   type NewEntry,
-  nativeChunkId,
   parseConfig,
-  sha256Hex,
   silentLogger,
 } from '@ferry/core';
 import { connectRedis, decodeStoredEntry, Meta, MirrorMeta } from '@ferry/meta';
 import { createStore, type ObjectStore } from '@ferry/stores';
+import { type PutSummary, planPut, putFiles, stageFiles } from '@ferry/writer';
 import type { Redis } from 'ioredis';
 import { inject } from 'vitest';
-import { planPut } from '../../services/cli/src/transfer/local-files.js';
-import { type PutSummary, putFiles } from '../../services/cli/src/transfer/put-files.js';
 import { uniqueName } from './random.js';
 
 /*
@@ -168,35 +165,18 @@ export async function createRegions(
 // ---------------------------------------------------------------------------------------------
 // Writing at the source
 
-/** Split bytes into chunks of `chunkSize`, returning refs and the pieces. */
-export function chunksOf(bytes: Buffer, chunkSize: number): Array<{ ref: ChunkRef; bytes: Buffer }> {
-  const out: Array<{ ref: ChunkRef; bytes: Buffer }> = [];
-  for (let at = 0; at < bytes.length; at += chunkSize) {
-    const piece = bytes.subarray(at, Math.min(at + chunkSize, bytes.length));
-    out.push({ ref: { id: nativeChunkId(sha256Hex(piece)), size: piece.length }, bytes: piece });
-  }
-  return out;
-}
-
 /**
- * Upload files' chunks to the source store and return their entries, ready to commit (the same
- * order of steps as `ferry put`: an entry is committed only after its chunks exist).
+ * Upload files' chunks to the source store and return their entries, ready to commit: `ferry
+ * put`'s own staging (an entry is committed only after its chunks exist), without the commit.
  */
 export async function stageBytes(regions: Regions, files: Record<string, Buffer>): Promise<NewEntry[]> {
-  const chunkSize = regions.config.chunkSize;
-  const entries: NewEntry[] = [];
-  for (const [path, bytes] of Object.entries(files)) {
-    const pieces = chunksOf(bytes, chunkSize);
-    await Promise.all(pieces.map((p) => regions.source.store.put(chunkKey(p.ref.id), p.bytes)));
-    entries.push({
-      path,
-      size: bytes.length,
-      mtime: Date.now(),
-      sha256: sha256Hex(bytes),
-      chunkSize,
-      chunks: pieces.map((p) => p.ref),
-    });
-  }
+  const { entries } = await stageFiles({
+    store: regions.source.store,
+    meta: regions.source.meta,
+    files: Object.entries(files).map(([path, bytes]) => ({ path, bytes })),
+    chunkSize: regions.config.chunkSize,
+    concurrency: 8,
+  });
   return entries;
 }
 
@@ -205,7 +185,7 @@ export async function putBytes(regions: Regions, files: Record<string, Buffer>):
   return regions.source.meta.commit(await stageBytes(regions, files));
 }
 
-/** `ferry put` of a local file or folder into the source region (the CLI's own code path). */
+/** `ferry put` of a local file or folder into the source region (the CLI's own code path, @ferry/writer). */
 export async function putLocal(regions: Regions, local: string, path: string): Promise<PutSummary> {
   const { files } = await planPut(local, path);
   return putFiles({
@@ -329,17 +309,12 @@ export async function objectDigest(store: ObjectStore, key: string): Promise<str
 export async function verifyMirrorChunks(regions: Regions, name: string, concurrency = 8): Promise<number> {
   const m = regions.mirror(name);
   const ids = Object.keys(await m.redis.hgetall(m.meta.keys.refs)) as ChunkId[];
-  const queue = [...ids];
   const bad: string[] = [];
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (let id = queue.pop(); id !== undefined; id = queue.pop()) {
-        if (!isNativeChunkId(id)) continue;
-        const digest = await objectDigest(m.store, chunkKey(id));
-        if (digest !== chunkDigest(id)) bad.push(`${id}: ${digest === undefined ? 'missing' : `holds ${digest}`}`);
-      }
-    }),
-  );
+  await forEachLimit(ids, concurrency, async (id) => {
+    if (!isNativeChunkId(id)) return;
+    const digest = await objectDigest(m.store, chunkKey(id));
+    if (digest !== chunkDigest(id)) bad.push(`${id}: ${digest === undefined ? 'missing' : `holds ${digest}`}`);
+  });
   if (bad.length > 0) throw new Error(`mirror ${name}: ${bad.length} bad chunks, e.g. ${bad[0]}`);
   return ids.length;
 }

@@ -1,4 +1,5 @@
 export * from './chunk-id.js';
+export { forEachLimit } from './concurrency.js';
 export * from './config.js';
 export * from './errors.js';
 export * from './hashing.js';

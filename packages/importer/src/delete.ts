@@ -1,4 +1,4 @@
-import { type Entry, NotFoundError } from '@ferry/core';
+import { type Entry, forEachLimit, NotFoundError } from '@ferry/core';
 import { compareIds, type ListPage, type Meta } from '@ferry/meta';
 import type { Checkpoint, CheckpointState } from './checkpoint.js';
 import { mapKey } from './keys.js';
@@ -13,15 +13,6 @@ export interface DeleteVanishedOptions {
   concurrency: number;
   onDeleted(entry: Entry): void;
   onPage(): void;
-}
-
-/** Run `fn` over `items` with at most `limit` calls at once. */
-async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /**
@@ -54,7 +45,7 @@ export async function deleteVanished(o: DeleteVanishedOptions): Promise<void> {
         candidates.map((e) => e.path),
       ),
     );
-    await eachLimited(
+    await forEachLimit(
       candidates.filter((e) => gone.has(e.path)),
       o.concurrency,
       async (entry) => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { ConflictError, CorruptError, type Entry, type Logger, type NewEntry, silentLogger } from '@ferry/core';
+import { ConflictError, CorruptError, type Entry, forEachLimit, type Logger, type NewEntry, silentLogger } from '@ferry/core';
 import { decodeStoredEntry, type Meta, translateRedisError, volumePath } from '@ferry/meta';
 import type { ObjectInfo, ObjectStore } from '@ferry/stores';
 import type { Redis } from 'ioredis';
@@ -161,9 +161,7 @@ export async function importPrefix(options: ImportOptions): Promise<ImportSummar
 
   if (run.phase === 'list') {
     const pages: PageState[] = [];
-    const inflight = new Set<Promise<void>>();
     let pending: Pending[] = [];
-    let failure: unknown;
     let lastFlush = Date.now();
 
     /** Fold finished pages, in listing order, into the checkpoint. */
@@ -220,26 +218,15 @@ export async function importPrefix(options: ImportOptions): Promise<ImportSummar
       }
     };
 
-    const flush = async (all: boolean) => {
+    /** Full batches of what is pending (all of it when `all`), each taken when a commit slot is free. */
+    function* flush(all: boolean): Generator<Pending[]> {
       while (pending.length >= batchSize || (all && pending.length > 0)) {
         const batch = pending.slice(0, batchSize);
         pending = pending.slice(batch.length);
-        while (inflight.size >= concurrency) await Promise.race(inflight);
-        if (failure) throw failure;
-        const p: Promise<void> = commitBatch(batch).then(
-          () => {
-            inflight.delete(p);
-            advance();
-          },
-          (err) => {
-            inflight.delete(p);
-            failure ??= err;
-          },
-        );
-        inflight.add(p);
+        yield batch;
       }
       lastFlush = Date.now();
-    };
+    }
 
     const classify = async (items: ObjectInfo[], page: PageState) => {
       const mapped = items.map((info) => ({ info, m: mapKey(target, info.key) }));
@@ -278,20 +265,34 @@ export async function importPrefix(options: ImportOptions): Promise<ImportSummar
       pages.push(page);
     };
 
-    try {
+    let failed = false;
+    /**
+     * The listing, page by page, as batches to commit. Pulled only when a commit slot is free, so
+     * a slow Redis holds the listing back instead of letting pending entries pile up.
+     */
+    async function* batches(): AsyncGenerator<Pending[]> {
       for await (const page of origin.list('', { ...(run.cursor ? { cursor: run.cursor } : {}), pageSize: options.pageSize ?? 1000 })) {
-        if (failure) throw failure;
+        // A failed batch ends the run: stop listing now, not at the next batch this would yield.
+        if (failed) return;
         await classify(page.items, { cursor: page.cursor, counts: emptyCounts(), remaining: 0 });
         listedHere += page.items.length;
-        await flush(Date.now() - lastFlush >= 1000);
+        yield* flush(Date.now() - lastFlush >= 1000);
         advance();
         progress('list', [...pages.map((p) => p.counts)]);
       }
-      await flush(true);
-    } finally {
-      await Promise.allSettled(inflight);
+      yield* flush(true);
     }
-    if (failure) throw failure;
+
+    // The first failure stops the listing and waits for the batches in flight before it is thrown.
+    await forEachLimit(batches(), concurrency, async (batch) => {
+      try {
+        await commitBatch(batch);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+      advance();
+    });
     run.phase = 'delete';
     run.cursor = undefined;
     advance();

@@ -16,6 +16,7 @@ import {
 import {
   CorruptError,
   FerryError,
+  forEachLimit,
   InvalidArgumentError,
   NotFoundError,
   PreconditionFailedError,
@@ -283,39 +284,24 @@ export class S3Store implements ObjectStore {
     const UploadId = (await this.#send('put', key, () => this.#client.send(create))).UploadId;
     if (!UploadId) throw new TransientError(`${this.url}: put ${key}: the server returned no upload id`);
     const parts: CompletedPart[] = [];
-    const inFlight = new Set<Promise<void>>();
     const free: Buffer[] = [];
-    let failure: unknown;
     try {
       const source =
         body instanceof Uint8Array
           ? sliceParts(body, partSize)
           : fixedParts(bodyStream(body, key), partSize, () => free.pop() ?? Buffer.allocUnsafe(partSize));
-      let count = 0;
-      for await (const part of this.#readBody(source, key)) {
-        const PartNumber = ++count;
+      await forEachLimit(this.#readBody(source, key), this.#queueSize, async (part, index) => {
+        const PartNumber = index + 1;
         const command = new UploadPartCommand({ Bucket, Key: key, UploadId, PartNumber, Body: part, ContentLength: part.length });
-        const upload = this.#send('put', key, () => this.#client.send(command)).then(
-          (out) => {
-            parts[PartNumber - 1] = { PartNumber, ETag: out.ETag, ...(out.ChecksumCRC32 ? { ChecksumCRC32: out.ChecksumCRC32 } : {}) };
-            // Acknowledged, so the SDK is done with the buffer: the next part can be read into it.
-            if (!(body instanceof Uint8Array) && part.length === partSize) free.push(part);
-          },
-          (err: unknown) => {
-            failure ??= err;
-          },
-        );
-        const tracked = upload.finally(() => inFlight.delete(tracked));
-        inFlight.add(tracked);
-        while (inFlight.size >= this.#queueSize && failure === undefined) await Promise.race(inFlight);
-        if (failure !== undefined) throw failure;
-      }
-      await Promise.all(inFlight);
-      if (failure !== undefined) throw failure;
+        const out = await this.#send('put', key, () => this.#client.send(command));
+        parts[index] = { PartNumber, ETag: out.ETag, ...(out.ChecksumCRC32 ? { ChecksumCRC32: out.ChecksumCRC32 } : {}) };
+        // Acknowledged, so the SDK is done with the buffer: the next part can be read into it.
+        if (!(body instanceof Uint8Array) && part.length === partSize) free.push(part);
+      });
       const complete = new CompleteMultipartUploadCommand({ Bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } });
       return unquote((await this.#send('put', key, () => this.#client.send(complete))).ETag);
     } catch (err) {
-      await Promise.allSettled(inFlight);
+      // forEachLimit has waited for the parts in flight, so the abort cannot race an upload.
       // Best effort: some servers lack AbortMultipartUpload; a bucket lifecycle rule removes leftovers.
       await this.#client.send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId })).catch(() => {});
       throw err;

@@ -1,1 +1,4 @@
-export {};
+export { type BytesFile, type ChunkFileOptions, chunkFile, type FileChunk, type PutInput } from './chunking.js';
+export { type LocalFile, planPut } from './local-files.js';
+export { type PutOptions, type PutSummary, putFiles } from './put-files.js';
+export { type Staged, type StageFigures, type StageOptions, stageFiles } from './stage.js';

@@ -106,7 +106,7 @@ export function writeConfig(path, config) {
 
 /** A private redis-server (the one `ferry demo` uses). */
 export async function startRedis() {
-  const { startRedis } = await import(join(ROOT, 'services/cli/dist/embedded-redis.js'));
+  const { startRedis } = await import('@ferry/runtime');
   return startRedis();
 }
 

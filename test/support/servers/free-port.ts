@@ -1,1 +1,1 @@
-export { freePort } from '../../../services/cli/src/free-port.js';
+export { freePort } from '@ferry/runtime';

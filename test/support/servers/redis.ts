@@ -1,2 +1,2 @@
 // The tests use the same private redis-server launcher as `ferry demo`.
-export { type RunningRedis, startRedis } from '../../../services/cli/src/embedded-redis.js';
+export { type RunningRedis, startRedis } from '@ferry/runtime';

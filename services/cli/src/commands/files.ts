@@ -1,11 +1,10 @@
 import { basename, join } from 'node:path';
-import { formatBytes, InvalidArgumentError, normalizePath } from '@ferry/core';
+import { forEachLimit, formatBytes, InvalidArgumentError, normalizePath } from '@ferry/core';
 import { openReader } from '@ferry/region';
+import { planPut, putFiles } from '@ferry/writer';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
 import { destinationFor, getFile } from '../transfer/get-files.js';
-import { planPut } from '../transfer/local-files.js';
-import { putFiles } from '../transfer/put-files.js';
 
 export function positiveInt(value: string, name: string): number {
   const n = Number(value);
@@ -73,18 +72,12 @@ export async function getCommand(
         prefetch: opts.concurrency,
         onBytes: (d) => progress.tick(d),
       });
-    else {
-      const queue = [...entries];
-      const workers = Math.min(queue.length, Math.max(1, Math.ceil(opts.concurrency / 4)));
-      await Promise.all(
-        Array.from({ length: workers }, async () => {
-          for (let e = queue.shift(); e; e = queue.shift()) {
-            const rel = root === '/' ? e.path.slice(1) : e.path.slice(root.length + 1);
-            await getFile(e, join(local, ...rel.split('/')), { reader, prefetch: 4, onBytes: (d) => progress.tick(d) });
-          }
-        }),
-      );
-    }
+    // Files a few at a time, each with its own prefetch of 4 chunks: about `concurrency` chunks in flight.
+    else
+      await forEachLimit(entries, Math.max(1, Math.ceil(opts.concurrency / 4)), async (e) => {
+        const rel = root === '/' ? e.path.slice(1) : e.path.slice(root.length + 1);
+        await getFile(e, join(local, ...rel.split('/')), { reader, prefetch: 4, onBytes: (d) => progress.tick(d) });
+      });
   } finally {
     progress.stop();
   }

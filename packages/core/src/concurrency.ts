@@ -1,0 +1,78 @@
+import { InvalidArgumentError } from './errors.js';
+
+/**
+ * Run `fn` over `items` with at most `limit` calls in flight. The next item is taken from the
+ * source only when a call has finished, so a lazy source (an async generator reading a file or a
+ * listing) holds no more than `limit` items in memory at once, whatever its length.
+ *
+ * The first failure, of a call or of the source itself, stops it: no further item is taken, the
+ * source is closed (`return()`, so a generator's `finally` runs), the calls already running are
+ * waited for — nothing started here is still running when this returns — and that first error
+ * is thrown. Later failures of calls already in flight are dropped.
+ */
+export async function forEachLimit<T>(
+  items: Iterable<T> | AsyncIterable<T>,
+  limit: number,
+  fn: (item: T, index: number) => Promise<void> | void,
+): Promise<void> {
+  if (!Number.isInteger(limit) || limit < 1) throw new InvalidArgumentError(`concurrency limit must be a whole number ≥ 1, got ${limit}`);
+  const iterator: Iterator<T> | AsyncIterator<T> =
+    Symbol.asyncIterator in Object(items) ? (items as AsyncIterable<T>)[Symbol.asyncIterator]() : (items as Iterable<T>)[Symbol.iterator]();
+  let running = 0;
+  let failed = false;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const fail = (err: unknown) => {
+    if (failed) return;
+    failed = true;
+    failure = err;
+  };
+  const finished = () => {
+    running -= 1;
+    const resume = wake;
+    wake = undefined;
+    resume?.();
+  };
+  // Resolved by the next call to finish (every finish wakes the one waiter there is).
+  const oneFinished = () => new Promise<void>((resolve) => (wake = resolve));
+
+  let exhausted = false;
+  let index = 0;
+  try {
+    while (!failed) {
+      while (running >= limit && !failed) await oneFinished();
+      if (failed) break;
+      const next = await iterator.next();
+      if (next.done) {
+        exhausted = true;
+        break;
+      }
+      // A call may have failed while the source was producing this item: it is not started.
+      if (failed) break;
+      running += 1;
+      let call: Promise<void> | void;
+      try {
+        call = fn(next.value, index++);
+      } catch (err) {
+        call = Promise.reject(err);
+      }
+      Promise.resolve(call).then(finished, (err: unknown) => {
+        fail(err);
+        finished();
+      });
+    }
+  } catch (err) {
+    // The source threw: it is finished already, nothing to close.
+    exhausted = true;
+    fail(err);
+  }
+  if (!exhausted) {
+    try {
+      await iterator.return?.();
+    } catch (err) {
+      fail(err);
+    }
+  }
+  while (running > 0) await oneFinished();
+  if (failed) throw failure;
+}
