@@ -1,2 +1,2 @@
-export * from './payloads.js';
-export * from './queues.js';
+export { type CopyJob, parseCopyJob } from './payloads.js';
+export { CopyQueue, type CopyQueueOptions, type CopyRequest, PRIORITY, QUEUES, queuePrefix } from './queues.js';
