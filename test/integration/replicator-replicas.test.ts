@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { buildApi, type Replicator } from '@ferry/replicator';
+import { build as buildApi, type Replicator } from '@ferry/replicator';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import {

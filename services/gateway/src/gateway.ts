@@ -2,6 +2,7 @@ import { regionCacheTier } from '@ferry/cache';
 import { type FerryConfig, InvalidConfigError, type Logger, messageOf, regionConfig } from '@ferry/core';
 import { connectRedis, Meta, pingRedis } from '@ferry/meta';
 import { openRegionReader, type RegionReader, type Tier } from '@ferry/reader';
+import { closeGracefully } from '@ferry/runtime';
 import { createStore, type ObjectStore } from '@ferry/stores';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -21,6 +22,8 @@ export interface GatewayServiceOptions {
   stores?: { region?: ObjectStore; source?: ObjectStore };
   /** How long `stop()` lets running downloads finish before cutting them (default 10 s). */
   graceMs?: number;
+  /** Export the process metrics (CPU, memory, event loop) too: on for the gateway process, off in tests. */
+  processMetrics?: boolean;
 }
 
 /**
@@ -81,7 +84,12 @@ export class Gateway {
       logger: log.child({ component: 'reader' }),
     });
     this.reader = this.#reading.reader;
-    this.metrics = createMetrics({ volume: config.volume, region, tiers: this.reader.chunks });
+    this.metrics = createMetrics({
+      volume: config.volume,
+      region,
+      tiers: this.reader.chunks,
+      processMetrics: options.processMetrics ?? false,
+    });
     this.app = build({
       volume: config.volume,
       region: gateway.region,
@@ -111,21 +119,13 @@ export class Gateway {
     const own = regionConfig(this.#o.config, this.region);
     await pingRedis(this.#redis, own.redis);
     const address = this.#o.listen ?? this.#o.config.gateway?.listen;
-    if (address) this.address = await listen(this.app, address);
+    if (address) this.address = (await listen(this.app, address)).url;
   }
 
   /** Stop accepting requests, let running responses end, then release connections and stores. */
   async stop(): Promise<void> {
     // A 100 GB download would hold close() for minutes: after the grace period, cut it.
-    let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.#o.graceMs ?? 10_000);
-    });
-    const closing = this.app.close();
-    await Promise.race([closing, grace]);
-    clearTimeout(timer);
-    this.app.server.closeAllConnections();
-    await closing;
+    await closeGracefully(this.app, { graceMs: this.#o.graceMs ?? 10_000 });
     await this.#reading.close();
     await this.#cache?.close();
     await this.reader.meta.close();
