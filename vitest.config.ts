@@ -22,7 +22,7 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: 'unit',
-          include: ['packages/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts'],
+          include: ['packages/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts', 'test/arrows/**/*.test.ts'],
           // Units first (seconds), then the integration suite with its servers.
           sequence: { groupOrder: 0 },
           testTimeout: 20_000,

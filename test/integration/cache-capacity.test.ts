@@ -79,9 +79,6 @@ describe('a warmup larger than the nodes’ capacity', () => {
         `${m.id} holds only recent chunks`,
       ).toBe(true);
     }
-    console.log(
-      `[cache figures] 96 MiB of placements on 36 MiB of nodes: residency ${summary.residency.percent}% (${complete}/${order.length} chunks), placements held ${summary.residency.placementsHeld}/${summary.residency.placements}`,
-    );
   });
 
   it('with --wait it says the warmup cannot complete instead of looping', async () => {

@@ -71,13 +71,11 @@ describe('a cache cluster of 3 node processes (weights 1:2:3) in a mirror region
     ]);
     const ctx = new Context({ config: r.config, logger: silentLogger });
     const { out, lines, summary: summaryOf } = captureOutput();
-    const started = Date.now();
     try {
       await warmupCommand(ctx, out, '/models/llama', { region: 'eu', wait: true });
     } finally {
       await ctx.close();
     }
-    const warmSeconds = (Date.now() - started) / 1000;
     const summary = summaryOf();
     expect(summary.chunks).toBe(256);
     expect(summary.placements).toBe(512);
@@ -107,18 +105,13 @@ describe('a cache cluster of 3 node processes (weights 1:2:3) in a mirror region
 
     const tier = tierOf();
     const { reader, store, source } = readerWith(tier);
-    const readStarted = Date.now();
     try {
       for (const f of model) expect((await sha256Of(reader.stream(f.entry))).sha256).toBe(f.sha256);
     } finally {
       await tier.close();
     }
-    const readSeconds = (Date.now() - readStarted) / 1000;
     expect([store.gets, store.heads, source.gets, source.heads]).toEqual([0, 0, 0, 0]);
     expect(reader.chunks.stats.bytes.cache).toBe(256 * MiB);
-    console.log(
-      `[cache figures] warmup 256 MiB ×2 replicas: ${warmSeconds.toFixed(1)} s; read 256 MiB through the cache tier: ${readSeconds.toFixed(2)} s = ${(256 / readSeconds).toFixed(0)} MiB/s; per node: ${[...held].map(([id, s]) => `${id} ${s.size}`).join(', ')} chunks`,
-    );
   });
 
   it('32 concurrent cold readers of one chunk through a node cause exactly one upstream fetch', async () => {
@@ -162,9 +155,8 @@ describe('a cache cluster of 3 node processes (weights 1:2:3) in a mirror region
 
   it('keeps reading correctly when a node is SIGKILLed mid-read', async () => {
     const tier = tierOf();
-    const { reader, store, source } = readerWith(tier);
+    const { reader } = readerWith(tier);
     const victim = r.nodes.find((n) => n.id === 'n3');
-    const started = Date.now();
     try {
       const reads = model.map(async (f) => (await sha256Of(reader.stream(f.entry))).sha256);
       await new Promise((resolve) => setTimeout(resolve, 150));
@@ -173,14 +165,10 @@ describe('a cache cluster of 3 node processes (weights 1:2:3) in a mirror region
     } finally {
       await tier.close();
     }
-    const seconds = (Date.now() - started) / 1000;
     const bytes = { cache: 0, 'store:eu': 0, 'source:src': 0, ...reader.chunks.stats.bytes };
     expect(bytes.cache + bytes['store:eu'] + bytes['source:src']).toBe(256 * MiB);
     // The other owner of each of n3's chunks still has it; at most a few in flight fell to the store.
     expect(bytes.cache).toBeGreaterThan(200 * MiB);
-    console.log(
-      `[cache figures] read 256 MiB with n3 killed after 150 ms: ${seconds.toFixed(2)} s; cache ${bytes.cache / MiB} MiB, store ${bytes['store:eu'] / MiB} MiB (${store.gets} gets), source ${source.gets} gets`,
-    );
     // And a fresh reader, with n3 still listed as a member for a few seconds, is not slowed down by it.
     const again = tierOf();
     const second = readerWith(again);

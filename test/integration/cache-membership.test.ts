@@ -66,7 +66,6 @@ describe('cache membership in the region Redis', () => {
       const t1 = Date.now();
       for (const id of ids) expect(await tier.get({ id, size: 10 })).toBeUndefined();
       expect(Date.now() - t1).toBeLessThan(200);
-      console.log(`[cache figures] dead + hung owners: first chunk ${first} ms, the next 200 chunks ${Date.now() - t1} ms`);
     } finally {
       await client.close();
       hung.close();

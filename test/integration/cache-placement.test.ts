@@ -21,9 +21,6 @@ describe('weighted rendezvous placement', () => {
     for (const [, [owner]] of placements(three, 1)) counts.set(owner as string, (counts.get(owner as string) ?? 0) + 1);
     const shares = three.map((n) => ({ id: n.id, want: n.weight / 6, got: (counts.get(n.id) ?? 0) / ids.length }));
     for (const s of shares) expect(Math.abs(s.got - s.want), s.id).toBeLessThanOrEqual(0.05);
-    console.log(
-      `[cache figures] placement of 3000 chunks, weights 1:2:3: ${shares.map((s) => `${s.id} ${(s.got * 100).toFixed(1)}% (ideal ${(s.want * 100).toFixed(1)}%)`).join(', ')}`,
-    );
 
     // With 2 replicas every chunk has two distinct owners, and the heavier nodes still hold more.
     const two = placements(three, 2);
@@ -34,7 +31,6 @@ describe('weighted rendezvous placement', () => {
     }
     expect(held.get('n1') ?? 0).toBeLessThan(held.get('n2') ?? 0);
     expect(held.get('n2') ?? 0).toBeLessThan(held.get('n3') ?? 0);
-    console.log(`[cache figures] with 2 replicas: ${[...held].map(([id, n]) => `${id} ${n}`).join(', ')} of ${2 * ids.length} placements`);
   });
 
   it('moves at most 1/4 + 5 % of the placements when a 4th node joins, and only onto it', () => {
@@ -52,9 +48,6 @@ describe('weighted rendezvous placement', () => {
       }
       const fraction = moved / (replicas * ids.length);
       expect(fraction).toBeLessThanOrEqual(0.25 + 0.05);
-      console.log(
-        `[cache figures] a 4th node (weight 2 of 8) joins, ${replicas} replica(s): ${(fraction * 100).toFixed(1)}% of placements move`,
-      );
     }
   });
 

@@ -46,7 +46,6 @@ let model: string;
 let shardSha: string;
 const SHARD = 'model-00001-of-00001.safetensors';
 const CONFIG_JSON = '{"architectures":["Big"],"hidden_size":8192}\n';
-const figures: string[] = [];
 
 beforeAll(async () => {
   requireBuiltCli();
@@ -60,14 +59,9 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  for (const line of figures) console.log(line);
   redis?.disconnect();
   if (work) await rm(work, { recursive: true, force: true });
 });
-
-function mibps(bytes: number, seconds: number): string {
-  return `${(bytes / MiB / seconds).toFixed(0)} MiB/s`;
-}
 
 function rss(result: FerryResult): number {
   expect(result.maxRssBytes, 'the RSS preload reported nothing').toBeTypeOf('number');
@@ -114,10 +108,6 @@ async function roundTrip(opts: {
   expect(jsonResult(stat)).toMatchObject({ size, sha256: opts.sha256, chunkCount: size / CHUNK });
 
   const [putRss, getRss] = [rss(put), rss(get)];
-  figures.push(
-    `ferry ${opts.label}: ${size / MiB} MiB put ${mibps(size, summary.seconds as number)}, max RSS ${(putRss / MiB).toFixed(0)} MiB; ` +
-      `get ${mibps(size, got.seconds as number)}, max RSS ${(getRss / MiB).toFixed(0)} MiB`,
-  );
   expect(putRss).toBeLessThan(RSS_LIMIT);
   expect(getRss).toBeLessThan(RSS_LIMIT);
 }
@@ -228,7 +218,6 @@ describe('ferry put / get of a 1 GiB file', () => {
     const summary = jsonResult(again);
     expect(summary).toMatchObject({ filesChanged: 1, chunks: size / CHUNK, chunksPresent: chunks.size });
     expect(summary.chunksUploaded).toBe(size / CHUNK - chunks.size);
-    figures.push(`killed put: ${chunks.size} of ${size / CHUNK} chunks were in the store (progress said ${progressed / MiB} MiB read)`);
     await rm(storeDir, { recursive: true, force: true });
   }, 300_000);
 });

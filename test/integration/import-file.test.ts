@@ -37,7 +37,6 @@ let work: string;
 let originDir: string;
 let originUrl: string;
 const objects = new Map<string, Buffer>();
-const figures: string[] = [];
 
 /** A one-region volume (file:// store) with its config file. */
 async function volume(): Promise<{ name: string; config: string }> {
@@ -76,13 +75,10 @@ beforeAll(async () => {
   originUrl = originStoreUrl(`file://${originDir}`);
   const all: OriginObject[] = [...originObjects(COUNT, CHUNK)];
   for (const o of all) objects.set(o.key, o.bytes);
-  const started = Date.now();
   await writeTree(originDir, [...all, ...invalidKeys.map((key) => ({ key, bytes: Buffer.from('x') }))]);
-  figures.push(`file:// origin: wrote ${COUNT} + ${invalidKeys.length} files in ${Date.now() - started} ms`);
 });
 
 afterAll(async () => {
-  for (const line of figures) console.log(line);
   redis?.disconnect();
   if (work) await rm(work, { recursive: true, force: true });
 });
@@ -93,9 +89,6 @@ describe('ferry import from file:// (10,000 objects)', () => {
   it('imports every object as an entry referencing the origin, skipping keys that are no volume paths', async () => {
     a = await volume();
     const summary = importSummary(await runImportCli(['import', `file://${originDir}/`, TARGET, '--json'], { config: a.config }));
-    figures.push(
-      `file:// 10k first import: ${summary.objectsPerSecond} objects/s (${summary.seconds.toFixed(2)} s, ${summary.commits} records)`,
-    );
     expect(summary).toMatchObject({ listed: COUNT + 3, new: COUNT, changed: 0, unchanged: 0, deleted: 0, skipped: 3, resumed: false });
     expect(summary.skippedBy).toEqual({ 'control-character': 1, backslash: 1, 'too-long': 1 });
     expect(summary.commits).toBe(COUNT / 500);
@@ -136,7 +129,6 @@ describe('ferry import from file:// (10,000 objects)', () => {
     const logBefore = await redis.xlen(volumeKeys(a.name).log);
     const before = await volumeEntries(redis, a.name);
     const summary = importSummary(await runImportCli(['import', `file://${originDir}`, TARGET, '--json'], { config: a.config }));
-    figures.push(`file:// 10k re-import (unchanged): ${summary.objectsPerSecond} objects/s (${summary.seconds.toFixed(2)} s)`);
     expect(summary).toMatchObject({ listed: COUNT + 3, new: 0, changed: 0, unchanged: COUNT, skipped: 3, commits: 0 });
     expect(await redis.xlen(volumeKeys(a.name).log)).toBe(logBefore);
     expect(await volumeEntries(redis, a.name)).toEqual(before);
@@ -188,9 +180,6 @@ describe('ferry import from file:// (10,000 objects)', () => {
     expect(partial).toBeLessThan(COUNT);
 
     const resumed = importSummary(await runImportCli(['import', `file://${originDir}`, TARGET, '--json'], { config: b.config }));
-    figures.push(
-      `kill -9: ${partial} entries committed before the kill; the resumed run listed ${resumed.listedThisRun} of ${resumed.listed}`,
-    );
     expect(resumed.resumed).toBe(true);
     expect(resumed.listedThisRun).toBeLessThan(COUNT);
     expect(resumed.listed).toBe(COUNT + 3);

@@ -18,20 +18,16 @@ const RSS_LIMIT = 300 * MiB;
 
 let work: string;
 let origin: string;
-const figures: string[] = [];
 
 beforeAll(async () => {
   requireBuiltCli();
   work = await mkdtemp(join(tmpdir(), 'ferry-import-rss-'));
   origin = join(work, 'origin');
-  const started = Date.now();
   await mkdir(origin);
   await writeTinyFiles(origin, COUNT, DIRS);
-  figures.push(`import-rss: made ${COUNT} files in ${Date.now() - started} ms`);
 });
 
 afterAll(async () => {
-  for (const line of figures) console.log(line);
   if (work) await rm(work, { recursive: true, force: true });
 });
 
@@ -42,9 +38,6 @@ describe('importing 100,000 objects', () => {
     const config = await writeFerryConfig(work, sourceOnlyConfig(volume, `file://${work}/store`, redisUrl));
     const first = await runImportCli(['import', `file://${origin}`, '/bulk', '--json'], { config, measureRss: true, timeoutMs: 120_000 });
     const summary = importSummary(first);
-    figures.push(
-      `import-rss: first import ${summary.objectsPerSecond} objects/s (${summary.seconds.toFixed(1)} s), peak RSS ${((first.maxRssBytes ?? 0) / MiB).toFixed(1)} MiB`,
-    );
     expect(summary).toMatchObject({ listed: COUNT, new: COUNT, skipped: 0, commits: COUNT / 500 });
     expect(first.maxRssBytes).toBeGreaterThan(0);
     expect(first.maxRssBytes).toBeLessThan(RSS_LIMIT);
@@ -55,9 +48,6 @@ describe('importing 100,000 objects', () => {
       const logLength = await redis.xlen(volumeKeys(volume).log);
       const again = await runImportCli(['import', `file://${origin}`, '/bulk', '--json'], { config, measureRss: true, timeoutMs: 120_000 });
       const re = importSummary(again);
-      figures.push(
-        `import-rss: re-import ${re.objectsPerSecond} objects/s (${re.seconds.toFixed(1)} s), peak RSS ${((again.maxRssBytes ?? 0) / MiB).toFixed(1)} MiB`,
-      );
       expect(re).toMatchObject({ listed: COUNT, new: 0, changed: 0, unchanged: COUNT, commits: 0 });
       expect(again.maxRssBytes).toBeLessThan(RSS_LIMIT);
       expect(await redis.xlen(volumeKeys(volume).log)).toBe(logLength);

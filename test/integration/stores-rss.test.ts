@@ -42,15 +42,12 @@ describe('streaming a 1 GiB object keeps a process under 200 MiB RSS', () => {
   it.each([
     ['file', () => `file://${dir}/store`],
     ['s3', () => s3Url(uniqueName('rss'))],
-  ])('%s backend', async (backend, url) => {
+  ])('%s backend', async (_backend, url) => {
     const { stdout } = await run(process.execPath, [SCRIPT, url(), String(GiB)], {
       env: { ...process.env, ...s3Env(), NODE_OPTIONS: '' },
       maxBuffer: MiB,
     });
     const report = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as Report;
-    console.log(
-      `${backend}: 1 GiB put ${report.putMiBps} MiB/s, get ${report.getMiBps} MiB/s, max RSS ${(report.maxRssBytes / MiB).toFixed(1)} MiB`,
-    );
     expect(report).toMatchObject({ size: GiB, length: GiB, sha256Match: true });
     expect(report.maxRssBytes).toBeLessThan(LIMIT);
   });

@@ -136,6 +136,7 @@ export function parseConfig(doc: unknown, options: { source?: string; env?: Node
   const where = options.source ? `invalid config ${options.source}` : 'invalid config';
   let expanded: unknown;
   try {
+    // biome-ignore lint/style/noProcessEnv: known exception to "only services read process.env"; callers should pass env.
     expanded = expandEnv(doc, options.env ?? process.env, []);
   } catch (err) {
     throw new InvalidConfigError(`${where}: ${messageOf(err)}`, { cause: err });
@@ -169,6 +170,7 @@ export function parseConfigText(text: string, options: { source?: string; env?: 
 }
 
 /** Read and validate a config file (`--config` or `FERRY_CONFIG`). */
+// biome-ignore lint/style/noProcessEnv: known exception to "only services read process.env"; callers should pass env.
 export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): FerryConfig {
   let text: string;
   try {

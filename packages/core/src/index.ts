@@ -1,9 +1,43 @@
-export * from './chunk-id.js';
+export {
+  CHUNK_ID_PATTERN,
+  type ChunkId,
+  chunkDigest,
+  chunkKey,
+  type ExternalChunkSource,
+  externalChunkId,
+  isChunkId,
+  isNativeChunkId,
+  nativeChunkId,
+  parseChunkId,
+} from './chunk-id.js';
 export { forEachLimit } from './concurrency.js';
-export * from './config.js';
-export * from './errors.js';
-export * from './hashing.js';
-export * from './logger.js';
-export * from './paths.js';
-export * from './size.js';
-export type * from './types.js';
+export { type FerryConfig, loadConfig, parseConfig, parseConfigText, type RegionConfig, regionConfig } from './config.js';
+export {
+  AccessDeniedError,
+  ConflictError,
+  CorruptError,
+  type ErrorCode,
+  FerryError,
+  type FerryErrorOptions,
+  InvalidArgumentError,
+  InvalidConfigError,
+  InvalidPathError,
+  InvalidStoreUrlError,
+  isFerryError,
+  isRetryable,
+  LocalIoError,
+  localIoError,
+  messageOf,
+  NotFoundError,
+  PreconditionFailedError,
+  RangeNotSatisfiableError,
+  ReadOnlyRegionError,
+  TransientError,
+  UnauthorizedError,
+  UnavailableError,
+} from './errors.js';
+export { sha256Hex, VerifyingStream } from './hashing.js';
+export { type LogFn, type Logger, REDACT_PATHS, redactUrl, silentLogger } from './logger.js';
+export { baseName, dirPrefix, isValidPath, isWithin, joinPath, MAX_PATH_BYTES, normalizePath, parentPath } from './paths.js';
+export { formatBytes, parseSize } from './size.js';
+export type { ChunkRef, Entry, NewEntry, Origin } from './types.js';

@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import {
   type ChunkId,
   CorruptError,
@@ -11,6 +10,7 @@ import {
   silentLogger,
 } from '@ferry/core';
 import { type ChunkContext, verifyChunk } from '@ferry/fetch';
+import { bearerAuth } from '@ferry/runtime';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { DiskCache } from './disk-cache.js';
 import { type CacheMetrics, createCacheMetrics } from './metrics.js';
@@ -65,12 +65,6 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   ACCESS_DENIED: 502,
 };
 
-function sameToken(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
 /** `bytes=a-b`, `bytes=a-`, `bytes=-n`; anything else (multiple ranges, garbage) is ignored, as RFC 9110 allows. */
 export function parseRange(header: string | undefined, length: number): { start: number; end: number } | 'unsatisfiable' | undefined {
   const m = header === undefined ? null : /^bytes=(\d*)-(\d*)$/.exec(header.trim());
@@ -111,16 +105,7 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
 
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxChunkBytes }, (_req, body, done) => done(null, body));
 
-  app.addHook('onRequest', async (req, reply) => {
-    if (req.method === 'GET' && (req.url === '/healthz' || req.url.startsWith('/healthz?'))) return;
-    const header = req.headers.authorization ?? '';
-    if (!header.startsWith('Bearer ') || !sameToken(header.slice(7), options.token)) {
-      return reply
-        .code(401)
-        .header('www-authenticate', 'Bearer')
-        .send({ error: 'UNAUTHORIZED', message: 'a valid bearer token is required' });
-    }
-  });
+  app.addHook('onRequest', bearerAuth({ token: options.token, open: (req, path) => req.method === 'GET' && path === '/healthz' }));
 
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
     const status = isFerryError(err) ? (STATUS[err.code] ?? 500) : (err.statusCode ?? 500);
@@ -309,11 +294,4 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
 }
 
 /** Listen on `host:port` (IPv6 in brackets); returns the bound address. */
-export async function listen(app: FastifyInstance, address: string): Promise<{ host: string; port: number; url: string }> {
-  const match = /^\[?([^\]]+)\]?:(\d+)$/.exec(address);
-  if (!match) throw new InvalidArgumentError(`invalid listen address "${address}": expected host:port`);
-  const url = await app.listen({ host: match[1] as string, port: Number(match[2]) });
-  const bound = app.server.address();
-  const port = typeof bound === 'object' && bound ? bound.port : Number(match[2]);
-  return { host: match[1] as string, port, url };
-}
+export { listen } from '@ferry/runtime';

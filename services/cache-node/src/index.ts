@@ -1,5 +1,5 @@
-export * from './app.js';
-export * from './disk-cache.js';
-export * from './metrics.js';
-export * from './node.js';
-export * from './upstream.js';
+export { build, type CacheNodeAppOptions, listen, parseRange } from './app.js';
+export { DiskCache, type DiskCacheOptions, type EvictReason } from './disk-cache.js';
+export { type CacheMetrics, createCacheMetrics } from './metrics.js';
+export { CacheNode, type CacheNodeOptions } from './node.js';
+export { type ChunkWant, chunkContext, type EntryLookup, type RegionUpstreamOptions, regionUpstream, type Upstream } from './upstream.js';

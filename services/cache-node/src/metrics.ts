@@ -1,8 +1,12 @@
-import { Counter, Gauge, Registry } from 'prom-client';
+import { serviceRegistry } from '@ferry/runtime';
+import { Counter, Gauge } from 'prom-client';
 
-/** A cache node's Prometheus metrics, in a registry of its own (tests run several nodes per process). */
-export function createCacheMetrics() {
-  const registry = new Registry();
+/**
+ * A cache node's Prometheus metrics, in a registry of its own (tests run several nodes per
+ * process); the process metrics (CPU, memory, event loop) only when asked.
+ */
+export function createCacheMetrics(options: { processMetrics?: boolean } = {}) {
+  const registry = serviceRegistry({ defaultMetrics: options.processMetrics ?? false });
   const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
   const gauge = (name: string, help: string) => new Gauge({ name, help, registers: [registry] });
   return {

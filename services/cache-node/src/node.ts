@@ -3,10 +3,11 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Heartbeat, type Membership, parseNodeId } from '@ferry/cache';
 import { InvalidArgumentError, type Logger, silentLogger } from '@ferry/core';
+import { closeGracefully } from '@ferry/runtime';
 import type { FastifyInstance } from 'fastify';
 import { build, listen } from './app.js';
 import { DiskCache } from './disk-cache.js';
-import { createCacheMetrics } from './metrics.js';
+import { type CacheMetrics, createCacheMetrics } from './metrics.js';
 import type { EntryLookup, Upstream } from './upstream.js';
 
 export interface CacheNodeOptions {
@@ -32,6 +33,10 @@ export interface CacheNodeOptions {
   /** The region's membership to heartbeat into; absent: the node serves but is not announced. */
   membership?: Membership;
   heartbeatMs?: number;
+  /** How long `stop()` lets running requests finish before cutting their connections (default 10 s). */
+  graceMs?: number;
+  /** Export the process metrics (CPU, memory, event loop) too: on for the cache-node process, off in tests. */
+  processMetrics?: boolean;
   logger?: Logger;
 }
 
@@ -44,7 +49,7 @@ function advertisedUrl(host: string, port: number): string {
 
 /** A running cache node: disk cache, HTTP API, membership heartbeat. `start()`, then `stop()`. */
 export class CacheNode {
-  readonly metrics = createCacheMetrics();
+  readonly metrics: CacheMetrics;
   readonly #o: CacheNodeOptions;
   readonly #log: Logger;
   #cache: DiskCache | undefined;
@@ -59,6 +64,7 @@ export class CacheNode {
     }
     this.#o = options;
     this.#log = options.logger ?? silentLogger;
+    this.metrics = createCacheMetrics({ processMetrics: options.processMetrics ?? false });
   }
 
   get cache(): DiskCache {
@@ -132,7 +138,7 @@ export class CacheNode {
   /** Leave the membership first (clients stop asking), then finish requests in flight and close. */
   async stop(): Promise<void> {
     await this.#heartbeat?.stop();
-    await this.#app?.close();
+    if (this.#app) await closeGracefully(this.#app, { graceMs: this.#o.graceMs ?? 10_000 });
     this.#log.info({ node: this.id }, 'cache node stopped');
   }
 }

@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { pipeline, Transform } from 'node:stream';
 import { type Logger, NotFoundError, silentLogger } from '@ferry/core';
 import type { RegionReader } from '@ferry/reader';
+import { bearerOf, hasBearer } from '@ferry/runtime';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { S3Error, toS3Error } from './errors.js';
 import { createMetrics, type GatewayMetrics } from './metrics.js';
 import { OBJECT_PARAMS, planObject, type RequestHeaders } from './objects.js';
 import { handleList, LIST_PARAMS } from './operations.js';
-import { type AuthResult, sameSignature, verifyRequest } from './sigv4.js';
+import { type AuthResult, verifyRequest } from './sigv4.js';
 import { keyToPath, parseUrl, type Target } from './target.js';
 import { errorXml, listBucketsXml, locationXml } from './xml.js';
 
@@ -160,10 +161,9 @@ export function build(options: GatewayOptions): FastifyInstance {
     }
     if (name !== 'metrics') throw new S3Error('NoSuchBucket', 'the specified bucket does not exist');
     req.s3.operation = 'Metrics';
-    const bearer = req.headers.authorization?.startsWith('Bearer ') ? req.headers.authorization.slice(7) : undefined;
     const allowed =
-      bearer !== undefined
-        ? options.metricsToken !== undefined && sameSignature(bearer, options.metricsToken)
+      bearerOf(req) !== undefined
+        ? hasBearer(req, options.metricsToken)
         : authenticate(req, rawPath, rawQuery).kind === 'signed' || anonymous;
     if (!allowed) throw new S3Error('AccessDenied', 'metrics need the metrics bearer token or a signed request');
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
@@ -256,8 +256,4 @@ export function build(options: GatewayOptions): FastifyInstance {
 }
 
 /** Listen on `host:port` (IPv6 in brackets); returns the bound address. */
-export async function listen(app: FastifyInstance, address: string): Promise<string> {
-  const match = /^\[?([^\]]+)\]?:(\d+)$/.exec(address);
-  if (!match) throw new Error(`invalid listen address "${address}": expected host:port`);
-  return app.listen({ host: match[1], port: Number(match[2]) });
-}
+export { listen } from '@ferry/runtime';

@@ -1,6 +1,7 @@
 import { type FerryConfig, InvalidConfigError, type Logger, messageOf } from '@ferry/core';
 import type { RegionReader } from '@ferry/reader';
 import { openReader, openRegion, type Region } from '@ferry/region';
+import { closeGracefully } from '@ferry/runtime';
 import type { ObjectStore } from '@ferry/stores';
 import type { FastifyInstance } from 'fastify';
 import { build, listen } from './app.js';
@@ -19,6 +20,8 @@ export interface GatewayServiceOptions {
   stores?: { region?: ObjectStore; source?: ObjectStore };
   /** How long `stop()` lets running downloads finish before cutting them (default 10 s). */
   graceMs?: number;
+  /** Export the process metrics (CPU, memory, event loop) too: on for the gateway process, off in tests. */
+  processMetrics?: boolean;
 }
 
 /**
@@ -57,7 +60,12 @@ export class Gateway {
     // Unlike a CLI read, a gateway serves many readers of the same files: it keeps hot chunks
     // (config.reader.memoryBytes).
     this.reader = openReader(this.#region);
-    this.metrics = createMetrics({ volume: config.volume, region, tiers: this.reader.chunks });
+    this.metrics = createMetrics({
+      volume: config.volume,
+      region,
+      tiers: this.reader.chunks,
+      processMetrics: options.processMetrics ?? false,
+    });
     this.app = build({
       volume: config.volume,
       region: gateway.region,
@@ -81,21 +89,13 @@ export class Gateway {
   async start(): Promise<void> {
     await this.#region.ready();
     const address = this.#o.listen ?? this.#o.config.gateway?.listen;
-    if (address) this.address = await listen(this.app, address);
+    if (address) this.address = (await listen(this.app, address)).url;
   }
 
   /** Stop accepting requests, let running responses end, then release connections and stores. */
   async stop(): Promise<void> {
     // A 100 GB download would hold close() for minutes: after the grace period, cut it.
-    let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.#o.graceMs ?? 10_000);
-    });
-    const closing = this.app.close();
-    await Promise.race([closing, grace]);
-    clearTimeout(timer);
-    this.app.server.closeAllConnections();
-    await closing;
+    await closeGracefully(this.app, { graceMs: this.#o.graceMs ?? 10_000 });
     await this.#region.close();
   }
 }

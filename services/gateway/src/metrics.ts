@@ -1,4 +1,5 @@
-import { Counter, Histogram, Registry } from 'prom-client';
+import { serviceRegistry } from '@ferry/runtime';
+import { Counter, Histogram } from 'prom-client';
 
 /** Where the reader's per-tier byte counts come from (RegionReader.chunks.stats). */
 export interface TierBytesSource {
@@ -7,11 +8,13 @@ export interface TierBytesSource {
 
 /**
  * The gateway's Prometheus metrics in a registry of its own (tests run several gateways in one
- * process). Bytes per tier are read from the reader when scraped, so the hot path adds nothing.
+ * process; the process metrics only when asked). Bytes per tier are read from the reader when scraped, so the hot path adds nothing.
  */
-export function createMetrics(options: { volume: string; region: string; tiers?: TierBytesSource }) {
-  const registry = new Registry();
-  registry.setDefaultLabels({ volume: options.volume, region: options.region });
+export function createMetrics(options: { volume: string; region: string; tiers?: TierBytesSource; processMetrics?: boolean }) {
+  const registry = serviceRegistry({
+    labels: { volume: options.volume, region: options.region },
+    defaultMetrics: options.processMetrics ?? false,
+  });
   const tiers = options.tiers;
   return {
     registry,

@@ -1,4 +1,5 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { sameSecret } from '@ferry/runtime';
 import { S3Error } from './errors.js';
 
 /**
@@ -114,13 +115,6 @@ export function signatureOf(secret: string, amzDate: string, scope: Scope, canon
   return createHmac('sha256', key)
     .update(stringToSign(amzDate, scopeString(scope), canonical), 'utf8')
     .digest('hex');
-}
-
-/** Compare in time independent of where the strings differ. */
-export function sameSignature(given: string, expected: string): boolean {
-  const a = Buffer.from(given, 'utf8');
-  const b = Buffer.from(expected, 'utf8');
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 export interface Scope {
@@ -282,7 +276,7 @@ export function verifyRequest(req: SignedRequest, options: VerifyOptions): AuthR
       signedHeaders: signedNames,
       payloadHash: claim.payloadHash,
     });
-    if (sameSignature(claim.signature, signatureOf(secret, claim.amzDate, scope, canonical))) {
+    if (sameSecret(claim.signature, signatureOf(secret, claim.amzDate, scope, canonical))) {
       return { kind: 'signed', accessKeyId: scope.accessKeyId, presigned: claim.presigned };
     }
   }

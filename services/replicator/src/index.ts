@@ -1,8 +1,14 @@
-export * from './api.js';
-export * from './copy-worker.js';
-export * from './metrics.js';
-export * from './replicator.js';
-export * from './status.js';
-export * from './throttle.js';
-export * from './warmup.js';
-export * from './watcher.js';
+export { type ApiOptions, build, listen } from './app.js';
+export { type ChunkPresence, type CopyOutcome, type CopyProcessorOptions, createCopyProcessor } from './copy-worker.js';
+export { createMetrics, type Metrics } from './metrics.js';
+export { Replicator, type ReplicatorOptions } from './replicator.js';
+export { lagOf, presence, type RegionStatus, regionStatus } from './status.js';
+export { Throttle } from './throttle.js';
+export {
+  createWarmProcessor,
+  WarmFlows,
+  type WarmFlowsOptions,
+  type WarmProcessorOptions,
+  warmupRoutes,
+} from './warmup.js';
+export { copyRequests, Watcher, type WatcherOptions } from './watcher.js';

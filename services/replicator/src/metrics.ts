@@ -1,8 +1,12 @@
-import { Counter, Gauge, Registry } from 'prom-client';
+import { serviceRegistry } from '@ferry/runtime';
+import { Counter, Gauge } from 'prom-client';
 
-/** The replicator's Prometheus metrics, in a registry of its own (several daemons per process in tests). */
-export function createMetrics() {
-  const registry = new Registry();
+/**
+ * The replicator's Prometheus metrics, in a registry of its own (several daemons per process in
+ * tests); the process metrics (CPU, memory, event loop) only when asked.
+ */
+export function createMetrics(options: { processMetrics?: boolean } = {}) {
+  const registry = serviceRegistry({ defaultMetrics: options.processMetrics ?? false });
   const labelNames = ['region'] as const;
   return {
     registry,

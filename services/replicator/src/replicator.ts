@@ -3,11 +3,12 @@ import { type FerryConfig, InvalidConfigError, type Logger, regionConfig } from 
 import { QUEUES, queuePrefix, toJobError } from '@ferry/jobs';
 import { Lease } from '@ferry/meta';
 import { openRegion, type Region } from '@ferry/region';
+import { closeGracefully } from '@ferry/runtime';
 import type { ObjectStore } from '@ferry/stores';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { buildApi, listenApi } from './api.js';
+import { build as buildApi, listen as listenApi } from './app.js';
 import { createCopyProcessor } from './copy-worker.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { type RegionStatus, regionStatus } from './status.js';
@@ -42,6 +43,8 @@ export interface ReplicatorOptions {
   watcher?: { leaseTtlMs?: number; blockMs?: number; batch?: number };
   /** Warm worker tuning: how long a fill waits for the copy before reading through from the source, how often it looks. */
   warm?: { copyWaitMs?: number; recheckMs?: number };
+  /** Export the process metrics (CPU, memory, event loop) too: on for the daemon process, off in tests. */
+  processMetrics?: boolean;
 }
 
 /**
@@ -50,7 +53,7 @@ export interface ReplicatorOptions {
  * `stop()` (in-flight copies finish; a waiting read is cut short).
  */
 export class Replicator {
-  readonly metrics: Metrics = createMetrics();
+  readonly metrics: Metrics;
   readonly region: string;
   readonly isSource: boolean;
   readonly #o: ReplicatorOptions;
@@ -72,6 +75,7 @@ export class Replicator {
   constructor(options: ReplicatorOptions) {
     const { config, region } = options;
     this.#o = options;
+    this.metrics = createMetrics({ processMetrics: options.processMetrics ?? false });
     this.region = region;
     this.isSource = region === config.source;
     this.#log = options.logger.child({ region, volume: config.volume });
@@ -176,7 +180,7 @@ export class Replicator {
         health: async () => this.health(),
         routes: warmupRoutes(() => this.#warm),
       });
-      this.address = await listenApi(this.#api, listen);
+      this.address = (await listenApi(this.#api, listen)).url;
     }
     this.#log.info({ role: this.isSource ? 'source' : 'mirror', api: this.address }, 'replicator started');
   }
@@ -243,7 +247,8 @@ export class Replicator {
   /** Graceful stop: no new reads or jobs; in-flight copies finish; connections close. */
   async stop(): Promise<void> {
     this.#log.info('stopping');
-    await this.#api?.close();
+    // The control API's requests are short: a client that holds on is cut after the grace period.
+    if (this.#api) await closeGracefully(this.#api);
     // Closing the source metadata first cuts a waiting read short, so the watcher stops at once.
     const watcherStopped = this.#watcher?.stop();
     await this.#region.interruptSourceReads();

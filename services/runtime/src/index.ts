@@ -1,2 +1,7 @@
+export { type BearerAuthOptions, bearerAuth, bearerOf, hasBearer, sameSecret } from './auth.js';
 export { type RunningRedis, startRedis } from './embedded-redis.js';
 export { freePort } from './free-port.js';
+export { type BoundAddress, listen, parseListenAddress } from './listen.js';
+export { type ServiceRegistryOptions, serviceRegistry } from './metrics.js';
+export { type SignalSource, stopSignal } from './signals.js';
+export { closeGracefully, DEFAULT_GRACE_MS } from './stop.js';

@@ -2,9 +2,9 @@ import { resolve } from 'node:path';
 import { Membership } from '@ferry/cache';
 import { CacheNode, regionUpstream } from '@ferry/cache-node';
 import { formatBytes, InvalidArgumentError, InvalidConfigError, type Logger, parseSize } from '@ferry/core';
+import { stopSignal } from '@ferry/runtime';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
-import { stopSignal } from '../signals.js';
 
 export interface CacheNodeCommandOptions {
   region: string;
@@ -64,6 +64,7 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
     entries: region.meta,
     membership: new Membership({ redis: region.redis, volume: ctx.config.volume }),
     logger: log,
+    processMetrics: true,
     ...(opts.id !== undefined ? { id: opts.id } : {}),
     ...(opts.advertise !== undefined ? { advertise: opts.advertise } : {}),
   });

@@ -1,8 +1,8 @@
 import { type Logger, regionConfig } from '@ferry/core';
 import { Gateway } from '@ferry/gateway';
+import { stopSignal } from '@ferry/runtime';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
-import { stopSignal } from '../signals.js';
 
 /**
  * Serve the volume of a region as a read-only S3 bucket until SIGTERM/SIGINT; a second signal
@@ -16,6 +16,7 @@ export async function gatewayCommand(ctx: Context, out: Output, opts: { region: 
     config: ctx.config,
     region: opts.region,
     logger,
+    processMetrics: true,
     ...(opts.listen ? { listen: opts.listen } : {}),
     ...(metricsToken ? { metricsToken } : {}),
   });

@@ -1,9 +1,9 @@
 import { CacheNodeClient, Membership, type Residency, residency } from '@ferry/cache';
 import { type ChunkId, formatBytes, InvalidArgumentError, type Logger, normalizePath, regionConfig } from '@ferry/core';
 import { presence, type RegionStatus, Replicator, regionStatus } from '@ferry/replicator';
+import { stopSignal } from '@ferry/runtime';
 import type { Context, Region } from '../context.js';
 import type { Output } from '../output.js';
-import { stopSignal } from '../signals.js';
 
 /** Run the daemon until SIGTERM/SIGINT; a second signal exits at once. */
 export async function replicatorCommand(
@@ -13,7 +13,13 @@ export async function replicatorCommand(
   logger: Logger,
 ): Promise<void> {
   regionConfig(ctx.config, opts.region);
-  const replicator = new Replicator({ config: ctx.config, region: opts.region, logger, ...(opts.listen ? { listen: opts.listen } : {}) });
+  const replicator = new Replicator({
+    config: ctx.config,
+    region: opts.region,
+    logger,
+    processMetrics: true,
+    ...(opts.listen ? { listen: opts.listen } : {}),
+  });
   await replicator.start();
   out.event({ event: 'started', region: opts.region, api: replicator.address ?? null });
   await stopSignal(logger);

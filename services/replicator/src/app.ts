@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { bearerAuth } from '@ferry/runtime';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 
@@ -15,32 +15,18 @@ export interface ApiOptions {
   logger?: boolean | object;
 }
 
-function sameToken(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
 /**
  * The daemon's control API. `build` returns the app without listening, so tests drive it with
  * `inject()`; the daemon calls `listen()`. /healthz stays open for probes and says nothing secret.
  */
-export function buildApi(options: ApiOptions): FastifyInstance {
+export function build(options: ApiOptions): FastifyInstance {
   if (!options.open && !options.token) throw new Error('control API: a token is required unless api.open is true');
   const app = Fastify({ logger: options.logger ?? false, disableRequestLogging: true });
 
-  app.addHook('onRequest', async (req, reply) => {
-    // The path without the query: a probe's `/healthz?verbose` is still the open route.
-    if (options.open || req.url.split('?')[0] === '/healthz') return;
-    const header = req.headers.authorization ?? '';
-    const token = header.startsWith('Bearer ') ? header.slice(7) : '';
-    if (!options.token || !sameToken(token, options.token)) {
-      return reply
-        .code(401)
-        .header('www-authenticate', 'Bearer')
-        .send({ error: 'unauthorized', message: 'a valid bearer token is required' });
-    }
-  });
+  app.addHook(
+    'onRequest',
+    bearerAuth({ token: options.token, open: (_req, path) => options.open || path === '/healthz', errorCode: 'unauthorized' }),
+  );
 
   app.get('/healthz', async (_req, reply) => {
     const health = await options.health();
@@ -55,8 +41,4 @@ export function buildApi(options: ApiOptions): FastifyInstance {
 }
 
 /** Listen on `host:port` (IPv6 in brackets); returns the bound address. */
-export async function listenApi(app: FastifyInstance, listen: string): Promise<string> {
-  const match = /^\[?([^\]]+)\]?:(\d+)$/.exec(listen);
-  if (!match) throw new Error(`invalid listen address "${listen}": expected host:port`);
-  return app.listen({ host: match[1], port: Number(match[2]) });
-}
+export { listen } from '@ferry/runtime';
