@@ -1,9 +1,7 @@
 import { type CacheMember, CacheNodeClient, metricValue, rendezvousOwners, residency } from '@ferry/cache';
-import { type ChunkId, silentLogger } from '@ferry/core';
+import type { ChunkId } from '@ferry/core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { warmupCommand } from '../../services/cli/src/commands/warmup.js';
-import { Context } from '../../services/cli/src/context.js';
-import { CacheRegions, captureOutput, type ModelFile } from '../support/cache-cluster.js';
+import { CacheRegions, type ModelFile, runWarmup } from '../support/cache-cluster.js';
 
 const MiB = 2 ** 20;
 
@@ -33,15 +31,10 @@ describe('a warmup larger than the nodes’ capacity', () => {
   });
 
   it('evicts least recently used chunks, stays under capacity and reports the true residency', async () => {
-    const ctx = new Context({ config: r.config, logger: silentLogger });
-    const { out, lines, summary: summaryOf } = captureOutput();
-    try {
-      await warmupCommand(ctx, out, '/models/big', { region: 'eu', concurrency: 4 });
-    } finally {
-      await ctx.close();
-    }
-    const summary = summaryOf();
-    expect(lines().filter((l) => l.event === 'warning').length).toBeGreaterThan(0);
+    const run = await runWarmup(r.configPath, '/models/big', ['--region', 'eu', '--concurrency', '4']);
+    expect(run.result.code, run.result.stderr).toBe(0);
+    const summary = run.summary;
+    expect(run.lines.filter((l) => l.event === 'warning').length).toBeGreaterThan(0);
     expect(summary.failed).toBe(0);
     expect(summary.fetched).toBe(96);
     expect(summary.residency.percent).toBeLessThan(100);
@@ -82,15 +75,9 @@ describe('a warmup larger than the nodes’ capacity', () => {
   });
 
   it('with --wait it says the warmup cannot complete instead of looping', async () => {
-    const ctx = new Context({ config: r.config, logger: silentLogger });
-    const { out, summary } = captureOutput();
-    try {
-      await expect(warmupCommand(ctx, out, '/models/big', { region: 'eu', wait: true })).rejects.toThrow(
-        /incomplete after 1 pass: residency \d/,
-      );
-    } finally {
-      await ctx.close();
-    }
-    expect(summary().rounds).toBe(1);
+    const run = await runWarmup(r.configPath, '/models/big', ['--region', 'eu', '--wait']);
+    expect(run.result.code).toBe(1);
+    expect(run.result.stderr).toMatch(/incomplete after 1 pass: residency \d/);
+    expect(run.summary.rounds).toBe(1);
   });
 });

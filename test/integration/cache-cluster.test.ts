@@ -4,9 +4,7 @@ import { type CacheMember, CacheNodeClient, metricValue, regionCacheTier, rendez
 import { type ChunkId, type ChunkRef, chunkKey, silentLogger } from '@ferry/core';
 import { RegionReader } from '@ferry/reader';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { warmupCommand } from '../../services/cli/src/commands/warmup.js';
-import { Context } from '../../services/cli/src/context.js';
-import { CacheRegions, CountingStore, captureOutput, type ModelFile, sha256Of } from '../support/cache-cluster.js';
+import { CacheRegions, CountingStore, type ModelFile, runWarmup, sha256Of } from '../support/cache-cluster.js';
 
 const MiB = 2 ** 20;
 
@@ -69,20 +67,15 @@ describe('a cache cluster of 3 node processes (weights 1:2:3) in a mirror region
       ['n2', 2],
       ['n3', 3],
     ]);
-    const ctx = new Context({ config: r.config, logger: silentLogger });
-    const { out, lines, summary: summaryOf } = captureOutput();
-    try {
-      await warmupCommand(ctx, out, '/models/llama', { region: 'eu', wait: true });
-    } finally {
-      await ctx.close();
-    }
-    const summary = summaryOf();
+    const run = await runWarmup(r.configPath, '/models/llama', ['--region', 'eu', '--wait']);
+    expect(run.result.code, run.result.stderr).toBe(0);
+    const summary = run.summary;
     expect(summary.chunks).toBe(256);
     expect(summary.placements).toBe(512);
     expect(summary.failed).toBe(0);
     expect(summary.residency.percent).toBe(100);
     expect(summary.complete).toBe(true);
-    expect(lines().some((l) => l.event === 'progress')).toBe(true);
+    expect(run.lines.some((l) => l.event === 'progress')).toBe(true);
 
     // What the nodes really hold: exactly the placements, nothing else.
     const held = new Map<string, Set<string>>();

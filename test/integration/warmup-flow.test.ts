@@ -9,10 +9,8 @@ import type { WarmupState } from '@ferry/region';
 import { Replicator } from '@ferry/replicator';
 import { FsStore } from '@ferry/stores';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { statusCommand } from '../../services/cli/src/commands/replication.js';
-import { warmupCommand } from '../../services/cli/src/commands/warmup.js';
-import { Context } from '../../services/cli/src/context.js';
-import { CacheRegions, captureOutput } from '../support/cache-cluster.js';
+import { CacheRegions, runWarmup } from '../support/cache-cluster.js';
+import { jsonResult, runFerry } from '../support/cli.js';
 import { testLogger } from '../support/replicators.js';
 
 const MiB = 2 ** 20;
@@ -234,26 +232,18 @@ describe('warmup flows on the replicator (POST /warmup, warm workers behind the 
     await until('the mirror metadata', async () => (await euMeta.tryStat('/models/c/model-1.safetensors')) ?? undefined);
     const cliDoc = structuredClone(replicatorDoc) as { regions: { eu: { api: { listen: string } } } };
     cliDoc.regions.eu.api.listen = base.replace(/^http:\/\//, '');
-    const ctx = new Context({ config: parseConfig(cliDoc), logger: silentLogger });
-    const { out, lines } = captureOutput();
-    try {
-      await warmupCommand(ctx, out, '/models/c', { region: 'eu', wait: true });
-    } finally {
-      await ctx.close();
-    }
-    const summary = lines().find((l) => l.event === 'summary') as { via: string; complete: boolean; residency: { chunks: number } };
+    const cliConfig = join(r.root, 'ferry-cli.json');
+    await writeFile(cliConfig, JSON.stringify(cliDoc));
+    const run = await runWarmup(cliConfig, '/models/c', ['--region', 'eu', '--wait']);
+    expect(run.result.code, run.result.stderr).toBe(0);
+    const summary = run.summary as unknown as { via: string; complete: boolean; residency: { chunks: number } };
     expect(summary).toMatchObject({ via: 'api', complete: true });
     expect(summary.residency.chunks).toBe(chunks.length);
 
     // `ferry status <path>` shows the residency on the region's cache nodes next to the store's copy.
-    const statusCtx = new Context({ config: parseConfig(cliDoc), logger: silentLogger });
-    const status = captureOutput();
-    try {
-      await statusCommand(statusCtx, status.out, '/models/c', { region: 'eu' });
-    } finally {
-      await statusCtx.close();
-    }
-    expect(status.lines()[0]).toMatchObject({ region: 'eu', path: '/models/c', residency: { percent: 100, chunks: chunks.length } });
+    const status = await runFerry(['status', '/models/c', '--region', 'eu', '--json', '--config', cliConfig]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(jsonResult(status)).toMatchObject({ region: 'eu', path: '/models/c', residency: { percent: 100, chunks: chunks.length } });
   });
 
   it('overlapping warmups of the same path both finish', async () => {

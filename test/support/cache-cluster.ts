@@ -4,7 +4,6 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Writable } from 'node:stream';
 import { type CacheMember, Membership, type Residency } from '@ferry/cache';
 import {
   type ChunkId,
@@ -20,11 +19,9 @@ import {
 import { connectRedis, Meta, MirrorMeta } from '@ferry/meta';
 import { FsStore, type GetOptions, type ObjectStore, type PutBody } from '@ferry/stores';
 import type { Redis } from 'ioredis';
-import { Output } from '../../services/cli/src/output.js';
 import { digestStream } from './bytes.js';
+import { FERRY_BIN, type FerryResult, jsonLines, runFerry } from './cli.js';
 import { uniqueName } from './random.js';
-
-const MAIN = new URL('./cache-node-main.mjs', import.meta.url).pathname;
 
 /** Counts the calls that read a store, so a test can say a read never reached it. */
 export class CountingStore implements ObjectStore {
@@ -170,8 +167,9 @@ export class CacheRegions {
   async #start(spec: { id: string; weight: number; capacity: string }): Promise<RunningNode> {
     const dir = join(this.root, 'nodes', spec.id);
     await mkdir(dir, { recursive: true });
-    const args = [MAIN, '--config', this.configPath, '--region', 'eu', '--dir', dir, '--capacity', spec.capacity];
-    args.push('--weight', String(spec.weight), '--listen', '127.0.0.1:0', '--id', spec.id);
+    // The real `ferry cache-node` command, in a process of its own (so a test can SIGKILL it).
+    const args = [FERRY_BIN, 'cache-node', '--json', '--config', this.configPath, '--region', 'eu', '--dir', dir];
+    args.push('--capacity', spec.capacity, '--weight', String(spec.weight), '--listen', '127.0.0.1:0', '--id', spec.id);
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FERRY_LOG_LEVEL: 'warn' } });
     let stderr = '';
     proc.stderr?.on('data', (d: Buffer) => {
@@ -181,8 +179,10 @@ export class CacheRegions {
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`cache node ${spec.id} did not start in 20 s: ${stderr}`)), 20_000);
       const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
+      // Its JSON events and its log lines share stdout.
       lines.on('line', (line) => {
         const event = JSON.parse(line) as { event?: string; url?: string };
+        if (event.event !== 'started') stderr += `${line}\n`;
         if (event.event === 'started' && event.url) {
           clearTimeout(timer);
           resolve(event.url);
@@ -241,23 +241,13 @@ export interface WarmupSummary {
   residency: Residency;
 }
 
-/** An Output (JSON lines) that keeps what a command printed, for in-process CLI commands. */
-export function captureOutput(): { out: Output; lines: () => Array<Record<string, unknown>>; summary: () => WarmupSummary } {
-  let text = '';
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      text += chunk.toString();
-      done();
-    },
-  }) as unknown as NodeJS.WriteStream;
-  const lines = () =>
-    text
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  return {
-    out: new Output({ json: true, stdout: sink, stderr: sink }),
-    lines,
-    summary: () => lines().find((l) => l.event === 'summary') as unknown as WarmupSummary,
-  };
+/** `ferry warmup --json <path> <args>` with the built CLI: what it printed, and its summary. */
+export async function runWarmup(
+  configPath: string,
+  path: string,
+  args: string[] = [],
+): Promise<{ result: FerryResult; lines: Array<Record<string, unknown>>; summary: WarmupSummary }> {
+  const result = await runFerry(['warmup', path, '--json', '--config', configPath, ...args], { timeoutMs: 120_000 });
+  const printed = jsonLines(result);
+  return { result, lines: printed, summary: printed.find((l) => l.event === 'summary') as unknown as WarmupSummary };
 }
