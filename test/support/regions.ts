@@ -17,7 +17,8 @@ import {
   parseConfig,
   silentLogger,
 } from '@ferry/core';
-import { connectRedis, decodeStoredEntry, Meta, MirrorMeta } from '@ferry/meta';
+import { decodeStoredEntry, type Meta, type MirrorMeta } from '@ferry/meta';
+import { openRegion, type Region } from '@ferry/region';
 import { createStore, type ObjectStore } from '@ferry/stores';
 import { type PutSummary, planPut, putFiles, stageFiles } from '@ferry/writer';
 import type { Redis } from 'ioredis';
@@ -48,20 +49,15 @@ export interface RegionSpec {
   api?: { listen?: string; token?: string; open?: boolean };
 }
 
-export interface RegionHandle {
-  name: string;
+/** A region opened the way the services open one, plus where the test keeps it. */
+export type RegionHandle = Region & {
+  /** The region's Redis URL. */
   url: string;
-  redis: Redis;
-  /** Metadata as readers see it (a mirror's entries are read with Meta too). */
-  meta: Meta;
-  store: ObjectStore;
   /** Local root when the store is file://. */
   root?: string;
-}
+};
 
-export interface MirrorHandle extends RegionHandle {
-  mirror: MirrorMeta;
-}
+export type MirrorHandle = RegionHandle & { mirror: MirrorMeta };
 
 export interface Regions {
   dir: string;
@@ -118,26 +114,15 @@ export async function createRegions(
   // JSON is YAML.
   await writeFile(configPath, JSON.stringify(doc, null, 2));
   const open = (name: string): RegionHandle => {
-    const region = config.regions[name];
-    if (!region) throw new Error(`no region ${name}`);
-    const redis = connectRedis(region.redis, { name: `test-${name}` });
-    const handle: RegionHandle = {
-      name,
-      url: region.redis,
-      redis,
-      meta: new Meta({ redis, volume, logMaxLen: config.log.maxLen }),
-      store: createStore(region.store),
-    };
+    const region = openRegion({ config, region: name, role: 'client', logger: silentLogger, clientName: 'test' });
     const root = roots[name];
-    if (root) handle.root = root;
-    return handle;
+    return Object.assign(region, { url: region.config.redis, ...(root ? { root } : {}) });
   };
   const source = open('src');
   const mirrors: Record<string, MirrorHandle> = {};
   for (const name of Object.keys(specs)) {
     if (name === 'src') continue;
-    const handle = open(name);
-    mirrors[name] = { ...handle, mirror: new MirrorMeta({ redis: handle.redis, volume }) };
+    mirrors[name] = open(name) as MirrorHandle;
   }
   return {
     dir,
@@ -152,11 +137,7 @@ export async function createRegions(
       return m;
     },
     async close() {
-      for (const r of [source, ...Object.values(mirrors)]) {
-        await r.meta.close();
-        r.redis.disconnect();
-        await r.store.close?.();
-      }
+      for (const r of [source, ...Object.values(mirrors)]) await r.close();
       await rm(dir, { recursive: true, force: true });
     },
   };
