@@ -1,4 +1,4 @@
-import { type ChunkId, type Logger, messageOf, parseChunkId, silentLogger } from '@ferry/core';
+import { type ChunkId, forEachLimit, type Logger, messageOf, parseChunkId, silentLogger } from '@ferry/core';
 import type { CacheNodeClient } from './client.js';
 import type { CacheMember } from './membership.js';
 import { type PlacementFn, rendezvousOwners } from './placement.js';
@@ -152,14 +152,9 @@ export async function warmChunks(options: WarmOptions): Promise<WarmResult> {
     options.onProgress?.({ ...progress });
   };
 
-  let next = 0;
-  const workers = Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 8, chunks.length)) }, async () => {
-    while (next < chunks.length && !options.signal?.aborted) {
-      const chunk = chunks[next++] as WarmChunk;
-      await warmOne(chunk);
-    }
+  await forEachLimit(chunks, options.concurrency ?? 8, async (chunk) => {
+    if (!options.signal?.aborted) await warmOne(chunk);
   });
-  await Promise.all(workers);
   options.signal?.throwIfAborted();
   return result;
 }

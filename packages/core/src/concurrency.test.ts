@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { forEachLimit } from './concurrency.js';
+import { concurrencyLimit, forEachLimit } from './concurrency.js';
 import { InvalidArgumentError } from './errors.js';
 
 const tick = (ms = 1) => new Promise((r) => setTimeout(r, ms));
@@ -110,5 +110,41 @@ describe('forEachLimit', () => {
 
   it.each([0, -1, 1.5, Number.NaN])('refuses limit %s', async (limit) => {
     await expect(forEachLimit([1], limit, () => {})).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+});
+
+describe('concurrencyLimit', () => {
+  it('runs at most max calls at once and starts waiting ones in arrival order', async () => {
+    const limit = concurrencyLimit(2);
+    let running = 0;
+    let peak = 0;
+    const started: number[] = [];
+    const gates: Array<() => void> = [];
+    const calls = [0, 1, 2, 3].map((i) =>
+      limit(async () => {
+        started.push(i);
+        running += 1;
+        peak = Math.max(peak, running);
+        await new Promise<void>((resolve) => gates.push(resolve));
+        running -= 1;
+        return i;
+      }),
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(started).toEqual([0, 1]);
+    while (gates.length > 0 || started.length < 4) {
+      gates.shift()?.();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(await Promise.all(calls)).toEqual([0, 1, 2, 3]);
+    expect(started).toEqual([0, 1, 2, 3]);
+    expect(peak).toBe(2);
+  });
+
+  it('frees the slot of a call that throws', async () => {
+    const limit = concurrencyLimit(1);
+    await expect(limit(async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    expect(await limit(async () => 'next')).toBe('next');
+    expect(() => concurrencyLimit(0)).toThrow('whole number');
   });
 });

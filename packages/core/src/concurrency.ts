@@ -76,3 +76,26 @@ export async function forEachLimit<T>(
   while (running > 0) await oneFinished();
   if (failed) throw failure;
 }
+
+/**
+ * The same bound for calls that arrive on their own (requests to a server) rather than from a
+ * list: `limit(fn)` runs `fn` at once while fewer than `max` run, else when one of them ends.
+ * Waiting calls start in arrival order.
+ */
+export function concurrencyLimit(max: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  if (!Number.isInteger(max) || max < 1) throw new InvalidArgumentError(`concurrency limit must be a whole number ≥ 1, got ${max}`);
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (active < max) active += 1;
+    else await new Promise<void>((resolve) => waiting.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      // A finished call hands its slot to the next waiter directly, so none can jump the line.
+      const next = waiting.shift();
+      if (next) next();
+      else active -= 1;
+    }
+  };
+}

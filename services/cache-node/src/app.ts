@@ -1,6 +1,7 @@
 import {
   type ChunkId,
   CorruptError,
+  concurrencyLimit,
   type ErrorCode,
   InvalidArgumentError,
   isFerryError,
@@ -36,22 +37,6 @@ export interface CacheNodeAppOptions {
 }
 
 /** At most `max` calls at once; a finished call hands its slot straight to the next waiter. */
-function limiter(max: number) {
-  let active = 0;
-  const waiting: Array<() => void> = [];
-  return async <T>(fn: () => Promise<T>): Promise<T> => {
-    if (active < max) active += 1;
-    else await new Promise<void>((resolve) => waiting.push(resolve));
-    try {
-      return await fn();
-    } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else active -= 1;
-    }
-  };
-}
-
 const STATUS: Partial<Record<ErrorCode, number>> = {
   INVALID_ARGUMENT: 400,
   INVALID_PATH: 400,
@@ -100,7 +85,7 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
   const metrics = options.metrics ?? createCacheMetrics();
   const log = options.logger ?? silentLogger;
   const inflight = new Map<string, Promise<{ bytes: Buffer; stored: boolean } | undefined>>();
-  const limit = limiter(options.maxInflight ?? 32);
+  const limit = concurrencyLimit(options.maxInflight ?? 32);
   const app = Fastify({ logger: false, exposeHeadRoutes: false, bodyLimit: 4 * 2 ** 20 });
 
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxChunkBytes }, (_req, body, done) => done(null, body));
