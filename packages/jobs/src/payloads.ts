@@ -9,14 +9,19 @@ export interface CopyJob {
   origin?: { store: string; key: string; etag: string; offset: number };
 }
 
+/** Every job names one chunk and its size. */
+const chunkFields = {
+  chunk: z.string().refine(isChunkId, 'not a chunk id'),
+  size: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31),
+};
+
 const copySchema = z
   .object({
-    chunk: z.string().refine(isChunkId, 'not a chunk id'),
-    size: z
-      .number()
-      .int()
-      .min(0)
-      .max(2 ** 31),
+    ...chunkFields,
     origin: z
       .object({ store: z.string().min(1), key: z.string().min(1), etag: z.string().min(1), offset: z.number().int().min(0) })
       .strict()
@@ -24,15 +29,42 @@ const copySchema = z
   })
   .strict();
 
+/** Put one chunk on one cache node (a child of a warmup). */
+export interface FillJob {
+  chunk: ChunkId;
+  size: number;
+  /** The owner node's id. */
+  node: string;
+}
+
+/** The parent of a warmup's fill jobs: what was asked for, and when. */
+export interface WarmupJob {
+  paths: string[];
+  requestedAt: number;
+}
+
+/** Node ids that may go into a BullMQ job id (`${chunk}.${node}.${request}`; BullMQ forbids ':' in custom ids). */
+export const WARM_JOB_NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+const fillSchema = z.object({ ...chunkFields, node: z.string().regex(WARM_JOB_NODE_ID, 'not a cache node id') }).strict();
+
 /**
  * Job data comes back from Redis, where anything could have written it: validate before a
  * worker uses it as a key or a file name.
  */
-export function parseCopyJob(data: unknown): CopyJob {
-  const result = copySchema.safeParse(data);
+function parseJob<T>(schema: z.ZodType, what: string, data: unknown): T {
+  const result = schema.safeParse(data);
   if (!result.success) {
     const issue = result.error.issues[0];
-    throw new InvalidArgumentError(`invalid copy job: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+    throw new InvalidArgumentError(`invalid ${what} job: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
   }
-  return result.data as CopyJob;
+  return result.data as T;
+}
+
+export function parseCopyJob(data: unknown): CopyJob {
+  return parseJob<CopyJob>(copySchema, 'copy', data);
+}
+
+export function parseFillJob(data: unknown): FillJob {
+  return parseJob<FillJob>(fillSchema, 'fill', data);
 }

@@ -1,47 +1,7 @@
-import { type ChunkId, InvalidArgumentError, isChunkId } from '@ferry/core';
 import { FlowProducer, type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { z } from 'zod';
+import { type FillJob, parseFillJob, type WarmupJob } from './payloads.js';
 import { QUEUES, queuePrefix } from './queues.js';
-
-/** Put one chunk on one cache node (a child of a warmup). */
-export interface FillJob {
-  chunk: ChunkId;
-  size: number;
-  /** The owner node's id. */
-  node: string;
-}
-
-/** The parent of a warmup's fill jobs: what was asked for, and when. */
-export interface WarmupJob {
-  paths: string[];
-  requestedAt: number;
-}
-
-/** Node ids that may go into a BullMQ job id (`${chunk}.${node}.${request}`; BullMQ forbids ':' in custom ids). */
-export const WARM_JOB_NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
-
-const fillSchema = z
-  .object({
-    chunk: z.string().refine(isChunkId, 'not a chunk id'),
-    size: z
-      .number()
-      .int()
-      .min(0)
-      .max(2 ** 31),
-    node: z.string().regex(WARM_JOB_NODE_ID, 'not a cache node id'),
-  })
-  .strict();
-
-/** Job data comes back from Redis: validate a fill before its chunk id names anything. */
-export function parseFillJob(data: unknown): FillJob {
-  const result = fillSchema.safeParse(data);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    throw new InvalidArgumentError(`invalid fill job: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
-  }
-  return result.data as FillJob;
-}
 
 export interface WarmQueueOptions {
   connection: Redis;

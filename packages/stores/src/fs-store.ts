@@ -7,17 +7,8 @@ import { pipeline } from 'node:stream/promises';
 import { AccessDeniedError, LocalIoError, localIoError, NotFoundError, PreconditionFailedError } from '@ferry/core';
 import { bodyLength, bodyStream } from './body.js';
 import { assertValidKey, compareKeys, resolveRange } from './keys.js';
-import type {
-  GetOptions,
-  GetResult,
-  ListOptions,
-  ListPage,
-  ObjectInfo,
-  ObjectStore,
-  PutBody,
-  PutResult,
-  StoreCapabilities,
-} from './types.js';
+import type * as Store from './types.js';
+import type { ObjectStore } from './types.js';
 
 export interface FsStoreOptions {
   /** Absolute directory the store lives in; created when missing. */
@@ -40,7 +31,7 @@ function statEtag(st: Stats): string {
 /** Local-disk store: one file per object under `root`, keys mapped 1:1 to relative paths. */
 export class FsStore implements ObjectStore {
   readonly url: string;
-  readonly capabilities: StoreCapabilities = { scheme: 'file', serverSideIfMatch: true, maxObjectSize: Number.MAX_SAFE_INTEGER };
+  readonly capabilities: Store.StoreCapabilities = { scheme: 'file', serverSideIfMatch: true, maxObjectSize: Number.MAX_SAFE_INTEGER };
   readonly #root: string;
   readonly #fsync: boolean;
   #realRoot: string | undefined;
@@ -105,11 +96,11 @@ export class FsStore implements ObjectStore {
     return file;
   }
 
-  #info(key: string, st: Stats): ObjectInfo {
+  #info(key: string, st: Stats): Store.ObjectInfo {
     return { key, size: st.size, etag: statEtag(st), lastModified: Math.floor(st.mtimeMs) };
   }
 
-  async head(key: string): Promise<ObjectInfo> {
+  async head(key: string): Promise<Store.ObjectInfo> {
     const file = await this.#pathOf(key, true);
     let st: Stats;
     try {
@@ -121,7 +112,7 @@ export class FsStore implements ObjectStore {
     return this.#info(key, st);
   }
 
-  async get(key: string, options: GetOptions = {}): Promise<GetResult> {
+  async get(key: string, options: Store.GetOptions = {}): Promise<Store.GetResult> {
     const file = await this.#pathOf(key, true);
     let handle: Awaited<ReturnType<typeof open>>;
     try {
@@ -152,7 +143,7 @@ export class FsStore implements ObjectStore {
     }
   }
 
-  async put(key: string, body: PutBody): Promise<PutResult> {
+  async put(key: string, body: Store.PutBody): Promise<Store.PutResult> {
     await this.#ready(true);
     const file = await this.#pathOf(key, false);
     bodyLength(body);
@@ -214,7 +205,7 @@ export class FsStore implements ObjectStore {
     }
   }
 
-  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ListPage> {
+  async *list(prefix: string, options: Store.ListOptions = {}): AsyncIterable<Store.ListPage> {
     const pageSize = Math.max(1, Math.min(options.pageSize ?? 1000, 10_000));
     const root = await this.#ready();
     // Walk from the deepest directory the prefix fully names.
@@ -228,7 +219,7 @@ export class FsStore implements ObjectStore {
         .some((s) => s === '' || s === '.' || s === '..')
     )
       return;
-    let items: ObjectInfo[] = [];
+    let items: Store.ObjectInfo[] = [];
     for await (const item of this.#walk(root, baseDir, prefix, options.cursor)) {
       items.push(item);
       if (items.length === pageSize) {
@@ -243,7 +234,7 @@ export class FsStore implements ObjectStore {
    * Depth-first walk in exact key order. A directory `d` sorts as `d/`, which is where its keys
    * sort among its siblings; whole subtrees before the cursor are skipped without reading them.
    */
-  async *#walk(root: string, dirKey: string, prefix: string, after: string | undefined): AsyncGenerator<ObjectInfo> {
+  async *#walk(root: string, dirKey: string, prefix: string, after: string | undefined): AsyncGenerator<Store.ObjectInfo> {
     let names: import('node:fs').Dirent[];
     try {
       names = await readdir(join(root, ...dirKey.split('/').filter(Boolean)), { withFileTypes: true });

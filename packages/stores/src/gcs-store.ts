@@ -22,17 +22,8 @@ import { bodyLength, bodyStream } from './body.js';
 import { createAgents, exchange, firstLine, httpError } from './gcs-http.js';
 import { assertValidKey, compareKeys, resolveRange } from './keys.js';
 import { UNREACHABLE } from './net-errors.js';
-import type {
-  GetOptions,
-  GetResult,
-  ListOptions,
-  ListPage,
-  ObjectInfo,
-  ObjectStore,
-  PutBody,
-  PutResult,
-  StoreCapabilities,
-} from './types.js';
+import type * as Store from './types.js';
+import type { ObjectStore } from './types.js';
 
 export interface GcsStoreOptions {
   /** An injected client; `endpoint` and `projectId` are then ignored. */
@@ -67,7 +58,7 @@ class GenerationChanged extends Error {}
 /** Google Cloud Storage (or a JSON-API emulator) behind the ObjectStore interface. */
 export class GcsStore implements ObjectStore {
   readonly url: string;
-  readonly capabilities: StoreCapabilities = { scheme: 'gs', serverSideIfMatch: true, maxObjectSize: 5 * 2 ** 40 };
+  readonly capabilities: Store.StoreCapabilities = { scheme: 'gs', serverSideIfMatch: true, maxObjectSize: 5 * 2 ** 40 };
   readonly #storage: Storage;
   readonly #bucket: Bucket;
   readonly #name: string;
@@ -93,7 +84,7 @@ export class GcsStore implements ObjectStore {
     this.url = `gs://${bucket}`;
   }
 
-  #info(raw: RawObject): ObjectInfo {
+  #info(raw: RawObject): Store.ObjectInfo {
     // timeCreated is when this generation's bytes were written; `updated` also moves on metadata edits.
     const time = Date.parse(raw.timeCreated ?? raw.updated ?? '');
     return {
@@ -104,7 +95,7 @@ export class GcsStore implements ObjectStore {
     };
   }
 
-  async head(key: string): Promise<ObjectInfo> {
+  async head(key: string): Promise<Store.ObjectInfo> {
     assertValidKey(key);
     try {
       const [raw] = await this.#bucket.file(key).getMetadata({ fields: OBJECT_FIELDS });
@@ -114,7 +105,7 @@ export class GcsStore implements ObjectStore {
     }
   }
 
-  async get(key: string, options: GetOptions = {}): Promise<GetResult> {
+  async get(key: string, options: Store.GetOptions = {}): Promise<Store.GetResult> {
     for (let attempt = 1; ; attempt++) {
       const info = await this.head(key);
       if (options.ifMatch !== undefined && options.ifMatch !== info.etag) {
@@ -142,7 +133,7 @@ export class GcsStore implements ObjectStore {
    * error, never mixed bytes. Sent by this store rather than the SDK's read stream, whose cleanup
    * after an early destroy tears down the shared HTTP agent and with it every request in flight.
    */
-  async #download(key: string, info: ObjectInfo, start: number, end: number): Promise<Readable> {
+  async #download(key: string, info: Store.ObjectInfo, start: number, end: number): Promise<Readable> {
     const whole = start === 0 && end === info.size - 1;
     const url = `${this.#storage.baseUrl}/b/${encodeURIComponent(this.#name)}/o/${encodeURIComponent(key)}?alt=media&ifGenerationMatch=${info.etag}`;
     let res: IncomingMessage;
@@ -189,7 +180,7 @@ export class GcsStore implements ObjectStore {
     return source.pipe(body);
   }
 
-  async put(key: string, body: PutBody): Promise<PutResult> {
+  async put(key: string, body: Store.PutBody): Promise<Store.PutResult> {
     assertValidKey(key);
     const length = bodyLength(body);
     if (length > this.capabilities.maxObjectSize) {
@@ -297,7 +288,7 @@ export class GcsStore implements ObjectStore {
    * here, which makes resuming correct on servers that ignore startOffset (the emulator), and a
    * page token that restarts the listing (the emulator's, when its key was deleted) harmless.
    */
-  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ListPage> {
+  async *list(prefix: string, options: Store.ListOptions = {}): AsyncIterable<Store.ListPage> {
     const pageSize = Math.max(1, Math.min(options.pageSize ?? 1000, 1000));
     let after = options.cursor;
     let pageToken: string | undefined;

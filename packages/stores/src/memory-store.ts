@@ -3,17 +3,8 @@ import { Readable } from 'node:stream';
 import { NotFoundError, PreconditionFailedError } from '@ferry/core';
 import { bodyLength, bodyStream, readAll } from './body.js';
 import { assertValidKey, compareKeys, resolveRange } from './keys.js';
-import type {
-  GetOptions,
-  GetResult,
-  ListOptions,
-  ListPage,
-  ObjectInfo,
-  ObjectStore,
-  PutBody,
-  PutResult,
-  StoreCapabilities,
-} from './types.js';
+import type * as Store from './types.js';
+import type { ObjectStore } from './types.js';
 
 interface Held {
   bytes: Buffer;
@@ -27,7 +18,7 @@ const registry = new Map<string, Map<string, Held>>();
 /** In-memory store for unit tests and the embedded demo's scratch space. */
 export class MemoryStore implements ObjectStore {
   readonly url: string;
-  readonly capabilities: StoreCapabilities = { scheme: 'memory', serverSideIfMatch: true, maxObjectSize: 2 ** 31 - 1 };
+  readonly capabilities: Store.StoreCapabilities = { scheme: 'memory', serverSideIfMatch: true, maxObjectSize: 2 ** 31 - 1 };
   readonly #objects: Map<string, Held>;
   #counter = 0;
 
@@ -49,12 +40,12 @@ export class MemoryStore implements ObjectStore {
     return held;
   }
 
-  async head(key: string): Promise<ObjectInfo> {
+  async head(key: string): Promise<Store.ObjectInfo> {
     const held = this.#held(key);
     return { key, size: held.bytes.length, etag: held.etag, lastModified: held.lastModified };
   }
 
-  async get(key: string, options: GetOptions = {}): Promise<GetResult> {
+  async get(key: string, options: Store.GetOptions = {}): Promise<Store.GetResult> {
     const held = this.#held(key);
     if (options.ifMatch !== undefined && options.ifMatch !== held.etag) {
       throw new PreconditionFailedError(`${this.url}: ${key} changed (etag ${held.etag}, expected ${options.ifMatch})`);
@@ -64,7 +55,7 @@ export class MemoryStore implements ObjectStore {
     return { info, start, end, body: Readable.from([held.bytes.subarray(start, end + 1)]) };
   }
 
-  async put(key: string, body: PutBody): Promise<PutResult> {
+  async put(key: string, body: Store.PutBody): Promise<Store.PutResult> {
     assertValidKey(key);
     bodyLength(body);
     const bytes = await readAll(bodyStream(body, key));
@@ -79,7 +70,7 @@ export class MemoryStore implements ObjectStore {
     this.#objects.delete(key);
   }
 
-  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ListPage> {
+  async *list(prefix: string, options: Store.ListOptions = {}): AsyncIterable<Store.ListPage> {
     const pageSize = Math.max(1, Math.min(options.pageSize ?? 1000, 10_000));
     const keys = [...this.#objects.keys()]
       .filter((k) => k.startsWith(prefix) && (options.cursor === undefined || compareKeys(k, options.cursor) > 0))

@@ -27,17 +27,8 @@ import { bodyLength, bodyStream } from './body.js';
 import { assertValidKey, compareKeys, resolveRange } from './keys.js';
 import { translateS3Error, unquote } from './s3-errors.js';
 import { fixedParts, sliceParts } from './s3-multipart.js';
-import type {
-  GetOptions,
-  GetResult,
-  ListOptions,
-  ListPage,
-  ObjectInfo,
-  ObjectStore,
-  PutBody,
-  PutResult,
-  StoreCapabilities,
-} from './types.js';
+import type * as Store from './types.js';
+import type { ObjectStore } from './types.js';
 
 export interface S3StoreOptions {
   /** An existing client; the store then never destroys it. */
@@ -85,7 +76,7 @@ function showEndpoint(endpoint: string): string {
 export class S3Store implements ObjectStore {
   /** `s3://bucket`: the endpoint is left out so that PrefixStore can append a prefix to it. */
   readonly url: string;
-  readonly capabilities: StoreCapabilities = { scheme: 's3', serverSideIfMatch: true, maxObjectSize: 5 * 2 ** 40 };
+  readonly capabilities: Store.StoreCapabilities = { scheme: 's3', serverSideIfMatch: true, maxObjectSize: 5 * 2 ** 40 };
   readonly #client: S3Client;
   readonly #ownsClient: boolean;
   readonly #bucket: string;
@@ -130,13 +121,13 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async head(key: string): Promise<ObjectInfo> {
+  async head(key: string): Promise<Store.ObjectInfo> {
     assertValidKey(key);
     const out = await this.#send('head', key, () => this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: key })));
     return { key, size: out.ContentLength ?? 0, etag: unquote(out.ETag), lastModified: out.LastModified?.getTime() ?? 0 };
   }
 
-  async get(key: string, options: GetOptions = {}): Promise<GetResult> {
+  async get(key: string, options: Store.GetOptions = {}): Promise<Store.GetResult> {
     assertValidKey(key);
     const { range, ifMatch } = options;
     // Checks the numbers only; whether the start is past the end is the server's to say (416).
@@ -169,7 +160,7 @@ export class S3Store implements ObjectStore {
       const served = match
         ? { start: Number(match[1]), end: Number(match[2]), size: Number(match[3]) }
         : { start: 0, end: length - 1, size: length };
-      const info: ObjectInfo = { key, size: served.size, etag, lastModified: out.LastModified?.getTime() ?? 0 };
+      const info: Store.ObjectInfo = { key, size: served.size, etag, lastModified: out.LastModified?.getTime() ?? 0 };
       // Servers that ignore If-Match (s3rver) must not hand out another version either.
       if (ifMatch !== undefined && ifMatch !== '*' && etag !== unquote(ifMatch)) {
         throw new PreconditionFailedError(`${this.url}: ${key} changed (etag ${etag}, expected ${unquote(ifMatch)})`);
@@ -225,7 +216,7 @@ export class S3Store implements ObjectStore {
     return out;
   }
 
-  async put(key: string, body: PutBody): Promise<PutResult> {
+  async put(key: string, body: Store.PutBody): Promise<Store.PutResult> {
     assertValidKey(key);
     const length = bodyLength(body);
     if (length > this.capabilities.maxObjectSize) throw new InvalidArgumentError(`${this.url}: put ${key}: ${length} bytes is over 5 TiB`);
@@ -257,7 +248,7 @@ export class S3Store implements ObjectStore {
    * sent, so a short or failing stream never reaches the server (servers that store a request as
    * it arrives keep a truncated object), and the SDK can retry the request.
    */
-  async #putSingle(key: string, body: PutBody, length: number): Promise<string> {
+  async #putSingle(key: string, body: Store.PutBody, length: number): Promise<string> {
     let bytes: Uint8Array = body instanceof Uint8Array ? body : Buffer.alloc(0);
     if (!(body instanceof Uint8Array)) {
       const size = Math.max(length, 1);
@@ -273,7 +264,7 @@ export class S3Store implements ObjectStore {
    * a recycled buffer: memory is partSize × queueSize whatever the object size. On any failure
    * the upload is aborted and nothing becomes visible.
    */
-  async #putMultipart(key: string, body: PutBody, length: number): Promise<string> {
+  async #putMultipart(key: string, body: Store.PutBody, length: number): Promise<string> {
     const partSize = Math.max(this.#partSize, Math.ceil(length / 10_000));
     const Bucket = this.#bucket;
     const create = new CreateMultipartUploadCommand({
@@ -334,7 +325,7 @@ export class S3Store implements ObjectStore {
    * One ListObjectsV2 request per page. The cursor is the page's last key, sent back as
    * StartAfter: unlike a continuation token it never expires and any process can resume from it.
    */
-  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ListPage> {
+  async *list(prefix: string, options: Store.ListOptions = {}): AsyncIterable<Store.ListPage> {
     const MaxKeys = Math.max(1, Math.min(options.pageSize ?? 1000, 1000));
     let after = options.cursor;
     for (;;) {
@@ -345,7 +336,7 @@ export class S3Store implements ObjectStore {
         ...(after !== undefined ? { StartAfter: after } : {}),
       });
       const out = await this.#send('list', prefix || undefined, () => this.#client.send(command));
-      const items: ObjectInfo[] = (out.Contents ?? []).flatMap((o) =>
+      const items: Store.ObjectInfo[] = (out.Contents ?? []).flatMap((o) =>
         o.Key === undefined ? [] : [{ key: o.Key, size: o.Size ?? 0, etag: unquote(o.ETag), lastModified: o.LastModified?.getTime() ?? 0 }],
       );
       // S3 lists in UTF-8 byte order; s3rver walks its directories instead (`a/b` before

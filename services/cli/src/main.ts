@@ -35,6 +35,11 @@ function writeRegionOption(cmd: Command): Command {
   return cmd.option('-r, --region <name>', 'region to write to; only the source region accepts writes (default: the source)');
 }
 
+/** A daemon's root logger: JSON lines on stdout (where a supervisor collects them), `info` unless FERRY_LOG_LEVEL says otherwise. */
+function serviceLogger(name: string) {
+  return createLogger({ name, level: process.env.FERRY_LOG_LEVEL ?? 'info', destination: 1 });
+}
+
 function concurrencyOption(cmd: Command, fallback: number): Command {
   return cmd.addOption(
     new Option('-j, --concurrency <n>', 'chunks in flight at once').default(fallback).argParser((v) => positiveInt(v, '--concurrency')),
@@ -135,14 +140,7 @@ export function buildProgram(): Command {
     .requiredOption('-r, --region <name>', 'the region this daemon serves')
     .option('--listen <host:port>', "control API address (default: the region's api.listen)")
     .action(
-      action((ctx, out, opts: { region: string; listen?: string }) =>
-        replicatorCommand(
-          ctx,
-          out,
-          opts,
-          createLogger({ name: 'ferry-replicator', level: process.env.FERRY_LOG_LEVEL ?? 'info', destination: 1 }),
-        ),
-      ),
+      action((ctx, out, opts: { region: string; listen?: string }) => replicatorCommand(ctx, out, opts, serviceLogger('ferry-replicator'))),
     );
   // `--region` belongs to `replicator` (commander gives it to the parent), so read it from there.
   common(replicator.command('retry-failed'))
@@ -154,14 +152,7 @@ export function buildProgram(): Command {
     .requiredOption('-r, --region <name>', 'the region whose store and Redis the gateway reads')
     .option('--listen <host:port>', 'address to listen on (default: gateway.listen of the config)')
     .action(
-      action((ctx, out, opts: { region: string; listen?: string }) =>
-        gatewayCommand(
-          ctx,
-          out,
-          opts,
-          createLogger({ name: 'ferry-gateway', level: process.env.FERRY_LOG_LEVEL ?? 'info', destination: 1 }),
-        ),
-      ),
+      action((ctx, out, opts: { region: string; listen?: string }) => gatewayCommand(ctx, out, opts, serviceLogger('ferry-gateway'))),
     );
 
   common(program.command('cache-node'))
@@ -179,13 +170,7 @@ export function buildProgram(): Command {
           ctx,
           out,
           opts: { region: string; dir: string; capacity: string; weight: string; listen: string; id?: string; advertise?: string },
-        ) =>
-          cacheNodeCommand(
-            ctx,
-            out,
-            opts,
-            createLogger({ name: 'ferry-cache-node', level: process.env.FERRY_LOG_LEVEL ?? 'info', destination: 1 }),
-          ),
+        ) => cacheNodeCommand(ctx, out, opts, serviceLogger('ferry-cache-node')),
       ),
     );
 
