@@ -53,7 +53,8 @@ export class Region {
   readonly #injected: OpenRegionOptions['stores'];
   readonly #clientName: string;
   readonly #owned: Array<{ close?: () => Promise<void> | void }> = [];
-  #store: ObjectStore | undefined;
+  /** The region's own store. */
+  readonly store: ObjectStore;
   #sourceStore: ObjectStore | undefined;
   #sourceRedis: Redis | undefined;
   #sourceMeta: Meta | undefined;
@@ -71,6 +72,8 @@ export class Region {
     this.logger = options.logger.child({ region });
     this.#injected = options.stores;
     this.#clientName = options.clientName ?? `ferry-${role}`;
+    // Made now (it connects to nothing yet), so a wrong store URL is an error when the region opens.
+    this.store = options.stores?.region ?? this.#own(createStore(this.config.store));
     this.redis = this.#connect(this.config.redis, `${this.#clientName}-${region}`);
     this.meta = new Meta({ redis: this.redis, volume: this.volume, logMaxLen: config.log.maxLen, logger: this.logger });
     this.mirror = this.isSource ? undefined : new MirrorMeta({ redis: this.redis, volume: this.volume });
@@ -78,12 +81,6 @@ export class Region {
 
   #connect(url: string, name: string): Redis {
     return connectRedis(url, { name, ...(this.role === 'daemon' ? { maxRetriesPerRequest: null } : {}) });
-  }
-
-  /** The region's own store. */
-  get store(): ObjectStore {
-    this.#store ??= this.#injected?.region ?? this.#own(createStore(this.config.store));
-    return this.#store;
   }
 
   /** The source region's store (the region's own store in the source). */
@@ -147,7 +144,8 @@ export class Region {
    */
   async ready(options: { source?: boolean } = {}): Promise<void> {
     const checks: Array<[Redis, string]> = [[this.redis, this.config.redis]];
-    if (options.source && !this.isSource) checks.push([this.sourceRedis, regionConfig(this.ferry, this.ferry.source).redis]);
+    // The source first: a mirror daemon that cannot reach it has nothing to do.
+    if (options.source && !this.isSource) checks.unshift([this.sourceRedis, regionConfig(this.ferry, this.ferry.source).redis]);
     for (const [redis, url] of checks) await this.#ping(redis, url);
   }
 
