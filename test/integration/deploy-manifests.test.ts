@@ -1,0 +1,231 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { parseConfigText } from '@ferry/core';
+import type { Command } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { buildProgram } from '../../services/cli/src/main.js';
+import { FERRY_BIN, requireBuiltCli } from '../support/cli.js';
+import {
+  containersOf,
+  ferryArgv,
+  isFerryImage,
+  isKustomizationTarget,
+  KUBE_DIR,
+  type KubeObject,
+  kustomizationInputs,
+  kustomizeBuild,
+  type LoadedDoc,
+  loadFile,
+  podSpec,
+  REPO,
+  sampleEnv,
+  validateObject,
+  yamlFiles,
+} from '../support/kube-manifests.js';
+
+// The Kubernetes manifests under deploy/kubernetes are checked offline: every object against
+// the Kubernetes (and prometheus-operator) schemas, every kustomization's inputs exist, the
+// config the overlay mounts is a valid ferry.yaml, and every `ferry` command line a container
+// runs parses with the real CLI. With kubectl on the PATH, the kustomize builds are checked too.
+
+const OVERLAY = join(KUBE_DIR, 'overlays/example');
+const BASE = join(KUBE_DIR, 'base');
+/** What the cache node's init step writes (deploy/cache-node-init.mjs). */
+const SIZING_FILES = { '/run/ferry/capacity': '7200000000000', '/run/ferry/weight': '2' };
+
+const files = yamlFiles(KUBE_DIR);
+const docs = files.flatMap(loadFile);
+const isKustomization = (o: KubeObject) => o.kind === 'Kustomization';
+/** Kustomize's own inputs that are not Kubernetes objects (transformer configurations). */
+const isKustomizeConfig = (d: LoadedDoc) => d.where.endsWith('kustomizeconfig.yaml#0');
+/** The ferry config the overlay mounts: YAML, but not a Kubernetes object. */
+const isFerryConfig = (d: LoadedDoc) => d.where.endsWith('/ferry.yaml#0');
+const objects = docs.filter((d) => !isKustomization(d.object) && !isKustomizeConfig(d) && !isFerryConfig(d));
+
+/** Parse a ferry command line with the real CLI's parser, without running the command. */
+async function parseFerry(argv: string[]): Promise<string> {
+  const program = buildProgram();
+  let ran = '';
+  const stub = (cmd: Command, path: string[]) => {
+    for (const sub of cmd.commands) {
+      const name = [...path, sub.name()];
+      sub.action(() => {
+        ran = name.join(' ');
+      });
+      stub(sub, name);
+    }
+  };
+  stub(program, []);
+  await program.parseAsync(['node', 'ferry', ...argv]);
+  return ran;
+}
+
+function configMapsOf(list: LoadedDoc[]): Map<string, Record<string, string>> {
+  const maps = new Map<string, Record<string, string>>();
+  for (const { object } of list) {
+    if (object.kind === 'ConfigMap' && object.metadata?.name) maps.set(object.metadata.name, object.data as Record<string, string>);
+  }
+  return maps;
+}
+
+/** The ferry command lines of a set of documents, with the env Kubernetes would give them. */
+function ferryLines(list: LoadedDoc[], configMaps: Map<string, Record<string, string>>) {
+  return containersOf(list)
+    .filter((c) => isFerryImage(c.container.image))
+    .flatMap((found) => {
+      const env = sampleEnv(found.container, configMaps);
+      const argv = ferryArgv(found.container, env, SIZING_FILES);
+      return argv ? [{ ...found, argv }] : [];
+    });
+}
+
+describe('deploy/kubernetes files', () => {
+  it('has a base and the example overlay', () => {
+    expect(files.map((f) => relative(KUBE_DIR, f))).toEqual(
+      expect.arrayContaining(['base/kustomization.yaml', 'overlays/example/kustomization.yaml']),
+    );
+  });
+
+  it('every other YAML document is a Kubernetes object', () => {
+    for (const { where, object } of objects) {
+      expect(typeof object.apiVersion, where).toBe('string');
+      expect(typeof object.kind, where).toBe('string');
+    }
+  });
+
+  it.each(objects.map((d) => [d.where, d] as const))('%s is a valid Kubernetes object', async (_where, { object }) => {
+    await validateObject(object);
+  });
+
+  it.each(docs.filter((d) => isKustomization(d.object)).map((d) => [d.where, d] as const))(
+    '%s names only files and directories that exist',
+    (where, { object }) => {
+      const path = join(REPO, where.replace(/#\d+$/, ''));
+      const missing = kustomizationInputs(path, object).filter((input) => !isKustomizationTarget(input));
+      expect(missing.map((m) => relative(REPO, m))).toEqual([]);
+    },
+  );
+
+  it('every Ferry container runs non-root, read-only, without capabilities, with requests and limits', () => {
+    const problems: string[] = [];
+    for (const { owner, container } of containersOf(objects)) {
+      const c = container as unknown as {
+        securityContext?: { readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean; capabilities?: { drop?: string[] } };
+        resources?: { requests?: object; limits?: object };
+      };
+      const sc = c.securityContext;
+      if (!sc?.readOnlyRootFilesystem) problems.push(`${owner}/${container.name}: root file system not read-only`);
+      if (sc?.allowPrivilegeEscalation !== false) problems.push(`${owner}/${container.name}: privilege escalation allowed`);
+      if (!sc?.capabilities?.drop?.includes('ALL')) problems.push(`${owner}/${container.name}: capabilities not dropped`);
+      if (!c.resources?.requests || !c.resources?.limits) problems.push(`${owner}/${container.name}: no requests or limits`);
+    }
+    for (const { object } of objects) {
+      const spec = podSpec(object);
+      if (spec && !spec.securityContext?.runAsNonRoot) problems.push(`${object.kind}/${object.metadata?.name}: runAsNonRoot not set`);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it("the overlay's ferry.yaml is a valid config whose environment references the ferry-tokens Secret fills", () => {
+    const text = readFileSync(join(OVERLAY, 'ferry.yaml'), 'utf8');
+    const secret = objects.find((d) => d.object.kind === 'Secret' && d.object.metadata?.name === 'ferry-tokens')?.object as
+      | { stringData: Record<string, string> }
+      | undefined;
+    expect(secret).toBeDefined();
+    const uncommented = text.replace(/^\s*#.*$/gm, '');
+    const referenced = [...uncommented.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]);
+    expect(referenced.length).toBeGreaterThan(0);
+    for (const name of referenced) expect(Object.keys(secret?.stringData ?? {})).toContain(name);
+    const config = parseConfigText(text, { source: 'ferry.yaml', env: secret?.stringData ?? {} });
+    expect(Object.keys(config.regions).sort()).toEqual(['eu', 'src', 'us']);
+    expect(config.source).toBe('src');
+  });
+
+  it('every ferry command line in the files parses with the real CLI, and each region it names exists', async () => {
+    const config = parseConfigText(readFileSync(join(OVERLAY, 'ferry.yaml'), 'utf8'), {
+      env: new Proxy({}, { get: () => 'x'.repeat(12) }),
+    });
+    // The base leaves the region to the overlay's ConfigMap; any region of the config stands in.
+    const lines = ferryLines(objects, new Map([['*', { region: 'eu' }]]));
+    const commands = new Set<string>();
+    for (const { owner, container, argv } of lines) {
+      const ran = await parseFerry(argv).catch((err: Error) => {
+        throw new Error(`${owner}/${container.name}: ferry ${argv.join(' ')}: ${err.message}`);
+      });
+      commands.add(ran);
+      const region = argv[argv.findIndex((a) => a === '--region' || a === '-r') + 1];
+      if (argv.includes('--region')) expect(Object.keys(config.regions), `${owner}/${container.name}`).toContain(region);
+    }
+    expect([...commands].sort()).toEqual(expect.arrayContaining(['cache-node', 'gateway', 'get', 'import', 'replicator', 'warmup']));
+  });
+
+  it('the parse-only check refuses what the CLI refuses', async () => {
+    await expect(parseFerry(['replicator', '--region', 'eu'])).resolves.toBe('replicator');
+    await expect(parseFerry(['replicator', '--region', 'eu', '--lisen', '0.0.0.0:7600'])).rejects.toThrow(/unknown option/);
+    await expect(parseFerry(['cache-node', '--region', 'eu', '--dir', '/c', '--listen', '0.0.0.0:1'])).rejects.toThrow(/--capacity/);
+    await expect(parseFerry(['warmup', '--wait'])).rejects.toThrow(/missing required argument/);
+  });
+
+  it('the built CLI knows every command the manifests run (--help exits 0)', () => {
+    requireBuiltCli();
+    const seen = new Set<string>();
+    for (const { argv } of ferryLines(objects, new Map([['*', { region: 'eu' }]]))) {
+      const command = argv[0] as string;
+      if (seen.has(command)) continue;
+      seen.add(command);
+      const run = spawnSync(process.execPath, [FERRY_BIN, command, '--help'], { encoding: 'utf8', timeout: 30_000 });
+      expect(run.status, `ferry ${command} --help: ${run.stderr}`).toBe(0);
+      expect(run.stdout).toContain(`Usage: ferry ${command}`);
+    }
+  });
+
+  it('the images ship the init step the cache node runs', () => {
+    for (const { container } of containersOf(objects)) {
+      const script = container.command?.find((c) => c.startsWith('/app/deploy/'));
+      if (script) expect(existsSync(join(REPO, script.replace('/app/', '')))).toBe(true);
+    }
+  });
+});
+
+describe.skipIf(kustomizeBuild(BASE) === undefined)('kustomize builds (kubectl kustomize)', () => {
+  it.each([
+    ['base', BASE],
+    ['overlays/example', OVERLAY],
+  ])('%s builds, and every object it makes is valid', async (_name, dir) => {
+    const built = kustomizeBuild(dir) ?? [];
+    expect(built.length).toBeGreaterThan(5);
+    for (const { object } of built) {
+      await expect(validateObject(object), `${object.kind}/${object.metadata?.name}`).resolves.toBeUndefined();
+    }
+  });
+
+  it("the overlay's objects refer only to ConfigMaps, Secrets and ServiceAccounts it makes", () => {
+    const built = kustomizeBuild(OVERLAY) ?? [];
+    const names = (kind: string) => new Set(built.filter((d) => d.object.kind === kind).map((d) => d.object.metadata?.name));
+    const have = { ConfigMap: names('ConfigMap'), Secret: names('Secret'), ServiceAccount: names('ServiceAccount') };
+    const text = JSON.stringify(built.map((d) => d.object));
+    const missing: string[] = [];
+    for (const m of text.matchAll(/"configMap(?:KeyRef|Ref)?":\{[^{}]*?"name":"([^"]+)"/g))
+      if (!have.ConfigMap.has(m[1])) missing.push(`ConfigMap ${m[1]}`);
+    for (const m of text.matchAll(/"secret(?:KeyRef|Ref)":\{[^{}]*?"name":"([^"]+)"/g))
+      if (!have.Secret.has(m[1])) missing.push(`Secret ${m[1]}`);
+    for (const m of text.matchAll(/"serviceAccountName":"([^"]+)"/g))
+      if (!have.ServiceAccount.has(m[1])) missing.push(`ServiceAccount ${m[1]}`);
+    expect(missing).toEqual([]);
+  });
+
+  it('every ferry command line of the built overlay parses, with the region its ConfigMap gives', async () => {
+    const built = kustomizeBuild(OVERLAY) ?? [];
+    const lines = ferryLines(built, configMapsOf(built));
+    const regions = new Set<string>();
+    for (const { owner, container, argv } of lines) {
+      await parseFerry(argv).catch((err: Error) => {
+        throw new Error(`${owner}/${container.name}: ferry ${argv.join(' ')}: ${err.message}`);
+      });
+      const at = argv.indexOf('--region');
+      if (at >= 0) regions.add(argv[at + 1] as string);
+    }
+    expect([...regions].sort()).toEqual(['eu', 'src', 'us']);
+  });
+});
