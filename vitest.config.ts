@@ -6,12 +6,18 @@ const root = fileURLToPath(new URL('.', import.meta.url));
 
 // Tests import the workspace packages from their TypeScript sources, so a test run never sees a
 // stale build. (Processes that tests spawn, like the `ferry` CLI, run the built output.)
-const alias = ['packages', 'services'].flatMap((group) =>
-  readdirSync(`${root}${group}`).map((name) => ({
-    find: new RegExp(`^@ferry/${name}$`),
-    replacement: `${root}${group}/${name}/src/index.ts`,
-  })),
-);
+const alias = [
+  // Entry points beside a package's index (package.json `exports`).
+  { find: /^@ferry\/stores\/s3$/, replacement: `${root}packages/stores/src/s3-store.ts` },
+  { find: /^@ferry\/stores\/gcs$/, replacement: `${root}packages/stores/src/gcs-store.ts` },
+  { find: /^@ferry\/region\/handle$/, replacement: `${root}packages/region/src/region.ts` },
+  ...['packages', 'services'].flatMap((group) =>
+    readdirSync(`${root}${group}`).map((name) => ({
+      find: new RegExp(`^@ferry/${name}$`),
+      replacement: `${root}${group}/${name}/src/index.ts`,
+    })),
+  ),
+];
 
 export default defineConfig({
   resolve: { alias },

@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import { parseConfigText } from '@ferry/core';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { buildProgram } from '../../services/cli/src/main.js';
+import { buildProgram } from '@ferry/cli';
 import { FERRY_BIN, requireBuiltCli } from '../support/cli.js';
 import {
   containersOf,

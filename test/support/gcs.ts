@@ -1,4 +1,5 @@
-import { GcsStore, type GcsStoreOptions, PrefixStore } from '@ferry/stores';
+import { PrefixStore } from '@ferry/stores';
+import { GcsStore, type GcsStoreOptions } from '@ferry/stores/gcs';
 import { inject } from 'vitest';
 import { uniqueName } from './random.js';
 

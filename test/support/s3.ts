@@ -1,5 +1,6 @@
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { PrefixStore, S3Store, type S3StoreOptions } from '@ferry/stores';
+import { PrefixStore } from '@ferry/stores';
+import { S3Store, type S3StoreOptions } from '@ferry/stores/s3';
 import { inject } from 'vitest';
 import { uniqueName } from './random.js';
 

@@ -35,7 +35,6 @@ export interface OpenReaderOptions {
  */
 export function openReader(region: Region, options: OpenReaderOptions = {}): RegionReader {
   const cache = options.cache === false ? undefined : (options.cache ?? openCacheTier(region));
-  const copies = region.copies;
   return new RegionReader({
     meta: region.meta,
     region: region.name,
@@ -43,7 +42,7 @@ export function openReader(region: Region, options: OpenReaderOptions = {}): Reg
     ...(region.isSource ? {} : { source: { name: region.sourceName, store: region.sourceStore } }),
     ...(cache ? { cache: cache.tier } : {}),
     openOrigin: (url) => region.origins.open(url),
-    ...(copies ? { backfill: (requests) => copies.enqueue(requests) } : {}),
+    ...(region.isSource ? {} : { backfill: async (requests) => (await region.copyQueue())?.enqueue(requests) }),
     memoryBytes: options.memoryBytes ?? region.ferry.reader.memoryBytes,
     prefetch: region.ferry.reader.prefetch,
     logger: region.logger.child({ component: 'reader' }),

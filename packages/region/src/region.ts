@@ -1,5 +1,5 @@
 import { type FerryConfig, type Logger, type RegionConfig, regionConfig, UnavailableError } from '@ferry/core';
-import { CopyQueue } from '@ferry/jobs';
+import type { CopyQueue } from '@ferry/jobs';
 import { connectRedis, Meta, MirrorMeta, pingRedis, translateRedisError } from '@ferry/meta';
 import { createStore, type ObjectStore, StoresByUrl } from '@ferry/stores';
 import type { Redis } from 'ioredis';
@@ -58,7 +58,7 @@ export class Region {
   #sourceStore: ObjectStore | undefined;
   #sourceRedis: Redis | undefined;
   #sourceMeta: Meta | undefined;
-  #copies: CopyQueue | undefined;
+  #copies: Promise<CopyQueue> | undefined;
   #closed = false;
 
   constructor(options: OpenRegionOptions) {
@@ -109,16 +109,22 @@ export class Region {
     return this.#sourceMeta;
   }
 
-  /** The mirror's copy queue (producer side); undefined in the source region. */
-  get copies(): CopyQueue | undefined {
+  /**
+   * The mirror's copy queue (producer side); undefined in the source region. BullMQ is loaded on
+   * first use: most commands never queue a copy.
+   */
+  async copyQueue(): Promise<CopyQueue | undefined> {
     if (this.isSource) return undefined;
-    this.#copies ??= new CopyQueue({
-      connection: this.redis,
-      volume: this.volume,
-      attempts: this.config.copy.attempts,
-      // Connection trouble also fails every command on it, which reports it with context.
-      onError: (err) => this.logger.debug({ err }, 'copy queue connection error'),
-    });
+    this.#copies ??= import('@ferry/jobs').then(
+      ({ CopyQueue }) =>
+        new CopyQueue({
+          connection: this.redis,
+          volume: this.volume,
+          attempts: this.config.copy.attempts,
+          // Connection trouble also fails every command on it, which reports it with context.
+          onError: (err) => this.logger.debug({ err }, 'copy queue connection error'),
+        }),
+    );
     return this.#copies;
   }
 
@@ -175,7 +181,7 @@ export class Region {
     this.#closed = true;
     // Closing the source metadata first cuts a waiting change-log read short.
     await this.#sourceMeta?.close().catch(() => {});
-    await this.#copies?.close().catch(() => {});
+    await (await this.#copies)?.close().catch(() => {});
     await Promise.allSettled([...this.#owned.reverse().map(async (r) => r.close?.()), this.origins.close()]);
     await this.meta.close().catch(() => {});
     this.redis.disconnect();

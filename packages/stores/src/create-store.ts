@@ -1,11 +1,16 @@
 import { isAbsolute, normalize } from 'node:path';
 import { InvalidStoreUrlError } from '@ferry/core';
 import { FsStore } from './fs-store.js';
-import { GcsStore } from './gcs-store.js';
+import { LazyStore } from './lazy-store.js';
 import { MemoryStore } from './memory-store.js';
 import { PrefixStore } from './prefix-store.js';
-import { S3Store } from './s3-store.js';
 import type { ObjectStore } from './types.js';
+
+/** What the cloud backends offer, known without loading their SDKs. */
+const CLOUD_CAPABILITIES = {
+  s3: { scheme: 's3', serverSideIfMatch: true, maxObjectSize: 5 * 2 ** 40 },
+  gs: { scheme: 'gs', serverSideIfMatch: true, maxObjectSize: 5 * 2 ** 40 },
+} as const;
 
 export type StoreUrl =
   | { scheme: 'file'; root: string; fsync: boolean }
@@ -129,21 +134,36 @@ export function createStore(url: string): ObjectStore {
       return new FsStore({ root: spec.root, fsync: spec.fsync });
     case 'memory':
       return new MemoryStore({ name: spec.name });
+    // The cloud SDKs load on first use (see LazyStore).
     case 's3': {
-      const inner = new S3Store({
-        bucket: spec.bucket,
-        ...(spec.region ? { region: spec.region } : {}),
-        ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
-        forcePathStyle: spec.forcePathStyle,
-        checksums: spec.checksums,
+      const inner = new LazyStore({
+        url: `s3://${spec.bucket}`,
+        capabilities: { ...CLOUD_CAPABILITIES.s3 },
+        open: async () => {
+          const { S3Store } = await import('./s3-store.js');
+          return new S3Store({
+            bucket: spec.bucket,
+            ...(spec.region ? { region: spec.region } : {}),
+            ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
+            forcePathStyle: spec.forcePathStyle,
+            checksums: spec.checksums,
+          });
+        },
       });
       return spec.prefix ? new PrefixStore({ inner, prefix: spec.prefix, url: shown }) : inner;
     }
     case 'gs': {
-      const inner = new GcsStore({
-        bucket: spec.bucket,
-        ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
-        ...(spec.projectId ? { projectId: spec.projectId } : {}),
+      const inner = new LazyStore({
+        url: `gs://${spec.bucket}`,
+        capabilities: { ...CLOUD_CAPABILITIES.gs },
+        open: async () => {
+          const { GcsStore } = await import('./gcs-store.js');
+          return new GcsStore({
+            bucket: spec.bucket,
+            ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
+            ...(spec.projectId ? { projectId: spec.projectId } : {}),
+          });
+        },
       });
       return spec.prefix ? new PrefixStore({ inner, prefix: spec.prefix, url: shown }) : inner;
     }

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { type FerryConfig, InvalidConfigError, type Logger, loadConfig, ReadOnlyRegionError, regionConfig } from '@ferry/core';
-import { openRegion, type Region } from '@ferry/region';
+import type { Region } from '@ferry/region/handle';
 
 export type { Region };
 
@@ -58,6 +58,9 @@ export class Context {
   }
 
   async #open(name: string): Promise<Region> {
+    // Loaded here, not at start: `ferry --help` and usage errors need none of it. The handle alone,
+    // not the reader and cache tier: `ferry ls` needs neither.
+    const { openRegion } = await import('@ferry/region/handle');
     const region = openRegion({ config: this.config, region: name, role: 'client', logger: this.logger, clientName: 'ferry-cli' });
     try {
       await region.ready();

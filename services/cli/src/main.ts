@@ -1,16 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { cacheNodeCommand } from './commands/cache-node.js';
-import { demoCommand } from './commands/demo.js';
-import { catCommand, getCommand, positiveInt, putCommand } from './commands/files.js';
-import { gatewayCommand } from './commands/gateway.js';
-import { importCommand } from './commands/import.js';
-import { lsCommand, mvCommand, rmCommand, statCommand } from './commands/namespace.js';
-import { replicatorCommand, retryFailedCommand, statusCommand } from './commands/replication.js';
-import { warmupCommand } from './commands/warmup.js';
 import { Context } from './context.js';
 import { describeFailure, EXIT_USAGE } from './errors.js';
 import { createLogger } from './logger.js';
+import { positiveInt } from './options.js';
 import { Output } from './output.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -84,40 +77,58 @@ export function buildProgram(): Command {
   common(writeRegionOption(concurrencyOption(program.command('put <local> <path>'), 8)))
     .description('upload a local file or folder to the volume (only missing chunks), committed in one atomic step')
     .action(
-      action((ctx, out, local: string, path: string, opts: { concurrency: number; region?: string }) =>
-        putCommand(ctx, out, local, path, opts),
+      action(async (ctx, out, local: string, path: string, opts: { concurrency: number; region?: string }) =>
+        (await import('./commands/files.js')).putCommand(ctx, out, local, path, opts),
       ),
     );
 
   common(regionOption(concurrencyOption(program.command('get <path> <local>'), 8)))
     .description('download a file or folder, sha256 verified, written under a temporary name and renamed')
     .action(
-      action((ctx, out, path: string, local: string, opts: { region?: string; concurrency: number }) =>
-        getCommand(ctx, out, path, local, opts),
+      action(async (ctx, out, path: string, local: string, opts: { region?: string; concurrency: number }) =>
+        (await import('./commands/files.js')).getCommand(ctx, out, path, local, opts),
       ),
     );
 
   common(regionOption(program.command('cat <path>')))
     .description('write a file to stdout')
-    .action(action((ctx, out, path: string, opts: { region?: string }) => catCommand(ctx, out, path, opts)));
+    .action(
+      action(async (ctx, out, path: string, opts: { region?: string }) =>
+        (await import('./commands/files.js')).catCommand(ctx, out, path, opts),
+      ),
+    );
 
   common(regionOption(program.command('ls [path]').option('-R, --recursive', 'list everything below', false)))
     .description('list a directory')
     .action(
-      action((ctx, out, path: string | undefined, opts: { recursive: boolean; region?: string }) => lsCommand(ctx, out, path ?? '/', opts)),
+      action(async (ctx, out, path: string | undefined, opts: { recursive: boolean; region?: string }) =>
+        (await import('./commands/namespace.js')).lsCommand(ctx, out, path ?? '/', opts),
+      ),
     );
 
   common(regionOption(program.command('stat <path>')))
     .description('size, version, sha256, chunks and mtime of a file')
-    .action(action((ctx, out, path: string, opts: { region?: string }) => statCommand(ctx, out, path, opts)));
+    .action(
+      action(async (ctx, out, path: string, opts: { region?: string }) =>
+        (await import('./commands/namespace.js')).statCommand(ctx, out, path, opts),
+      ),
+    );
 
   common(writeRegionOption(program.command('rm <path>').option('-R, --recursive', 'remove a directory and everything below', false)))
     .description('remove a file (or a directory with -R) in one atomic step')
-    .action(action((ctx, out, path: string, opts: { recursive: boolean; region?: string }) => rmCommand(ctx, out, path, opts)));
+    .action(
+      action(async (ctx, out, path: string, opts: { recursive: boolean; region?: string }) =>
+        (await import('./commands/namespace.js')).rmCommand(ctx, out, path, opts),
+      ),
+    );
 
   common(writeRegionOption(program.command('mv <from> <to>')))
     .description('rename a file or directory in one atomic step')
-    .action(action((ctx, out, from: string, to: string, opts: { region?: string }) => mvCommand(ctx, out, from, to, opts)));
+    .action(
+      action(async (ctx, out, from: string, to: string, opts: { region?: string }) =>
+        (await import('./commands/namespace.js')).mvCommand(ctx, out, from, to, opts),
+      ),
+    );
 
   common(
     program
@@ -130,8 +141,8 @@ export function buildProgram(): Command {
   )
     .description('reference the objects under a bucket prefix as files under <path>, without copying; re-runs commit only changes')
     .action(
-      action((ctx, out, storeUrl: string, path: string, opts: { delete: boolean; dryRun: boolean; concurrency: number }) =>
-        importCommand(ctx, out, storeUrl, path, opts),
+      action(async (ctx, out, storeUrl: string, path: string, opts: { delete: boolean; dryRun: boolean; concurrency: number }) =>
+        (await import('./commands/import.js')).importCommand(ctx, out, storeUrl, path, opts),
       ),
     );
 
@@ -140,19 +151,27 @@ export function buildProgram(): Command {
     .requiredOption('-r, --region <name>', 'the region this daemon serves')
     .option('--listen <host:port>', "control API address (default: the region's api.listen)")
     .action(
-      action((ctx, out, opts: { region: string; listen?: string }) => replicatorCommand(ctx, out, opts, serviceLogger('ferry-replicator'))),
+      action(async (ctx, out, opts: { region: string; listen?: string }) =>
+        (await import('./commands/replication.js')).replicatorCommand(ctx, out, opts, serviceLogger('ferry-replicator')),
+      ),
     );
   // `--region` belongs to `replicator` (commander gives it to the parent), so read it from there.
   common(replicator.command('retry-failed'))
     .description('queue the copy jobs that failed for good again (ferry replicator --region R retry-failed)')
-    .action(action((ctx, out) => retryFailedCommand(ctx, out, { region: replicator.opts<{ region: string }>().region })));
+    .action(
+      action(async (ctx, out) =>
+        (await import('./commands/replication.js')).retryFailedCommand(ctx, out, { region: replicator.opts<{ region: string }>().region }),
+      ),
+    );
 
   common(program.command('gateway'))
     .description('serve the volume of a region as a read-only S3 bucket (SigV4, ListObjectsV2, GetObject with ranges)')
     .requiredOption('-r, --region <name>', 'the region whose store and Redis the gateway reads')
     .option('--listen <host:port>', 'address to listen on (default: gateway.listen of the config)')
     .action(
-      action((ctx, out, opts: { region: string; listen?: string }) => gatewayCommand(ctx, out, opts, serviceLogger('ferry-gateway'))),
+      action(async (ctx, out, opts: { region: string; listen?: string }) =>
+        (await import('./commands/gateway.js')).gatewayCommand(ctx, out, opts, serviceLogger('ferry-gateway')),
+      ),
     );
 
   common(program.command('cache-node'))
@@ -166,11 +185,11 @@ export function buildProgram(): Command {
     .option('--advertise <url>', 'URL other hosts reach this node at (default: from --listen)')
     .action(
       action(
-        (
+        async (
           ctx,
           out,
           opts: { region: string; dir: string; capacity: string; weight: string; listen: string; id?: string; advertise?: string },
-        ) => cacheNodeCommand(ctx, out, opts, serviceLogger('ferry-cache-node')),
+        ) => (await import('./commands/cache-node.js')).cacheNodeCommand(ctx, out, opts, serviceLogger('ferry-cache-node')),
       ),
     );
 
@@ -184,21 +203,27 @@ export function buildProgram(): Command {
       false,
     )
     .action(
-      action((ctx, out, path: string, opts: { region?: string; wait: boolean; concurrency: number }) =>
-        warmupCommand(ctx, out, path, opts),
+      action(async (ctx, out, path: string, opts: { region?: string; wait: boolean; concurrency: number }) =>
+        (await import('./commands/warmup.js')).warmupCommand(ctx, out, path, opts),
       ),
     );
 
   common(regionOption(program.command('status [path]')))
     .description('replication state per region: lag, missing chunks, queues, failures; for a path, how complete each region is')
-    .action(action((ctx, out, path: string | undefined, opts: { region?: string }) => statusCommand(ctx, out, path, opts)));
+    .action(
+      action(async (ctx, out, path: string | undefined, opts: { region?: string }) =>
+        (await import('./commands/replication.js')).statusCommand(ctx, out, path, opts),
+      ),
+    );
 
   program
     .command('demo')
     .description('run Ferry end to end on local disk with a private redis-server (no config needed)')
     .option('--dir <dir>', 'working directory', '.ferry-demo')
     .option('--json', 'print JSON lines instead of text', false)
-    .action(async (opts: { dir: string; json: boolean }) => demoCommand(new Output({ json: opts.json }), opts));
+    .action(async (opts: { dir: string; json: boolean }) =>
+      (await import('./commands/demo.js')).demoCommand(new Output({ json: opts.json }), opts),
+    );
 
   return program;
 }

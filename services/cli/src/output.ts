@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { formatBytes } from '@ferry/core';
-import cliProgress from 'cli-progress';
+import type CliProgress from 'cli-progress';
 
 export interface OutputOptions {
   json: boolean;
@@ -96,6 +97,8 @@ export class Output {
     }
     // Nothing to show: not a terminal and no --json.
     if (!this.#err.isTTY) return { tick: () => {}, grow: () => {}, stop: () => {} };
+    // Loaded only for a bar on a terminal: every other run (pipes, --json, logs) skips it.
+    const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof CliProgress;
     const bar = new cliProgress.SingleBar(
       {
         format: `${label} [{bar}] {percentage}% | {doneh} / {totalh} | {speed}`,

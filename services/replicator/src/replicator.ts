@@ -121,7 +121,8 @@ export class Replicator {
     }
     const r = this.#region;
     await r.ready({ source: true });
-    const { mirror, copies } = r;
+    const { mirror } = r;
+    const copies = await r.copyQueue();
     if (mirror && copies) {
       const processor = createCopyProcessor({
         region,

@@ -31,7 +31,8 @@ export async function lagOf(source: Meta, redis: Redis, cursor: string | undefin
 
 /** A region's replication state, read from Redis (no daemon needed). */
 export async function regionStatus(region: Region): Promise<RegionStatus> {
-  const { mirror, copies } = region;
+  const { mirror } = region;
+  const copies = await region.copyQueue();
   if (!mirror) return { region: region.name, role: 'source' };
   const cursor = await mirror.cursor();
   const [lag, chunks] = await Promise.all([lagOf(region.sourceMeta, region.sourceRedis, cursor), chunkCounts(mirror)]);

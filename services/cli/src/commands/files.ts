@@ -6,13 +6,6 @@ import type { Context } from '../context.js';
 import type { Output } from '../output.js';
 import { destinationFor, getFile } from '../transfer/get-files.js';
 
-export function positiveInt(value: string, name: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 1024)
-    throw new InvalidArgumentError(`${name} must be a whole number from 1 to 1024, got "${value}"`);
-  return n;
-}
-
 export async function putCommand(
   ctx: Context,
   out: Output,

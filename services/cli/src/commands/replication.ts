@@ -28,7 +28,7 @@ export async function replicatorCommand(
 
 export async function retryFailedCommand(ctx: Context, out: Output, opts: { region: string }): Promise<void> {
   const region = await ctx.region(opts.region);
-  const copies = region.copies;
+  const copies = await region.copyQueue();
   if (!copies) throw new InvalidArgumentError(`region "${region.name}" is the source; it has no copy queue`);
   const retried = await copies.retryFailed();
   out.result({ event: 'summary', command: 'retry-failed', region: region.name, retried }, [
