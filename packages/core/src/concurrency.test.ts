@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { concurrencyLimit, forEachLimit } from './concurrency.js';
+import { concurrencyLimit, forEachLimit, readAhead } from './concurrency.js';
 import { InvalidArgumentError } from './errors.js';
 
 const tick = (ms = 1) => new Promise((r) => setTimeout(r, ms));
@@ -146,5 +146,50 @@ describe('concurrencyLimit', () => {
     await expect(limit(async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
     expect(await limit(async () => 'next')).toBe('next');
     expect(() => concurrencyLimit(0)).toThrow('whole number');
+  });
+});
+
+describe('readAhead', () => {
+  it('pulls up to `ahead` items while the consumer works, in order', async () => {
+    let produced = 0;
+    async function* source() {
+      for (let i = 0; i < 6; i++) {
+        produced += 1;
+        yield i;
+      }
+    }
+    const seen: Array<[number, number]> = [];
+    for await (const item of readAhead(source(), 2)) {
+      await tick(5);
+      seen.push([item, produced]);
+    }
+    expect(seen.map(([item]) => item)).toEqual([0, 1, 2, 3, 4, 5]);
+    // While item 0 was in use, items 1 and 2 were already made.
+    expect(seen[0]?.[1]).toBeGreaterThanOrEqual(3);
+  });
+
+  it('throws a failure of the source in its place and closes the source on an early return', async () => {
+    async function* failing() {
+      yield 1;
+      throw new Error('listing failed');
+    }
+    const got: number[] = [];
+    await expect(
+      (async () => {
+        for await (const item of readAhead(failing(), 3)) got.push(item);
+      })(),
+    ).rejects.toThrow('listing failed');
+    expect(got).toEqual([1]);
+
+    let closed = false;
+    async function* endless() {
+      try {
+        for (let i = 0; ; i++) yield i;
+      } finally {
+        closed = true;
+      }
+    }
+    for await (const item of readAhead(endless(), 2)) if (item === 3) break;
+    expect(closed).toBe(true);
   });
 });

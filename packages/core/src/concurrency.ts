@@ -99,3 +99,43 @@ export function concurrencyLimit(max: number): <T>(fn: () => Promise<T>) => Prom
     }
   };
 }
+
+/**
+ * Items of `source` pulled up to `ahead` before they are asked for, so a slow consumer (a Redis
+ * round trip per page) and a slow producer (a listing) overlap instead of taking turns. Memory
+ * holds at most `ahead` items beyond the one being used. A failure of the source is thrown where
+ * the item it failed on would have been; returning early closes the source.
+ */
+export async function* readAhead<T>(source: AsyncIterable<T>, ahead: number): AsyncGenerator<T> {
+  if (!Number.isInteger(ahead) || ahead < 1) throw new InvalidArgumentError(`read-ahead must be a whole number ≥ 1, got ${ahead}`);
+  const iterator = source[Symbol.asyncIterator]();
+  const buffered: Array<Promise<IteratorResult<T>>> = [];
+  let done = false;
+  // An async generator queues next() calls and answers them in order, so asking `ahead` times
+  // keeps that many items in the making.
+  const fill = () => {
+    while (!done && buffered.length < ahead) {
+      const next = iterator.next();
+      buffered.push(next);
+      next.then(
+        (r) => {
+          if (r.done) done = true;
+        },
+        () => {
+          done = true;
+        },
+      );
+    }
+  };
+  try {
+    fill();
+    while (buffered.length > 0) {
+      const result = await (buffered.shift() as Promise<IteratorResult<T>>);
+      if (result.done) return;
+      fill();
+      yield result.value;
+    }
+  } finally {
+    if (!done) await iterator.return?.();
+  }
+}

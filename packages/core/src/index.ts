@@ -10,7 +10,7 @@ export {
   nativeChunkId,
   parseChunkId,
 } from './chunk-id.js';
-export { concurrencyLimit, forEachLimit } from './concurrency.js';
+export { concurrencyLimit, forEachLimit, readAhead } from './concurrency.js';
 export { type FerryConfig, loadConfig, parseConfig, parseConfigText, type RegionConfig, regionConfig } from './config.js';
 export {
   AccessDeniedError,

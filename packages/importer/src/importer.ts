@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { ConflictError, CorruptError, type Entry, forEachLimit, type Logger, type NewEntry, silentLogger } from '@ferry/core';
+import { ConflictError, CorruptError, type Entry, forEachLimit, type Logger, type NewEntry, readAhead, silentLogger } from '@ferry/core';
 import { decodeStoredEntry, type Meta, translateRedisError, volumePath } from '@ferry/meta';
 import type { ObjectInfo, ObjectStore } from '@ferry/stores';
 import type { Redis } from 'ioredis';
@@ -86,6 +86,9 @@ function skip(counts: ImportCounts, key: string, reason: SkipReason): void {
   counts.skippedBy[reason] = (counts.skippedBy[reason] ?? 0) + 1;
   if (counts.skippedExamples.length < MAX_EXAMPLES) counts.skippedExamples.push({ key, reason });
 }
+
+/** Listing pages read ahead of the one being compared and committed (each at most `pageSize` keys). */
+const LIST_AHEAD = 2;
 
 /**
  * Import the objects under an origin prefix as files under `target`, without copying them.
@@ -271,7 +274,9 @@ export async function importPrefix(options: ImportOptions): Promise<ImportSummar
      * a slow Redis holds the listing back instead of letting pending entries pile up.
      */
     async function* batches(): AsyncGenerator<Pending[]> {
-      for await (const page of origin.list('', { ...(run.cursor ? { cursor: run.cursor } : {}), pageSize: options.pageSize ?? 1000 })) {
+      // The next pages are listed while this one is compared and committed: listing never waits for Redis.
+      const listing = origin.list('', { ...(run.cursor ? { cursor: run.cursor } : {}), pageSize: options.pageSize ?? 1000 });
+      for await (const page of readAhead(listing, LIST_AHEAD)) {
         // A failed batch ends the run: stop listing now, not at the next batch this would yield.
         if (failed) return;
         await classify(page.items, { cursor: page.cursor, counts: emptyCounts(), remaining: 0 });
