@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { buildProgram } from '@ferry/cli';
 import { parseConfigText } from '@ferry/core';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { buildProgram } from '@ferry/cli';
 import { FERRY_BIN, requireBuiltCli } from '../support/cli.js';
 import {
   containersOf,

@@ -17,11 +17,10 @@ import {
   parseConfig,
   silentLogger,
 } from '@ferry/core';
-import { decodeStoredEntry, type Meta, type MirrorMeta } from '@ferry/meta';
+import { decodeStoredEntry, type MirrorMeta } from '@ferry/meta';
 import { openRegion, type Region } from '@ferry/region';
-import { createStore, type ObjectStore } from '@ferry/stores';
+import type { ObjectStore } from '@ferry/stores';
 import { type PutSummary, planPut, putFiles, stageFiles } from '@ferry/writer';
-import type { Redis } from 'ioredis';
 import { inject } from 'vitest';
 import { uniqueName } from './random.js';
 
