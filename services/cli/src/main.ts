@@ -5,6 +5,7 @@ import { demoCommand } from './commands/demo.js';
 import { catCommand, getCommand, positiveInt, putCommand } from './commands/files.js';
 import { gatewayCommand } from './commands/gateway.js';
 import { importCommand } from './commands/import.js';
+import { mountCommand } from './commands/mount.js';
 import { lsCommand, mvCommand, rmCommand, statCommand } from './commands/namespace.js';
 import { replicatorCommand, retryFailedCommand, statusCommand } from './commands/replication.js';
 import { warmupCommand } from './commands/warmup.js';
@@ -153,6 +154,25 @@ export function buildProgram(): Command {
     .option('--listen <host:port>', 'address to listen on (default: gateway.listen of the config)')
     .action(
       action((ctx, out, opts: { region: string; listen?: string }) => gatewayCommand(ctx, out, opts, serviceLogger('ferry-gateway'))),
+    );
+
+  common(program.command('mount <mountpoint>'))
+    .description('serve the volume of a region as a read-only file system (FUSE) on <mountpoint> until SIGTERM/SIGINT')
+    .requiredOption('-r, --region <name>', 'the region whose metadata and chunks the mount reads')
+    .option('--path <dir>', 'volume directory to show as the root of the mount', '/')
+    .option('--foreground', 'stay in the foreground (logs on stdout); otherwise run in the background once mounted', false)
+    .option('--force', 'detach a stale (or live) mount left on <mountpoint> first', false)
+    .option('--allow-other', 'let other users read the mount (FUSE allow_other)', false)
+    .option(
+      '--direct-io',
+      'bypass the kernel page cache: every read is served from the version its file handle opened (no shared mmap)',
+      false,
+    )
+    .option('--listen <host:port>', "metrics and health address (default: mount.listen of the config; 'off' for none)")
+    .action(
+      action((ctx, out, mountpoint: string, opts: Parameters<typeof mountCommand>[3]) =>
+        mountCommand(ctx, out, mountpoint, opts, serviceLogger('ferry-mount')),
+      ),
     );
 
   common(program.command('cache-node'))
