@@ -56,7 +56,8 @@ export function createOps(options: OpsOptions): FuseOps {
     const started = process.hrtime.bigint();
     work()
       .catch((err: unknown) => {
-        const code = errnoOf(err);
+        // A read fails only for want of a good chunk (a missing one included): EIO, never ENOENT.
+        const code = op === 'read' ? Errno.EIO : errnoOf(err);
         if (code === Errno.EIO && op !== 'read') logger.error({ op, reason: messageOf(err) }, `${op} failed: EIO`);
         return { code, value: undefined };
       })
