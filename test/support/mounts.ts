@@ -65,7 +65,10 @@ export async function startMount(options: {
   args?: string[];
   env?: Record<string, string>;
 }): Promise<RunningMount> {
-  await mkdir(options.mountpoint, { recursive: true });
+  // A stale mount left there answers ENOTCONN: the directory is there, under it.
+  await mkdir(options.mountpoint, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOTCONN') throw err;
+  });
   made.add(options.mountpoint);
   const args = [FERRY_BIN, 'mount', options.mountpoint, '--foreground', '--json', '--region', options.region];
   args.push('--config', options.config, '--listen', '127.0.0.1:0', ...(options.args ?? []));
