@@ -103,7 +103,11 @@ export class OpenFiles {
     const sequential = position === handle.next;
     handle.next = end;
     const parts = [];
-    for (let i = first; i <= last; i++) parts.push(this.#chunk(entry, starts, i));
+    for (let i = first; i <= last; i++) {
+      const part = this.#chunk(entry, starts, i);
+      part.catch(() => {}); // awaited in order below; one not reached after a failure must not go unhandled
+      parts.push(part);
+    }
     if (sequential) this.#readAhead(handle, last);
     let copied = 0;
     for (const [k, part] of parts.entries()) {
