@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chunkKey, type Entry } from '@ferry/core';
+import { type ChunkId, chunkKey, type Entry } from '@ferry/core';
 import type { Replicator } from '@ferry/replicator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detachAll, type RunningMount, sh, startMount } from '../support/mounts.js';
@@ -177,7 +177,7 @@ describe('a mirror whose store lacks the data', () => {
 
   it('a chunk no tier has is EIO, with one log line naming it', async () => {
     const entry = (await entryOf(regions.source, broken.path)) as Entry;
-    const lost = entry.chunks[1]?.id as string;
+    const lost = entry.chunks[1]?.id as ChunkId;
     await regions.source.store.delete(chunkKey(lost));
     const file = join(mount.mountpoint, broken.path);
     for (let i = 0; i < 2; i++) {
