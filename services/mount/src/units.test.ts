@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { type ChunkRef, type Entry, InvalidPathError, NotFoundError, nativeChunkId, UnavailableError } from '@ferry/core';
+import { type ChunkRef, type Entry, InvalidPathError, NotFoundError, nativeChunkId, parseConfig, UnavailableError } from '@ferry/core';
 import type { ListOptions, ListPage } from '@ferry/meta';
 import { describe, expect, it } from 'vitest';
 import { Errno, errnoOf, wantsWrite } from './errno.js';
@@ -165,5 +165,26 @@ describe('parseMountInfo', () => {
       { mountpoint: '/', fstype: 'ext4', source: '/dev/vda' },
       { mountpoint: '/tmp/my mnt', fstype: 'fuse.ferry', source: 'ferry:models' },
     ]);
+  });
+});
+
+describe('the mount section of the config', () => {
+  const base = { volume: 'models', source: 'src', regions: { src: { store: 'file:///tmp/x', redis: 'redis://127.0.0.1:6379' } } };
+
+  it('has defaults, and takes durations like 500ms and 2s', () => {
+    expect(parseConfig(base).mount).toEqual({
+      attrTimeout: 1000,
+      opTimeout: 60_000,
+      stopTimeout: 10_000,
+      listen: '127.0.0.1:9400',
+      open: false,
+    });
+    const m = parseConfig({ ...base, mount: { attrTimeout: '500ms', stopTimeout: '2s', opTimeout: '1.5m' } }).mount;
+    expect([m.attrTimeout, m.stopTimeout, m.opTimeout]).toEqual([500, 2000, 90_000]);
+  });
+
+  it('names the field of a bad value', () => {
+    expect(() => parseConfig({ ...base, mount: { attrTimeout: 'soon' } })).toThrow(/mount\.attrTimeout: invalid duration "soon"/);
+    expect(() => parseConfig({ ...base, mount: { attrTimeout: '2m' } })).toThrow(/mount\.attrTimeout: must be between 0s and 60s/);
   });
 });
