@@ -109,7 +109,20 @@ describe('deploy/kubernetes files', () => {
 
   it('every Ferry container runs non-root, read-only, without capabilities, with requests and limits', () => {
     const problems: string[] = [];
+    // `ferry mount` is the one exception: a FUSE mount shared through Bidirectional mount
+    // propagation needs a privileged container (Kubernetes allows that propagation nowhere else).
+    const isMount = (c: { args?: string[] }) => c.args?.[0] === 'mount';
     for (const { owner, container } of containersOf(objects)) {
+      if (isMount(container as { args?: string[] })) {
+        const c = container as unknown as {
+          securityContext?: { privileged?: boolean; readOnlyRootFilesystem?: boolean };
+          resources?: object;
+        };
+        if (!c.securityContext?.privileged || !c.securityContext.readOnlyRootFilesystem || !c.resources) {
+          problems.push(`${owner}/${container.name}: a mount container is privileged, read-only and has resources`);
+        }
+        continue;
+      }
       const c = container as unknown as {
         securityContext?: { readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean; capabilities?: { drop?: string[] } };
         resources?: { requests?: object; limits?: object };
@@ -122,6 +135,7 @@ describe('deploy/kubernetes files', () => {
     }
     for (const { object } of objects) {
       const spec = podSpec(object);
+      if (spec?.containers.some((c) => isMount(c as { args?: string[] }))) continue;
       if (spec && !spec.securityContext?.runAsNonRoot) problems.push(`${object.kind}/${object.metadata?.name}: runAsNonRoot not set`);
     }
     expect(problems).toEqual([]);
@@ -157,7 +171,9 @@ describe('deploy/kubernetes files', () => {
       const region = argv[argv.findIndex((a) => a === '--region' || a === '-r') + 1];
       if (argv.includes('--region')) expect(Object.keys(config.regions), `${owner}/${container.name}`).toContain(region);
     }
-    expect([...commands].sort()).toEqual(expect.arrayContaining(['cache-node', 'gateway', 'get', 'import', 'replicator', 'warmup']));
+    expect([...commands].sort()).toEqual(
+      expect.arrayContaining(['cache-node', 'gateway', 'get', 'import', 'mount', 'replicator', 'warmup']),
+    );
   });
 
   it('the parse-only check refuses what the CLI refuses', async () => {

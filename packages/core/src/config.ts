@@ -13,6 +13,17 @@ const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
   }
 });
 
+/** `500ms`, `2s`, `1.5m`, `1h` (or a number of ms) as milliseconds. */
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(String(value));
+  if (!match) {
+    ctx.addIssue({ code: 'custom', message: `invalid duration "${value}": expected e.g. 500ms, 2s, 5m or 1h` });
+    return z.NEVER;
+  }
+  return Math.round(Number(match[1]) * { ms: 1, s: 1e3, m: 60e3, h: 3600e3 }[match[2] as 'ms' | 's' | 'm' | 'h']);
+});
+
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:7600');
 
 const storeUrl = z
@@ -81,6 +92,21 @@ const configSchema = z
       .object({
         memoryBytes: size.default(256 * 2 ** 20),
         prefetch: z.number().int().min(0).max(64).default(4),
+      })
+      .strict()
+      .prefault({}),
+    mount: z
+      .object({
+        /** How long the kernel and the mount keep attributes and names: changes show within about this. */
+        attrTimeout: duration.default(1000).refine((ms) => ms >= 0 && ms <= 60_000, 'must be between 0s and 60s'),
+        /** A file system call that takes longer fails (EIO in the caller), e.g. a read no tier answers. */
+        opTimeout: duration.default(60_000).refine((ms) => ms >= 1000 && ms <= 3_600_000, 'must be between 1s and 1h'),
+        /** How long a stopping mount that is busy keeps serving its open files after the lazy detach. */
+        stopTimeout: duration.default(10_000).refine((ms) => ms <= 600_000, 'must be at most 10m'),
+        /** Metrics and health address. */
+        listen: hostPort.default('127.0.0.1:9400'),
+        /** Serve /metrics without a token. Off by default. */
+        open: z.boolean().default(false),
       })
       .strict()
       .prefault({}),
