@@ -1,10 +1,10 @@
+import type { RedisClient } from '@ferry/meta';
 import { FlowProducer, type Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { type FillJob, parseFillJob, type WarmupJob } from './payloads.js';
 import { QUEUES, queuePrefix } from './queues.js';
 
 export interface WarmQueueOptions {
-  connection: Redis;
+  connection: RedisClient;
   volume: string;
   onError?: (err: Error) => void;
 }

@@ -1,13 +1,12 @@
 import { CacheNodeClient, Membership } from '@ferry/cache';
 import { type FerryConfig, InvalidConfigError, type Logger, regionConfig } from '@ferry/core';
 import { QUEUES, queuePrefix, toJobError } from '@ferry/jobs';
-import { Lease } from '@ferry/meta';
+import { duplicateConnection, Lease, type RedisClient } from '@ferry/meta';
 import { openRegion, type Region } from '@ferry/region';
 import { closeGracefully } from '@ferry/runtime';
 import type { ObjectStore } from '@ferry/stores';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import { build as buildApi, listen as listenApi } from './app.js';
 import { createCopyProcessor } from './copy-worker.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -63,12 +62,12 @@ export class Replicator {
   #watcher: Watcher | undefined;
   #worker: Worker | undefined;
   /** BullMQ does not close connections it is given, so the daemon keeps and closes this one. */
-  #workerRedis: Redis | undefined;
+  #workerRedis: RedisClient | undefined;
   #api: FastifyInstance | undefined;
   /** Warmup flows and the warm worker, in a region with cache nodes (`cache.token`). */
   #warm: WarmFlows | undefined;
   #warmWorker: Worker | undefined;
-  #warmRedis: Redis | undefined;
+  #warmRedis: RedisClient | undefined;
   #cacheClient: CacheNodeClient | undefined;
   address: string | undefined;
 
@@ -97,7 +96,7 @@ export class Replicator {
     });
   }
 
-  get #redis(): Redis {
+  get #redis(): RedisClient {
     return this.#region.redis;
   }
 
@@ -133,7 +132,7 @@ export class Replicator {
         metrics: this.metrics,
         logger: this.#log.child({ component: 'copy' }),
       });
-      this.#workerRedis = this.#redis.duplicate({ maxRetriesPerRequest: null });
+      this.#workerRedis = duplicateConnection(this.#redis, `ferry-replicator-${region}-copy`, { maxRetriesPerRequest: null });
       this.#worker = new Worker(
         QUEUES.copy,
         // A corrupt source chunk or a changed origin fails now: another attempt would read the same bytes.
@@ -208,7 +207,7 @@ export class Replicator {
       ...this.#o.warm,
       logger: log,
     });
-    this.#warmRedis = this.#redis.duplicate({ maxRetriesPerRequest: null });
+    this.#warmRedis = duplicateConnection(this.#redis, `ferry-replicator-${this.region}-warm`, { maxRetriesPerRequest: null });
     this.#warmWorker = new Worker(QUEUES.warm, processor, {
       connection: this.#warmRedis,
       prefix: queuePrefix(config.volume),

@@ -2,18 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { type CacheMember, type CacheNodeClient, type Membership, planWarmup, residency } from '@ferry/cache';
 import { type Entry, InvalidArgumentError, type Logger, NotFoundError, normalizePath, UnavailableError } from '@ferry/core';
 import { parseFillJob, toJobError, WARM_JOB_NODE_ID, WarmQueue } from '@ferry/jobs';
-import type { Meta, MirrorMeta } from '@ferry/meta';
+import type { Meta, MirrorMeta, RedisClient } from '@ferry/meta';
 import type { WarmupState } from '@ferry/region';
 import { DelayedError, type Job } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 
 /** Paths one request may name. */
 const MAX_PATHS = 1_000;
 
 export interface WarmFlowsOptions {
   /** The region's Redis (BullMQ copies what it needs; not owned). */
-  redis: Redis;
+  redis: RedisClient;
   volume: string;
   /** The region's own metadata (paths are resolved there). */
   meta: Meta;
