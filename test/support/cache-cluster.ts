@@ -130,8 +130,8 @@ export class CacheRegions {
   }
 
   /**
-   * `files` files of `fileBytes` random bytes under `dir`, chunked, stored in both regions' stores,
-   * committed in the source in one batch and applied to the mirror.
+   * `files` files of `fileBytes` random bytes under `dir`, chunked, stored in both regions' stores
+   * (marked present in the mirror), committed in the source in one batch and applied to the mirror.
    */
   async putModel(dir: string, files: number, fileBytes: number): Promise<ModelFile[]> {
     const chunkSize = this.config.chunkSize;
@@ -145,6 +145,8 @@ export class CacheRegions {
         whole.update(bytes);
         const id: ChunkId = nativeChunkId(sha256Hex(bytes));
         await Promise.all([this.source.store.put(chunkKey(id), bytes), this.mirror.store.put(chunkKey(id), bytes)]);
+        // As the copy worker records it: the chunk is in the mirror's store.
+        await this.mirror.mirror.markPresent(id);
         chunks.push({ id, size: bytes.length });
       }
       const sha256 = whole.digest('hex');
@@ -251,6 +253,8 @@ export interface WarmupSummary {
   failed: number;
   rounds: number;
   complete: boolean;
+  /** Complete, and every chunk in the region's store: what a deploy waits for. */
+  ready: boolean;
   residency: Residency;
 }
 

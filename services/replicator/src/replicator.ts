@@ -1,7 +1,7 @@
 import { CacheNodeClient, Membership } from '@ferry/cache';
-import { type FerryConfig, InvalidConfigError, type Logger, regionConfig } from '@ferry/core';
+import { type FerryConfig, InvalidConfigError, type Logger, regionConfig, type WarmRule } from '@ferry/core';
 import { QUEUES, queuePrefix, toJobError } from '@ferry/jobs';
-import { duplicateConnection, Lease, type RedisClient } from '@ferry/meta';
+import { duplicateConnection, Lease, Meta, type RedisClient } from '@ferry/meta';
 import { openRegion, type Region } from '@ferry/region';
 import { closeGracefully } from '@ferry/runtime';
 import type { ObjectStore } from '@ferry/stores';
@@ -12,6 +12,7 @@ import { createCopyProcessor } from './copy-worker.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { type RegionStatus, regionStatus } from './status.js';
 import { Throttle } from './throttle.js';
+import { WarmRules } from './warm-rules.js';
 import { createWarmProcessor, WarmFlows, warmupRoutes } from './warmup.js';
 import { Watcher } from './watcher.js';
 
@@ -68,6 +69,8 @@ export class Replicator {
   #warm: WarmFlows | undefined;
   #warmWorker: Worker | undefined;
   #warmRedis: RedisClient | undefined;
+  /** The region's warm rules (`warm:`), followed by one replica. */
+  #warmRules: WarmRules | undefined;
   #cacheClient: CacheNodeClient | undefined;
   address: string | undefined;
 
@@ -169,7 +172,7 @@ export class Replicator {
       });
       this.#watcher.start();
     }
-    if (own.cache?.token) this.#startWarm(own.cache, own.copy.concurrency);
+    if (own.cache?.token) this.#startWarm(own.cache, own.copy.concurrency, own.warm);
     if (listen) {
       this.#api = buildApi({
         open: own.api?.open ?? false,
@@ -185,7 +188,7 @@ export class Replicator {
   }
 
   /** Warmup flows (POST /warmup) and the warm worker that fills the cache nodes, behind the copy in a mirror. */
-  #startWarm(cache: { token?: string; replicas: number; connectTimeoutMs: number }, concurrency: number): void {
+  #startWarm(cache: { token?: string; replicas: number; connectTimeoutMs: number }, concurrency: number, rules: readonly WarmRule[]): void {
     const { config } = this.#o;
     const log = this.#log.child({ component: 'warm' });
     const client = new CacheNodeClient({ token: cache.token as string, connectTimeoutMs: cache.connectTimeoutMs, logger: log });
@@ -195,6 +198,7 @@ export class Replicator {
       redis: this.#redis,
       volume: config.volume,
       meta: this.#region.meta,
+      ...(this.#region.mirror ? { mirror: this.#region.mirror } : {}),
       membership,
       client,
       replicas: cache.replicas,
@@ -223,6 +227,28 @@ export class Replicator {
       );
     });
     this.#warmWorker.on('error', (err) => log.warn({ err }, 'warm worker error'));
+    if (rules.length > 0) this.#startWarmRules(this.#warm, rules, log.child({ component: 'warm-rules' }));
+  }
+
+  #startWarmRules(flows: WarmFlows, rules: readonly WarmRule[], log: Logger): void {
+    const r = this.#region;
+    const keys = r.meta.keys;
+    const leaseTtlMs = this.#o.watcher?.leaseTtlMs ?? 5000;
+    this.#warmRules = new WarmRules({
+      region: this.region,
+      rules,
+      // A Meta of its own: its blocking reads get a connection of their own, not the watcher's.
+      source: new Meta({ redis: r.sourceRedis, volume: r.volume, logMaxLen: this.#o.config.log.maxLen, logger: log }),
+      redis: this.#redis,
+      cursorKey: keys.warmCursor,
+      lease: new Lease({ redis: this.#redis, key: keys.warmLease, ttlMs: leaseTtlMs }),
+      flows,
+      metrics: this.metrics,
+      logger: log,
+      leaseTtlMs,
+      ...(this.#o.watcher?.blockMs ? { blockMs: this.#o.watcher.blockMs } : {}),
+    });
+    this.#warmRules.start();
   }
 
   async health(): Promise<{ ok: boolean; detail: Record<string, unknown> }> {
@@ -252,6 +278,7 @@ export class Replicator {
     const watcherStopped = this.#watcher?.stop();
     await this.#region.interruptSourceReads();
     await watcherStopped;
+    await this.#warmRules?.stop();
     await this.#worker?.close();
     this.#workerRedis?.disconnect();
     await this.#warmWorker?.close();
