@@ -49,8 +49,9 @@ export interface ReplicatorOptions {
 
 /**
  * The per-region daemon: in a mirror, the watcher (one leader per region) and copy workers (every
- * replica); in the source region, the control API only, for now. Start with `start()`, stop with
- * `stop()` (in-flight copies finish; a waiting read is cut short).
+ * replica); in a region with cache nodes, warmup flows, warm workers and the warm rules (one
+ * follower per region); everywhere, the control API. Start with `start()`, stop with `stop()`
+ * (in-flight copies finish; a waiting read is cut short).
  */
 export class Replicator {
   readonly metrics: Metrics;
