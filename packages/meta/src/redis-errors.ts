@@ -1,4 +1,4 @@
-import { isFerryError, messageOf, UnauthorizedError, UnavailableError } from '@ferry/core';
+import { isFerryError, messageOf, redactUrl, UnauthorizedError, UnavailableError } from '@ferry/core';
 import { describeRedis, lastRedisError, type RedisClient } from './redis.js';
 
 const SOCKET_REASONS: Record<string, string> = {
@@ -36,11 +36,13 @@ const UNAVAILABLE_REPLIES = /^(LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|READ
 
 /**
  * A Ferry error for a failure of a Redis call: unreachable or not ready → UnavailableError (one
- * line naming the target without password), refused credentials → UnauthorizedError. Anything
- * else (a bug, a corrupt key) is returned unchanged.
+ * line naming the target without password: `target`, else how the client was made), refused
+ * credentials → UnauthorizedError. Anything else (a bug, a corrupt key) is returned unchanged.
  */
-export function translateRedisError(err: unknown, redis: RedisClient, where: string = describeRedis(redis)): unknown {
+export function translateRedisError(err: unknown, redis: RedisClient, target?: string): unknown {
   if (isFerryError(err)) return err;
+  // A caller may name the Redis by its URL: shown without the password, like describeRedis does.
+  const where = target === undefined ? describeRedis(redis) : redactUrl(target);
   if (isConnectionFailure(err)) {
     const last = lastRedisError(redis);
     const reason = socketReason(err) ?? socketReason(last) ?? (last ? messageOf(last).split('\n')[0] : 'no connection');
