@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import type { ChunkId } from '@ferry/core';
+import { join } from 'node:path';
+import { type ChunkId, sha256Hex } from '@ferry/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runFerry, sha256File } from '../support/cli.js';
 import {
   createRegions,
   type Daemon,
@@ -19,7 +21,8 @@ import { type RunningSentinel, startRedisSentinel } from '../support/servers/red
  * replica, three sentinels), the mirror's replicator as a daemon process. The master is killed
  * (SIGKILL) while the mirror is copying a model: the sentinels promote the replica, every
  * connection (the watcher's blocking reads, the copy workers' BullMQ connections, the test's own)
- * moves to it, and the mirror ends up equal to the source with every chunk copied and verified.
+ * moves to it, and the mirror ends up equal to the source with every chunk copied and verified,
+ * and `ferry get` from the mirror reads the model back intact.
  */
 describe('a Sentinel failover in the middle of replication', () => {
   let sentinel: RunningSentinel;
@@ -106,6 +109,14 @@ describe('a Sentinel failover in the middle of replication', () => {
       throw new Error(`${(err as Error).message}; still: ${last.slice(0, 5).join('; ')}\n${(await d.output()).slice(-3000)}`);
     });
     expect(await verifyMirrorChunks(regions, 'eu')).toBe(new Set([...chunks]).size + 3);
+
+    // A reader of the mirror, through the sentinels to the new master: the model as it was put.
+    const out = join(regions.dir, 'out');
+    const get = await runFerry(['get', '/models/a', out, '--region', 'eu', '--json', '--config', regions.configPath]);
+    expect(get.code, get.stderr).toBe(0);
+    for (const [path, bytes] of Object.entries(model)) {
+      expect(await sha256File(join(out, path.slice('/models/a/'.length))), path).toBe(sha256Hex(bytes));
+    }
 
     const stopped = await d.terminate();
     expect(stopped.code, (await d.output()).slice(-3000)).toBe(0);
