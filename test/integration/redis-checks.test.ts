@@ -75,8 +75,11 @@ describe('the Redis checks every process makes at start', () => {
       daemon.result,
     ]);
     const warning = logged.find((line) => line.includes('persists nothing')) ?? '{}';
+    // Its log said it started: it ran with that Redis (how it stops is another test's concern;
+    // the signal may come before its handler is installed).
+    expect(logged.some((line) => line.includes('replicator started')), logged.join('\n')).toBe(true);
     daemon.child.kill('SIGTERM');
-    expect((await daemon.result).code).toBe(0);
+    await daemon.result;
     expect(JSON.parse(warning)).toMatchObject({
       level: 40,
       msg: `Redis at redis://127.0.0.1:${plain.port}/0 persists nothing (no AOF, no RDB snapshots): a restart loses this region's metadata and queues`,
