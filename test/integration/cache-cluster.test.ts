@@ -75,6 +75,7 @@ describe('a cache cluster of 3 node processes (weights 1:2:3) in a mirror region
     expect(summary.failed).toBe(0);
     expect(summary.residency.percent).toBe(100);
     expect(summary.complete).toBe(true);
+    expect(summary.ready).toBe(true);
     expect(run.lines.some((l) => l.event === 'progress')).toBe(true);
 
     // What the nodes really hold: exactly the placements, nothing else.

@@ -154,6 +154,9 @@ describe('deploy/kubernetes files', () => {
     const config = parseConfigText(text, { source: 'ferry.yaml', env: secret?.stringData ?? {} });
     expect(Object.keys(config.regions).sort()).toEqual(['eu', 'src', 'us']);
     expect(config.source).toBe('src');
+    // The example shows a Sentinel-managed Redis and a warm rule for the model the server loads.
+    expect(config.regions.us?.redis).toMatchObject({ name: 'mymaster', db: 0, password: 'change-me-redis-password' });
+    expect(config.regions.eu?.warm).toEqual([{ path: '/models/llama-3-8b', replicas: 2 }]);
   });
 
   it('every ferry command line in the files parses with the real CLI, and each region it names exists', async () => {

@@ -197,6 +197,7 @@ describe('warmup flows on the replicator (POST /warmup, warm workers behind the 
       return json.complete ? json : undefined;
     });
     await expectOnOwners(chunks, state);
+    expect(state).toMatchObject({ ready: true, missing: 0, replicas: 2 });
     expect((await upstreamFetches()) - before).toBe(32);
     // The parent completes once its children have (BullMQ flow).
     const done = await until('the flow to finish', async () => {
@@ -216,11 +217,16 @@ describe('warmup flows on the replicator (POST /warmup, warm workers behind the 
     const posted = await call<{ id: string; chunks: number; placements: number }>('POST', '/warmup', { paths: ['/models/b'] });
     expect(posted.status).toBe(202);
     expect(posted.json).toMatchObject({ chunks: 16, placements: 32 });
+    // Not ready while the copy is still under way: the region lacks chunks, the nodes do too.
+    const early = (await call<WarmupState>('GET', `/warmup/${posted.json.id}`)).json;
+    expect(early.ready).toBe(false);
+    expect(early.missing).toBeGreaterThan(0);
     const state = await until('100 % residency', async () => {
       const { json } = await call<WarmupState>('GET', `/warmup/${posted.json.id}`);
       return json.complete ? json : undefined;
     });
     await expectOnOwners(chunks, state);
+    expect(state).toMatchObject({ ready: true, missing: 0 });
     // One read-through per placement, none failed: every fill found the chunk in the region's store
     // (the nodes' source is empty, so a fill ahead of the copy would have been a failed fetch).
     expect((await upstreamFetches()) - fetchesBefore).toBe(32);
@@ -236,8 +242,8 @@ describe('warmup flows on the replicator (POST /warmup, warm workers behind the 
     await writeFile(cliConfig, JSON.stringify(cliDoc));
     const run = await runWarmup(cliConfig, '/models/c', ['--region', 'eu', '--wait']);
     expect(run.result.code, run.result.stderr).toBe(0);
-    const summary = run.summary as unknown as { via: string; complete: boolean; residency: { chunks: number } };
-    expect(summary).toMatchObject({ via: 'api', complete: true });
+    const summary = run.summary as unknown as { via: string; complete: boolean; ready: boolean; residency: { chunks: number } };
+    expect(summary).toMatchObject({ via: 'api', complete: true, ready: true, missing: 0 });
     expect(summary.residency.chunks).toBe(chunks.length);
 
     // `ferry status <path>` shows the residency on the region's cache nodes next to the store's copy.

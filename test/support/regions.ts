@@ -15,6 +15,7 @@ import {
   isNativeChunkId,
   type NewEntry,
   parseConfig,
+  type RedisTarget,
   silentLogger,
 } from '@ferry/core';
 import { decodeStoredEntry, type MirrorMeta } from '@ferry/meta';
@@ -44,14 +45,18 @@ const MIRROR_DBS = [3, 6, 7];
 export interface RegionSpec {
   /** Store URL (default: a fresh directory, fsync off). */
   store?: string;
+  /** The region's Redis (default: a database of the run's redis-server). */
+  redis?: RedisTarget;
+  cache?: { replicas?: number; token: string; connectTimeoutMs?: number };
+  warm?: Array<{ path: string; replicas?: number }>;
   copy?: { concurrency?: number; attempts?: number; bytesPerSecond?: number };
   api?: { listen?: string; token?: string; open?: boolean };
 }
 
 /** A region opened the way the services open one, plus where the test keeps it. */
 export type RegionHandle = Region & {
-  /** The region's Redis URL. */
-  url: string;
+  /** The region's Redis, as the config names it (a URL, Sentinel or Cluster). */
+  url: RedisTarget;
   /** Local root when the store is file://. */
   root?: string;
 };
@@ -96,8 +101,10 @@ export async function createRegions(
     roots[name] = root;
     regions[name] = {
       store: spec.store ?? fileStoreUrl(root as string),
-      redis: `${redisUrl}/${name === 'src' ? SOURCE_DB : mirrorDb(mirrorIndex++)}`,
+      redis: spec.redis ?? `${redisUrl}/${name === 'src' ? SOURCE_DB : mirrorDb(mirrorIndex++)}`,
       ...(spec.copy ? { copy: spec.copy } : {}),
+      ...(spec.cache ? { cache: spec.cache } : {}),
+      ...(spec.warm ? { warm: spec.warm } : {}),
       ...(spec.api ? { api: spec.api } : {}),
     };
   }

@@ -1,6 +1,6 @@
 import { isFerryError, isNativeChunkId, type Logger, messageOf, silentLogger, UnauthorizedError } from '@ferry/core';
 import type { Tier } from '@ferry/fetch';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@ferry/meta';
 import { CacheNodeClient } from './client.js';
 import { type CacheMember, Membership, MembershipView } from './membership.js';
 import { type PlacementFn, rendezvousOwners } from './placement.js';
@@ -60,7 +60,7 @@ export function cacheTier(options: CacheTierOptions): Tier {
 
 export interface RegionCacheTierOptions {
   /** The region's Redis (membership). Not owned. */
-  redis: Redis;
+  redis: RedisClient;
   volume: string;
   token: string;
   replicas: number;

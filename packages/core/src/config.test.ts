@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfigText, regionConfig } from './config.js';
+import { describeRedisTarget, parseHostPort, type RedisTarget } from './redis-target.js';
 
 const good = `
 volume: models
@@ -61,5 +62,59 @@ describe('config', () => {
     expect(() => loadConfig(join(dir, 'nope.yaml'))).toThrow(`cannot read config ${join(dir, 'nope.yaml')}: no such file or directory`);
     writeFileSync(join(dir, 'ok.yaml'), good);
     expect(loadConfig(join(dir, 'ok.yaml'), { FERRY_CACHE_TOKEN: 'x' }).volume).toBe('models');
+  });
+});
+
+describe('config: a region’s Redis', () => {
+  const withRedis = (redis: string) => good.replace('redis: "redis://eu-redis:6379/0"', `redis: ${redis}`);
+
+  it('takes a URL, a Sentinel-managed master or a Cluster', () => {
+    const sentinel = parseConfigText(withRedis('{ sentinels: ["10.0.0.1:26379", "[::1]:26380"], name: mymaster, password: pw }'), {
+      env: { FERRY_CACHE_TOKEN: 't' },
+    });
+    expect(sentinel.regions.eu?.redis).toEqual({ sentinels: ['10.0.0.1:26379', '[::1]:26380'], name: 'mymaster', password: 'pw', db: 0 });
+    expect(describeRedisTarget(sentinel.regions.eu?.redis as RedisTarget)).toBe(
+      'sentinels 10.0.0.1:26379,[::1]:26380 (master mymaster, db 0)',
+    );
+    const cluster = parseConfigText(withRedis('{ cluster: ["a:7000", "b:7001"], password: pw }'), { env: { FERRY_CACHE_TOKEN: 't' } });
+    expect(cluster.regions.eu?.redis).toEqual({ cluster: ['a:7000', 'b:7001'], password: 'pw' });
+    expect(describeRedisTarget(cluster.regions.eu?.redis as RedisTarget)).toBe('cluster a:7000,b:7001');
+    expect(describeRedisTarget('redis://:hunter2@eu-redis:6379/0')).not.toContain('hunter2');
+    expect(parseHostPort('[::1]:26380')).toEqual({ host: '::1', port: 26380 });
+  });
+
+  it.each([
+    ['{ sentinels: [], name: m }', 'regions.eu.redis.sentinels: name at least one host:port'],
+    ['{ sentinels: ["a:1"] }', 'regions.eu.redis.name: '],
+    ['{ sentinels: ["a"], name: m }', 'regions.eu.redis.sentinels.0: expected host:port'],
+    ['{ cluster: ["a:1"], db: 2 }', 'regions.eu.redis: Unrecognized key: "db"'],
+    ['{ host: a }', 'regions.eu.redis: expected a redis:// URL, { sentinels'],
+    ['"http://x"', 'regions.eu.redis: expected redis://host:port/db'],
+  ])('names what is wrong with %s', (redis, message) => {
+    expect(configError(withRedis(redis), { FERRY_CACHE_TOKEN: 't' })).toContain(`invalid config ferry.yaml: ${message}`);
+  });
+});
+
+describe('config: warm rules', () => {
+  it('normalises paths and takes the region’s replicas by default', () => {
+    const text = good.replace(
+      'cache: { replicas: 2,',
+      'warm: [{ path: "/models/prod/" }, { path: /models/canary, replicas: 3 }],\n         cache: { replicas: 2,',
+    );
+    const config = parseConfigText(text, { env: { FERRY_CACHE_TOKEN: 't' } });
+    expect(config.regions.eu?.warm).toEqual([
+      { path: '/models/prod', replicas: 2 },
+      { path: '/models/canary', replicas: 3 },
+    ]);
+    expect(config.regions.src?.warm).toEqual([]);
+  });
+
+  it('refuses rules in a region without cache nodes, and bad paths', () => {
+    const noCache = good.replace('src: { store:', 'src: { warm: [{ path: /models }], store:');
+    expect(configError(noCache, { FERRY_CACHE_TOKEN: 't' })).toBe(
+      "invalid config ferry.yaml: regions.src.warm: warm rules need the region's cache nodes: set cache.token",
+    );
+    const badPath = good.replace('cache: { replicas: 2,', 'warm: [{ path: "models/../x" }], cache: { replicas: 2,');
+    expect(configError(badPath, { FERRY_CACHE_TOKEN: 't' })).toMatch(/^invalid config ferry.yaml: regions.eu.warm.0.path: /);
   });
 });

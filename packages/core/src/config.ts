@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { InvalidConfigError, localIoError, messageOf } from './errors.js';
+import { normalizePath } from './paths.js';
+import { redisTargetSchema } from './redis-target.js';
 import { parseSize } from './size.js';
 
 const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
@@ -30,12 +32,30 @@ const storeUrl = z
   .string()
   .regex(/^(file|s3|gs|memory):\/\/\S*$/, 'expected a store URL: file:///dir, s3://bucket/prefix, gs://bucket/prefix or memory://name');
 
-const redisUrl = z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port/db or rediss://…');
+const volumePathSchema = z.string().transform((value, ctx) => {
+  try {
+    return normalizePath(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: messageOf(err) });
+    return z.NEVER;
+  }
+});
+
+/**
+ * A warm rule: every new or changed file under `path` is put on the region's cache nodes as soon
+ * as its chunks are in the region (`replicas` owners per chunk; default: `cache.replicas`).
+ */
+const warmRuleSchema = z
+  .object({
+    path: volumePathSchema,
+    replicas: z.number().int().min(1).max(8).optional(),
+  })
+  .strict();
 
 const regionSchema = z
   .object({
     store: storeUrl,
-    redis: redisUrl,
+    redis: redisTargetSchema,
     cache: z
       .object({
         replicas: z.number().int().min(1).max(8).default(2),
@@ -63,8 +83,19 @@ const regionSchema = z
       // Every region has copy settings (the source's copy workers serve repairs), so the defaults
       // above are the only ones: code reads `copy.concurrency`, never `?? 8`.
       .prefault({}),
+    warm: z.array(warmRuleSchema).max(100).default([]),
   })
-  .strict();
+  .strict()
+  .superRefine((region, ctx) => {
+    if (region.warm.length > 0 && !region.cache?.token) {
+      ctx.addIssue({ code: 'custom', path: ['warm'], message: "warm rules need the region's cache nodes: set cache.token" });
+    }
+  })
+  // A rule without `replicas` takes the region's: filled in here so the default lives in the schema.
+  .transform((region) => ({
+    ...region,
+    warm: region.warm.map((rule) => ({ path: rule.path, replicas: rule.replicas ?? region.cache?.replicas ?? 2 })),
+  }));
 
 const configSchema = z
   .object({
@@ -128,6 +159,7 @@ const configSchema = z
 
 export type FerryConfig = z.output<typeof configSchema>;
 export type RegionConfig = FerryConfig['regions'][string];
+export type WarmRule = RegionConfig['warm'][number];
 
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {

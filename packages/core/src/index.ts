@@ -11,7 +11,7 @@ export {
   parseChunkId,
 } from './chunk-id.js';
 export { concurrencyLimit, forEachLimit, readAhead } from './concurrency.js';
-export { type FerryConfig, loadConfig, parseConfig, parseConfigText, type RegionConfig, regionConfig } from './config.js';
+export { type FerryConfig, loadConfig, parseConfig, parseConfigText, type RegionConfig, regionConfig, type WarmRule } from './config.js';
 export {
   AccessDeniedError,
   ConflictError,
@@ -39,5 +39,14 @@ export {
 export { sha256Hex, VerifyingStream } from './hashing.js';
 export { type LogFn, type Logger, REDACT_PATHS, redactUrl, silentLogger } from './logger.js';
 export { baseName, dirPrefix, isValidPath, isWithin, joinPath, MAX_PATH_BYTES, normalizePath, parentPath } from './paths.js';
+export {
+  describeRedisTarget,
+  isClusterTarget,
+  isSentinelTarget,
+  parseHostPort,
+  type RedisClusterTarget,
+  type RedisSentinelTarget,
+  type RedisTarget,
+} from './redis-target.js';
 export { formatBytes, parseSize } from './size.js';
 export type { ChunkRef, Entry, NewEntry, Origin } from './types.js';

@@ -41,6 +41,10 @@ export interface FillJob {
 export interface WarmupJob {
   paths: string[];
   requestedAt: number;
+  /** Owners per chunk, when not the region's `cache.replicas` (a warm rule's own). */
+  replicas?: number;
+  /** The warm rule (its path) that queued this warmup; absent for a request. */
+  rule?: string;
 }
 
 /** Node ids that may go into a BullMQ job id (`${chunk}.${node}.${request}`; BullMQ forbids ':' in custom ids). */

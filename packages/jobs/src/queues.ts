@@ -1,21 +1,11 @@
-import { InvalidArgumentError } from '@ferry/core';
+import { queuePrefix, type RedisClient } from '@ferry/meta';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { CopyJob } from './payloads.js';
 
 /** Queue names; one set per volume and region (each region's queues live in its own Redis). */
 export const QUEUES = { copy: 'copy', warm: 'warm' } as const;
 
-const VOLUME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-
-/**
- * BullMQ prefix for a volume: `{ferry:<volume>}`. BullMQ keys are `<prefix>:<queue>:…`, so the
- * braces put every key of every queue of the volume in one cluster slot, as BullMQ's scripts need.
- */
-export function queuePrefix(volume: string): string {
-  if (!VOLUME.test(volume)) throw new InvalidArgumentError(`invalid volume ${JSON.stringify(volume)}`);
-  return `{ferry:${volume}}`;
-}
+export { queuePrefix };
 
 /** Priorities (1 is served first): a file's first chunk holds the safetensors header readers need first. */
 export const PRIORITY = { firstChunk: 1, chunk: 10, backfill: 5 } as const;
@@ -26,7 +16,7 @@ export interface CopyRequest extends CopyJob {
 }
 
 export interface CopyQueueOptions {
-  connection: Redis;
+  connection: RedisClient;
   volume: string;
   attempts?: number;
   /**

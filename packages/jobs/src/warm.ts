@@ -1,10 +1,10 @@
+import type { RedisClient } from '@ferry/meta';
 import { FlowProducer, type Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { type FillJob, parseFillJob, type WarmupJob } from './payloads.js';
 import { QUEUES, queuePrefix } from './queues.js';
 
 export interface WarmQueueOptions {
-  connection: Redis;
+  connection: RedisClient;
   volume: string;
   onError?: (err: Error) => void;
 }
@@ -37,8 +37,15 @@ export class WarmQueue {
     this.#producer.on('error', onError);
   }
 
-  /** Queue warmup `id` of `paths` as one flow of `fills`. */
-  async add(options: { id: string; paths: string[]; fills: readonly FillJob[]; attempts?: number }): Promise<void> {
+  /** Queue warmup `id` of `paths` as one flow of `fills` (`replicas` and `rule` are recorded with it). */
+  async add(options: {
+    id: string;
+    paths: string[];
+    fills: readonly FillJob[];
+    attempts?: number;
+    replicas?: number;
+    rule?: string;
+  }): Promise<void> {
     for (const fill of options.fills) parseFillJob(fill);
     const children = options.fills.map((fill) => ({
       name: 'fill',
@@ -54,7 +61,12 @@ export class WarmQueue {
         removeOnFail: { age: 24 * 3600 },
       },
     }));
-    const data: WarmupJob = { paths: options.paths, requestedAt: Date.now() };
+    const data: WarmupJob = {
+      paths: options.paths,
+      requestedAt: Date.now(),
+      ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
+      ...(options.rule !== undefined ? { rule: options.rule } : {}),
+    };
     await this.#producer.add({
       name: 'warmup',
       queueName: QUEUES.warm,

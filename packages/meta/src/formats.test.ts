@@ -22,6 +22,8 @@ describe('keys', () => {
       'resyncSeen',
       'seen',
       'unreferenced',
+      'warmCursor',
+      'warmLease',
       'watcherLease',
     ]);
     expect(() => volumeKeys('Models')).toThrow(/invalid volume "Models"/);

@@ -9,7 +9,17 @@ export {
   volumePath,
 } from './entry.js';
 export { compareIds, idTime, isStreamId, NO_VERSION, parseStreamId, STREAM_ID_PATTERN } from './ids.js';
-export { parseRegion, parseVolume, REGION_PATTERN, VOLUME_PATTERN, type VolumeKeys, volumeKeys } from './keys.js';
+export {
+  checkKeySlots,
+  importCheckpointKey,
+  parseRegion,
+  parseVolume,
+  queuePrefix,
+  REGION_PATTERN,
+  VOLUME_PATTERN,
+  type VolumeKeys,
+  volumeKeys,
+} from './keys.js';
 export { Lease } from './lease.js';
 export { DEFAULT_LIST_LIMIT, type ListItem, type ListOptions, type ListPage, MAX_LIST_LIMIT } from './list.js';
 export { type LogBounds, needsResync } from './log.js';
@@ -25,5 +35,8 @@ export {
 } from './meta.js';
 export { type ApplyResult, MirrorMeta } from './mirror.js';
 export { type ChangeOp, type ChangeRecord, parseChangeRecord, type RawStreamRecord } from './record.js';
-export { type ConnectRedisOptions, connectRedis, describeRedis, pingRedis, translateRedisError } from './redis.js';
+export { type ConnectRedisOptions, connectRedis, describeRedis, duplicateConnection, type RedisClient } from './redis.js';
+export { pingRedis, translateRedisError } from './redis-errors.js';
+export { checkRedisServer, judgeRedisServer, parseRedisInfo, type RedisServerReport } from './redis-server.js';
 export { type ScriptName, scriptSource } from './scripts.js';
+export { assertOneSlot, keySlot } from './slots.js';

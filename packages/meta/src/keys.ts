@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '@ferry/core';
+import { assertOneSlot } from './slots.js';
 
 /** Same rule as `volume` in the config schema: it ends up in every Redis key and queue name. */
 export const VOLUME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -51,6 +52,10 @@ export interface VolumeKeys {
   readonly resyncSeen: string;
   /** Hash: facts about the last resync (when, snapshot id, counts) for status. */
   readonly resyncInfo: string;
+  /** String: last change-log id the warm rules have looked at (this region's side). */
+  readonly warmCursor: string;
+  /** String: owner token of the replica that follows the log for the warm rules. */
+  readonly warmLease: string;
 }
 
 export function volumeKeys(volume: string): VolumeKeys {
@@ -69,5 +74,32 @@ export function volumeKeys(volume: string): VolumeKeys {
     watcherLease: `${base}:watcher-lease`,
     resyncSeen: `${base}:resync-seen`,
     resyncInfo: `${base}:resync`,
+    warmCursor: `${base}:warm-cursor`,
+    warmLease: `${base}:warm-lease`,
   });
+}
+
+/** Hash: the checkpoint of import `id` (source side), next to the volume's keys; `:seen:<run>` sets hang off it. */
+export function importCheckpointKey(volume: string, id: string): string {
+  return `ferry:{${parseVolume(volume)}}:import:${id}`;
+}
+
+/**
+ * BullMQ prefix for a volume: `{ferry:<volume>}`. BullMQ keys are `<prefix>:<queue>:…`, so the
+ * braces put every key of every queue of the volume in one cluster slot, as BullMQ's scripts need.
+ */
+export function queuePrefix(volume: string): string {
+  return `{ferry:${parseVolume(volume)}}`;
+}
+
+/**
+ * Checked when a region opens: the keys each multi-key script and transaction touches share one
+ * Redis Cluster slot (the volume's keys; each queue's keys). A key layout that broke this would
+ * work on one server and fail with CROSSSLOT on a Cluster.
+ */
+export function checkKeySlots(volume: string): void {
+  const keys = volumeKeys(volume);
+  assertOneSlot(`the keys of volume ${volume}`, [...Object.values(keys), importCheckpointKey(volume, 'x'), `${keys.resyncSeen}:x`]);
+  const prefix = queuePrefix(volume);
+  assertOneSlot(`the queues of volume ${volume}`, [`${prefix}:copy:wait`, `${prefix}:copy:x`, `${prefix}:warm:wait`, `${prefix}:warm:x`]);
 }

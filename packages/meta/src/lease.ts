@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { runScript } from './scripts.js';
 
 /**
@@ -8,11 +8,11 @@ import { runScript } from './scripts.js';
  */
 export class Lease {
   readonly owner = randomBytes(12).toString('hex');
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #key: string;
   readonly #ttlMs: number;
 
-  constructor(options: { redis: Redis; key: string; ttlMs: number }) {
+  constructor(options: { redis: RedisClient; key: string; ttlMs: number }) {
     this.#redis = options.redis;
     this.#key = options.key;
     this.#ttlMs = options.ttlMs;

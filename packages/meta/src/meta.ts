@@ -10,19 +10,19 @@ import {
   parseChunkId,
   silentLogger,
 } from '@ferry/core';
-import type { Redis } from 'ioredis';
 import { chunkIdList, decodeStoredEntry, entryRest, validateNewEntry, volumePath } from './entry.js';
 import { parseStreamId } from './ids.js';
 import { parseRegion, parseVolume, type VolumeKeys, volumeKeys } from './keys.js';
 import { type ListOptions, type ListPage, listLimit, listStart, parseListReply } from './list.js';
 import { type LogBounds, parseXinfo } from './log.js';
 import { type ChangeRecord, parseChangeRecord, type RawStreamRecord } from './record.js';
-import { duplicateConnection, translateRedisError } from './redis.js';
+import { duplicateConnection, type RedisClient } from './redis.js';
+import { translateRedisError } from './redis-errors.js';
 import { runScript } from './scripts.js';
 
 export interface MetaOptions {
   /** Client for all commands but blocking reads. Not owned: `close()` leaves it connected. */
-  redis: Redis;
+  redis: RedisClient;
   volume: string;
   /** Approximate number of change records the log keeps (XADD MAXLEN ~). Default 1,000,000. */
   logMaxLen?: number;
@@ -97,10 +97,10 @@ function checkBatch(entries: NewEntry[]): void {
 export class Meta {
   readonly volume: string;
   readonly keys: VolumeKeys;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #logMaxLen: number;
   readonly #log: Logger;
-  #blocking: Redis | undefined;
+  #blocking: RedisClient | undefined;
   #closed = false;
 
   constructor(options: MetaOptions) {
@@ -111,7 +111,7 @@ export class Meta {
     this.#log = (options.logger ?? silentLogger).child({ volume: this.volume });
   }
 
-  async #call<T>(fn: () => Promise<T>, redis: Redis = this.#redis): Promise<T> {
+  async #call<T>(fn: () => Promise<T>, redis: RedisClient = this.#redis): Promise<T> {
     try {
       return await fn();
     } catch (err) {

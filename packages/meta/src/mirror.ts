@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { type ChunkId, type Entry, parseChunkId } from '@ferry/core';
-import type { Redis } from 'ioredis';
 import { chunkIdList, entryRest } from './entry.js';
 import { parseStreamId } from './ids.js';
 import { parseVolume, type VolumeKeys, volumeKeys } from './keys.js';
 import type { ChangeRecord } from './record.js';
-import { translateRedisError } from './redis.js';
+import type { RedisClient } from './redis.js';
+import { translateRedisError } from './redis-errors.js';
 import { runScript } from './scripts.js';
 
 /** A full resync in progress: the snapshot id it started from and the set of paths it has seen. */
@@ -34,9 +34,9 @@ export interface ApplyResult {
  */
 export class MirrorMeta {
   readonly keys: VolumeKeys;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
 
-  constructor(options: { redis: Redis; volume: string }) {
+  constructor(options: { redis: RedisClient; volume: string }) {
     this.keys = volumeKeys(parseVolume(options.volume));
     this.#redis = options.redis;
   }

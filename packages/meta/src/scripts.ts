@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
+import { assertOneSlot } from './slots.js';
 
 /*
  * The Lua scripts of lua/*.lua, one per file. Each is sent as lua/common.lua followed by the
@@ -43,10 +44,10 @@ export function scriptSource(name: ScriptName): string {
   return loadSources().get(name) as string;
 }
 
-const installed = new WeakSet<Redis>();
+const installed = new WeakSet<RedisClient>();
 
 /** Register the scripts on a client (EVALSHA, falling back to EVAL once per connection). */
-export function installScripts(redis: Redis): void {
+export function installScripts(redis: RedisClient): void {
   if (installed.has(redis)) return;
   for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
     redis.defineCommand(commandName(name), { numberOfKeys: SCRIPTS[name].keys, lua: scriptSource(name) });
@@ -56,8 +57,10 @@ export function installScripts(redis: Redis): void {
 
 type ScriptFn = (...args: Array<string | number>) => Promise<unknown>;
 
-export function runScript(redis: Redis, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
+export function runScript(redis: RedisClient, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
   if (keys.length !== SCRIPTS[name].keys) throw new Error(`script ${name} takes ${SCRIPTS[name].keys} keys, got ${keys.length}`);
+  // On a Cluster a script runs on the node of its keys' slot; keys in two slots would be CROSSSLOT.
+  assertOneSlot(`script ${name}`, keys);
   installScripts(redis);
   const fn = (redis as unknown as Record<string, ScriptFn>)[commandName(name)] as ScriptFn;
   return fn.call(redis, ...keys, ...args);

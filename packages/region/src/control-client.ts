@@ -17,12 +17,23 @@ export interface WarmupState {
   paths: string[];
   requestedAt: number;
   finishedOn?: number;
+  /** Owners per chunk this warmup places. */
+  replicas: number;
+  /** The warm rule (its path) that queued it; absent for a request. */
+  rule?: string;
   /** Fill children: processed (done), pending, failed for good. */
   children: { processed: number; pending: number; failed: number };
   /** Verified on the nodes now, not read from job states. */
   residency: Residency;
+  /** Chunks of the paths not in the region's store yet (a mirror still copying); 0 in the source. */
+  missing: number;
   /** Residency is 100 %. */
   complete: boolean;
+  /**
+   * What a deploy waits for: every chunk of the paths is in the region's store (`missing` 0) and
+   * on all its owners (`complete`). Read from the region and the nodes now, not from job states.
+   */
+  ready: boolean;
   /** The flow is over (every child done or failed for good and the parent finished). */
   finished: boolean;
 }

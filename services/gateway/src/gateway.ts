@@ -87,7 +87,7 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
-    await this.#region.ready();
+    await this.#region.ready({ warn: true });
     const address = this.#o.listen ?? this.#o.config.gateway?.listen;
     if (address) this.address = (await listen(this.app, address)).url;
   }

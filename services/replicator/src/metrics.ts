@@ -64,6 +64,12 @@ export function createMetrics(options: { processMetrics?: boolean } = {}) {
       labelNames: ['region', 'state'],
       registers: [registry],
     }),
+    warmRuleWarmups: new Counter({
+      name: 'ferry_replicator_warm_rule_warmups_total',
+      help: 'Warmups queued by warm rules (one per change record with files under a rule)',
+      labelNames,
+      registers: [registry],
+    }),
     leader: new Gauge({
       name: 'ferry_replicator_leader',
       help: '1 while this replica holds the watcher lease',

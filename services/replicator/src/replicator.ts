@@ -1,18 +1,18 @@
 import { CacheNodeClient, Membership } from '@ferry/cache';
-import { type FerryConfig, InvalidConfigError, type Logger, regionConfig } from '@ferry/core';
+import { type FerryConfig, InvalidConfigError, type Logger, regionConfig, type WarmRule } from '@ferry/core';
 import { QUEUES, queuePrefix, toJobError } from '@ferry/jobs';
-import { Lease } from '@ferry/meta';
+import { duplicateConnection, Lease, Meta, type RedisClient } from '@ferry/meta';
 import { openRegion, type Region } from '@ferry/region';
 import { closeGracefully } from '@ferry/runtime';
 import type { ObjectStore } from '@ferry/stores';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import { build as buildApi, listen as listenApi } from './app.js';
 import { createCopyProcessor } from './copy-worker.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { type RegionStatus, regionStatus } from './status.js';
 import { Throttle } from './throttle.js';
+import { WarmRules } from './warm-rules.js';
 import { createWarmProcessor, WarmFlows, warmupRoutes } from './warmup.js';
 import { Watcher } from './watcher.js';
 
@@ -49,8 +49,9 @@ export interface ReplicatorOptions {
 
 /**
  * The per-region daemon: in a mirror, the watcher (one leader per region) and copy workers (every
- * replica); in the source region, the control API only, for now. Start with `start()`, stop with
- * `stop()` (in-flight copies finish; a waiting read is cut short).
+ * replica); in a region with cache nodes, warmup flows, warm workers and the warm rules (one
+ * follower per region); everywhere, the control API. Start with `start()`, stop with `stop()`
+ * (in-flight copies finish; a waiting read is cut short).
  */
 export class Replicator {
   readonly metrics: Metrics;
@@ -63,12 +64,14 @@ export class Replicator {
   #watcher: Watcher | undefined;
   #worker: Worker | undefined;
   /** BullMQ does not close connections it is given, so the daemon keeps and closes this one. */
-  #workerRedis: Redis | undefined;
+  #workerRedis: RedisClient | undefined;
   #api: FastifyInstance | undefined;
   /** Warmup flows and the warm worker, in a region with cache nodes (`cache.token`). */
   #warm: WarmFlows | undefined;
   #warmWorker: Worker | undefined;
-  #warmRedis: Redis | undefined;
+  #warmRedis: RedisClient | undefined;
+  /** The region's warm rules (`warm:`), followed by one replica. */
+  #warmRules: WarmRules | undefined;
   #cacheClient: CacheNodeClient | undefined;
   address: string | undefined;
 
@@ -97,7 +100,7 @@ export class Replicator {
     });
   }
 
-  get #redis(): Redis {
+  get #redis(): RedisClient {
     return this.#region.redis;
   }
 
@@ -134,7 +137,7 @@ export class Replicator {
         metrics: this.metrics,
         logger: this.#log.child({ component: 'copy' }),
       });
-      this.#workerRedis = this.#redis.duplicate({ maxRetriesPerRequest: null });
+      this.#workerRedis = duplicateConnection(this.#redis, `ferry-replicator-${region}-copy`, { maxRetriesPerRequest: null });
       this.#worker = new Worker(
         QUEUES.copy,
         // A corrupt source chunk or a changed origin fails now: another attempt would read the same bytes.
@@ -171,7 +174,7 @@ export class Replicator {
       });
       this.#watcher.start();
     }
-    if (own.cache?.token) this.#startWarm(own.cache, own.copy.concurrency);
+    if (own.cache?.token) this.#startWarm(own.cache, own.copy.concurrency, own.warm);
     if (listen) {
       this.#api = buildApi({
         open: own.api?.open ?? false,
@@ -187,7 +190,7 @@ export class Replicator {
   }
 
   /** Warmup flows (POST /warmup) and the warm worker that fills the cache nodes, behind the copy in a mirror. */
-  #startWarm(cache: { token?: string; replicas: number; connectTimeoutMs: number }, concurrency: number): void {
+  #startWarm(cache: { token?: string; replicas: number; connectTimeoutMs: number }, concurrency: number, rules: readonly WarmRule[]): void {
     const { config } = this.#o;
     const log = this.#log.child({ component: 'warm' });
     const client = new CacheNodeClient({ token: cache.token as string, connectTimeoutMs: cache.connectTimeoutMs, logger: log });
@@ -197,6 +200,7 @@ export class Replicator {
       redis: this.#redis,
       volume: config.volume,
       meta: this.#region.meta,
+      ...(this.#region.mirror ? { mirror: this.#region.mirror } : {}),
       membership,
       client,
       replicas: cache.replicas,
@@ -209,7 +213,7 @@ export class Replicator {
       ...this.#o.warm,
       logger: log,
     });
-    this.#warmRedis = this.#redis.duplicate({ maxRetriesPerRequest: null });
+    this.#warmRedis = duplicateConnection(this.#redis, `ferry-replicator-${this.region}-warm`, { maxRetriesPerRequest: null });
     this.#warmWorker = new Worker(QUEUES.warm, processor, {
       connection: this.#warmRedis,
       prefix: queuePrefix(config.volume),
@@ -225,6 +229,28 @@ export class Replicator {
       );
     });
     this.#warmWorker.on('error', (err) => log.warn({ err }, 'warm worker error'));
+    if (rules.length > 0) this.#startWarmRules(this.#warm, rules, log.child({ component: 'warm-rules' }));
+  }
+
+  #startWarmRules(flows: WarmFlows, rules: readonly WarmRule[], log: Logger): void {
+    const r = this.#region;
+    const keys = r.meta.keys;
+    const leaseTtlMs = this.#o.watcher?.leaseTtlMs ?? 5000;
+    this.#warmRules = new WarmRules({
+      region: this.region,
+      rules,
+      // A Meta of its own: its blocking reads get a connection of their own, not the watcher's.
+      source: new Meta({ redis: r.sourceRedis, volume: r.volume, logMaxLen: this.#o.config.log.maxLen, logger: log }),
+      redis: this.#redis,
+      cursorKey: keys.warmCursor,
+      lease: new Lease({ redis: this.#redis, key: keys.warmLease, ttlMs: leaseTtlMs }),
+      flows,
+      metrics: this.metrics,
+      logger: log,
+      leaseTtlMs,
+      ...(this.#o.watcher?.blockMs ? { blockMs: this.#o.watcher.blockMs } : {}),
+    });
+    this.#warmRules.start();
   }
 
   async health(): Promise<{ ok: boolean; detail: Record<string, unknown> }> {
@@ -254,6 +280,7 @@ export class Replicator {
     const watcherStopped = this.#watcher?.stop();
     await this.#region.interruptSourceReads();
     await watcherStopped;
+    await this.#warmRules?.stop();
     await this.#worker?.close();
     this.#workerRedis?.disconnect();
     await this.#warmWorker?.close();

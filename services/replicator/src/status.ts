@@ -1,7 +1,6 @@
 import { type ChunkId, isChunkId } from '@ferry/core';
-import { idTime, type Meta, type MirrorMeta } from '@ferry/meta';
+import { idTime, type Meta, type MirrorMeta, type RedisClient } from '@ferry/meta';
 import type { Region } from '@ferry/region';
-import type { Redis } from 'ioredis';
 
 /** Lag counts stop here: beyond it the exact number matters less than the cost of counting. */
 const LAG_COUNT_CAP = 100_000;
@@ -18,7 +17,7 @@ export interface RegionStatus {
 }
 
 /** How far behind a mirror's cursor is: records after it (capped) and the age of the oldest. */
-export async function lagOf(source: Meta, redis: Redis, cursor: string | undefined) {
+export async function lagOf(source: Meta, redis: RedisClient, cursor: string | undefined) {
   const from = cursor ? `(${cursor}` : '-';
   const ids = (await redis.xrange(source.keys.log, from, '+', 'COUNT', LAG_COUNT_CAP)).map(([id]) => id);
   const first = ids[0];

@@ -2,21 +2,22 @@ import { randomBytes } from 'node:crypto';
 import { type CacheMember, type CacheNodeClient, type Membership, planWarmup, residency } from '@ferry/cache';
 import { type Entry, InvalidArgumentError, type Logger, NotFoundError, normalizePath, UnavailableError } from '@ferry/core';
 import { parseFillJob, toJobError, WARM_JOB_NODE_ID, WarmQueue } from '@ferry/jobs';
-import type { Meta, MirrorMeta } from '@ferry/meta';
-import type { WarmupState } from '@ferry/region';
+import type { Meta, MirrorMeta, RedisClient } from '@ferry/meta';
+import type { WarmupQueued, WarmupState } from '@ferry/region';
 import { DelayedError, type Job } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 
 /** Paths one request may name. */
 const MAX_PATHS = 1_000;
 
 export interface WarmFlowsOptions {
   /** The region's Redis (BullMQ copies what it needs; not owned). */
-  redis: Redis;
+  redis: RedisClient;
   volume: string;
   /** The region's own metadata (paths are resolved there). */
   meta: Meta;
+  /** In a mirror: the present set, so a warmup is ready only once the region holds every chunk. */
+  mirror?: MirrorMeta;
   membership: Membership;
   client: CacheNodeClient;
   replicas: number;
@@ -55,22 +56,39 @@ export class WarmFlows {
   }
 
   /** Queue a warmup of `paths`; returns the parent job id and how many chunks and placements it covers. */
-  async request(rawPaths: unknown): Promise<{ id: string; chunks: number; placements: number }> {
+  async request(rawPaths: unknown): Promise<WarmupQueued> {
     if (!Array.isArray(rawPaths) || rawPaths.length === 0 || rawPaths.length > MAX_PATHS || !rawPaths.every((p) => typeof p === 'string')) {
       throw new InvalidArgumentError(`paths: expected 1-${MAX_PATHS} path strings`);
     }
     const paths = [...new Set((rawPaths as string[]).map((p) => normalizePath(p)))];
     const entries = await this.#entries(paths);
+    return this.enqueue({ id: `w-${randomBytes(8).toString('hex')}`, paths, entries, replicas: this.#o.replicas });
+  }
+
+  /**
+   * Queue warmup `id` of `entries` (shown as `paths`) with `replicas` owners per chunk. An id
+   * that is already queued is left as it is (a warm rule queues each change under an id of its
+   * own, so looking at a change twice queues it once).
+   */
+  async enqueue(options: { id: string; paths: string[]; entries: Entry[]; replicas: number; rule?: string }): Promise<WarmupQueued> {
     const members = await this.#o.membership.members();
     if (members.length === 0) throw new UnavailableError('no live cache nodes in this region');
     for (const m of members) {
       if (!WARM_JOB_NODE_ID.test(m.id))
         throw new InvalidArgumentError(`cache node id ${JSON.stringify(m.id)} cannot name a warm job (letters, digits, _ and - only)`);
     }
-    const plan = planWarmup({ entries, members, replicas: this.#o.replicas });
-    const id = `w-${randomBytes(8).toString('hex')}`;
-    await this.#queue.add({ id, paths, fills: plan.placements, ...(this.#o.attempts ? { attempts: this.#o.attempts } : {}) });
-    return { id, chunks: plan.chunks.length, placements: plan.placements.length };
+    const plan = planWarmup({ entries: options.entries, members, replicas: options.replicas });
+    const figures = { id: options.id, chunks: plan.chunks.length, placements: plan.placements.length };
+    if (await this.#queue.get(options.id)) return figures;
+    await this.#queue.add({
+      id: options.id,
+      paths: options.paths,
+      fills: plan.placements,
+      ...(options.replicas !== this.#o.replicas ? { replicas: options.replicas } : {}),
+      ...(options.rule !== undefined ? { rule: options.rule } : {}),
+      ...(this.#o.attempts ? { attempts: this.#o.attempts } : {}),
+    });
+    return figures;
   }
 
   /** A warmup's state and its verified residency, or undefined for an unknown id. */
@@ -82,17 +100,27 @@ export class WarmFlows {
       throw err;
     });
     const members = await this.#o.membership.members();
-    const chunkIds = planWarmup({ entries, members: [], replicas: this.#o.replicas }).chunks.map((c) => c.id);
-    const res = await residency({ members, replicas: this.#o.replicas, chunkIds, client: this.#o.client });
+    const replicas = record.data.replicas ?? this.#o.replicas;
+    const chunkIds = planWarmup({ entries, members: [], replicas }).chunks.map((c) => c.id);
+    const [res, missing] = await Promise.all([
+      residency({ members, replicas, chunkIds, client: this.#o.client }),
+      this.#o.mirror ? this.#o.mirror.missing(chunkIds).then((ids) => ids.length) : 0,
+    ]);
+    const complete = res.percent === 100;
     return {
       id,
       state: record.state,
       paths: record.data.paths,
       requestedAt: record.data.requestedAt,
       ...(record.finishedOn ? { finishedOn: record.finishedOn } : {}),
+      replicas,
+      ...(record.data.rule !== undefined ? { rule: record.data.rule } : {}),
       children: record.children,
       residency: res,
-      complete: res.percent === 100,
+      missing,
+      complete,
+      // No entries: the paths are gone, or (a rule's warmup in a mirror) not applied here yet.
+      ready: complete && missing === 0 && entries.length > 0,
       finished: record.state === 'completed' || record.state === 'failed',
     };
   }

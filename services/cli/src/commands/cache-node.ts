@@ -47,6 +47,7 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
   }
   const weight = parseWeight(opts.weight);
   const log = logger.child({ component: 'cache-node', region: region.name });
+  for (const report of region.redisReports) for (const warning of report.warnings) log.warn({ redis: report.where }, warning);
   const node = new CacheNode({
     dir: resolve(opts.dir),
     capacity,
