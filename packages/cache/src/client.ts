@@ -1,4 +1,5 @@
 import {
+  AccessDeniedError,
   type ChunkId,
   CorruptError,
   InvalidArgumentError,
@@ -20,7 +21,7 @@ export interface NodeRef {
 }
 
 export interface CacheClientOptions {
-  /** Bearer token of the region's cache nodes (`regions.<r>.cache.token`). */
+  /** Bearer token sent to the nodes: `cache.readToken` for readers, `cache.writeToken` for the daemons that fill. */
   token: string;
   /** TCP connect timeout (config `cache.connectTimeoutMs`, default 300 ms): a dead host fails fast. */
   connectTimeoutMs?: number;
@@ -113,7 +114,9 @@ export class CacheNodeClient {
       message = String((JSON.parse(text) as { message?: unknown }).message ?? message);
     } catch {}
     const where = `cache node ${node.id}: ${what}`;
-    if (res.statusCode === 401) throw new UnauthorizedError(`${where}: the node refused the token (check regions.<r>.cache.token)`);
+    if (res.statusCode === 401)
+      throw new UnauthorizedError(`${where}: the node refused the token (check regions.<r>.cache.readToken / writeToken)`);
+    if (res.statusCode === 403) throw new AccessDeniedError(`${where}: the node needs the write token for this (cache.writeToken)`);
     if (res.statusCode === 422) throw new CorruptError(`${where}: ${message}`);
     if (res.statusCode >= 500) throw new TransientError(`${where}: HTTP ${res.statusCode} ${message}`);
     throw new InvalidArgumentError(`${where}: HTTP ${res.statusCode} ${message}`);

@@ -11,7 +11,16 @@ export {
   parseChunkId,
 } from './chunk-id.js';
 export { concurrencyLimit, forEachLimit } from './concurrency.js';
-export { type FerryConfig, loadConfig, parseConfig, parseConfigText, type RegionConfig, regionConfig } from './config.js';
+export {
+  type FerryConfig,
+  loadConfig,
+  type ParseConfigOptions,
+  parseConfig,
+  parseConfigText,
+  type RegionConfig,
+  regionConfig,
+} from './config.js';
+export { parseDuration } from './duration.js';
 export {
   AccessDeniedError,
   ConflictError,
@@ -36,7 +45,7 @@ export {
   UnauthorizedError,
   UnavailableError,
 } from './errors.js';
-export { sha256Hex, VerifyingStream } from './hashing.js';
+export { sha256Hex, VerifyingStream, type VerifyingStreamOptions } from './hashing.js';
 export { type LogFn, type Logger, REDACT_PATHS, redactUrl, silentLogger } from './logger.js';
 export { baseName, dirPrefix, isValidPath, isWithin, joinPath, MAX_PATH_BYTES, normalizePath, parentPath } from './paths.js';
 export { formatBytes, parseSize } from './size.js';

@@ -51,6 +51,8 @@ export interface VolumeKeys {
   readonly resyncSeen: string;
   /** Hash: facts about the last resync (when, snapshot id, counts) for status. */
   readonly resyncInfo: string;
+  /** Hash: external chunk id → sha256 of its first verified copy in this region (never changed once set). */
+  readonly extHashes: string;
 }
 
 export function volumeKeys(volume: string): VolumeKeys {
@@ -69,5 +71,6 @@ export function volumeKeys(volume: string): VolumeKeys {
     watcherLease: `${base}:watcher-lease`,
     resyncSeen: `${base}:resync-seen`,
     resyncInfo: `${base}:resync`,
+    extHashes: `${base}:exthash`,
   });
 }

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { type ChunkRef, type Entry, type Logger, messageOf, silentLogger } from '@ferry/core';
-import { type ChunkContext, ChunkReader, originRead, originTier, storeTier, type Tier } from '@ferry/fetch';
+import { type ChunkContext, ChunkReader, type KnownHashes, originRead, originTier, storeTier, type Tier } from '@ferry/fetch';
 import type { CopyRequest } from '@ferry/jobs';
 import type { Meta } from '@ferry/meta';
 import type { ObjectStore } from '@ferry/stores';
@@ -18,6 +18,8 @@ export interface RegionReaderOptions {
   openOrigin?: (url: string) => ObjectStore;
   /** The region's cache nodes, when it has some. */
   cache?: Tier;
+  /** The region's hashes of external chunks, to check their copies against. */
+  hashes?: KnownHashes;
   /** Queue copies of chunks that had to come from outside the region (mirrors only). */
   backfill?: (requests: CopyRequest[]) => Promise<void>;
   /** Verified chunks kept in process memory (default 256 MiB). */
@@ -58,6 +60,7 @@ export class RegionReader {
       fallbackFrom: local.length,
       memoryBytes: options.memoryBytes ?? 256 * 2 ** 20,
       onFallback: (ref, context) => this.#queueBackfill(ref, context),
+      ...(options.hashes ? { hashes: options.hashes } : {}),
       logger: this.#log,
     });
   }

@@ -1,5 +1,13 @@
 import type { Residency } from '@ferry/cache';
-import { InvalidArgumentError, messageOf, NotFoundError, type RegionConfig, UnauthorizedError, UnavailableError } from '@ferry/core';
+import {
+  AccessDeniedError,
+  InvalidArgumentError,
+  messageOf,
+  NotFoundError,
+  type RegionConfig,
+  UnauthorizedError,
+  UnavailableError,
+} from '@ferry/core';
 
 type ApiConfig = NonNullable<RegionConfig['api']>;
 
@@ -41,20 +49,34 @@ export function controlApiBase(api: ApiConfig): string {
  */
 export class ControlClient {
   readonly base: string;
-  readonly #token: string | undefined;
+  /** Sent with reads (status, a warmup's state): the read token, else the admin token. */
+  readonly #readToken: string | undefined;
+  /** Sent with what queues work (warmup, retry). */
+  readonly #adminToken: string | undefined;
 
   constructor(options: { api: ApiConfig }) {
     this.base = controlApiBase(options.api);
-    this.#token = options.api.token;
+    this.#readToken = options.api.readToken ?? options.api.adminToken;
+    this.#adminToken = options.api.adminToken;
   }
 
-  /** Whether a region's config lets a client use its control API (a token, or `open`). */
+  /** Whether a region's config lets a client queue work on its control API (the admin token, or `open`). */
   static usable(api: RegionConfig['api']): api is ApiConfig {
-    return api !== undefined && (api.token !== undefined || api.open);
+    return api !== undefined && (api.adminToken !== undefined || api.open);
   }
 
   warmup(paths: string[]): Promise<WarmupQueued> {
     return this.#call<WarmupQueued>('POST', '/warmup', { paths });
+  }
+
+  /** Queue the copies that failed for good again; how many were queued. */
+  retryFailed(): Promise<{ retried: number }> {
+    return this.#call<{ retried: number }>('POST', '/retry-failed', {});
+  }
+
+  /** The region's status as its replicator reports it. */
+  status(): Promise<Record<string, unknown>> {
+    return this.#call<Record<string, unknown>>('GET', '/status');
   }
 
   warmupState(id: string): Promise<WarmupState> {
@@ -63,12 +85,13 @@ export class ControlClient {
 
   async #call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     const url = `${this.base}${path}`;
+    const token = method === 'GET' ? this.#readToken : this.#adminToken;
     let res: Response;
     try {
       res = await fetch(url, {
         method,
         headers: {
-          ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}),
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
         },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -84,7 +107,8 @@ export class ControlClient {
     } catch {}
     if (res.ok) return json as T;
     const message = `replicator API ${method} ${path}: ${String(json.message ?? `HTTP ${res.status}`)}`;
-    if (res.status === 401) throw new UnauthorizedError(`${message} (check api.token)`);
+    if (res.status === 401) throw new UnauthorizedError(`${message} (check api.${method === 'GET' ? 'readToken' : 'adminToken'})`);
+    if (res.status === 403) throw new AccessDeniedError(`${message} (this needs api.adminToken)`);
     if (res.status === 404) throw new NotFoundError(message);
     if (res.status === 400) throw new InvalidArgumentError(message);
     throw new UnavailableError(message);

@@ -1,19 +1,22 @@
 import { type RegionCacheTier, regionCacheTier } from '@ferry/cache';
 import { RegionReader } from '@ferry/reader';
+import { cacheToken } from './cache-access.js';
 import type { Region } from './region.js';
 
 /**
- * The region's cache nodes as a reader tier, when the region has a cache token; undefined
- * otherwise. Closed with the region.
+ * The region's cache nodes as a reader tier, when the region gives readers a cache token;
+ * undefined otherwise. Closed with the region. A reader holds the read token only: nothing it
+ * holds can change the bytes another reader gets.
  */
 export function openCacheTier(region: Region): RegionCacheTier | undefined {
   const cache = region.config.cache;
-  if (!cache?.token) return undefined;
+  const token = cacheToken(cache, 'read');
+  if (!cache || !token) return undefined;
   return region.own(
     regionCacheTier({
       redis: region.redis,
       volume: region.volume,
-      token: cache.token,
+      token,
       replicas: cache.replicas,
       connectTimeoutMs: cache.connectTimeoutMs,
       logger: region.logger.child({ component: 'cache' }),
@@ -43,6 +46,8 @@ export function openReader(region: Region, options: OpenReaderOptions = {}): Reg
     ...(region.isSource ? {} : { source: { name: region.sourceName, store: region.sourceStore } }),
     ...(cache ? { cache: cache.tier } : {}),
     openOrigin: (url) => region.origins.open(url),
+    // Readers check external chunks against the region's hashes; only the daemons record them.
+    hashes: { get: (id) => region.hashes.get(id) },
     ...(copies ? { backfill: (requests) => copies.enqueue(requests) } : {}),
     memoryBytes: options.memoryBytes ?? region.ferry.reader.memoryBytes,
     prefetch: region.ferry.reader.prefetch,

@@ -1,6 +1,6 @@
 import { type FerryConfig, type Logger, type RegionConfig, regionConfig, UnavailableError } from '@ferry/core';
 import { CopyQueue } from '@ferry/jobs';
-import { connectRedis, Meta, MirrorMeta, pingRedis, translateRedisError } from '@ferry/meta';
+import { ChunkHashes, connectRedis, Meta, MirrorMeta, pingRedis, translateRedisError } from '@ferry/meta';
 import { createStore, type ObjectStore, StoresByUrl } from '@ferry/stores';
 import type { Redis } from 'ioredis';
 
@@ -48,6 +48,8 @@ export class Region {
   readonly meta: Meta;
   /** What a mirror holds and where its watcher is; undefined in the source region. */
   readonly mirror: MirrorMeta | undefined;
+  /** The sha256 of external chunks as this region first verified them. */
+  readonly hashes: ChunkHashes;
   /** Origin stores of imported files, opened on first use. */
   readonly origins = new StoresByUrl();
   readonly #injected: OpenRegionOptions['stores'];
@@ -77,6 +79,7 @@ export class Region {
     this.redis = this.#connect(this.config.redis, `${this.#clientName}-${region}`);
     this.meta = new Meta({ redis: this.redis, volume: this.volume, logMaxLen: config.log.maxLen, logger: this.logger });
     this.mirror = this.isSource ? undefined : new MirrorMeta({ redis: this.redis, volume: this.volume });
+    this.hashes = new ChunkHashes({ redis: this.redis, volume: this.volume });
   }
 
   #connect(url: string, name: string): Redis {

@@ -22,7 +22,11 @@ export function createCacheMetrics(options: { processMetrics?: boolean } = {}) {
     upstreamFailures: counter('ferry_cache_upstream_failures_total', 'Read-through fetches that failed (store unreachable, corrupt copy)'),
     stored: counter('ferry_cache_stored_total', 'Chunks written to disk', ['via']),
     evictions: counter('ferry_cache_evictions_total', 'Chunks removed from disk', ['reason']),
-    corrupt: counter('ferry_cache_corrupt_total', 'Copies that failed verification: cached files on read, and refused uploads', ['where']),
+    corrupt: counter(
+      'ferry_cache_corrupt_total',
+      'Copies that failed verification: cached files on read (disk), refused uploads (upload), store copies met on a read-through (upstream)',
+      ['where'],
+    ),
     used: gauge('ferry_cache_used_bytes', 'Bytes of chunk files held (and reserved by writes in flight)'),
     capacity: gauge('ferry_cache_capacity_bytes', 'Bytes the node may hold'),
     chunks: gauge('ferry_cache_chunks', 'Chunks held'),

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Heartbeat, type Membership, parseNodeId } from '@ferry/cache';
 import { InvalidArgumentError, type Logger, silentLogger } from '@ferry/core';
+import type { KnownHashes } from '@ferry/fetch';
 import { closeGracefully } from '@ferry/runtime';
 import type { FastifyInstance } from 'fastify';
 import { build, listen } from './app.js';
@@ -20,12 +21,17 @@ export interface CacheNodeOptions {
   capacity: number;
   /** Relative share of chunks (1:2:3 for 8/16/24 TB disks). */
   weight: number;
-  token: string;
+  /** Token of readers (`cache.readToken`). */
+  readToken: string;
+  /** Token of the daemons that write (`cache.writeToken`); without it the node takes no writes. */
+  writeToken?: string;
   /** host:port to listen on (port 0: any free port). */
   listen: string;
   /** URL other hosts reach this node at (default: from the listen address; the hostname when listening on all interfaces). */
   advertise?: string;
   upstream?: Upstream;
+  /** The region's hashes of external chunks (an upload of one without a recorded hash is refused). */
+  hashes?: KnownHashes;
   /** The region's entries (its `Meta`): where an external chunk's origin is looked up. */
   entries?: EntryLookup;
   /** Largest chunk accepted or fetched: the volume's chunkSize. */
@@ -92,12 +98,14 @@ export class CacheNode {
     );
     this.#app = build({
       cache: this.#cache,
-      token: o.token,
+      readToken: o.readToken,
+      ...(o.writeToken ? { writeToken: o.writeToken } : {}),
       maxChunkBytes: o.maxChunkBytes,
       metrics: this.metrics,
       logger: this.#log,
       ...(o.upstream ? { upstream: o.upstream } : {}),
       ...(o.entries ? { entries: o.entries } : {}),
+      ...(o.hashes ? { hashes: o.hashes } : {}),
     });
     const bound = await listen(this.#app, o.listen);
     this.id = given ?? recorded ?? parseNodeId(`${hostname()}-${bound.port}`);

@@ -160,7 +160,7 @@ export function createWarmProcessor(options: WarmProcessorOptions) {
 /** POST /warmup and GET /warmup/:id on the control API. */
 export function warmupRoutes(flows: () => WarmFlows | undefined): (app: FastifyInstance) => void {
   return (app) => {
-    const unavailable = { error: 'unavailable', message: 'this region has no cache nodes configured (set cache.token)' };
+    const unavailable = { error: 'unavailable', message: 'this region has no cache nodes configured (set cache.writeToken)' };
     app.post('/warmup', async (req, reply) => {
       const f = flows();
       if (!f) return reply.code(409).send(unavailable);

@@ -35,10 +35,10 @@ function parseWeight(value: string | number | undefined): number {
  */
 export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNodeCommandOptions, logger: Logger): Promise<void> {
   const region = await ctx.region(opts.region);
-  const token = region.config.cache?.token;
-  if (!token) {
+  const cache = region.config.cache;
+  if (!cache?.readToken || !cache.writeToken) {
     throw new InvalidConfigError(
-      `regions.${region.name}.cache.token: set a token (e.g. "\${FERRY_CACHE_TOKEN}") to run cache nodes in ${region.name}`,
+      `regions.${region.name}.cache: set readToken and writeToken (e.g. "\${FERRY_CACHE_READ_TOKEN}") to run cache nodes in ${region.name}`,
     );
   }
   const capacity = parseSize(opts.capacity);
@@ -47,11 +47,14 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
   }
   const weight = parseWeight(opts.weight);
   const log = logger.child({ component: 'cache-node', region: region.name });
+  // The upstream is made before the node whose metrics count its bad copies.
+  let metrics: CacheNode['metrics'] | undefined;
   const node = new CacheNode({
     dir: resolve(opts.dir),
     capacity,
     weight,
-    token,
+    readToken: cache.readToken,
+    writeToken: cache.writeToken,
     listen: opts.listen,
     maxChunkBytes: ctx.config.chunkSize,
     upstream: regionUpstream({
@@ -59,8 +62,11 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
       // The source's store, not its Redis: a node never needs the source's metadata.
       ...(region.isSource ? {} : { source: { name: `source:${region.sourceName}`, store: region.sourceStore } }),
       openOrigin: (url) => region.origins.open(url),
+      hashes: region.hashes,
+      onBadCopy: () => metrics?.corrupt.inc({ where: 'upstream' }),
       logger: log,
     }),
+    hashes: region.hashes,
     entries: region.meta,
     membership: new Membership({ redis: region.redis, volume: ctx.config.volume }),
     logger: log,
@@ -68,6 +74,7 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
     ...(opts.id !== undefined ? { id: opts.id } : {}),
     ...(opts.advertise !== undefined ? { advertise: opts.advertise } : {}),
   });
+  metrics = node.metrics;
   const started = await node.start();
   out.event({
     event: 'started',
