@@ -90,7 +90,14 @@ export class CacheRegions {
 
   static async create(
     redisUrl: string,
-    options: { chunkSize: number; replicas?: number; roles?: boolean; tls?: { cert?: string; key?: string; ca?: string } },
+    options: {
+      chunkSize: number;
+      replicas?: number;
+      roles?: boolean;
+      tls?: { cert?: string; key?: string; ca?: string };
+      /** The mirror's control API section (`regions.eu.api`). */
+      api?: Record<string, unknown>;
+    },
   ): Promise<CacheRegions> {
     const r = new CacheRegions();
     r.root = await mkdtemp(join(tmpdir(), 'ferry-cache-'));
@@ -109,6 +116,7 @@ export class CacheRegions {
             connectTimeoutMs: 200,
             ...(options.tls ? { tls: options.tls } : {}),
           },
+          ...(options.api ? { api: options.api } : {}),
         },
       },
     };

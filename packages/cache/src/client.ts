@@ -1,3 +1,4 @@
+import { rootCertificates } from 'node:tls';
 import {
   AccessDeniedError,
   type ChunkId,
@@ -8,6 +9,7 @@ import {
   parseChunkId,
   silentLogger,
   TransientError,
+  tlsFailure,
   UnauthorizedError,
   UnavailableError,
 } from '@ferry/core';
@@ -27,6 +29,11 @@ export interface CacheClientOptions {
   connectTimeoutMs?: number;
   /** Longest wait for response headers (a read-through may fetch from a remote store first). Default 15 s. */
   requestTimeoutMs?: number;
+  /**
+   * CA certificates (PEM) trusted for https:// nodes, in addition to the system store (config
+   * `cache.tls.ca`, read by the caller). Without it the system store alone.
+   */
+  ca?: string | Buffer;
   /** How long a node that failed to answer is skipped (default 3 s). */
   downForMs?: number;
   /** Connections kept per node (default 16). */
@@ -63,7 +70,11 @@ export class CacheNodeClient {
     this.#log = options.logger ?? silentLogger;
     const requestTimeout = options.requestTimeoutMs ?? 15_000;
     this.#agent = new Agent({
-      connect: { timeout: options.connectTimeoutMs ?? 300 },
+      connect: {
+        timeout: options.connectTimeoutMs ?? 300,
+        // Node's `ca` replaces the default store, so the default roots go along with the private CA.
+        ...(options.ca ? { ca: [...rootCertificates, options.ca.toString()] } : {}),
+      },
       headersTimeout: requestTimeout,
       bodyTimeout: requestTimeout,
       connections: options.connections ?? 16,
@@ -100,6 +111,12 @@ export class CacheNodeClient {
       });
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw err;
+      const tls = tlsFailure(err);
+      if (tls) {
+        // A node whose certificate this process cannot verify is a setup mistake, not a node down.
+        this.markDown(node, tls);
+        throw new UnauthorizedError(`cache node ${node.id} at ${node.url}: ${tls} (check regions.<r>.cache.tls.ca)`, { cause: err });
+      }
       const reason = (err as NodeJS.ErrnoException).code ?? messageOf(err);
       this.markDown(node, reason);
       throw new UnavailableError(`cache node ${node.id} at ${node.url}: ${reason}`, { cause: err });

@@ -42,6 +42,7 @@ export {
   RangeNotSatisfiableError,
   ReadOnlyRegionError,
   TransientError,
+  tlsFailure,
   UnauthorizedError,
   UnavailableError,
 } from './errors.js';

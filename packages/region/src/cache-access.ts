@@ -1,5 +1,6 @@
 import { CacheNodeClient } from '@ferry/cache';
 import { InvalidConfigError, type Logger, type RegionConfig } from '@ferry/core';
+import { readCa } from './tls.js';
 
 type CacheConfig = NonNullable<RegionConfig['cache']>;
 
@@ -32,5 +33,6 @@ export function cacheClient(options: { region: string; cache: RegionConfig['cach
     const key = role === 'write' ? 'writeToken' : 'readToken';
     throw new InvalidConfigError(`regions.${region}.cache.${key}: region ${region} has no cache ${key} configured`);
   }
-  return new CacheNodeClient({ token, connectTimeoutMs: cache.connectTimeoutMs, logger: options.logger });
+  const ca = readCa(cache.tls?.ca, `regions.${region}.cache.tls.ca`);
+  return new CacheNodeClient({ token, connectTimeoutMs: cache.connectTimeoutMs, ...(ca ? { ca } : {}), logger: options.logger });
 }

@@ -2,6 +2,7 @@ import { type RegionCacheTier, regionCacheTier } from '@ferry/cache';
 import { RegionReader } from '@ferry/reader';
 import { cacheToken } from './cache-access.js';
 import type { Region } from './region.js';
+import { readCa } from './tls.js';
 
 /**
  * The region's cache nodes as a reader tier, when the region gives readers a cache token;
@@ -12,6 +13,7 @@ export function openCacheTier(region: Region): RegionCacheTier | undefined {
   const cache = region.config.cache;
   const token = cacheToken(cache, 'read');
   if (!cache || !token) return undefined;
+  const ca = readCa(cache.tls?.ca, `regions.${region.name}.cache.tls.ca`);
   return region.own(
     regionCacheTier({
       redis: region.redis,
@@ -19,6 +21,7 @@ export function openCacheTier(region: Region): RegionCacheTier | undefined {
       token,
       replicas: cache.replicas,
       connectTimeoutMs: cache.connectTimeoutMs,
+      ...(ca ? { ca } : {}),
       logger: region.logger.child({ component: 'cache' }),
     }),
   );

@@ -13,8 +13,8 @@ import {
   silentLogger,
 } from '@ferry/core';
 import { type ChunkContext, type KnownHashes, verifyChunk } from '@ferry/fetch';
-import { bearerRoles } from '@ferry/runtime';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { bearerRoles, type ServerLimits, type ServerTlsFiles, serviceApp } from '@ferry/runtime';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DiskCache } from './disk-cache.js';
 import { type CacheMetrics, createCacheMetrics } from './metrics.js';
 import { type ChunkWant, chunkContext, type EntryLookup, type Upstream } from './upstream.js';
@@ -45,6 +45,18 @@ export interface CacheNodeAppOptions {
   maxInflight?: number;
   metrics?: CacheMetrics;
   logger?: Logger;
+  /** Serve HTTPS only (`cache.tls` cert and key). */
+  tls?: ServerTlsFiles;
+  /** Timeouts, header size, streams and bytes in flight (`cache.limits`). */
+  limits?: CacheNodeLimits;
+}
+
+/** A node's limits: the service timeouts, and how much it serves at once before answering 503. */
+export interface CacheNodeLimits extends Partial<ServerLimits> {
+  /** Chunk requests (GET, fill) in progress at once. */
+  maxStreams?: number;
+  /** Bytes of distinct chunks held in memory for requests in progress. */
+  maxBytesInFlight?: number;
 }
 
 /** At most `max` calls at once; a finished call hands its slot straight to the next waiter. */
@@ -113,7 +125,14 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
   const log = options.logger ?? silentLogger;
   const inflight = new Map<string, Promise<{ bytes: Buffer; stored: boolean } | undefined>>();
   const limit = concurrencyLimit(options.maxInflight ?? 32);
-  const app = Fastify({ logger: false, exposeHeadRoutes: false, bodyLimit: 4 * 2 ** 20 });
+  const app = serviceApp({
+    logger: false,
+    exposeHeadRoutes: false,
+    bodyLimit: 4 * 2 ** 20,
+    log,
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
+  });
 
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxChunkBytes }, (_req, body, done) => done(null, body));
 

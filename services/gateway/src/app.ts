@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { pipeline, Transform } from 'node:stream';
 import { type Logger, NotFoundError, silentLogger } from '@ferry/core';
 import type { RegionReader } from '@ferry/reader';
-import { bearerOf, hasBearer } from '@ferry/runtime';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { bearerOf, hasBearer, type ServerLimits, type ServerTlsFiles, serviceApp } from '@ferry/runtime';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { S3Error, toS3Error } from './errors.js';
 import { createMetrics, type GatewayMetrics } from './metrics.js';
 import { OBJECT_PARAMS, planObject, type RequestHeaders } from './objects.js';
@@ -28,6 +28,10 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Clock for signature checks (tests). */
   now?: () => number;
+  /** Serve HTTPS only (`gateway.tls`). */
+  tls?: ServerTlsFiles;
+  /** Timeouts and header size (`gateway.limits`). */
+  limits?: Partial<ServerLimits>;
 }
 
 // The JS SDK v3 names the operation in the URL; it means nothing to S3.
@@ -82,7 +86,10 @@ export function build(options: GatewayOptions): FastifyInstance {
   const log = options.logger ?? silentLogger;
   const created = Date.now();
   // Fastify's own logging stays off: it would print URLs, and a presigned URL carries a signature.
-  const app = Fastify({
+  const app = serviceApp({
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
+    log,
     logger: false,
     exposeHeadRoutes: false,
     genReqId: () => randomBytes(8).toString('hex').toUpperCase(),

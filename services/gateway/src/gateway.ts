@@ -75,6 +75,8 @@ export class Gateway {
       ...(options.metricsToken ? { metricsToken: options.metricsToken } : {}),
       metrics: this.metrics,
       logger: log,
+      ...(gateway.tls ? { tls: gateway.tls } : {}),
+      limits: gateway.limits,
       health: async () => {
         try {
           await this.#region.redis.ping();

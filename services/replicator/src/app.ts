@@ -1,5 +1,5 @@
-import { bearerRoles } from '@ferry/runtime';
-import Fastify, { type FastifyInstance } from 'fastify';
+import { bearerRoles, type ServerLimits, type ServerTlsFiles, serviceApp } from '@ferry/runtime';
+import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 
 export interface ApiOptions {
@@ -19,6 +19,10 @@ export interface ApiOptions {
   /** Extra routes (warmup) registered by later parts of the daemon. */
   routes?: (app: FastifyInstance) => void;
   logger?: boolean | object;
+  /** Serve HTTPS only (`api.tls` cert and key). */
+  tls?: ServerTlsFiles;
+  /** Timeouts and header size (`api.limits`). */
+  limits?: Partial<ServerLimits>;
 }
 
 /**
@@ -29,7 +33,12 @@ export function build(options: ApiOptions): FastifyInstance {
   const readToken = options.readToken ?? options.token;
   const adminToken = options.adminToken ?? options.token;
   if (!options.open && !readToken && !adminToken) throw new Error('control API: a token is required unless api.open is true');
-  const app = Fastify({ logger: options.logger ?? false, disableRequestLogging: true });
+  const app = serviceApp({
+    logger: options.logger ?? false,
+    disableRequestLogging: true,
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
+  });
 
   app.addHook(
     'onRequest',

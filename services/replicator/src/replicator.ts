@@ -121,6 +121,9 @@ export class Replicator {
         `regions.${region}.api: set a token (or open: true) to serve the control API on ${listen}: readToken for status and metrics, adminToken for warmup and retry`,
       );
     }
+    if (listen && own.api?.tls && !own.api.tls.cert) {
+      throw new InvalidConfigError(`regions.${region}.api.tls: set cert and key to serve the control API over TLS`);
+    }
     const r = this.#region;
     await r.ready({ source: true });
     const { mirror, copies } = r;
@@ -180,6 +183,8 @@ export class Replicator {
         ...(own.api?.readToken ? { readToken: own.api.readToken } : {}),
         ...(own.api?.adminToken ? { adminToken: own.api.adminToken } : {}),
         registry: this.metrics.registry,
+        ...(own.api?.tls?.cert && own.api.tls.key ? { tls: { cert: own.api.tls.cert, key: own.api.tls.key } } : {}),
+        ...(own.api ? { limits: own.api.limits } : {}),
         status: () => this.status(),
         ...(copies ? { retryFailed: () => copies.retryFailed() } : {}),
         health: async () => this.health(),

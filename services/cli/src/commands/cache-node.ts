@@ -41,6 +41,9 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
       `regions.${region.name}.cache: set readToken and writeToken (e.g. "\${FERRY_CACHE_READ_TOKEN}") to run cache nodes in ${region.name}`,
     );
   }
+  if (cache.tls && !cache.tls.cert) {
+    throw new InvalidConfigError(`regions.${region.name}.cache.tls: set cert and key to serve cache nodes over TLS`);
+  }
   const capacity = parseSize(opts.capacity);
   if (capacity < ctx.config.chunkSize) {
     throw new InvalidArgumentError(`--capacity ${formatBytes(capacity)} is smaller than one chunk (${formatBytes(ctx.config.chunkSize)})`);
@@ -55,6 +58,8 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
     weight,
     readToken: cache.readToken,
     writeToken: cache.writeToken,
+    ...(cache.tls?.cert && cache.tls.key ? { tls: { cert: cache.tls.cert, key: cache.tls.key } } : {}),
+    limits: cache.limits,
     listen: opts.listen,
     maxChunkBytes: ctx.config.chunkSize,
     upstream: regionUpstream({

@@ -99,7 +99,14 @@ export async function warmupCommand(ctx: Context, out: Output, path: string, opt
   const regionName = opts.region ?? ctx.config.source;
   const api = regionConfig(ctx.config, regionName).api;
   const target = normalizePath(path);
-  if (ControlClient.usable(api)) return warmupViaApi(ctx, out, regionName, new ControlClient({ api }), target, opts);
+  if (ControlClient.usable(api)) {
+    const client = new ControlClient({ api, region: regionName });
+    try {
+      return await warmupViaApi(ctx, out, regionName, client, target, opts);
+    } finally {
+      await client.close();
+    }
+  }
   const region = await ctx.region(opts.region);
   const cache = region.config.cache;
   if (!cache) {
