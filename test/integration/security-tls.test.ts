@@ -176,7 +176,8 @@ describe('HTTPS cache nodes and control API', () => {
     });
     const [model] = await r.putModel('/models/tls', 1, 3 * MiB + 10);
     file = { path: model?.entry.path as string, sha256: model?.sha256 as string, size: model?.entry.size as number };
-    await r.startNodes([{ id: 'n1', weight: 1, capacity: '256MiB' }]);
+    // A node id with dots (the default `hostname()-port` on most cloud hosts) names warm jobs too.
+    await r.startNodes([{ id: 'gpu-1.eu-west.internal', weight: 1, capacity: '256MiB' }]);
     node = (await r.members())[0] as CacheMember;
     replicator = new Replicator({
       config: parseConfig(JSON.parse(await readFile(r.configPath, 'utf8'))),

@@ -15,6 +15,7 @@ import {
 import { type ChunkContext, type KnownHashes, verifyChunk } from '@ferry/fetch';
 import { bearerRoles, type ServerLimits, type ServerTlsFiles, serviceApp } from '@ferry/runtime';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ChunkAdmission } from './admission.js';
 import type { DiskCache } from './disk-cache.js';
 import { type CacheMetrics, createCacheMetrics } from './metrics.js';
 import { type ChunkWant, chunkContext, type EntryLookup, type Upstream } from './upstream.js';
@@ -124,7 +125,36 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
   const metrics = options.metrics ?? createCacheMetrics();
   const log = options.logger ?? silentLogger;
   const inflight = new Map<string, Promise<{ bytes: Buffer; stored: boolean } | undefined>>();
+  /** Disk reads of held chunks in progress: concurrent hits of one chunk share one read and one buffer. */
+  const reads = new Map<ChunkId, Promise<Buffer | 'corrupt' | undefined>>();
   const limit = concurrencyLimit(options.maxInflight ?? 32);
+  const admission = new ChunkAdmission({
+    maxStreams: options.limits?.maxStreams ?? 1024,
+    maxBytes: options.limits?.maxBytesInFlight ?? 256 * 2 ** 20,
+  });
+  metrics.inflight = admission;
+
+  /** Admit a chunk request, or answer 503 with Retry-After (undefined) when the node is at its limits. */
+  const admit = (reply: FastifyReply, id: ChunkId, size: number | undefined): boolean => {
+    const release = admission.admit(id, cache.sizeOf(id) ?? size);
+    if (!release) {
+      metrics.busy.inc();
+      void reply.code(503).header('retry-after', '1').send({ error: 'BUSY', message: 'the node is at its limit of requests in flight' });
+      return false;
+    }
+    // 'close' comes when the response ended or its client went away, whichever is first.
+    reply.raw.once('close', release);
+    return true;
+  };
+
+  const readHeld = (id: ChunkId): Promise<Buffer | 'corrupt' | undefined> => {
+    let running = reads.get(id);
+    if (!running) {
+      running = cache.read(id).finally(() => reads.delete(id));
+      reads.set(id, running);
+    }
+    return running;
+  };
   const app = serviceApp({
     logger: false,
     exposeHeadRoutes: false,
@@ -219,7 +249,7 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
     size: number | undefined,
   ): Promise<{ bytes: Buffer; via: 'hit' | 'fill' } | undefined> => {
     if (cache.has(id)) {
-      const held = await cache.read(id);
+      const held = await readHeld(id);
       if (Buffer.isBuffer(held)) {
         metrics.hits.inc();
         return { bytes: held, via: 'hit' };
@@ -265,6 +295,7 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
   app.get('/chunks/:id', async (req, reply) => {
     const id = chunkParam(req);
     const size = wantedSize(req);
+    if (!admit(reply, id, size)) return reply;
     const got = await limit(() => obtain(req, id, upstream ? size : undefined));
     if (!got) return notHeld(reply, id, size !== undefined && upstream !== undefined);
     const range = parseRange(req.headers.range, got.bytes.length);
@@ -321,6 +352,7 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
       return { id, state: 'held' };
     }
     const want = { id, size };
+    if (!admit(reply, id, size)) return reply;
     const filled = upstream ? await limit(async () => fill(want, await contextOf(req, want))) : undefined;
     if (!filled) return notHeld(reply, id, upstream !== undefined);
     if (!filled.stored) return reply.code(507).send({ error: 'NOT_STORED', message: `chunk ${id}: fetched but could not be kept on disk` });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { type CacheMember, type CacheNodeClient, type Membership, planWarmup, residency } from '@ferry/cache';
 import { type Entry, InvalidArgumentError, type Logger, NotFoundError, normalizePath, UnavailableError } from '@ferry/core';
-import { parseFillJob, toJobError, WARM_JOB_NODE_ID, WarmQueue } from '@ferry/jobs';
+import { parseFillJob, toJobError, WarmQueue } from '@ferry/jobs';
 import type { Meta, MirrorMeta } from '@ferry/meta';
 import type { WarmupState } from '@ferry/region';
 import { DelayedError, type Job } from 'bullmq';
@@ -63,10 +63,6 @@ export class WarmFlows {
     const entries = await this.#entries(paths);
     const members = await this.#o.membership.members();
     if (members.length === 0) throw new UnavailableError('no live cache nodes in this region');
-    for (const m of members) {
-      if (!WARM_JOB_NODE_ID.test(m.id))
-        throw new InvalidArgumentError(`cache node id ${JSON.stringify(m.id)} cannot name a warm job (letters, digits, _ and - only)`);
-    }
     const plan = planWarmup({ entries, members, replicas: this.#o.replicas });
     const id = `w-${randomBytes(8).toString('hex')}`;
     await this.#queue.add({ id, paths, fills: plan.placements, ...(this.#o.attempts ? { attempts: this.#o.attempts } : {}) });

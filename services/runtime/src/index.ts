@@ -1,4 +1,5 @@
 export { type BearerAuthOptions, type BearerRolesOptions, bearerAuth, bearerOf, bearerRoles, hasBearer, sameSecret } from './auth.js';
+export { type BudgetLease, InFlightBudget, type InFlightBudgetOptions } from './budget.js';
 export { type RunningRedis, startRedis } from './embedded-redis.js';
 export { freePort } from './free-port.js';
 export { type BoundAddress, listen, parseListenAddress } from './listen.js';
