@@ -23,7 +23,11 @@ export const duration = z.union([z.string(), z.number()]).transform((value, ctx)
   }
 });
 
-const secret = z.string().min(1);
+/**
+ * A credential. An empty value means "not held by this process", so one config file can serve
+ * every role: `writeToken: "${FERRY_CACHE_WRITE_TOKEN:-}"` is unset where that variable is not given.
+ */
+const secret = z.string().transform((s) => (s === '' ? undefined : s));
 const pemPath = z.string().min(1);
 
 /** What a service presents: PEM paths, read at start and again on SIGHUP. */

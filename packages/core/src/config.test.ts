@@ -89,6 +89,14 @@ gateway: { anonymous: true, tls: { cert: /c.pem, key: /k.pem }, limits: { maxStr
     );
   });
 
+  it('takes an empty credential as not held, so readers share the config without the write token', () => {
+    const text = good.replace('token: "${FERRY_CACHE_TOKEN}"', 'readToken: "${R}", writeToken: "${W:-}"');
+    const cache = parseConfigText(text, { env: { R: 'read' } }).regions.eu?.cache;
+    expect(cache?.readToken).toBe('read');
+    expect(cache?.writeToken).toBeUndefined();
+    expect(parseConfigText(text, { env: { R: 'read', W: 'write' } }).regions.eu?.cache?.writeToken).toBe('write');
+  });
+
   it('reports an unset environment reference with its field', () => {
     expect(configError(good)).toBe('invalid config ferry.yaml: regions.eu.cache.token: environment variable FERRY_CACHE_TOKEN is not set');
   });
