@@ -10,6 +10,8 @@ import { createCopyProcessor, createMetrics } from '@ferry/replicator';
 import { createStore } from '@ferry/stores';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CacheRegions } from '../support/cache-cluster.js';
+import { createRegions } from '../support/regions.js';
+import { startReplicator } from '../support/replicators.js';
 
 // Credentials by role on a real cache node process, and the recorded hash of imported
 // (external) chunks: nothing a reader holds can change the bytes another reader gets.
@@ -163,5 +165,44 @@ describe('cache credentials by role', () => {
     await expect(processor({ chunk: second.id, size: second.size, origin: originOf(1) })).rejects.toBeInstanceOf(CorruptError);
     await expect(r.mirror.store.head(chunkKey(second.id))).rejects.toThrow();
     expect(await r.mirror.mirror.isPresent(second.id)).toBe(false);
+  });
+});
+
+describe('control API credentials by role', () => {
+  it('the read token reads status and metrics; warmup and retry need the admin token (403 with the read token)', async () => {
+    const readToken = `r-${randomBytes(8).toString('hex')}`;
+    const adminToken = `a-${randomBytes(8).toString('hex')}`;
+    const regions = await createRegions({ chunkSize: 64 * 1024, mirrors: { eu: { api: { readToken, adminToken } } } });
+    const replicator = await startReplicator(regions, 'eu', { listen: '127.0.0.1:0' });
+    try {
+      const base = replicator.address as string;
+      const as = (token: string | undefined, method: 'GET' | 'POST', path: string) =>
+        fetch(`${base}${path}`, {
+          method,
+          headers: {
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+            ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
+          },
+          ...(method === 'POST' ? { body: JSON.stringify({ paths: ['/x'] }) } : {}),
+        });
+      for (const token of [readToken, adminToken]) {
+        expect((await as(token, 'GET', '/status')).status).toBe(200);
+        expect((await as(token, 'GET', '/metrics')).status).toBe(200);
+      }
+      for (const path of ['/warmup', '/retry-failed']) {
+        const denied = await as(readToken, 'POST', path);
+        expect(denied.status, path).toBe(403);
+        expect(await denied.json()).toEqual({ error: 'forbidden', message: 'this request needs the admin token' });
+        expect((await as(undefined, 'POST', path)).status).toBe(401);
+      }
+      const retried = await as(adminToken, 'POST', '/retry-failed');
+      expect(retried.status).toBe(200);
+      expect(await retried.json()).toEqual({ retried: 0 });
+      // No cache nodes in this region: the admin token gets past the check to a clear 409.
+      expect((await as(adminToken, 'POST', '/warmup')).status).toBe(409);
+    } finally {
+      await replicator.stop();
+      await regions.close();
+    }
   });
 });

@@ -46,7 +46,7 @@ export interface RegionSpec {
   /** Store URL (default: a fresh directory, fsync off). */
   store?: string;
   copy?: { concurrency?: number; attempts?: number; bytesPerSecond?: number };
-  api?: { listen?: string; token?: string; open?: boolean };
+  api?: { listen?: string; token?: string; readToken?: string; adminToken?: string; open?: boolean };
 }
 
 /** A region opened the way the services open one, plus where the test keeps it. */

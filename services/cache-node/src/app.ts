@@ -134,7 +134,7 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
   });
   metrics.inflight = admission;
 
-  /** Admit a chunk request, or answer 503 with Retry-After (undefined) when the node is at its limits. */
+  /** Admit a chunk request (true), or answer 503 with Retry-After (false) when the node is at its limits. */
   const admit = (reply: FastifyReply, id: ChunkId, size: number | undefined): boolean => {
     const release = admission.admit(id, cache.sizeOf(id) ?? size);
     if (!release) {
