@@ -90,6 +90,7 @@ gateway: { anonymous: true, tls: { cert: /c.pem, key: /k.pem }, limits: { maxStr
   });
 
   it('takes an empty credential as not held, so readers share the config without the write token', () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: config references, not template placeholders
     const text = good.replace('token: "${FERRY_CACHE_TOKEN}"', 'readToken: "${R}", writeToken: "${W:-}"');
     const cache = parseConfigText(text, { env: { R: 'read' } }).regions.eu?.cache;
     expect(cache?.readToken).toBe('read');
