@@ -141,22 +141,41 @@ describe('deploy/kubernetes files', () => {
     expect(problems).toEqual([]);
   });
 
-  it("the overlay's ferry.yaml is a valid config whose environment references the ferry-tokens Secret fills", () => {
+  it("the overlay's ferry.yaml is a valid config: ferry-tokens fills what every process needs, ferry-write-tokens the rest", () => {
     const text = readFileSync(join(OVERLAY, 'ferry.yaml'), 'utf8');
-    const secret = objects.find((d) => d.object.kind === 'Secret' && d.object.metadata?.name === 'ferry-tokens')?.object as
-      | { stringData: Record<string, string> }
-      | undefined;
-    expect(secret).toBeDefined();
+    const secret = (name: string) =>
+      (
+        objects.find((d) => d.object.kind === 'Secret' && d.object.metadata?.name === name)?.object as
+          | { stringData: Record<string, string> }
+          | undefined
+      )?.stringData;
+    const readers = secret('ferry-tokens');
+    const writers = secret('ferry-write-tokens');
+    expect(readers).toBeDefined();
+    expect(writers).toBeDefined();
     const uncommented = text.replace(/^\s*#.*$/gm, '');
-    const referenced = [...uncommented.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]);
-    expect(referenced.length).toBeGreaterThan(0);
-    for (const name of referenced) expect(Object.keys(secret?.stringData ?? {})).toContain(name);
-    const config = parseConfigText(text, { source: 'ferry.yaml', env: secret?.stringData ?? {} });
-    expect(Object.keys(config.regions).sort()).toEqual(['eu', 'src', 'us']);
-    expect(config.source).toBe('src');
+    const references = [...uncommented.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)(:-)?/g)].map((m) => ({
+      name: m[1] as string,
+      optional: m[2] !== undefined,
+    }));
+    expect(references.length).toBeGreaterThan(0);
+    for (const { name, optional } of references) {
+      // What only some processes hold is optional in the config and lives in the writers' Secret.
+      if (optional) expect(Object.keys(writers ?? {})).toContain(name);
+      else expect(Object.keys(readers ?? {})).toContain(name);
+    }
+    const reader = parseConfigText(text, { source: 'ferry.yaml', env: readers ?? {}, onWarning: (m) => expect.fail(m) });
+    expect(Object.keys(reader.regions).sort()).toEqual(['eu', 'src', 'us']);
+    expect(reader.source).toBe('src');
+    // A reader holds read tokens only; a daemon with both Secrets holds every role.
+    expect(reader.regions.eu?.cache).toMatchObject({ readToken: expect.any(String), writeToken: undefined });
+    expect(reader.regions.eu?.api).toMatchObject({ readToken: expect.any(String), adminToken: undefined });
+    const daemon = parseConfigText(text, { source: 'ferry.yaml', env: { ...readers, ...writers } });
+    expect(daemon.regions.eu?.cache?.writeToken).toBe(writers?.FERRY_CACHE_WRITE_TOKEN);
+    expect(daemon.regions.eu?.api?.adminToken).toBe(writers?.FERRY_API_ADMIN_TOKEN);
     // The example shows a Sentinel-managed Redis and a warm rule for the model the server loads.
-    expect(config.regions.us?.redis).toMatchObject({ name: 'mymaster', db: 0, password: 'change-me-redis-password' });
-    expect(config.regions.eu?.warm).toEqual([{ path: '/models/llama-3-8b', replicas: 2 }]);
+    expect(reader.regions.us?.redis).toMatchObject({ name: 'mymaster', db: 0, password: 'change-me-redis-password' });
+    expect(reader.regions.eu?.warm).toEqual([{ path: '/models/llama-3-8b', replicas: 2 }]);
   });
 
   it('every ferry command line in the files parses with the real CLI, and each region it names exists', async () => {

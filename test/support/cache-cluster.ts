@@ -77,6 +77,9 @@ export interface ModelFile {
 export class CacheRegions {
   readonly volume = uniqueName('cache');
   readonly token = randomBytes(12).toString('hex');
+  /** With `roles`, the config gives readers and writers tokens of their own (`token` is then unused). */
+  readonly readToken = `r-${randomBytes(12).toString('hex')}`;
+  readonly writeToken = `w-${randomBytes(12).toString('hex')}`;
   readonly nodes: RunningNode[] = [];
   config!: FerryConfig;
   configPath!: string;
@@ -85,7 +88,17 @@ export class CacheRegions {
   mirror!: { store: FsStore; meta: Meta; mirror: MirrorMeta; redis: Redis };
   membership!: Membership;
 
-  static async create(redisUrl: string, options: { chunkSize: number; replicas?: number }): Promise<CacheRegions> {
+  static async create(
+    redisUrl: string,
+    options: {
+      chunkSize: number;
+      replicas?: number;
+      roles?: boolean;
+      tls?: { cert?: string; key?: string; ca?: string };
+      /** The mirror's control API section (`regions.eu.api`). */
+      api?: Record<string, unknown>;
+    },
+  ): Promise<CacheRegions> {
     const r = new CacheRegions();
     r.root = await mkdtemp(join(tmpdir(), 'ferry-cache-'));
     const doc = {
@@ -97,7 +110,13 @@ export class CacheRegions {
         eu: {
           store: `file://${r.root}/eu?fsync=0`,
           redis: `${redisUrl}/11`,
-          cache: { replicas: options.replicas ?? 2, token: r.token, connectTimeoutMs: 200 },
+          cache: {
+            replicas: options.replicas ?? 2,
+            ...(options.roles ? { readToken: r.readToken, writeToken: r.writeToken } : { token: r.token }),
+            connectTimeoutMs: 200,
+            ...(options.tls ? { tls: options.tls } : {}),
+          },
+          ...(options.api ? { api: options.api } : {}),
         },
       },
     };

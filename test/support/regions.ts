@@ -50,7 +50,7 @@ export interface RegionSpec {
   cache?: { replicas?: number; token: string; connectTimeoutMs?: number };
   warm?: Array<{ path: string; replicas?: number }>;
   copy?: { concurrency?: number; attempts?: number; bytesPerSecond?: number };
-  api?: { listen?: string; token?: string; open?: boolean };
+  api?: { listen?: string; token?: string; readToken?: string; adminToken?: string; open?: boolean };
 }
 
 /** A region opened the way the services open one, plus where the test keeps it. */

@@ -65,6 +65,8 @@ export interface RegionCacheTierOptions {
   token: string;
   replicas: number;
   connectTimeoutMs?: number;
+  /** CA certificates (PEM) trusted for https:// nodes besides the system store. */
+  ca?: string | Buffer;
   /** How often the membership is re-read (default 1 s). */
   refreshMs?: number;
   /** Heartbeat age after which a node no longer counts (default 5 s). */
@@ -96,6 +98,7 @@ export function regionCacheTier(options: RegionCacheTierOptions): RegionCacheTie
   const client = new CacheNodeClient({
     token: options.token,
     ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+    ...(options.ca ? { ca: options.ca } : {}),
     logger,
   });
   const tier = cacheTier({ members: () => view.ready(), client, replicas: options.replicas, logger });

@@ -27,9 +27,13 @@ function configError(text: string, env: NodeJS.ProcessEnv = {}): string {
 
 describe('config', () => {
   it('parses the documented example, expands env references and freezes the result', () => {
-    const config = parseConfigText(good, { env: { FERRY_CACHE_TOKEN: 's3cret' } });
+    const warnings: string[] = [];
+    const config = parseConfigText(good, { env: { FERRY_CACHE_TOKEN: 's3cret' }, onWarning: (m) => warnings.push(m) });
     expect(config.chunkSize).toBe(8 * 2 ** 20);
-    expect(config.regions.eu?.cache).toEqual({ replicas: 2, token: 's3cret', connectTimeoutMs: 300 });
+    // The deprecated single token means both roles, with one warning line.
+    expect(config.regions.eu?.cache).toMatchObject({ replicas: 2, readToken: 's3cret', writeToken: 's3cret', connectTimeoutMs: 300 });
+    expect(config.regions.eu?.cache).not.toHaveProperty('token');
+    expect(warnings).toEqual([expect.stringContaining('regions.eu.cache.token: "token" is deprecated')]);
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.regions.eu?.cache)).toBe(true);
     expect(regionConfig(config, 'src').store).toBe('file:///var/lib/ferry/src');
@@ -51,6 +55,48 @@ describe('config', () => {
     const got = configError(text, { FERRY_CACHE_TOKEN: 't' });
     expect(got.startsWith(message)).toBe(true);
     expect(got).not.toContain('\n');
+  });
+
+  it('takes credentials by role, TLS paths and service limits with their defaults', () => {
+    const text = `
+volume: models
+source: src
+regions:
+  src: { store: "file:///var/lib/ferry/src", redis: "redis://127.0.0.1:6379/0" }
+  eu:
+    store: "s3://models-eu/ferry?region=eu-west-1"
+    redis: "redis://eu-redis:6379/0"
+    cache: { readToken: r, writeToken: w, tls: { ca: /etc/ferry/ca.pem } }
+    api: { readToken: ro, adminToken: adm, tls: { cert: /c.pem, key: /k.pem }, limits: { headersTimeout: 2s } }
+gateway: { anonymous: true, tls: { cert: /c.pem, key: /k.pem }, limits: { maxStreams: 8, maxBytesInFlight: 64MiB } }
+`;
+    const warnings: string[] = [];
+    const config = parseConfigText(text, { onWarning: (m) => warnings.push(m) });
+    expect(warnings).toEqual([]);
+    expect(config.regions.eu?.cache).toMatchObject({ readToken: 'r', writeToken: 'w', tls: { ca: '/etc/ferry/ca.pem' } });
+    expect(config.regions.eu?.cache?.limits).toMatchObject({ maxStreams: 1024, maxBytesInFlight: 256 * 2 ** 20, headersTimeout: 10_000 });
+    expect(config.regions.eu?.api).toMatchObject({
+      readToken: 'ro',
+      adminToken: 'adm',
+      limits: { headersTimeout: 2000, idleTimeout: 60_000 },
+    });
+    expect(config.gateway?.limits).toMatchObject({ maxStreams: 8, maxBytesInFlight: 64 * 2 ** 20, maxHeaderBytes: 16 * 1024 });
+    expect(config.gateway?.tls).toEqual({ cert: '/c.pem', key: '/k.pem' });
+    expect(configError(text.replace('key: /k.pem }, limits', 'ca: /k.pem }, limits'))).toContain(
+      'regions.eu.api.tls.cert: cert and key go together',
+    );
+    expect(configError(text.replace('headersTimeout: 2s', 'headersTimeout: soon'))).toContain(
+      'regions.eu.api.limits.headersTimeout: invalid duration',
+    );
+  });
+
+  it('takes an empty credential as not held, so readers share the config without the write token', () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: config references, not template placeholders
+    const text = good.replace('token: "${FERRY_CACHE_TOKEN}"', 'readToken: "${R}", writeToken: "${W:-}"');
+    const cache = parseConfigText(text, { env: { R: 'read' } }).regions.eu?.cache;
+    expect(cache?.readToken).toBe('read');
+    expect(cache?.writeToken).toBeUndefined();
+    expect(parseConfigText(text, { env: { R: 'read', W: 'write' } }).regions.eu?.cache?.writeToken).toBe('write');
   });
 
   it('reports an unset environment reference with its field', () => {

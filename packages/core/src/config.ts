@@ -1,30 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
+import { apiSection, cacheSection, dataLimits, deprecatedKeys, duration, serverTls, size } from './config-sections.js';
 import { InvalidConfigError, localIoError, messageOf } from './errors.js';
 import { normalizePath } from './paths.js';
 import { redisTargetSchema } from './redis-target.js';
-import { parseSize } from './size.js';
-
-const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  try {
-    return parseSize(value);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: messageOf(err) });
-    return z.NEVER;
-  }
-});
-
-/** `500ms`, `2s`, `1.5m`, `1h` (or a number of ms) as milliseconds. */
-const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(String(value));
-  if (!match) {
-    ctx.addIssue({ code: 'custom', message: `invalid duration "${value}": expected e.g. 500ms, 2s, 5m or 1h` });
-    return z.NEVER;
-  }
-  return Math.round(Number(match[1]) * { ms: 1, s: 1e3, m: 60e3, h: 3600e3 }[match[2] as 'ms' | 's' | 'm' | 'h']);
-});
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:7600');
 
@@ -56,23 +36,8 @@ const regionSchema = z
   .object({
     store: storeUrl,
     redis: redisTargetSchema,
-    cache: z
-      .object({
-        replicas: z.number().int().min(1).max(8).default(2),
-        token: z.string().min(1).optional(),
-        connectTimeoutMs: z.number().int().min(10).max(60_000).default(300),
-      })
-      .strict()
-      .optional(),
-    api: z
-      .object({
-        listen: hostPort.default('127.0.0.1:7600'),
-        token: z.string().min(1).optional(),
-        /** Serve the control API without a token. Off by default. */
-        open: z.boolean().default(false),
-      })
-      .strict()
-      .optional(),
+    cache: cacheSection.optional(),
+    api: apiSection.optional(),
     copy: z
       .object({
         concurrency: z.number().int().min(1).max(256).default(8),
@@ -87,8 +52,8 @@ const regionSchema = z
   })
   .strict()
   .superRefine((region, ctx) => {
-    if (region.warm.length > 0 && !region.cache?.token) {
-      ctx.addIssue({ code: 'custom', path: ['warm'], message: "warm rules need the region's cache nodes: set cache.token" });
+    if (region.warm.length > 0 && !region.cache) {
+      ctx.addIssue({ code: 'custom', path: ['warm'], message: "warm rules need the region's cache nodes: set a cache section" });
     }
   })
   // A rule without `replicas` takes the region's: filled in here so the default lives in the schema.
@@ -116,6 +81,9 @@ const configSchema = z
         /** Keys S3 clients sign with (SigV4). Secrets usually come from `${ENV}` references. */
         accessKeys: z.array(z.object({ accessKeyId: z.string().min(3).max(128), secretAccessKey: z.string().min(8) }).strict()).default([]),
         region: z.string().min(1).default('us-east-1'),
+        /** Serve HTTPS only (PEM paths, reloaded on SIGHUP). */
+        tls: serverTls.optional(),
+        limits: dataLimits({ maxStreams: 256, maxBytesInFlight: 2 ** 30 }),
       })
       .strict()
       .optional(),
@@ -189,8 +157,34 @@ function expandEnv(value: unknown, env: NodeJS.ProcessEnv, path: string[]): unkn
   return value;
 }
 
+export interface ParseConfigOptions {
+  /** Where the document came from, for messages. */
+  source?: string;
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Told once per parse about deprecated keys still in use (one line). Default: a process warning,
+   * once per process for the same line.
+   */
+  onWarning?: (message: string) => void;
+}
+
+const warned = new Set<string>();
+
+function processWarning(message: string): void {
+  if (warned.has(message)) return;
+  warned.add(message);
+  process.emitWarning(message, { type: 'DeprecationWarning', code: 'FERRY_CONFIG_TOKEN' });
+}
+
+/** One line naming every deprecated single-token key of a document, or undefined. */
+function deprecationWarning(doc: unknown, where: string | undefined): string | undefined {
+  const keys = deprecatedKeys(doc);
+  if (keys.length === 0) return undefined;
+  return `${where ? `${where}: ` : ''}${keys.join(', ')}: "token" is deprecated and means both roles; use readToken + writeToken (cache) or readToken + adminToken (api)`;
+}
+
 /** Validate an already-parsed config document; returns a frozen config. */
-export function parseConfig(doc: unknown, options: { source?: string; env?: NodeJS.ProcessEnv } = {}): FerryConfig {
+export function parseConfig(doc: unknown, options: ParseConfigOptions = {}): FerryConfig {
   const where = options.source ? `invalid config ${options.source}` : 'invalid config';
   let expanded: unknown;
   try {
@@ -206,11 +200,13 @@ export function parseConfig(doc: unknown, options: { source?: string; env?: Node
     const more = rest.length > 0 ? ` (and ${rest.length} more problem${rest.length > 1 ? 's' : ''})` : '';
     throw new InvalidConfigError(`${where}: ${field}: ${first?.message ?? 'invalid'}${more}`, { cause: result.error });
   }
+  const warning = deprecationWarning(expanded, options.source);
+  if (warning) (options.onWarning ?? processWarning)(warning);
   return deepFreeze(result.data);
 }
 
 /** Parse YAML text into a frozen config. */
-export function parseConfigText(text: string, options: { source?: string; env?: NodeJS.ProcessEnv } = {}): FerryConfig {
+export function parseConfigText(text: string, options: ParseConfigOptions = {}): FerryConfig {
   let doc: unknown;
   try {
     doc = parseYaml(text);
@@ -228,8 +224,12 @@ export function parseConfigText(text: string, options: { source?: string; env?: 
 }
 
 /** Read and validate a config file (`--config` or `FERRY_CONFIG`). */
-// biome-ignore lint/style/noProcessEnv: known exception to "only services read process.env"; callers should pass env.
-export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): FerryConfig {
+export function loadConfig(
+  path: string,
+  // biome-ignore lint/style/noProcessEnv: known exception to "only services read process.env"; callers should pass env.
+  env: NodeJS.ProcessEnv = process.env,
+  options: Pick<ParseConfigOptions, 'onWarning'> = {},
+): FerryConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -237,7 +237,7 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
     const e = localIoError(err, 'cannot read config', path);
     throw new InvalidConfigError(e.message, { cause: err });
   }
-  return parseConfigText(text, { source: path, env });
+  return parseConfigText(text, { source: path, env, ...options });
 }
 
 /** The config of one region, or a clear error naming the known ones. */

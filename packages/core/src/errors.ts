@@ -122,3 +122,19 @@ export function localIoError(err: unknown, what: string, path: string): FerryErr
       return new LocalIoError(`${what} ${path}: ${messageOf(err)}`, { cause: err });
   }
 }
+
+/** Codes of a TLS handshake that could not verify the peer (or was no TLS at all). */
+const TLS_CODES =
+  /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_(GET|VERIFY)_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH)/;
+
+/**
+ * One line saying why a TLS connection failed verification, or undefined when `err` is not such a
+ * failure (a client without the right CA, a plain-HTTP port, an expired or misnamed certificate).
+ */
+export function tlsFailure(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && TLS_CODES.test(code)) return `TLS: ${messageOf(e)} (${code})`;
+  }
+  return undefined;
+}

@@ -11,17 +11,31 @@ export function sha256Hex(data: Uint8Array | string): string {
  * the bytes do not match the expected digest and length. Bytes are checked before the consumer
  * sees the end of the stream, so a store `put` fed by it never commits corrupt data.
  */
+export interface VerifyingStreamOptions {
+  sha256?: string;
+  length?: number;
+  /** Names the bytes in errors. */
+  what: string;
+  /**
+   * Called with the sha256 of bytes whose digest was not known, after every other check passed
+   * and before the stream ends; a rejection fails the stream (so a put fed by it never commits).
+   */
+  settle?: (sha256: string) => Promise<void>;
+}
+
 export class VerifyingStream extends Transform {
   readonly #hash: Hash = createHash('sha256');
+  readonly #hashing: boolean;
   #bytes = 0;
 
-  constructor(private readonly expected: { sha256?: string; length?: number; what: string }) {
+  constructor(private readonly expected: VerifyingStreamOptions) {
     super();
+    this.#hashing = expected.sha256 !== undefined || expected.settle !== undefined;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.#bytes += chunk.length;
-    if (this.expected.sha256 !== undefined) this.#hash.update(chunk);
+    if (this.#hashing) this.#hash.update(chunk);
     if (this.expected.length !== undefined && this.#bytes > this.expected.length) {
       done(new CorruptError(`${this.expected.what}: more than the expected ${this.expected.length} bytes`));
       return;
@@ -41,6 +55,12 @@ export class VerifyingStream extends Transform {
         done(new CorruptError(`${what}: sha256 mismatch (got ${actual.slice(0, 12)}…, expected ${sha256.slice(0, 12)}…)`));
         return;
       }
+    } else if (this.expected.settle) {
+      this.expected.settle(this.#hash.digest('hex')).then(
+        () => done(),
+        (err: unknown) => done(err instanceof Error ? err : new CorruptError(`${what}: ${String(err)}`)),
+      );
+      return;
     }
     done();
   }

@@ -11,7 +11,17 @@ export {
   parseChunkId,
 } from './chunk-id.js';
 export { concurrencyLimit, forEachLimit, readAhead } from './concurrency.js';
-export { type FerryConfig, loadConfig, parseConfig, parseConfigText, type RegionConfig, regionConfig, type WarmRule } from './config.js';
+export {
+  type FerryConfig,
+  loadConfig,
+  type ParseConfigOptions,
+  parseConfig,
+  parseConfigText,
+  type RegionConfig,
+  regionConfig,
+  type WarmRule,
+} from './config.js';
+export { parseDuration } from './duration.js';
 export {
   AccessDeniedError,
   ConflictError,
@@ -33,10 +43,11 @@ export {
   RangeNotSatisfiableError,
   ReadOnlyRegionError,
   TransientError,
+  tlsFailure,
   UnauthorizedError,
   UnavailableError,
 } from './errors.js';
-export { sha256Hex, VerifyingStream } from './hashing.js';
+export { sha256Hex, VerifyingStream, type VerifyingStreamOptions } from './hashing.js';
 export { type LogFn, type Logger, REDACT_PATHS, redactUrl, silentLogger } from './logger.js';
 export { baseName, dirPrefix, isValidPath, isWithin, joinPath, MAX_PATH_BYTES, normalizePath, parentPath } from './paths.js';
 export {

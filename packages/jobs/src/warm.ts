@@ -1,6 +1,7 @@
 import type { RedisClient } from '@ferry/meta';
 import { FlowProducer, type Job, Queue } from 'bullmq';
-import { type FillJob, parseFillJob, type WarmupJob } from './payloads.js';
+import type { Redis } from 'ioredis';
+import { type FillJob, parseFillJob, type WarmupJob, warmJobNodeToken } from './payloads.js';
 import { QUEUES, queuePrefix } from './queues.js';
 
 export interface WarmQueueOptions {
@@ -52,7 +53,7 @@ export class WarmQueue {
       queueName: QUEUES.warm,
       data: fill,
       opts: {
-        jobId: `${fill.chunk}.${fill.node}.${options.id}`,
+        jobId: `${fill.chunk}.${warmJobNodeToken(fill.node)}.${options.id}`,
         attempts: options.attempts ?? 5,
         backoff: { type: 'exponential', delay: 1000 },
         // A placement that cannot be filled is reported, and the rest of the flow still completes.

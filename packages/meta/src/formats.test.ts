@@ -13,6 +13,7 @@ describe('keys', () => {
       'acks',
       'cursor',
       'entries',
+      'extHashes',
       'log',
       'nodes',
       'paths',

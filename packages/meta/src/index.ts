@@ -1,3 +1,4 @@
+export { ChunkHashes } from './chunk-hashes.js';
 export {
   chunkIdList,
   decodeStoredEntry,

@@ -56,6 +56,8 @@ export interface VolumeKeys {
   readonly warmCursor: string;
   /** String: owner token of the replica that follows the log for the warm rules. */
   readonly warmLease: string;
+  /** Hash: external chunk id → sha256 of its first verified copy in this region (never changed once set). */
+  readonly extHashes: string;
 }
 
 export function volumeKeys(volume: string): VolumeKeys {
@@ -76,6 +78,7 @@ export function volumeKeys(volume: string): VolumeKeys {
     resyncInfo: `${base}:resync`,
     warmCursor: `${base}:warm-cursor`,
     warmLease: `${base}:warm-lease`,
+    extHashes: `${base}:exthash`,
   });
 }
 

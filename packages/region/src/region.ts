@@ -1,6 +1,7 @@
 import { type FerryConfig, type Logger, type RedisTarget, type RegionConfig, regionConfig } from '@ferry/core';
 import type { CopyQueue } from '@ferry/jobs';
 import {
+  ChunkHashes,
   checkKeySlots,
   checkRedisServer,
   connectRedis,
@@ -57,6 +58,8 @@ export class Region {
   readonly meta: Meta;
   /** What a mirror holds and where its watcher is; undefined in the source region. */
   readonly mirror: MirrorMeta | undefined;
+  /** The sha256 of external chunks as this region first verified them. */
+  readonly hashes: ChunkHashes;
   /** Origin stores of imported files, opened on first use. */
   readonly origins = new StoresByUrl();
   readonly #injected: OpenRegionOptions['stores'];
@@ -90,6 +93,7 @@ export class Region {
     this.redis = this.#connect(this.config.redis, `${this.#clientName}-${region}`);
     this.meta = new Meta({ redis: this.redis, volume: this.volume, logMaxLen: config.log.maxLen, logger: this.logger });
     this.mirror = this.isSource ? undefined : new MirrorMeta({ redis: this.redis, volume: this.volume });
+    this.hashes = new ChunkHashes({ redis: this.redis, volume: this.volume });
   }
 
   #connect(target: RedisTarget, name: string): RedisClient {

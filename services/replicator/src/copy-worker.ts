@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { type ChunkId, CorruptError, chunkKey, type Logger, NotFoundError } from '@ferry/core';
-import { chunkVerifier, openOriginRead } from '@ferry/fetch';
+import { hashedChunkVerifier, type KnownHashes, openOriginRead } from '@ferry/fetch';
 import { type CopyJob, parseCopyJob } from '@ferry/jobs';
 import type { ObjectStore } from '@ferry/stores';
 import type { Metrics } from './metrics.js';
@@ -23,6 +23,8 @@ export interface CopyProcessorOptions {
   /** Opens the origin store of an external chunk (imported objects). */
   originStore?: (url: string) => ObjectStore;
   presence: ChunkPresence;
+  /** The region's hashes of external chunks: copies are checked against them; a first copy from the origin records one. */
+  hashes?: KnownHashes;
   throttle?: Throttle;
   metrics: Metrics;
   logger: Logger;
@@ -41,6 +43,10 @@ export function createCopyProcessor(options: CopyProcessorOptions): (data: unkno
   return async (data) => {
     const job = parseCopyJob(data);
     if (await presence.isPresent(job.chunk)) return 'present';
+    const verify = await hashedChunkVerifier({ id: job.chunk, size: job.size }, job.origin ? job.origin.store : 'the source', {
+      ...(options.hashes ? { hashes: options.hashes } : {}),
+      establish: job.origin !== undefined,
+    });
     let body: Readable;
     try {
       body = await openSource(job, source, options.originStore);
@@ -49,7 +55,6 @@ export function createCopyProcessor(options: CopyProcessorOptions): (data: unkno
       if (err instanceof NotFoundError && !(await presence.isReferenced(job.chunk))) return 'unreferenced';
       throw err;
     }
-    const verify = chunkVerifier({ id: job.chunk, size: job.size }, job.origin ? job.origin.store : 'the source');
     const throttled = options.throttle ? body.pipe(options.throttle.stream()) : body;
     if (throttled !== body) body.on('error', (err) => throttled.destroy(err));
     throttled.on('error', (err) => verify.destroy(err));

@@ -1,8 +1,8 @@
-import { CacheNodeClient, Membership } from '@ferry/cache';
-import { type FerryConfig, InvalidConfigError, type Logger, regionConfig, type WarmRule } from '@ferry/core';
+import { type CacheNodeClient, Membership } from '@ferry/cache';
+import { type FerryConfig, InvalidConfigError, type Logger, type RegionConfig, regionConfig, type WarmRule } from '@ferry/core';
 import { QUEUES, queuePrefix, toJobError } from '@ferry/jobs';
 import { duplicateConnection, Lease, Meta, type RedisClient } from '@ferry/meta';
-import { openRegion, type Region } from '@ferry/region';
+import { cacheClient, hasCacheAccess, openRegion, type Region } from '@ferry/region';
 import { closeGracefully } from '@ferry/runtime';
 import type { ObjectStore } from '@ferry/stores';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
@@ -66,7 +66,7 @@ export class Replicator {
   /** BullMQ does not close connections it is given, so the daemon keeps and closes this one. */
   #workerRedis: RedisClient | undefined;
   #api: FastifyInstance | undefined;
-  /** Warmup flows and the warm worker, in a region with cache nodes (`cache.token`). */
+  /** Warmup flows and the warm worker, in a region whose daemons hold the cache write token. */
   #warm: WarmFlows | undefined;
   #warmWorker: Worker | undefined;
   #warmRedis: RedisClient | undefined;
@@ -119,8 +119,13 @@ export class Replicator {
     const own = regionConfig(config, region);
     // Configuration mistakes fail before anything runs (a half-started daemon would keep working).
     const listen = this.#o.listen ?? own.api?.listen;
-    if (listen && !own.api?.open && !own.api?.token) {
-      throw new InvalidConfigError(`regions.${region}.api: set a token (or open: true) to serve the control API on ${listen}`);
+    if (listen && !own.api?.open && !own.api?.readToken && !own.api?.adminToken) {
+      throw new InvalidConfigError(
+        `regions.${region}.api: set a token (or open: true) to serve the control API on ${listen}: readToken for status and metrics, adminToken for warmup and retry`,
+      );
+    }
+    if (listen && own.api?.tls && !own.api.tls.cert) {
+      throw new InvalidConfigError(`regions.${region}.api.tls: set cert and key to serve the control API over TLS`);
     }
     const r = this.#region;
     await r.ready({ source: true });
@@ -133,6 +138,7 @@ export class Replicator {
         target: r.store,
         originStore: (url) => r.origins.open(url),
         presence: mirror,
+        hashes: r.hashes,
         ...(own.copy.bytesPerSecond ? { throttle: new Throttle(own.copy.bytesPerSecond) } : {}),
         metrics: this.metrics,
         logger: this.#log.child({ component: 'copy' }),
@@ -174,13 +180,17 @@ export class Replicator {
       });
       this.#watcher.start();
     }
-    if (own.cache?.token) this.#startWarm(own.cache, own.copy.concurrency, own.warm);
+    if (hasCacheAccess(own.cache, 'write')) this.#startWarm(own.cache, own.copy.concurrency, own.warm);
     if (listen) {
       this.#api = buildApi({
         open: own.api?.open ?? false,
-        ...(own.api?.token ? { token: own.api.token } : {}),
+        ...(own.api?.readToken ? { readToken: own.api.readToken } : {}),
+        ...(own.api?.adminToken ? { adminToken: own.api.adminToken } : {}),
         registry: this.metrics.registry,
+        ...(own.api?.tls?.cert && own.api.tls.key ? { tls: { cert: own.api.tls.cert, key: own.api.tls.key } } : {}),
+        ...(own.api ? { limits: own.api.limits } : {}),
         status: () => this.status(),
+        ...(copies ? { retryFailed: () => copies.retryFailed() } : {}),
         health: async () => this.health(),
         routes: warmupRoutes(() => this.#warm),
       });
@@ -190,10 +200,11 @@ export class Replicator {
   }
 
   /** Warmup flows (POST /warmup) and the warm worker that fills the cache nodes, behind the copy in a mirror. */
-  #startWarm(cache: { token?: string; replicas: number; connectTimeoutMs: number }, concurrency: number, rules: readonly WarmRule[]): void {
+  #startWarm(cache: NonNullable<RegionConfig['cache']>, concurrency: number, rules: readonly WarmRule[]): void {
     const { config } = this.#o;
     const log = this.#log.child({ component: 'warm' });
-    const client = new CacheNodeClient({ token: cache.token as string, connectTimeoutMs: cache.connectTimeoutMs, logger: log });
+    // The warm workers fill nodes: the write token's job.
+    const client = cacheClient({ region: this.region, cache, role: 'write', logger: log });
     this.#cacheClient = client;
     const membership = new Membership({ redis: this.#redis, volume: config.volume });
     this.#warm = new WarmFlows({

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { type CacheMember, type CacheNodeClient, type Membership, planWarmup, residency } from '@ferry/cache';
 import { type Entry, InvalidArgumentError, type Logger, NotFoundError, normalizePath, UnavailableError } from '@ferry/core';
-import { parseFillJob, toJobError, WARM_JOB_NODE_ID, WarmQueue } from '@ferry/jobs';
+import { parseFillJob, toJobError, WarmQueue } from '@ferry/jobs';
 import type { Meta, MirrorMeta, RedisClient } from '@ferry/meta';
 import type { WarmupQueued, WarmupState } from '@ferry/region';
 import { DelayedError, type Job } from 'bullmq';
@@ -73,10 +73,6 @@ export class WarmFlows {
   async enqueue(options: { id: string; paths: string[]; entries: Entry[]; replicas: number; rule?: string }): Promise<WarmupQueued> {
     const members = await this.#o.membership.members();
     if (members.length === 0) throw new UnavailableError('no live cache nodes in this region');
-    for (const m of members) {
-      if (!WARM_JOB_NODE_ID.test(m.id))
-        throw new InvalidArgumentError(`cache node id ${JSON.stringify(m.id)} cannot name a warm job (letters, digits, _ and - only)`);
-    }
     const plan = planWarmup({ entries: options.entries, members, replicas: options.replicas });
     const figures = { id: options.id, chunks: plan.chunks.length, placements: plan.placements.length };
     if (await this.#queue.get(options.id)) return figures;
@@ -188,7 +184,7 @@ export function createWarmProcessor(options: WarmProcessorOptions) {
 /** POST /warmup and GET /warmup/:id on the control API. */
 export function warmupRoutes(flows: () => WarmFlows | undefined): (app: FastifyInstance) => void {
   return (app) => {
-    const unavailable = { error: 'unavailable', message: 'this region has no cache nodes configured (set cache.token)' };
+    const unavailable = { error: 'unavailable', message: 'this region has no cache nodes configured (set cache.writeToken)' };
     app.post('/warmup', async (req, reply) => {
       const f = flows();
       if (!f) return reply.code(409).send(unavailable);

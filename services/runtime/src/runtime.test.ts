@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   bearerAuth,
   bearerOf,
+  bearerRoles,
   closeGracefully,
   hasBearer,
   listen,
@@ -76,6 +77,53 @@ describe('bearer token', () => {
     const res = await server.inject({ url: '/', headers: { authorization: 'Bearer ' } });
     expect(res.statusCode).toBe(401);
     expect(res.json().error).toBe('UNAUTHORIZED');
+  });
+});
+
+describe('bearer roles', () => {
+  it('grants a role to its token and to every stronger one; a weaker valid token gets 403', async () => {
+    const server = app();
+    server.addHook(
+      'onRequest',
+      bearerRoles({
+        roles: [
+          ['read', 'r-tok'],
+          ['write', 'w-tok'],
+        ],
+        required: (req, path) => (path === '/healthz' ? undefined : req.method === 'GET' ? 'read' : 'write'),
+      }),
+    );
+    server.get('/healthz', async () => 'ok');
+    server.get('/x', async () => 'read');
+    server.put('/x', async () => 'wrote');
+    const as = (token: string | undefined, method: 'GET' | 'PUT') =>
+      server.inject({ method, url: '/x', ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
+    expect((await server.inject({ url: '/healthz' })).statusCode).toBe(200);
+    expect((await as('r-tok', 'GET')).statusCode).toBe(200);
+    expect((await as('w-tok', 'GET')).statusCode).toBe(200);
+    expect((await as('w-tok', 'PUT')).statusCode).toBe(200);
+    const denied = await as('r-tok', 'PUT');
+    expect(denied.statusCode).toBe(403);
+    expect(denied.json()).toEqual({ error: 'FORBIDDEN', message: 'this request needs the write token' });
+    expect((await as('nope', 'PUT')).statusCode).toBe(401);
+    expect((await as(undefined, 'GET')).statusCode).toBe(401);
+  });
+
+  it('grants a role without a token to nobody', async () => {
+    const server = app();
+    server.addHook(
+      'onRequest',
+      bearerRoles({
+        roles: [
+          ['read', 'r'],
+          ['write', undefined],
+        ],
+        required: () => 'write',
+      }),
+    );
+    server.get('/', async () => 'x');
+    expect((await server.inject({ url: '/', headers: { authorization: 'Bearer r' } })).statusCode).toBe(403);
+    expect((await server.inject({ url: '/', headers: { authorization: 'Bearer ' } })).statusCode).toBe(401);
   });
 });
 

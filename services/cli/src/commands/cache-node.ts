@@ -35,11 +35,14 @@ function parseWeight(value: string | number | undefined): number {
  */
 export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNodeCommandOptions, logger: Logger): Promise<void> {
   const region = await ctx.region(opts.region);
-  const token = region.config.cache?.token;
-  if (!token) {
+  const cache = region.config.cache;
+  if (!cache?.readToken || !cache.writeToken) {
     throw new InvalidConfigError(
-      `regions.${region.name}.cache.token: set a token (e.g. "\${FERRY_CACHE_TOKEN}") to run cache nodes in ${region.name}`,
+      `regions.${region.name}.cache: set readToken and writeToken (e.g. "\${FERRY_CACHE_READ_TOKEN}") to run cache nodes in ${region.name}`,
     );
+  }
+  if (cache.tls && !cache.tls.cert) {
+    throw new InvalidConfigError(`regions.${region.name}.cache.tls: set cert and key to serve cache nodes over TLS`);
   }
   const capacity = parseSize(opts.capacity);
   if (capacity < ctx.config.chunkSize) {
@@ -48,11 +51,16 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
   const weight = parseWeight(opts.weight);
   const log = logger.child({ component: 'cache-node', region: region.name });
   for (const report of region.redisReports) for (const warning of report.warnings) log.warn({ redis: report.where }, warning);
+  // The upstream is made before the node whose metrics count its bad copies.
+  let metrics: CacheNode['metrics'] | undefined;
   const node = new CacheNode({
     dir: resolve(opts.dir),
     capacity,
     weight,
-    token,
+    readToken: cache.readToken,
+    writeToken: cache.writeToken,
+    ...(cache.tls?.cert && cache.tls.key ? { tls: { cert: cache.tls.cert, key: cache.tls.key } } : {}),
+    limits: cache.limits,
     listen: opts.listen,
     maxChunkBytes: ctx.config.chunkSize,
     upstream: regionUpstream({
@@ -60,8 +68,11 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
       // The source's store, not its Redis: a node never needs the source's metadata.
       ...(region.isSource ? {} : { source: { name: `source:${region.sourceName}`, store: region.sourceStore } }),
       openOrigin: (url) => region.origins.open(url),
+      hashes: region.hashes,
+      onBadCopy: () => metrics?.corrupt.inc({ where: 'upstream' }),
       logger: log,
     }),
+    hashes: region.hashes,
     entries: region.meta,
     membership: new Membership({ redis: region.redis, volume: ctx.config.volume }),
     logger: log,
@@ -69,6 +80,7 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
     ...(opts.id !== undefined ? { id: opts.id } : {}),
     ...(opts.advertise !== undefined ? { advertise: opts.advertise } : {}),
   });
+  metrics = node.metrics;
   const started = await node.start();
   out.event({
     event: 'started',

@@ -1,5 +1,6 @@
-import { CacheNodeClient, Membership, type Residency, residency } from '@ferry/cache';
+import { Membership, type Residency, residency } from '@ferry/cache';
 import { type ChunkId, formatBytes, InvalidArgumentError, type Logger, normalizePath, regionConfig } from '@ferry/core';
+import { cacheClient, hasCacheAccess } from '@ferry/region';
 import { presence, type RegionStatus, Replicator, regionStatus } from '@ferry/replicator';
 import { stopSignal } from '@ferry/runtime';
 import type { Context, Region } from '../context.js';
@@ -82,12 +83,12 @@ export async function statusCommand(ctx: Context, out: Output, path: string | un
   }
 }
 
-/** Verified residency of chunks on a region's live cache nodes, when the region has cache nodes (`cache.token`). */
+/** Verified residency of chunks on a region's live cache nodes, when the config gives this process a cache token. */
 async function cacheResidency(ctx: Context, region: Region, chunkIds: ChunkId[]): Promise<Residency | undefined> {
   const cache = region.config.cache;
-  if (!cache?.token) return undefined;
+  if (!hasCacheAccess(cache, 'read')) return undefined;
   const members = await new Membership({ redis: region.redis, volume: ctx.config.volume }).members();
-  const client = new CacheNodeClient({ token: cache.token, connectTimeoutMs: cache.connectTimeoutMs, logger: ctx.logger });
+  const client = cacheClient({ region: region.name, cache, role: 'read', logger: ctx.logger });
   try {
     return await residency({ members, replicas: cache.replicas, chunkIds, client });
   } finally {

@@ -1,6 +1,6 @@
-import { CacheNodeClient, Membership, type WarmNowReport, warmNow } from '@ferry/cache';
+import { Membership, type WarmNowReport, warmNow } from '@ferry/cache';
 import { formatBytes, InvalidConfigError, normalizePath, regionConfig, UnavailableError } from '@ferry/core';
-import { ControlClient, type WarmupState } from '@ferry/region';
+import { ControlClient, cacheClient, type WarmupState } from '@ferry/region';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
 
@@ -102,16 +102,25 @@ export async function warmupCommand(ctx: Context, out: Output, path: string, opt
   const regionName = opts.region ?? ctx.config.source;
   const api = regionConfig(ctx.config, regionName).api;
   const target = normalizePath(path);
-  if (ControlClient.usable(api)) return warmupViaApi(ctx, out, regionName, new ControlClient({ api }), target, opts);
+  if (ControlClient.usable(api)) {
+    const client = new ControlClient({ api, region: regionName });
+    try {
+      return await warmupViaApi(ctx, out, regionName, client, target, opts);
+    } finally {
+      await client.close();
+    }
+  }
   const region = await ctx.region(opts.region);
   const cache = region.config.cache;
-  if (!cache?.token) {
-    throw new InvalidConfigError(
-      `regions.${region.name}.cache.token: region ${region.name} has no cache nodes configured (set cache.token)`,
-    );
+  if (!cache) {
+    throw new InvalidConfigError(`regions.${region.name}.cache: region ${region.name} has no cache nodes configured`);
   }
-  const entries = await region.meta.filesUnder(target);
-  const client = new CacheNodeClient({ token: cache.token, connectTimeoutMs: cache.connectTimeoutMs, logger: ctx.logger });
+  // A direct warmup fills nodes: it needs the write token (readers never hold it).
+  const client = cacheClient({ region: region.name, cache, role: 'write', logger: ctx.logger });
+  const entries = await region.meta.filesUnder(target).catch(async (err: unknown) => {
+    await client.close();
+    throw err;
+  });
   const started = Date.now();
   let report: WarmNowReport;
   try {
