@@ -158,7 +158,7 @@ describe('config: warm rules', () => {
   it('refuses rules in a region without cache nodes, and bad paths', () => {
     const noCache = good.replace('src: { store:', 'src: { warm: [{ path: /models }], store:');
     expect(configError(noCache, { FERRY_CACHE_TOKEN: 't' })).toBe(
-      "invalid config ferry.yaml: regions.src.warm: warm rules need the region's cache nodes: set cache.token",
+      "invalid config ferry.yaml: regions.src.warm: warm rules need the region's cache nodes: set a cache section",
     );
     const badPath = good.replace('cache: { replicas: 2,', 'warm: [{ path: "models/../x" }], cache: { replicas: 2,');
     expect(configError(badPath, { FERRY_CACHE_TOKEN: 't' })).toMatch(/^invalid config ferry.yaml: regions.eu.warm.0.path: /);
