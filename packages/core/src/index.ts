@@ -12,11 +12,13 @@ export {
 } from './chunk-id.js';
 export { concurrencyLimit, forEachLimit } from './concurrency.js';
 export { type FerryConfig, loadConfig, parseConfig, parseConfigText, type RegionConfig, regionConfig } from './config.js';
+export { formatDuration, parseDuration } from './duration.js';
 export {
   AccessDeniedError,
   ConflictError,
   CorruptError,
   type ErrorCode,
+  FencedError,
   FerryError,
   type FerryErrorOptions,
   InvalidArgumentError,
