@@ -85,8 +85,9 @@ local function add_stored_chunks(deltas, stored, by)
 end
 
 -- Counts that reach 0 leave `refs` and enter `unreferenced` at `ms`; counts that leave 0 leave
--- `unreferenced`.
-local function apply_deltas(deltas, refs_key, unref_key, ms)
+-- `unreferenced`. In a mirror (`present_key` and `missing_key` given) the set of referenced chunks
+-- the store lacks follows in the same step, so its size is the number of missing chunks.
+local function apply_deltas(deltas, refs_key, unref_key, ms, present_key, missing_key)
   for _, id in ipairs(deltas.order) do
     local by = deltas.by[id]
     if by ~= 0 then
@@ -94,11 +95,44 @@ local function apply_deltas(deltas, refs_key, unref_key, ms)
       if count <= 0 then
         redis.call('HDEL', refs_key, id)
         redis.call('ZADD', unref_key, ms, id)
+        if missing_key then redis.call('SREM', missing_key, id) end
       elseif count == by then
         redis.call('ZREM', unref_key, id)
+        if missing_key and redis.call('SISMEMBER', present_key, id) == 0 then redis.call('SADD', missing_key, id) end
       end
     end
   end
+end
+
+-- The volume's epoch: made by the first mutation (or the first look of a mirror) when there is
+-- none, i.e. with the volume, and anew when this Redis has come back empty. `candidate` is a
+-- random id from the caller ('' makes none).
+local function ensure_epoch(epoch_key, candidate)
+  if candidate ~= '' then redis.call('SET', epoch_key, candidate, 'NX') end
+  return redis.call('GET', epoch_key)
+end
+
+-- Fencing of mirror writes: nil when the caller may write, else the error reply to return before
+-- any write. A caller passes the token its lease gave it; the write is refused unless that is the
+-- current token (tokens only grow, so a deposed leader's never is again). A write without a token
+-- ('') is accepted only while no watcher has ever taken the lease in this Redis (tools and tests
+-- that apply records themselves).
+local function fence_refusal(fence_key, token)
+  local current = redis.call('GET', fence_key)
+  if token == '' then
+    if current then return redis.error_reply('FERRY_FENCED a write without a fencing token, but a watcher leads here (token ' .. current .. ')') end
+    return nil
+  end
+  if current ~= token then
+    return redis.error_reply('FERRY_FENCED fencing token ' .. token .. ' is not the current one (' .. tostring(current or 'none') .. ')')
+  end
+  return nil
+end
+
+-- The member of a resync's seen set that says page `n` was applied (paths start with "/", so it
+-- cannot be a path).
+local function page_marker(n)
+  return 'page:' .. n
 end
 
 -- Append the one change record of a mutation; returns its id (the new version).
