@@ -43,7 +43,8 @@ export function openReader(region: Region, options: OpenReaderOptions = {}): Reg
     ...(region.isSource ? {} : { source: { name: region.sourceName, store: region.sourceStore } }),
     ...(cache ? { cache: cache.tier } : {}),
     openOrigin: (url) => region.origins.open(url),
-    ...(copies ? { backfill: (requests) => copies.enqueue(requests) } : {}),
+    // A full backlog defers the copy to the reconciler, which finds every chunk the region lacks.
+    ...(copies ? { backfill: async (requests) => void (await copies.enqueue(requests, { ifRoom: true })) } : {}),
     memoryBytes: options.memoryBytes ?? region.ferry.reader.memoryBytes,
     prefetch: region.ferry.reader.prefetch,
     logger: region.logger.child({ component: 'reader' }),

@@ -116,6 +116,7 @@ export class Region {
       connection: this.redis,
       volume: this.volume,
       attempts: this.config.copy.attempts,
+      backlog: this.config.copy.backlog,
       // Connection trouble also fails every command on it, which reports it with context.
       onError: (err) => this.logger.debug({ err }, 'copy queue connection error'),
     });
