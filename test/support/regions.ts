@@ -45,7 +45,7 @@ const MIRROR_DBS = [3, 6, 7];
 export interface RegionSpec {
   /** Store URL (default: a fresh directory, fsync off). */
   store?: string;
-  copy?: { concurrency?: number; attempts?: number; bytesPerSecond?: number };
+  copy?: { concurrency?: number; attempts?: number; bytesPerSecond?: number; reconcileEvery?: string | number; backlog?: number };
   api?: { listen?: string; token?: string; open?: boolean };
 }
 
@@ -83,7 +83,18 @@ function fileStoreUrl(root: string): string {
 
 /** A source region `src` and mirror regions (default: one, `eu`), each with its own Redis database and store. */
 export async function createRegions(
-  options: { mirrors?: Record<string, RegionSpec>; source?: RegionSpec; chunkSize?: number; logMaxLen?: number } = {},
+  options: {
+    mirrors?: Record<string, RegionSpec>;
+    source?: RegionSpec;
+    chunkSize?: number;
+    logMaxLen?: number;
+    /** The `replicator` section of the config (lease time, stop deadline). */
+    replicator?: { leaseTtl?: string | number; stopTimeout?: string | number };
+    /** Redis server for the source region (default: the run's); the source uses its database 2. */
+    sourceRedis?: string;
+    /** Redis server for the mirror regions (default: the run's). */
+    mirrorRedis?: string;
+  } = {},
 ): Promise<Regions> {
   const redisUrl = inject('redisUrl');
   const dir = await mkdtemp(join(tmpdir(), 'ferry-repl-'));
@@ -97,7 +108,10 @@ export async function createRegions(
     roots[name] = root;
     regions[name] = {
       store: spec.store ?? fileStoreUrl(root as string),
-      redis: `${redisUrl}/${name === 'src' ? SOURCE_DB : mirrorDb(mirrorIndex++)}`,
+      redis:
+        name === 'src'
+          ? `${options.sourceRedis ?? redisUrl}/${SOURCE_DB}`
+          : `${options.mirrorRedis ?? redisUrl}/${mirrorDb(mirrorIndex++)}`,
       ...(spec.copy ? { copy: spec.copy } : {}),
       ...(spec.api ? { api: spec.api } : {}),
     };
@@ -108,6 +122,7 @@ export async function createRegions(
     source: 'src',
     regions,
     ...(options.logMaxLen ? { log: { maxLen: options.logMaxLen } } : {}),
+    ...(options.replicator ? { replicator: options.replicator } : {}),
   };
   const config = parseConfig(doc);
   const configPath = join(dir, 'ferry.yaml');
