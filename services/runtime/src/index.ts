@@ -4,4 +4,4 @@ export { freePort } from './free-port.js';
 export { type BoundAddress, listen, parseListenAddress } from './listen.js';
 export { type ServiceRegistryOptions, serviceRegistry } from './metrics.js';
 export { type SignalSource, stopSignal } from './signals.js';
-export { closeGracefully, DEFAULT_GRACE_MS } from './stop.js';
+export { closeGracefully, DEFAULT_GRACE_MS, exitSoon, stopWithin } from './stop.js';

@@ -2,11 +2,15 @@ import { CacheNodeClient, Membership, type Residency, residency } from '@ferry/c
 import { type ChunkId, InvalidArgumentError, type Logger, normalizePath, regionConfig } from '@ferry/core';
 import type { CopyRequest } from '@ferry/jobs';
 import { presence, type RegionStatus, Replicator, regionStatus } from '@ferry/replicator';
-import { stopSignal } from '@ferry/runtime';
+import { exitSoon, stopSignal, stopWithin } from '@ferry/runtime';
 import type { Context, Region } from '../context.js';
 import type { Output } from '../output.js';
 
-/** Run the daemon until SIGTERM/SIGINT; a second signal exits at once. */
+/**
+ * Run the daemon until SIGTERM/SIGINT; a second signal exits at once. The stop takes at most
+ * `replicator.stopTimeout` (the replicator cuts off what is still running then), and the process
+ * ends right after, whatever a library still holds open.
+ */
 export async function replicatorCommand(
   ctx: Context,
   out: Output,
@@ -24,7 +28,10 @@ export async function replicatorCommand(
   await replicator.start();
   out.event({ event: 'started', region: opts.region, api: replicator.address ?? null });
   await stopSignal(logger);
-  await replicator.stop();
+  // The replicator bounds its own stop; this bounds it again in case cutting off hangs too.
+  const timeoutMs = ctx.config.replicator.stopTimeout;
+  await stopWithin(() => replicator.stop(), { timeoutMs: timeoutMs + 1_000, logger, what: 'replicator' });
+  exitSoon(0);
 }
 
 /**
