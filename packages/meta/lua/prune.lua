@@ -4,9 +4,11 @@
 -- removed unless the seen set accounts for every page the resync applied (each page's marker is
 -- in it): otherwise the resync is marked 'incomplete' and {'incomplete', pages, markers found} is
 -- returned, so a seen set lost to an eviction, a flush or a person cannot turn into deletions; the
--- watcher starts the resync over. Otherwise, atomically: a path the snapshot did not contain (not
--- in `seen`) and whose version is not newer than the snapshot id is removed with its reference
--- counts (and from the missing set); paths the snapshot had, or written after it, stay. When
+-- watcher starts the resync over. Otherwise, atomically: a path the scan did not return (not in
+-- `seen`) is removed with its reference counts (and from the missing set), whatever its version:
+-- nothing but the resync's own pages writes entries while it runs (apply.lua refuses to), and an
+-- entry newer than the snapshot that the source does not have comes from a future the source
+-- lost (a rollback or a flush). Paths the scan returned stay. When
 -- ARGV[3] is '1' (the last page) the cursor becomes the snapshot id, the tracking hash takes the
 -- epoch and the count of records the source had added at the snapshot, the seen set is dropped
 -- and the resync is 'done', in the same step, so the log is read on from exactly there.
@@ -39,8 +41,7 @@ for i = 4, #ARGV do
   local path = ARGV[i]
   if redis.call('SISMEMBER', seen, path) == 0 then
     local old = redis.call('HGET', entries, path)
-    local version = old and stored_version(old)
-    if old and not id_less(snapshot, version) then
+    if old then
       add_stored_chunks(deltas, old, -1)
       redis.call('HDEL', entries, path)
       redis.call('ZREM', paths, path)

@@ -27,8 +27,7 @@ for i = 4, #ARGV, 4 do
   count = count + 1
   redis.call('SADD', seen, path)
   local old = redis.call('HGET', entries, path)
-  local old_version = old and stored_version(old)
-  if not old or id_less(old_version, version) then
+  if not old or stored_version(old) ~= version then
     if old then add_stored_chunks(deltas, old, -1) end
     add_id_list(deltas, ARGV[i + 3], 1)
     redis.call('HSET', entries, path, stored_entry(version, path, ARGV[i + 2]))
