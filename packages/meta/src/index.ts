@@ -26,5 +26,6 @@ export {
 export { type ApplyResult, type FenceToken, MirrorMeta, type Tracking } from './mirror.js';
 export { type ChangeOp, type ChangeRecord, parseChangeRecord, type RawStreamRecord } from './record.js';
 export { type ConnectRedisOptions, connectRedis, describeRedis, pingRedis, translateRedisError } from './redis.js';
+export { checkRedisVersion, MIN_REDIS_MAJOR, redisVersionOf, requireRedisVersion } from './redis-version.js';
 export { type Resync, ResyncIncompleteError, type ResyncStart, type ResyncState } from './resync.js';
 export { type ScriptName, scriptSource } from './scripts.js';

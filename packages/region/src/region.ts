@@ -1,6 +1,6 @@
-import { type FerryConfig, type Logger, type RegionConfig, regionConfig, UnavailableError } from '@ferry/core';
+import { type FerryConfig, type Logger, type RegionConfig, redactUrl, regionConfig, UnavailableError } from '@ferry/core';
 import { CopyQueue } from '@ferry/jobs';
-import { connectRedis, Meta, MirrorMeta, pingRedis, translateRedisError } from '@ferry/meta';
+import { connectRedis, Meta, MirrorMeta, pingRedis, requireRedisVersion, translateRedisError } from '@ferry/meta';
 import { createStore, type ObjectStore, StoresByUrl } from '@ferry/stores';
 import type { Redis } from 'ioredis';
 
@@ -139,15 +139,18 @@ export class Region {
   }
 
   /**
-   * Check that the region's Redis answers (and the source's, when `source` is set): one clear
-   * error now instead of a hang later. A daemon's connections would wait through an outage, so
-   * they get a deadline.
+   * Check that the region's Redis answers (and the source's, when `source` is set) and is 7.0 or
+   * newer: one clear error now instead of a hang or a wrong answer later. A daemon's connections
+   * would wait through an outage, so they get a deadline.
    */
   async ready(options: { source?: boolean } = {}): Promise<void> {
     const checks: Array<[Redis, string]> = [[this.redis, this.config.redis]];
     // The source first: a mirror daemon that cannot reach it has nothing to do.
     if (options.source && !this.isSource) checks.unshift([this.sourceRedis, regionConfig(this.ferry, this.ferry.source).redis]);
-    for (const [redis, url] of checks) await this.#ping(redis, url);
+    for (const [redis, url] of checks) {
+      await this.#ping(redis, url);
+      await requireRedisVersion(redis, redactUrl(url));
+    }
   }
 
   async #ping(redis: Redis, url: string): Promise<void> {
