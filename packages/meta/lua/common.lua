@@ -62,6 +62,31 @@ local function stored_rest(stored, path)
   return string.sub(stored, at + #head)
 end
 
+-- Chunk occurrences of a stored entry, counted without decoding it (each chunk has one "id").
+local function chunk_count(stored)
+  local _, n = string.gsub(stored, '"id":', '')
+  return n
+end
+
+-- The first `max_files` paths of `candidates` whose entries stay within `max_chunks` chunk
+-- occurrences and `max_bytes` of entry text (a batch always takes its first path, whatever its
+-- size), and their stored entries. What a record's apply costs in a mirror grows with these.
+local function take_batch(entries_key, candidates, max_chunks, max_bytes)
+  local taken, stored = {}, {}
+  local chunks, bytes = 0, 0
+  for _, path in ipairs(candidates) do
+    local json = redis.call('HGET', entries_key, path)
+    if json then
+      chunks = chunks + chunk_count(json)
+      bytes = bytes + #json
+      if #taken > 0 and (chunks > max_chunks or bytes > max_bytes) then break end
+      taken[#taken + 1] = path
+      stored[#stored + 1] = json
+    end
+  end
+  return taken, stored
+end
+
 -- Reference-count changes of one record, summed per chunk so that a chunk kept by a replacing
 -- entry never passes through 0.
 local function new_deltas()
@@ -88,19 +113,31 @@ end
 -- `unreferenced`. In a mirror (`present_key` and `missing_key` given) the set of referenced chunks
 -- the store lacks follows in the same step, so its size is the number of missing chunks.
 local function apply_deltas(deltas, refs_key, unref_key, ms, present_key, missing_key)
+  -- Counts that reach 0 are removed and recorded in bulk: one HDEL and one ZADD per 500 chunks
+  -- instead of one each per chunk (a 100 GB file has 12,800).
+  local gone = {}
   for _, id in ipairs(deltas.order) do
     local by = deltas.by[id]
     if by ~= 0 then
       local count = redis.call('HINCRBY', refs_key, id, by)
       if count <= 0 then
-        redis.call('HDEL', refs_key, id)
-        redis.call('ZADD', unref_key, ms, id)
-        if missing_key then redis.call('SREM', missing_key, id) end
+        gone[#gone + 1] = id
       elseif count == by then
         redis.call('ZREM', unref_key, id)
         if missing_key and redis.call('SISMEMBER', present_key, id) == 0 then redis.call('SADD', missing_key, id) end
       end
     end
+  end
+  for first = 1, #gone, 500 do
+    local last = math.min(first + 499, #gone)
+    local scored = {}
+    for i = first, last do
+      scored[#scored + 1] = ms
+      scored[#scored + 1] = gone[i]
+    end
+    redis.call('HDEL', refs_key, unpack(gone, first, last))
+    redis.call('ZADD', unref_key, unpack(scored))
+    if missing_key then redis.call('SREM', missing_key, unpack(gone, first, last)) end
   end
 end
 

@@ -8,23 +8,25 @@
 -- moved entry is stored under its new path with version = the record id, and the path index
 -- follows. Chunk reference counts do not change: the same chunks stay referenced the same number
 -- of times. A directory goes in batches of at most `max files` files and, after the first, `max
--- bytes` of entries (the record holds them all), in path order; while files are left under
+-- chunks` chunk occurrences and `max bytes` of entries (the record holds them all; a mirror's
+-- apply of it works through every chunk), in path order; while files are left under
 -- `from` (`more` = 1) the move is remembered in `moves`, so the caller's next call, or the same
 -- command run again after an interruption, continues it into the target it already created. A
 -- directory that fits in one batch moves in one record, as before batches existed.
 -- Returns {'ok', id, moved, more}.
 -- KEYS: entries, paths, log, moves, epoch
--- ARGV: maxlen, from, to, max files, max bytes, epoch candidate. The caller has checked that
+-- ARGV: maxlen, from, to, max files, max chunks, max bytes, epoch candidate. The caller has checked that
 -- neither is "/" and that `to` is not `from` or under it.
 local entries, paths, log, moves = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local from, to = ARGV[2], ARGV[3]
-local max_files, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
+local max_files, max_chunks, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 
 local lo, hi = under_bounds(from)
 local pending = redis.call('HGET', moves, from)
-local moved
-if redis.call('HEXISTS', entries, from) == 1 then
-  moved = { from }
+local single = redis.call('HGET', entries, from)
+local moved, stored
+if single then
+  moved, stored = { from }, { single }
   pending = false
 else
   if pending and pending ~= to then return { 'busy', pending } end
@@ -33,13 +35,7 @@ else
     if pending then redis.call('HDEL', moves, from) end
     return { 'notfound', from }
   end
-  moved = {}
-  local bytes = 0
-  for _, old in ipairs(candidates) do
-    bytes = bytes + redis.call('HSTRLEN', entries, old)
-    if #moved > 0 and bytes > max_bytes then break end
-    moved[#moved + 1] = old
-  end
+  moved, stored = take_batch(entries, candidates, max_chunks, max_bytes)
 end
 -- Continuing a batched move: the target directory is the one its earlier batches made.
 if redis.call('HEXISTS', entries, to) == 1 or (not pending and is_dir(paths, to)) then return { 'exists', to } end
@@ -52,11 +48,11 @@ for i, old in ipairs(moved) do
   if #target > 1024 then return { 'toolong', target } end
   if pending and redis.call('HEXISTS', entries, target) == 1 then return { 'exists', target } end
   targets[i] = target
-  rests[i] = stored_rest(redis.call('HGET', entries, old), old)
+  rests[i] = stored_rest(stored[i], old)
   puts[i] = log_entry(target, rests[i])
   dels[i] = path_json(old)
 end
-ensure_epoch(KEYS[5], ARGV[6])
+ensure_epoch(KEYS[5], ARGV[7])
 local id = append_record(log, ARGV[1], 'rename', puts, dels)
 
 for _, old in ipairs(moved) do
@@ -68,7 +64,7 @@ for i, target in ipairs(targets) do
   redis.call('ZADD', paths, 0, target)
 end
 local more = 0
-if moved[1] ~= from and #redis.call('ZRANGEBYLEX', paths, lo, hi, 'LIMIT', 0, 1) > 0 then more = 1 end
+if not single and #redis.call('ZRANGEBYLEX', paths, lo, hi, 'LIMIT', 0, 1) > 0 then more = 1 end
 if more == 1 then
   redis.call('HSET', moves, from, to)
 elseif pending then

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compareIds, idTime, parseStreamId } from './ids.js';
 import { volumeKeys } from './keys.js';
-import { historyChange, needsResync, parseHistoryReply, parseXinfo, type SourceHistory } from './log.js';
+import { historyChange, needsResync, parseXinfo, type SourceHistory, xinfoAdded } from './log.js';
 import { parseChangeRecord } from './record.js';
 
 describe('keys', () => {
@@ -109,9 +109,9 @@ describe('history checks', () => {
   // A source whose log holds 7-0..9-0 of 5 records ever added (two trimmed), epoch "e1".
   const source: SourceHistory = { epoch: 'e1', first: '7-0', last: '9-0', added: 5, length: 3, trimmed: 2, cursorFound: true };
 
-  it('parse history.lua replies', () => {
-    expect(parseHistoryReply(['e1', '7-0', '9-0', 5, 3, 1])).toEqual(source);
-    expect(parseHistoryReply(['e2', '', '', 0, 0, 0])).toEqual({ epoch: 'e2', added: 0, length: 0, trimmed: 0, cursorFound: false });
+  it('read the records ever added from XINFO STREAM', () => {
+    expect(xinfoAdded(['length', 3, 'entries-added', 5, 'first-entry', null])).toBe(5);
+    expect(xinfoAdded(['length', 3])).toBe(0);
   });
 
   it('read on when the log continues from the cursor', () => {

@@ -40,7 +40,7 @@ export function needsResync(cursor: string, bounds: LogBounds): boolean {
   return bounds.last !== undefined && compareIds(cursor, bounds.last) < 0;
 }
 
-/** The source's history at one moment (history.lua), as a mirror checks it before reading on. */
+/** The source's history at one moment (Meta.history), as a mirror checks it before reading on. */
 export interface SourceHistory extends LogBounds {
   /** The volume's epoch in the source's Redis. */
   epoch: string;
@@ -50,19 +50,10 @@ export interface SourceHistory extends LogBounds {
   cursorFound: boolean;
 }
 
-/** Parse history.lua's reply: {epoch, first, last, added, length, found}. */
-export function parseHistoryReply(reply: unknown[]): SourceHistory {
-  const [epoch, first, last, added, length, found] = reply.map(String);
-  const history: SourceHistory = {
-    epoch: epoch ?? '',
-    added: Number(added ?? 0),
-    length: Number(length ?? 0),
-    trimmed: Math.max(0, Number(added ?? 0) - Number(length ?? 0)),
-    cursorFound: found === '1',
-  };
-  if (first) history.first = first;
-  if (last) history.last = last;
-  return history;
+/** Records ever added to the stream, from an `XINFO STREAM` reply (Redis 7: entries-added). */
+export function xinfoAdded(reply: unknown[]): number {
+  for (let i = 0; i + 1 < reply.length; i += 2) if (String(reply[i]) === 'entries-added') return Number(reply[i + 1]);
+  return 0;
 }
 
 /** What the mirror remembers of the source with its cursor. */

@@ -24,7 +24,7 @@ import {
 import { parseStreamId } from './ids.js';
 import { parseRegion, parseVolume, type VolumeKeys, volumeKeys } from './keys.js';
 import { type ListOptions, type ListPage, listLimit, listStart, parseListReply } from './list.js';
-import { type LogBounds, parseHistoryReply, parseXinfo, type SourceHistory } from './log.js';
+import { type LogBounds, parseXinfo, type SourceHistory, xinfoAdded } from './log.js';
 import { type ChangeRecord, parseChangeRecord, type RawStreamRecord } from './record.js';
 import { duplicateConnection, translateRedisError } from './redis.js';
 import { runScript } from './scripts.js';
@@ -37,7 +37,9 @@ export interface MetaOptions {
   logMaxLen?: number;
   /** Most files one record of a folder delete or rename holds (default FOLDER_BATCH.files). */
   folderBatchFiles?: number;
-  /** Most bytes of entries one record of a folder delete or rename covers (default FOLDER_BATCH.bytes). */
+  /** Most chunk occurrences one record of a folder delete or rename covers past its first file (default FOLDER_BATCH.chunks). */
+  folderBatchChunks?: number;
+  /** Most bytes of entries one record of a folder delete or rename covers past its first file (default FOLDER_BATCH.bytes). */
   folderBatchBytes?: number;
   logger?: Logger;
 }
@@ -95,6 +97,7 @@ export class Meta {
   readonly #redis: Redis;
   readonly #logMaxLen: number;
   readonly #batchFiles: number;
+  readonly #batchChunks: number;
   readonly #batchBytes: number;
   readonly #log: Logger;
   #blocking: Redis | undefined;
@@ -106,6 +109,7 @@ export class Meta {
     this.#redis = options.redis;
     this.#logMaxLen = count(options.logMaxLen, DEFAULT_LOG_MAX_LEN, Number.MAX_SAFE_INTEGER, 'logMaxLen');
     this.#batchFiles = count(options.folderBatchFiles, FOLDER_BATCH.files, 100_000, 'folderBatchFiles');
+    this.#batchChunks = count(options.folderBatchChunks, FOLDER_BATCH.chunks, 10_000_000, 'folderBatchChunks');
     this.#batchBytes = count(options.folderBatchBytes, FOLDER_BATCH.bytes, 2 ** 30, 'folderBatchBytes');
     this.#log = (options.logger ?? silentLogger).child({ volume: this.volume });
   }
@@ -220,6 +224,7 @@ export class Meta {
       keys: this.keys,
       logMaxLen: this.#logMaxLen,
       batchFiles: this.#batchFiles,
+      batchChunks: this.#batchChunks,
       batchBytes: this.#batchBytes,
       log: this.#log,
     };
@@ -267,10 +272,24 @@ export class Meta {
    * still in the log.
    */
   async history(cursor?: string, options: { create?: boolean } = {}): Promise<SourceHistory> {
-    const at = cursor === undefined ? '' : parseStreamId(cursor, 'change-log cursor');
-    const candidate = options.create === false ? '' : epochCandidate();
-    const reply = await this.#call(() => runScript(this.#redis, 'history', [this.keys.log, this.keys.epoch], [at, candidate]));
-    return parseHistoryReply(reply as unknown[]);
+    const at = cursor === undefined ? undefined : parseStreamId(cursor, 'change-log cursor');
+    const { log, epoch } = this.keys;
+    // MULTI/EXEC rather than a script: XINFO and XRANGE hand whole records back, which in Lua
+    // would be garbage every later script pays for in collection time.
+    const tx = this.#redis.multi();
+    if (options.create !== false) tx.set(epoch, epochCandidate(), 'NX');
+    tx.get(epoch).xinfo('STREAM', log);
+    if (at !== undefined && at !== '0-0') tx.xrange(log, at, at);
+    const replies = (await this.#call(() => tx.exec())) ?? [];
+    const results = replies.slice(options.create !== false ? 1 : 0);
+    const [epochReply, infoReply, found] = results as Array<[Error | null, unknown] | undefined>;
+    const epochValue = epochReply?.[1];
+    const [infoErr, info] = infoReply ?? [new Error('no reply'), undefined];
+    if (infoErr && !/no such key/i.test(infoErr.message)) throw translateRedisError(infoErr, this.#redis);
+    const bounds = infoErr ? { length: 0, trimmed: 0 } : parseXinfo(info as unknown[]);
+    const added = infoErr ? 0 : xinfoAdded(info as unknown[]);
+    const cursorFound = Array.isArray(found?.[1]) && (found[1] as unknown[]).length > 0;
+    return { ...bounds, epoch: (epochValue as string | null) ?? '', added, cursorFound };
   }
 
   /** The id of the first record after `cursor` (from the start when undefined), if any. */

@@ -17,7 +17,6 @@ const SCRIPTS = {
   rename: { file: 'rename.lua', keys: 5 },
   list: { file: 'list.lua', keys: 2 },
   ack: { file: 'ack.lua', keys: 1 },
-  history: { file: 'history.lua', keys: 2 },
   apply: { file: 'apply.lua', keys: 10 },
   resync: { file: 'resync.lua', keys: 2 },
   snapshot: { file: 'snapshot.lua', keys: 9 },
