@@ -200,7 +200,9 @@ describe('a mirror region', () => {
 
   /** A copy job of `chunk` that failed for good and stayed in the queue, as jobs did before failed jobs were removed. */
   async function failedCopyJob(chunk: ChunkId): Promise<void> {
-    const redis = (fx.mirror?.redis as Redis).duplicate({ maxRetriesPerRequest: null });
+    const mirrorRedis = fx.mirror?.redis;
+    if (!mirrorRedis) throw new Error('the fixture has no mirror');
+    const redis = mirrorRedis.duplicate({ maxRetriesPerRequest: null });
     const prefix = queuePrefix(fx.volume);
     const queue = new Queue(QUEUES.copy, { connection: redis, prefix });
     await queue.add('copy', { chunk, size: 1 << 20 }, { jobId: chunk, attempts: 1, removeOnFail: false });
