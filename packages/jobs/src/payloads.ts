@@ -41,6 +41,8 @@ export interface FillJob {
 export interface WarmupJob {
   paths: string[];
   requestedAt: number;
+  /** Its fills were added in several steps, behind a gate child (WarmQueue). */
+  split?: boolean;
 }
 
 /** Node ids that may go into a BullMQ job id (`${chunk}.${node}.${request}`; BullMQ forbids ':' in custom ids). */
