@@ -3,7 +3,8 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CacheMember, CacheNodeClient, Membership, metricValue, rendezvousOwners } from '@ferry/cache';
-import { type ChunkId, type ChunkRef, chunkKey, type NewEntry, nativeChunkId, parseConfig, sha256Hex } from '@ferry/core';
+import { type ChunkId, type ChunkRef, chunkKey, type NewEntry, nativeChunkId, parseConfig, sha256Hex, silentLogger } from '@ferry/core';
+import { FILLS_PER_ADD, WarmQueue } from '@ferry/jobs';
 import { connectRedis, Meta, MirrorMeta } from '@ferry/meta';
 import type { WarmupState } from '@ferry/region';
 import { Replicator } from '@ferry/replicator';
@@ -250,6 +251,27 @@ describe('warmup flows on the replicator (POST /warmup, warm workers behind the 
     const status = await runFerry(['status', '/models/c', '--region', 'eu', '--json', '--config', cliConfig]);
     expect(status.code, status.stderr).toBe(0);
     expect(jsonResult(status)).toMatchObject({ region: 'eu', path: '/models/c', residency: { percent: 100, chunks: chunks.length } });
+  });
+
+  it('a warmup of many files is added file by file in steps of at most FILLS_PER_ADD fills, and finishes at 100 %', async () => {
+    const chunks = await commitAtSource('/models/many', 150, 1024);
+    await until('the copy', async () => ((await mirror.missing(chunks.map((c) => c.id))).length === 0 ? true : undefined));
+    const posted = await call<{ id: string; chunks: number; placements: number }>('POST', '/warmup', { paths: ['/models/many'] });
+    expect(posted.json).toMatchObject({ chunks: 150, placements: 300 });
+    const queue = new WarmQueue({ connection: r.mirror.redis, volume: r.volume });
+    try {
+      // More fills than one step holds: the parent was added with the first step and a gate.
+      expect((await queue.get(posted.json.id))?.data.split).toBe(true);
+      const done = await until('the flow to finish', async () => {
+        const { json } = await call<WarmupState>('GET', `/warmup/${posted.json.id}`);
+        return json.finished ? json : undefined;
+      });
+      expect(done).toMatchObject({ state: 'completed', complete: true, children: { processed: 300, pending: 0, failed: 0 } });
+      await expectOnOwners(chunks, done);
+    } finally {
+      await queue.close();
+    }
+    expect(300).toBeGreaterThan(FILLS_PER_ADD);
   });
 
   it('overlapping warmups of the same path both finish', async () => {

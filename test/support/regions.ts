@@ -49,7 +49,7 @@ export interface RegionSpec {
   redis?: RedisTarget;
   cache?: { replicas?: number; token: string; connectTimeoutMs?: number };
   warm?: Array<{ path: string; replicas?: number }>;
-  copy?: { concurrency?: number; attempts?: number; bytesPerSecond?: number };
+  copy?: { concurrency?: number; attempts?: number; bytesPerSecond?: number; reconcileEvery?: string | number; backlog?: number };
   api?: { listen?: string; token?: string; readToken?: string; adminToken?: string; open?: boolean };
 }
 
@@ -87,7 +87,18 @@ function fileStoreUrl(root: string): string {
 
 /** A source region `src` and mirror regions (default: one, `eu`), each with its own Redis database and store. */
 export async function createRegions(
-  options: { mirrors?: Record<string, RegionSpec>; source?: RegionSpec; chunkSize?: number; logMaxLen?: number } = {},
+  options: {
+    mirrors?: Record<string, RegionSpec>;
+    source?: RegionSpec;
+    chunkSize?: number;
+    logMaxLen?: number;
+    /** The `replicator` section of the config (lease time, stop deadline). */
+    replicator?: { leaseTtl?: string | number; stopTimeout?: string | number };
+    /** Redis server for the source region (default: the run's); the source uses its database 2. */
+    sourceRedis?: string;
+    /** Redis server for the mirror regions (default: the run's). */
+    mirrorRedis?: string;
+  } = {},
 ): Promise<Regions> {
   const redisUrl = inject('redisUrl');
   const dir = await mkdtemp(join(tmpdir(), 'ferry-repl-'));
@@ -101,7 +112,11 @@ export async function createRegions(
     roots[name] = root;
     regions[name] = {
       store: spec.store ?? fileStoreUrl(root as string),
-      redis: spec.redis ?? `${redisUrl}/${name === 'src' ? SOURCE_DB : mirrorDb(mirrorIndex++)}`,
+      redis:
+        spec.redis ??
+        (name === 'src'
+          ? `${options.sourceRedis ?? redisUrl}/${SOURCE_DB}`
+          : `${options.mirrorRedis ?? redisUrl}/${mirrorDb(mirrorIndex++)}`),
       ...(spec.copy ? { copy: spec.copy } : {}),
       ...(spec.cache ? { cache: spec.cache } : {}),
       ...(spec.warm ? { warm: spec.warm } : {}),
@@ -114,6 +129,7 @@ export async function createRegions(
     source: 'src',
     regions,
     ...(options.logMaxLen ? { log: { maxLen: options.logMaxLen } } : {}),
+    ...(options.replicator ? { replicator: options.replicator } : {}),
   };
   const config = parseConfig(doc);
   const configPath = join(dir, 'ferry.yaml');

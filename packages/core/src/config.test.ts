@@ -49,6 +49,11 @@ describe('config', () => {
       good.replace('chunkSize: 8MiB', 'chunkSize: 8MiB\nchunksize: 4MiB'),
       'invalid config ferry.yaml: (root): Unrecognized key: "chunksize"',
     ],
+    [
+      `${good}replicator: { leaseTtl: 10 parsecs }\n`,
+      'invalid config ferry.yaml: replicator.leaseTtl: invalid duration "10 parsecs": expected a number with a unit',
+    ],
+    [`${good}replicator: { stopTimeout: 5ms }\n`, 'invalid config ferry.yaml: replicator.stopTimeout: must be at least 100ms'],
     ['volume: [', 'invalid config ferry.yaml: not valid YAML'],
     ['- a\n- b', 'invalid config ferry.yaml: expected a mapping'],
   ])('names the field and the problem in one line (%#)', (text, message) => {
@@ -97,6 +102,18 @@ gateway: { anonymous: true, tls: { cert: /c.pem, key: /k.pem }, limits: { maxStr
     expect(cache?.readToken).toBe('read');
     expect(cache?.writeToken).toBeUndefined();
     expect(parseConfigText(text, { env: { R: 'read', W: 'write' } }).regions.eu?.cache?.writeToken).toBe('write');
+  });
+
+  it('takes durations as strings with a unit or numbers of ms, with the documented defaults', () => {
+    const defaults = parseConfigText(good, { env: { FERRY_CACHE_TOKEN: 't' } });
+    expect(defaults.replicator).toEqual({ leaseTtl: 10_000, stopTimeout: 10_000 });
+    expect(defaults.regions.eu?.copy).toMatchObject({ reconcileEvery: 60_000, backlog: 10_000 });
+    const text = good
+      .replace('cache: { replicas: 2,', 'copy: { reconcileEvery: 2s, backlog: 500 }, cache: { replicas: 2,')
+      .concat('replicator: { leaseTtl: 1500, stopTimeout: 2m }\n');
+    const tuned = parseConfigText(text, { env: { FERRY_CACHE_TOKEN: 't' } });
+    expect(tuned.replicator).toEqual({ leaseTtl: 1_500, stopTimeout: 120_000 });
+    expect(tuned.regions.eu?.copy).toMatchObject({ reconcileEvery: 2_000, backlog: 500 });
   });
 
   it('reports an unset environment reference with its field', () => {

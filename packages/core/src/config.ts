@@ -43,6 +43,10 @@ const regionSchema = z
         concurrency: z.number().int().min(1).max(256).default(8),
         bytesPerSecond: size.optional(),
         attempts: z.number().int().min(1).max(100).default(8),
+        /** How often the leading watcher compares what the region references with what it holds and queues what is missing. */
+        reconcileEvery: duration.default(60_000).refine((ms) => ms >= 100, 'must be at least 100ms'),
+        /** Most copy jobs the queue holds at once; the reconciler refills it as copies finish. */
+        backlog: z.number().int().min(1).max(1_000_000).default(10_000),
       })
       .strict()
       // Every region has copy settings (the source's copy workers serve repairs), so the defaults
@@ -111,6 +115,15 @@ const configSchema = z
       .prefault({}),
     log: z
       .object({ maxLen: z.number().int().min(100).default(1_000_000) })
+      .strict()
+      .prefault({}),
+    replicator: z
+      .object({
+        /** The watcher lease: a leader that stops renewing it is replaced after about this long. */
+        leaseTtl: duration.default(10_000).refine((ms) => ms >= 300, 'must be at least 300ms'),
+        /** SIGTERM ends a daemon (replicator, cache node, gateway) within this long, whatever it waits on. */
+        stopTimeout: duration.default(10_000).refine((ms) => ms >= 100, 'must be at least 100ms'),
+      })
       .strict()
       .prefault({}),
   })

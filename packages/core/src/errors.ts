@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'UNAVAILABLE'
   | 'RANGE_NOT_SATISFIABLE'
   | 'CONFLICT'
+  | 'FENCED'
   | 'LOCAL_IO';
 
 export interface FerryErrorOptions {
@@ -83,6 +84,13 @@ export class RangeNotSatisfiableError extends FerryError {
 /** A concurrent change won (e.g. a rename target appeared). Nothing was applied. */
 export class ConflictError extends FerryError {
   readonly code = 'CONFLICT';
+}
+/**
+ * A write refused because the writer's fencing token is no longer the current one: another
+ * replica took the lease since. Nothing was written; the writer must stop acting as the leader.
+ */
+export class FencedError extends FerryError {
+  readonly code = 'FENCED';
 }
 /** A local file or directory could not be read or written. */
 export class LocalIoError extends FerryError {

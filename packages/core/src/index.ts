@@ -21,12 +21,13 @@ export {
   regionConfig,
   type WarmRule,
 } from './config.js';
-export { parseDuration } from './duration.js';
+export { formatDuration, parseDuration } from './duration.js';
 export {
   AccessDeniedError,
   ConflictError,
   CorruptError,
   type ErrorCode,
+  FencedError,
   FerryError,
   type FerryErrorOptions,
   InvalidArgumentError,

@@ -45,6 +45,8 @@ export interface WarmupJob {
   replicas?: number;
   /** The warm rule (its path) that queued this warmup; absent for a request. */
   rule?: string;
+  /** Its fills were added in several steps, behind a gate child (WarmQueue). */
+  split?: boolean;
 }
 
 /** Cache node ids (the same rule as `NODE_ID_PATTERN` of @ferry/cache): host names with dots and ports included. */

@@ -50,7 +50,14 @@ export function openReader(region: Region, options: OpenReaderOptions = {}): Reg
     openOrigin: (url) => region.origins.open(url),
     // Readers check external chunks against the region's hashes; only the daemons record them.
     hashes: { get: (id) => region.hashes.get(id) },
-    ...(region.isSource ? {} : { backfill: async (requests) => (await region.copyQueue())?.enqueue(requests) }),
+    // A full backlog defers the copy to the reconciler, which finds every chunk the region lacks.
+    ...(region.isSource
+      ? {}
+      : {
+          backfill: async (requests) => {
+            await (await region.copyQueue())?.enqueue(requests, { ifRoom: true });
+          },
+        }),
     memoryBytes: options.memoryBytes ?? region.ferry.reader.memoryBytes,
     prefetch: region.ferry.reader.prefetch,
     logger: region.logger.child({ component: 'reader' }),

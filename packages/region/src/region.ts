@@ -10,6 +10,7 @@ import {
   pingRedis,
   type RedisClient,
   type RedisServerReport,
+  requireRedisVersion,
   translateRedisError,
 } from '@ferry/meta';
 import { createStore, type ObjectStore, StoresByUrl } from '@ferry/stores';
@@ -138,6 +139,7 @@ export class Region {
           connection: this.redis,
           volume: this.volume,
           attempts: this.config.copy.attempts,
+          backlog: this.config.copy.backlog,
           // Connection trouble also fails every command on it, which reports it with context.
           onError: (err) => this.logger.debug({ err }, 'copy queue connection error'),
         }),

@@ -1,6 +1,6 @@
 import { type CacheNodeClient, Membership } from '@ferry/cache';
 import { type FerryConfig, InvalidConfigError, type Logger, type RegionConfig, regionConfig, type WarmRule } from '@ferry/core';
-import { QUEUES, queuePrefix, toJobError } from '@ferry/jobs';
+import { QUEUES, queuePrefix } from '@ferry/jobs';
 import { duplicateConnection, Lease, Meta, type RedisClient } from '@ferry/meta';
 import { cacheClient, hasCacheAccess, openRegion, type Region } from '@ferry/region';
 import { closeGracefully } from '@ferry/runtime';
@@ -8,8 +8,9 @@ import type { ObjectStore } from '@ferry/stores';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { build as buildApi, listen as listenApi } from './app.js';
-import { createCopyProcessor } from './copy-worker.js';
+import { copyJobHandler, createCopyProcessor } from './copy-worker.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { Reconciler } from './reconciler.js';
 import { type RegionStatus, regionStatus } from './status.js';
 import { Throttle } from './throttle.js';
 import { WarmRules } from './warm-rules.js';
@@ -39,8 +40,10 @@ export interface ReplicatorOptions {
   listen?: string | false;
   /** Stores to use instead of those the config names (tests inject fault decorators here). */
   stores?: { source?: ObjectStore; target?: ObjectStore };
-  /** Watcher tuning (tests shorten the lease). */
-  watcher?: { leaseTtlMs?: number; blockMs?: number; batch?: number };
+  /** Watcher tuning (default lease: replicator.leaseTtl; tests shorten it and the resync page). */
+  watcher?: { leaseTtlMs?: number; blockMs?: number; batch?: number; resyncPageSize?: number };
+  /** How long stop() may take before it cuts everything (default: replicator.stopTimeout). */
+  stopTimeoutMs?: number;
   /** Warm worker tuning: how long a fill waits for the copy before reading through from the source, how often it looks. */
   warm?: { copyWaitMs?: number; recheckMs?: number };
   /** Export the process metrics (CPU, memory, event loop) too: on for the daemon process, off in tests. */
@@ -48,10 +51,11 @@ export interface ReplicatorOptions {
 }
 
 /**
- * The per-region daemon: in a mirror, the watcher (one leader per region) and copy workers (every
- * replica); in a region with cache nodes, warmup flows, warm workers and the warm rules (one
- * follower per region); everywhere, the control API. Start with `start()`, stop with `stop()`
- * (in-flight copies finish; a waiting read is cut short).
+ * The per-region daemon: in a mirror, the watcher and its reconciler (one leader per region) and
+ * copy workers (every replica); in a region with cache nodes, warmup flows, warm workers and the
+ * warm rules (one follower per region); everywhere, the control API. Start with `start()`, stop
+ * with `stop()` (in-flight copies finish; a waiting read is cut short; whatever is still running
+ * at the stop deadline is cut off, as after a kill -9).
  */
 export class Replicator {
   readonly metrics: Metrics;
@@ -62,6 +66,7 @@ export class Replicator {
   /** Connections, stores and metadata of the region (and of the source, for the watcher). */
   readonly #region: Region;
   #watcher: Watcher | undefined;
+  #reconciler: Reconciler | undefined;
   #worker: Worker | undefined;
   /** BullMQ does not close connections it is given, so the daemon keeps and closes this one. */
   #workerRedis: RedisClient | undefined;
@@ -78,7 +83,6 @@ export class Replicator {
   constructor(options: ReplicatorOptions) {
     const { config, region } = options;
     this.#o = options;
-    this.metrics = createMetrics({ processMetrics: options.processMetrics ?? false });
     this.region = region;
     this.isSource = region === config.source;
     this.#log = options.logger.child({ region, volume: config.volume });
@@ -94,6 +98,19 @@ export class Replicator {
             stores: {
               ...(options.stores.target ? { region: options.stores.target } : {}),
               ...(options.stores.source ? { source: options.stores.source } : {}),
+            },
+          }
+        : {}),
+    });
+    const mirror = this.#region.mirror;
+    this.metrics = createMetrics({
+      processMetrics: options.processMetrics ?? false,
+      ...(mirror
+        ? {
+            chunks: {
+              region,
+              counts: () => mirror.counts(),
+              failures: async () => (await mirror.chunks.failures(10)).failures,
             },
           }
         : {}),
@@ -144,41 +161,49 @@ export class Replicator {
         logger: this.#log.child({ component: 'copy' }),
       });
       this.#workerRedis = duplicateConnection(this.#redis, `ferry-replicator-${region}-copy`, { maxRetriesPerRequest: null });
-      this.#worker = new Worker(
-        QUEUES.copy,
-        // A corrupt source chunk or a changed origin fails now: another attempt would read the same bytes.
-        (job) =>
-          processor(job.data).catch((err: unknown) => {
-            throw toJobError(err);
-          }),
-        {
-          connection: this.#workerRedis,
-          prefix: queuePrefix(config.volume),
-          concurrency: own.copy.concurrency,
-          autorun: true,
-          ...COPY_WORKER_LOCKS,
-        },
-      );
+      const handle = copyJobHandler(processor, mirror, this.#log.child({ component: 'copy' }));
+      this.#worker = new Worker(QUEUES.copy, handle, {
+        connection: this.#workerRedis,
+        prefix: queuePrefix(config.volume),
+        concurrency: own.copy.concurrency,
+        autorun: true,
+        ...COPY_WORKER_LOCKS,
+      });
       this.#worker.on('failed', (job, err) => {
         this.metrics.copyFailures.inc({ region });
         const final = isFinalFailure(job, err);
         this.#log[final ? 'error' : 'warn'](
           { err, chunk: job?.id, attempt: job?.attemptsMade },
-          final ? 'copy failed for good' : 'copy failed; will retry',
+          final ? 'copy failed; the reconciler queues it again on its next pass' : 'copy failed; will retry',
         );
       });
       this.#worker.on('error', (err) => this.#log.warn({ err }, 'copy worker error'));
-      this.#watcher = new Watcher({
+      const leaseTtlMs = this.#o.watcher?.leaseTtlMs ?? config.replicator.leaseTtl;
+      const watcher = new Watcher({
         region,
         source: r.sourceMeta,
         mirror,
-        lease: new Lease({ redis: this.#redis, key: mirror.keys.watcherLease, ttlMs: this.#o.watcher?.leaseTtlMs ?? 5000 }),
+        lease: new Lease({ redis: this.#redis, key: mirror.keys.watcherLease, fenceKey: mirror.keys.fence, ttlMs: leaseTtlMs }),
         copies,
         metrics: this.metrics,
         logger: this.#log.child({ component: 'watcher' }),
         ...this.#o.watcher,
+        onBacklogDeferred: () => this.#reconciler?.wake(),
       });
-      this.#watcher.start();
+      this.#watcher = watcher;
+      this.#reconciler = new Reconciler({
+        region,
+        meta: r.meta,
+        mirror,
+        copies,
+        token: () => watcher.token,
+        onFenced: (err) => watcher.refused(err),
+        everyMs: own.copy.reconcileEvery,
+        metrics: this.metrics,
+        logger: this.#log.child({ component: 'reconcile' }),
+      });
+      watcher.start();
+      this.#reconciler.start();
     }
     if (hasCacheAccess(own.cache, 'write')) this.#startWarm(own.cache, own.copy.concurrency, own.warm);
     if (listen) {
@@ -254,7 +279,7 @@ export class Replicator {
       source: new Meta({ redis: r.sourceRedis, volume: r.volume, logMaxLen: this.#o.config.log.maxLen, logger: log }),
       redis: this.#redis,
       cursorKey: keys.warmCursor,
-      lease: new Lease({ redis: this.#redis, key: keys.warmLease, ttlMs: leaseTtlMs }),
+      lease: new Lease({ redis: this.#redis, key: keys.warmLease, fenceKey: keys.warmFence, ttlMs: leaseTtlMs }),
       flows,
       metrics: this.metrics,
       logger: log,
@@ -268,30 +293,60 @@ export class Replicator {
     const { redis, sourceRedis } = this.#region;
     const detail: Record<string, unknown> = { redis: redis.status, sourceRedis: sourceRedis.status };
     if (this.#watcher) Object.assign(detail, { leader: this.#watcher.isLeader, lastError: this.#watcher.lastError ?? null });
+    if (this.#reconciler) Object.assign(detail, { reconcileError: this.#reconciler.lastError ?? null });
     return { ok: redis.status === 'ready' && sourceRedis.status === 'ready', detail };
   }
 
   async status(): Promise<RegionStatus & { leader?: boolean }> {
     const status = await regionStatus(this.#region);
     if (status.lag) {
-      this.metrics.lagRecords.set({ region: this.region }, status.lag.records);
+      if (status.lag.records !== null) this.metrics.lagRecords.set({ region: this.region }, status.lag.records);
       this.metrics.lagSeconds.set({ region: this.region }, status.lag.seconds);
     }
-    for (const [state, n] of Object.entries(status.queue ?? {}))
-      if (state !== 'missingBytes') this.metrics.queueDepth.set({ region: this.region, state }, n);
+    for (const [state, n] of Object.entries(status.queue ?? {})) this.metrics.queueDepth.set({ region: this.region, state }, n);
     return this.#watcher ? { ...status, leader: this.#watcher.isLeader } : status;
   }
 
-  /** Graceful stop: no new reads or jobs; in-flight copies finish; connections close. */
+  /**
+   * Stop within the stop deadline (`replicator.stopTimeout`): no new reads or jobs, in-flight
+   * copies finish, the lease is given back, connections close. When Redis or a store does not
+   * answer, whatever is still waiting at the deadline is cut off: connections are dropped and
+   * the workers closed without waiting, so running jobs are released as after a kill -9 (their
+   * locks expire and another replica takes them up).
+   */
   async stop(): Promise<void> {
-    this.#log.info('stopping');
-    // The control API's requests are short: a client that holds on is cut after the grace period.
-    if (this.#api) await closeGracefully(this.#api);
+    const deadline = this.#o.stopTimeoutMs ?? this.#o.config.replicator.stopTimeout;
+    this.#log.info({ deadlineMs: deadline }, 'stopping');
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(() => resolve('expired'), deadline);
+    });
+    const graceful = this.#stopGracefully(deadline).then(
+      () => 'stopped' as const,
+      (err: unknown) => {
+        this.#log.warn({ err }, 'stop failed; cutting off what is left');
+        return 'failed' as const;
+      },
+    );
+    const outcome = await Promise.race([graceful, expired]);
+    clearTimeout(timer);
+    if (outcome !== 'stopped') {
+      if (outcome === 'expired') this.#log.warn({ deadlineMs: deadline }, 'stop deadline passed; cutting off what is still running');
+      await this.#cutOff();
+    }
+    this.#log.info('stopped');
+  }
+
+  async #stopGracefully(deadline: number): Promise<void> {
+    // The control API's requests are short: a client that holds on is cut after part of the deadline.
+    if (this.#api) await closeGracefully(this.#api, { graceMs: Math.max(100, Math.floor(deadline / 3)) });
     // Closing the source metadata first cuts a waiting read short, so the watcher stops at once.
     const watcherStopped = this.#watcher?.stop();
+    const reconcilerStopped = this.#reconciler?.stop();
     await this.#region.interruptSourceReads();
     await watcherStopped;
     await this.#warmRules?.stop();
+    await reconcilerStopped;
     await this.#worker?.close();
     this.#workerRedis?.disconnect();
     await this.#warmWorker?.close();
@@ -299,6 +354,21 @@ export class Replicator {
     await this.#warm?.close();
     await this.#cacheClient?.close();
     await this.#region.close();
-    this.#log.info('stopped');
+  }
+
+  /** Drop every connection and close the workers without waiting for their jobs. */
+  async #cutOff(): Promise<void> {
+    this.#workerRedis?.disconnect();
+    this.#warmRedis?.disconnect();
+    this.#region.redis.disconnect();
+    this.#region.sourceRedis.disconnect();
+    const forced = Promise.allSettled([
+      this.#worker?.close(true),
+      this.#warmWorker?.close(true),
+      this.#api?.server.closeAllConnections(),
+      this.#region.close(),
+    ]);
+    // Closing itself may wait on a connection that is gone: give it a moment, not the process.
+    await Promise.race([forced, new Promise((resolve) => setTimeout(resolve, 500).unref())]);
   }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type CacheMember, type CacheNodeClient, type Membership, planWarmup, residency } from '@ferry/cache';
+import { type CacheMember, type CacheNodeClient, type Membership, planWarmup, residency, type WarmPlacement } from '@ferry/cache';
 import { type Entry, InvalidArgumentError, type Logger, NotFoundError, normalizePath, UnavailableError } from '@ferry/core';
 import { parseFillJob, toJobError, WarmQueue } from '@ferry/jobs';
 import type { Meta, MirrorMeta, RedisClient } from '@ferry/meta';
@@ -79,7 +79,7 @@ export class WarmFlows {
     await this.#queue.add({
       id: options.id,
       paths: options.paths,
-      fills: plan.placements,
+      groups: fillGroups(options.entries, plan.placements),
       ...(options.replicas !== this.#o.replicas ? { replicas: options.replicas } : {}),
       ...(options.rule !== undefined ? { rule: options.rule } : {}),
       ...(this.#o.attempts ? { attempts: this.#o.attempts } : {}),
@@ -126,6 +126,25 @@ export class WarmFlows {
   }
 }
 
+/**
+ * The placements of a plan split per file, in the plan's order: first every file's first chunk
+ * (the safetensors headers readers need first), then the rest of each file, one group per file.
+ */
+export function fillGroups(entries: readonly Entry[], placements: readonly WarmPlacement[]): WarmPlacement[][] {
+  const byChunk = new Map<string, WarmPlacement[]>();
+  for (const p of placements) byChunk.set(p.chunk, [...(byChunk.get(p.chunk) ?? []), p]);
+  const taken = new Set<string>();
+  const take = (ids: readonly string[]) =>
+    ids.flatMap((chunk) => {
+      if (taken.has(chunk)) return [];
+      taken.add(chunk);
+      return byChunk.get(chunk) ?? [];
+    });
+  const firsts = take(entries.flatMap((e) => e.chunks.slice(0, 1).map((c) => c.id)));
+  const rest = entries.map((e) => take(e.chunks.slice(1).map((c) => c.id)));
+  return [firsts, ...rest].filter((group) => group.length > 0);
+}
+
 export interface WarmProcessorOptions {
   client: CacheNodeClient;
   membership: Membership;
@@ -154,6 +173,8 @@ export function createWarmProcessor(options: WarmProcessorOptions) {
     return members.list.find((m) => m.id === id);
   };
   const process = async (job: Job, token?: string): Promise<unknown> => {
+    // A split warmup's gate: once it runs, the parent may finish with its other children.
+    if (job.name === 'gate') return { gate: true };
     if (job.name === 'warmup') {
       const counts = await job.getDependenciesCount({ processed: true, ignored: true });
       return { processed: counts.processed ?? 0, failed: counts.ignored ?? 0 };

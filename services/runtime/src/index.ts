@@ -13,4 +13,4 @@ export {
   serviceApp,
 } from './server.js';
 export { type SignalSource, stopSignal } from './signals.js';
-export { closeGracefully, DEFAULT_GRACE_MS } from './stop.js';
+export { closeGracefully, DEFAULT_GRACE_MS, exitSoon, stopWithin } from './stop.js';

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { Membership } from '@ferry/cache';
 import { CacheNode, regionUpstream } from '@ferry/cache-node';
 import { formatBytes, InvalidArgumentError, InvalidConfigError, type Logger, parseSize } from '@ferry/core';
-import { stopSignal } from '@ferry/runtime';
+import { exitSoon, stopSignal, stopWithin } from '@ferry/runtime';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
 
@@ -28,7 +28,8 @@ function parseWeight(value: string | number | undefined): number {
 }
 
 /**
- * Run a cache node of a region until SIGTERM/SIGINT (a second signal exits at once): chunks on
+ * Run a cache node of a region until SIGTERM/SIGINT (a second signal exits at once; the stop takes
+ * at most `replicator.stopTimeout`): chunks on
  * local disk up to `capacity`, read-through from the region's store, then the source's, then the
  * origin object of an imported file (found in the region's metadata), and a heartbeat into the
  * region's Redis so readers and warmups place chunks on it.
@@ -77,6 +78,7 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
     membership: new Membership({ redis: region.redis, volume: ctx.config.volume }),
     logger: log,
     processMetrics: true,
+    graceMs: Math.floor(ctx.config.replicator.stopTimeout * 0.8),
     ...(opts.id !== undefined ? { id: opts.id } : {}),
     ...(opts.advertise !== undefined ? { advertise: opts.advertise } : {}),
   });
@@ -96,6 +98,7 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
     `cache node ${started.id} of region ${region.name} serving ${started.url} (${formatBytes(node.cache.used)} of ${formatBytes(capacity)} held, weight ${weight})`,
   );
   await stopSignal(log);
-  await node.stop();
+  await stopWithin(() => node.stop(), { timeoutMs: ctx.config.replicator.stopTimeout, logger: log, what: 'cache node' });
   out.event({ event: 'stopped', id: started.id });
+  exitSoon(0);
 }
