@@ -49,10 +49,12 @@ export async function retryFailedCommand(ctx: Context, out: Output, opts: { regi
     const request = failure.request as Partial<CopyRequest> | undefined;
     if (request?.chunk === failure.chunk && typeof request.size === 'number') requests.push({ ...(request as CopyRequest), first: false });
   }
-  const queued = await copies.enqueue(requests);
+  // Within the backlog like every producer: what does not fit is queued by the next reconcile pass.
+  const queued = await copies.enqueue(requests, { ifRoom: true });
   const retried = queued.queued + (await copies.retryFailed());
-  out.result({ event: 'summary', command: 'retry-failed', region: region.name, retried }, [
-    `${retried} failed cop${retried === 1 ? 'y' : 'ies'} queued again in ${region.name}`,
+  out.result({ event: 'summary', command: 'retry-failed', region: region.name, retried, deferred: queued.deferred }, [
+    `${retried} failed cop${retried === 1 ? 'y' : 'ies'} queued again in ${region.name}` +
+      (queued.deferred > 0 ? ` (${queued.deferred} more when the queue has room: the reconciler queues them)` : ''),
   ]);
 }
 
