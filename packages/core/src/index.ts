@@ -10,7 +10,7 @@ export {
   nativeChunkId,
   parseChunkId,
 } from './chunk-id.js';
-export { concurrencyLimit, forEachLimit, readAhead } from './concurrency.js';
+export { concurrencyLimit, forEachLimit, Pause, readAhead } from './concurrency.js';
 export {
   type FerryConfig,
   loadConfig,

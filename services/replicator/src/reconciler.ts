@@ -1,4 +1,4 @@
-import { type ChunkId, FencedError, type Logger, messageOf } from '@ferry/core';
+import { type ChunkId, FencedError, type Logger, messageOf, Pause } from '@ferry/core';
 import type { CopyQueue, CopyRequest } from '@ferry/jobs';
 import type { Meta, MirrorMeta } from '@ferry/meta';
 import type { Metrics } from './metrics.js';
@@ -41,7 +41,7 @@ export class Reconciler {
   readonly #o: ReconcilerOptions;
   #running: Promise<void> | undefined;
   #stopping = false;
-  #wake: (() => void) | undefined;
+  readonly #pause = new Pause();
   #soon = false;
   lastError: string | undefined;
   passes = 0;
@@ -56,26 +56,19 @@ export class Reconciler {
 
   async stop(): Promise<void> {
     this.#stopping = true;
-    this.#wake?.();
+    this.#pause.wake();
     await this.#running;
   }
 
   /** Run a pass soon (chunks were left out of a full backlog, or a resync finished). */
   wake(): void {
     this.#soon = true;
-    this.#wake?.();
+    this.#pause.wake();
   }
 
   #sleep(ms: number): Promise<void> {
     if (this.#stopping) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#wake = done;
-    });
+    return this.#pause.sleep(ms);
   }
 
   async #loop(): Promise<void> {

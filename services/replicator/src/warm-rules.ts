@@ -1,4 +1,4 @@
-import { type Entry, isWithin, type Logger, messageOf, NotFoundError, UnavailableError, type WarmRule } from '@ferry/core';
+import { type Entry, isWithin, type Logger, messageOf, NotFoundError, Pause, UnavailableError, type WarmRule } from '@ferry/core';
 import { type ChangeRecord, type Lease, type Meta, needsResync, parseStreamId, type RedisClient } from '@ferry/meta';
 import type { Metrics } from './metrics.js';
 import type { WarmFlows } from './warmup.js';
@@ -53,7 +53,7 @@ export class WarmRules {
   readonly #leaseTtlMs: number;
   #running: Promise<void> | undefined;
   #stopping = false;
-  #wake: (() => void) | undefined;
+  readonly #pause = new Pause();
 
   constructor(options: WarmRulesOptions) {
     this.#o = options;
@@ -67,7 +67,7 @@ export class WarmRules {
 
   async stop(): Promise<void> {
     this.#stopping = true;
-    this.#wake?.();
+    this.#pause.wake();
     await this.#o.source.close();
     await this.#running;
     await this.#o.lease.release().catch(() => {});
@@ -75,14 +75,7 @@ export class WarmRules {
 
   #sleep(ms: number): Promise<void> {
     if (this.#stopping) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#wake = done;
-    });
+    return this.#pause.sleep(ms);
   }
 
   async #loop(): Promise<void> {

@@ -1,4 +1,4 @@
-import { type Entry, FencedError, isChunkId, type Logger, messageOf } from '@ferry/core';
+import { type Entry, FencedError, isChunkId, type Logger, messageOf, Pause } from '@ferry/core';
 import { originRead } from '@ferry/fetch';
 import type { CopyQueue, CopyRequest } from '@ferry/jobs';
 import { type ChangeRecord, historyChange, type Lease, type Meta, type MirrorMeta, ResyncIncompleteError } from '@ferry/meta';
@@ -62,7 +62,7 @@ export class Watcher {
   #stopping = false;
   #token = '';
   #leaseAt = 0;
-  #wake: (() => void) | undefined;
+  readonly #pause = new Pause();
   lastError: string | undefined;
   lastAppliedAt: number | undefined;
 
@@ -92,7 +92,7 @@ export class Watcher {
   /** Stop after the current step (a pause between steps ends at once) and give the lease back. */
   async stop(): Promise<void> {
     this.#stopping = true;
-    this.#wake?.();
+    this.#pause.wake();
     await this.#running;
     // Released whatever this replica believes: the script only deletes a lease this owner holds.
     await this.#o.lease.release().catch(() => {});
@@ -102,14 +102,7 @@ export class Watcher {
   /** Wait `ms`, or less when stop() is called. */
   #sleep(ms: number): Promise<void> {
     if (this.#stopping) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#wake = done;
-    });
+    return this.#pause.sleep(ms);
   }
 
   async #loop(): Promise<void> {
