@@ -2,7 +2,7 @@ import { type ChunkRef, CorruptError, type Logger, messageOf, NotFoundError, Pre
 import { MemoryCache } from './memory-cache.js';
 import type { ChunkContext } from './origin.js';
 import type { Tier } from './tier.js';
-import { verifyChunk } from './verify.js';
+import { verifiedChunk } from './verify.js';
 
 export interface TierStats {
   /** Bytes served per tier name (verified): the egress bill. `memory` counts process-cache hits. */
@@ -87,7 +87,7 @@ export class ChunkReader {
       try {
         bytes = await tier.get(ref, context);
         if (bytes === undefined) continue;
-        verifyChunk(ref, bytes, tier.name);
+        bytes = await verifiedChunk(ref, bytes, tier.name);
       } catch (err) {
         this.stats.bad[tier.name] = (this.stats.bad[tier.name] ?? 0) + 1;
         failures.push(`${tier.name}: ${messageOf(err)}`);

@@ -1,3 +1,14 @@
+/**
+ * Buffers made here and handed to one caller, who holds the only reference: the chunk engine may
+ * move such a buffer to a hashing thread and back instead of copying it (`verifiedChunk`).
+ */
+const sole = new WeakSet<Buffer>();
+
+/** Whether `bytes` came from `readBounded` and was not taken yet; taking it forgets it. */
+export function takeSole(bytes: Buffer): boolean {
+  return sole.delete(bytes);
+}
+
 /** Buffers of at most this many bytes are allocated before any byte arrives; larger limits grow. */
 const UPFRONT = 16 * 2 ** 20;
 
@@ -8,13 +19,14 @@ const UPFRONT = 16 * 2 ** 20;
  * unknown size starts at 16 MiB and doubles.
  */
 export async function readBounded(body: AsyncIterable<unknown> & { destroy?: () => void }, limit: number): Promise<Buffer> {
-  let out = Buffer.allocUnsafe(Math.min(limit, UPFRONT) + 1);
+  // Never from Node's shared slab: the buffer's memory must be its own to be moved.
+  let out = Buffer.allocUnsafeSlow(Math.min(limit, UPFRONT) + 1);
   let length = 0;
   for await (const part of body) {
     const buf = part as Buffer;
     const take = Math.min(limit + 1 - length, buf.length);
     if (length + take > out.length) {
-      const bigger = Buffer.allocUnsafe(Math.min(limit + 1, Math.max(out.length * 2, length + take)));
+      const bigger = Buffer.allocUnsafeSlow(Math.min(limit + 1, Math.max(out.length * 2, length + take)));
       out.copy(bigger, 0, 0, length);
       out = bigger;
     }
@@ -25,5 +37,7 @@ export async function readBounded(body: AsyncIterable<unknown> & { destroy?: () 
       break;
     }
   }
-  return out.subarray(0, length);
+  const result = out.subarray(0, length);
+  sole.add(result);
+  return result;
 }

@@ -142,7 +142,7 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
           throw err;
         }
         if (!bytes) return undefined;
-        verifyChunk(want, bytes, 'upstream');
+        await verifyChunk(want, bytes, 'upstream');
         metrics.upstreamBytes.inc(bytes.length);
         try {
           if ((await cache.put(want.id, bytes)) === 'stored') metrics.stored.inc({ via: 'fill' });
@@ -235,7 +235,7 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
     }
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     try {
-      verifyChunk({ id, size }, body, 'upload');
+      await verifyChunk({ id, size }, body, 'upload');
     } catch (err) {
       if (err instanceof CorruptError) metrics.corrupt.inc({ where: 'upload' });
       throw err;

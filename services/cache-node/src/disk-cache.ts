@@ -133,7 +133,7 @@ export class DiskCache {
     }
     let bytes: Buffer;
     try {
-      bytes = this.#verified(id, size, raw);
+      bytes = await this.#verified(id, size, raw);
     } catch (err) {
       this.#log.error({ chunk: id, path: this.pathOf(id), reason: messageOf(err) }, 'cached chunk failed verification; deleting it');
       await this.delete(id, 'corrupt');
@@ -144,13 +144,13 @@ export class DiskCache {
   }
 
   /** The chunk's bytes of a file, or a thrown CorruptError. */
-  #verified(id: ChunkId, size: number, raw: Buffer): Buffer {
+  async #verified(id: ChunkId, size: number, raw: Buffer): Promise<Buffer> {
     if (isNativeChunkId(id)) {
-      verifyChunk({ id, size }, raw, 'the cache disk');
+      await verifyChunk({ id, size }, raw, 'the cache disk');
       return raw;
     }
     const bytes = raw.subarray(0, size);
-    verifyChunk({ id, size }, raw.subarray(0, raw.length - TRAILER), 'the cache disk');
+    await verifyChunk({ id, size }, raw.subarray(0, raw.length - TRAILER), 'the cache disk');
     if (!createHash('sha256').update(bytes).digest().equals(raw.subarray(size))) {
       throw new CorruptError(`chunk ${id} from the cache disk: sha256 trailer mismatch`);
     }
