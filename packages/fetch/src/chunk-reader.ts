@@ -54,6 +54,11 @@ export class ChunkReader {
     }
   }
 
+  /** Chunk fetches that keep every tier's servers busy (at least 1). */
+  get parallelism(): number {
+    return Math.max(1, ...this.#tiers.map((t) => t.parallelism?.() ?? 0));
+  }
+
   get tierNames(): string[] {
     return ['memory', ...this.#tiers.map((t) => t.name)];
   }
@@ -87,7 +92,13 @@ export class ChunkReader {
       try {
         bytes = await tier.get(ref, context);
         if (bytes === undefined) continue;
-        bytes = await verifiedChunk(ref, bytes, tier.name);
+        try {
+          bytes = await verifiedChunk(ref, bytes, tier.name);
+        } catch (err) {
+          // A wrong copy is the server's to drop; the next tier serves this read.
+          if (err instanceof CorruptError) tier.reportBad?.(ref);
+          throw err;
+        }
       } catch (err) {
         this.stats.bad[tier.name] = (this.stats.bad[tier.name] ?? 0) + 1;
         failures.push(`${tier.name}: ${messageOf(err)}`);

@@ -6,7 +6,7 @@ import { piecesOf, type RegionReader } from '@ferry/reader';
 
 export interface GetOptions {
   reader: RegionReader;
-  /** Chunks fetched and written at once (memory: this × chunk size). */
+  /** Chunks fetched and written at once, at least (memory: the window × chunk size). */
   prefetch: number;
   onBytes?: (delta: number) => void;
 }
@@ -50,23 +50,28 @@ export async function getFile(entry: Entry, dest: string, options: GetOptions): 
         return done;
       });
       let failed = false;
-      await forEachLimit(pieces, Math.max(1, options.prefetch), async (piece, i) => {
-        try {
-          const bytes = await options.reader.fetch(piece.ref, { entry, offset: piece.offset });
-          await writeAt(handle, bytes, piece.offset).catch((err) => {
-            throw localIoError(err, 'cannot write', dest);
-          });
-          options.onBytes?.(bytes.length);
-          if (i > 0) await fed[i - 1];
-          if (!failed) await whole?.update(bytes);
-        } catch (err) {
-          // The calls waiting for their turn must not wait for this one forever.
-          failed = true;
-          throw err;
-        } finally {
-          turns[i]?.();
-        }
-      });
+      // At least `prefetch`, more once the reader knows how many cache nodes there are to keep busy.
+      await forEachLimit(
+        pieces,
+        () => Math.max(options.prefetch, options.reader.window),
+        async (piece, i) => {
+          try {
+            const bytes = await options.reader.fetch(piece.ref, { entry, offset: piece.offset });
+            await writeAt(handle, bytes, piece.offset).catch((err) => {
+              throw localIoError(err, 'cannot write', dest);
+            });
+            options.onBytes?.(bytes.length);
+            if (i > 0) await fed[i - 1];
+            if (!failed) await whole?.update(bytes);
+          } catch (err) {
+            // The calls waiting for their turn must not wait for this one forever.
+            failed = true;
+            throw err;
+          } finally {
+            turns[i]?.();
+          }
+        },
+      );
     } finally {
       await handle.close();
     }
