@@ -10,7 +10,10 @@ const root = process.argv[2];
 const fds = new Map();
 const fdOf = (path) => {
   let fd = fds.get(path);
-  if (fd === undefined) fds.set(path, (fd = openSync(path, 'r')));
+  if (fd === undefined) {
+    fd = openSync(path, 'r');
+    fds.set(path, fd);
+  }
   return fd;
 };
 
