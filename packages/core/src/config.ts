@@ -30,6 +30,8 @@ const regionSchema = z
         replicas: z.number().int().min(1).max(8).default(2),
         token: z.string().min(1).optional(),
         connectTimeoutMs: z.number().int().min(10).max(60_000).default(300),
+        /** Bytes per second a cache node's background scrub re-hashes its chunks at; 0 turns it off. */
+        scrubBytesPerSecond: size.default(32 * 2 ** 20),
       })
       .strict()
       .optional(),

@@ -13,7 +13,7 @@ import {
 import { type ChunkContext, verifyChunk } from '@ferry/fetch';
 import { bearerAuth } from '@ferry/runtime';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { DiskCache } from './disk-cache.js';
+import type { DiskCache, OpenChunk } from './disk-cache.js';
 import { type CacheMetrics, createCacheMetrics } from './metrics.js';
 import { type ChunkWant, chunkContext, type EntryLookup, type Upstream } from './upstream.js';
 
@@ -36,7 +36,17 @@ export interface CacheNodeAppOptions {
   logger?: Logger;
 }
 
-/** At most `max` calls at once; a finished call hands its slot straight to the next waiter. */
+/** What a chunk request is served from: the verified file, or bytes in memory. */
+interface Obtained {
+  file?: OpenChunk;
+  bytes?: Buffer;
+  size: number;
+  via: 'hit' | 'fill';
+}
+
+/** Read size when streaming a chunk file. */
+const STREAM_BUFFER = 1 << 20;
+
 const STATUS: Partial<Record<ErrorCode, number>> = {
   INVALID_ARGUMENT: 400,
   INVALID_PATH: 400,
@@ -74,6 +84,8 @@ export function parseRange(header: string | undefined, length: number): { start:
  *   PUT    /chunks/:id           store verified bytes (x-ferry-size or Content-Length required); 422 if they do not match the id
  *   DELETE /chunks/:id           204, held or not
  *   POST   /chunks/:id/fill?size=N[&path=P]   read through without sending the bytes back: {state: held|fetched}
+ *   POST   /chunks/:id/bad       a reader found the copy it got from here wrong: the node hashes its own copy
+ *                                 and evicts it when wrong → {state: evicted|verified|missing}
  *   POST   /chunks/has           {ids: [...]} → {has: [...]}: which of them are held (residency checks)
  *   GET    /inventory?cursor=&limit=  held ids in ascending order, a page at a time
  *   GET    /metrics, GET /healthz (the only route open without the token)
@@ -157,16 +169,22 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
     return running;
   };
 
-  const obtain = async (
-    req: FastifyRequest,
-    id: ChunkId,
-    size: number | undefined,
-  ): Promise<{ bytes: Buffer; via: 'hit' | 'fill' } | undefined> => {
+  /**
+   * A held chunk as its verified file (streamed, not hashed), or its bytes (verified now, or
+   * read through on a miss), or undefined.
+   */
+  const obtain = async (req: FastifyRequest, id: ChunkId, size: number | undefined): Promise<Obtained | undefined> => {
     if (cache.has(id)) {
-      const held = await cache.read(id);
+      const opened = await cache.openVerified(id);
+      if (opened && opened !== 'unverified') {
+        metrics.hits.inc();
+        return { file: opened, size: opened.size, via: 'hit' };
+      }
+      // Not in its verified state (a restart lost the record, or the file changed): hash it first.
+      const held = opened === 'unverified' ? await cache.read(id) : undefined;
       if (Buffer.isBuffer(held)) {
         metrics.hits.inc();
-        return { bytes: held, via: 'hit' };
+        return { bytes: held, size: held.length, via: 'hit' };
       }
       if (held === 'corrupt') metrics.corrupt.inc({ where: 'disk' });
     }
@@ -174,7 +192,7 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
     if (size === undefined) return undefined;
     const want = { id, size };
     const filled = await fill(want, await contextOf(req, want));
-    return filled ? { bytes: filled.bytes, via: 'fill' } : undefined;
+    return filled ? { bytes: filled.bytes, size: filled.bytes.length, via: 'fill' } : undefined;
   };
 
   const notHeld = (reply: FastifyReply, id: ChunkId, readThrough: boolean) =>
@@ -211,18 +229,31 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
     const size = wantedSize(req);
     const got = await limit(() => obtain(req, id, upstream ? size : undefined));
     if (!got) return notHeld(reply, id, size !== undefined && upstream !== undefined);
-    const range = parseRange(req.headers.range, got.bytes.length);
+    const range = parseRange(req.headers.range, got.size);
     reply.header('accept-ranges', 'bytes').header('x-ferry-cache', got.via);
     if (range === 'unsatisfiable') {
+      await got.file?.handle.close();
       return reply
         .code(416)
-        .header('content-range', `bytes */${got.bytes.length}`)
-        .send({ error: 'RANGE_NOT_SATISFIABLE', message: `chunk ${id} has ${got.bytes.length} bytes` });
+        .header('content-range', `bytes */${got.size}`)
+        .send({ error: 'RANGE_NOT_SATISFIABLE', message: `chunk ${id} has ${got.size} bytes` });
     }
-    const body = range ? got.bytes.subarray(range.start, range.end + 1) : got.bytes;
-    metrics.bytesServed.inc(body.length);
-    if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${got.bytes.length}`);
-    return reply.header('content-type', 'application/octet-stream').send(body);
+    const { start, end } = range ?? { start: 0, end: got.size - 1 };
+    metrics.bytesServed.inc(end - start + 1);
+    if (range) reply.code(206).header('content-range', `bytes ${start}-${end}/${got.size}`);
+    reply.header('content-type', 'application/octet-stream').header('content-length', end - start + 1);
+    if (got.bytes) return reply.send(range ? got.bytes.subarray(start, end + 1) : got.bytes);
+    // From the verified file as it is: no hashing, no whole-chunk buffer, ranges read only their bytes.
+    return reply.send(got.file?.handle.createReadStream({ start, end, highWaterMark: STREAM_BUFFER }));
+  });
+
+  app.post('/chunks/:id/bad', async (req) => {
+    const id = chunkParam(req);
+    // A reader's word is not enough to evict: the node hashes its own copy and drops it only if wrong.
+    const state = await limit(() => cache.check(id));
+    if (state === 'corrupt') metrics.corrupt.inc({ where: 'reported' });
+    log.warn({ chunk: id, state }, 'a reader reported a bad copy of a chunk from here');
+    return { id, state: state === 'corrupt' ? 'evicted' : state };
   });
 
   app.put('/chunks/:id', { bodyLimit: maxChunkBytes }, async (req, reply) => {
