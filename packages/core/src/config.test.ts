@@ -28,7 +28,7 @@ describe('config', () => {
   it('parses the documented example, expands env references and freezes the result', () => {
     const config = parseConfigText(good, { env: { FERRY_CACHE_TOKEN: 's3cret' } });
     expect(config.chunkSize).toBe(8 * 2 ** 20);
-    expect(config.regions.eu?.cache).toEqual({ replicas: 2, token: 's3cret', connectTimeoutMs: 300 });
+    expect(config.regions.eu?.cache).toEqual({ replicas: 2, token: 's3cret', connectTimeoutMs: 300, scrubBytesPerSecond: 32 * 2 ** 20 });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.regions.eu?.cache)).toBe(true);
     expect(regionConfig(config, 'src').store).toBe('file:///var/lib/ferry/src');
