@@ -51,16 +51,6 @@ describe('HashPool', () => {
     expect(digests).toEqual(files.map(hex));
   });
 
-  it('moves a buffer it alone holds to a thread and back, without a copy', async () => {
-    const bytes = Buffer.allocUnsafeSlow(2 ** 20).fill(7);
-    const expected = hex(bytes);
-    const moved = await pool.sha256Moving(bytes);
-    expect(moved.hex).toBe(expected);
-    expect(bytes.length).toBe(0); // detached: only the returned buffer may be used
-    expect(moved.bytes.length).toBe(2 ** 20);
-    expect(moved.bytes.every((b) => b === 7)).toBe(true);
-  });
-
   it('an empty session is the hash of nothing', async () => {
     expect(await pool.session().digest()).toBe(hex(Buffer.alloc(0)));
   });

@@ -1,8 +1,9 @@
 import { type ChunkRef, CorruptError, type Logger, messageOf, NotFoundError, PreconditionFailedError, silentLogger } from '@ferry/core';
 import { MemoryCache } from './memory-cache.js';
 import type { ChunkContext } from './origin.js';
+import { recycle } from './read-bounded.js';
 import type { Tier } from './tier.js';
-import { verifiedChunk } from './verify.js';
+import { verifyChunk } from './verify.js';
 
 export interface TierStats {
   /** Bytes served per tier name (verified): the egress bill. `memory` counts process-cache hits. */
@@ -37,7 +38,9 @@ export class ChunkReader {
   readonly #tiers: Tier[];
   readonly #memory: MemoryCache | undefined;
   readonly #log: Logger;
-  readonly #inflight = new Map<string, Promise<Buffer>>();
+  readonly #inflight = new Map<string, { promise: Promise<Buffer>; waiters: number }>();
+  /** Verified chunks handed to exactly one caller and kept nowhere else: `release` may reuse them. */
+  readonly #sole = new WeakSet<Buffer>();
   readonly #fallbackFrom: number;
   readonly #onFallback: ChunkReaderOptions['onFallback'];
 
@@ -72,10 +75,33 @@ export class ChunkReader {
     // A fetch without its file cannot reach an origin, so one with it must not wait on it.
     const key = context ? ref.id : `${ref.id} without context`;
     const running = this.#inflight.get(key);
-    if (running) return running;
-    const promise = this.#fetchThroughTiers(ref, context).finally(() => this.#inflight.delete(key));
-    this.#inflight.set(key, promise);
-    return promise;
+    if (running) {
+      running.waiters += 1;
+      return running.promise;
+    }
+    const flight = { promise: this.#fetchThroughTiers(ref, context), waiters: 1 };
+    flight.promise = flight.promise.then(
+      (bytes) => {
+        this.#inflight.delete(key);
+        // Handed to one caller and not kept in memory: that caller may give it back.
+        if (flight.waiters === 1 && !this.#memory?.has(ref.id)) this.#sole.add(bytes);
+        return bytes;
+      },
+      (err: unknown) => {
+        this.#inflight.delete(key);
+        throw err;
+      },
+    );
+    this.#inflight.set(key, flight);
+    return flight.promise;
+  }
+
+  /**
+   * The caller is done with bytes `fetch` returned: when nobody else got them, their buffer is
+   * reused for a later chunk (no page faults, no garbage). Nothing may use `bytes` afterwards.
+   */
+  release(bytes: Buffer): void {
+    if (this.#sole.delete(bytes)) recycle(bytes);
   }
 
   #count(tier: string, bytes: number): void {
@@ -93,7 +119,7 @@ export class ChunkReader {
         bytes = await tier.get(ref, context);
         if (bytes === undefined) continue;
         try {
-          bytes = await verifiedChunk(ref, bytes, tier.name);
+          await verifyChunk(ref, bytes, tier.name);
         } catch (err) {
           // A wrong copy is the server's to drop; the next tier serves this read.
           if (err instanceof CorruptError) tier.reportBad?.(ref);

@@ -1,26 +1,47 @@
-/**
- * Buffers made here and handed to one caller, who holds the only reference: the chunk engine may
- * move such a buffer to a hashing thread and back instead of copying it (`verifiedChunk`).
- */
-const sole = new WeakSet<Buffer>();
-
-/** Whether `bytes` came from `readBounded` and was not taken yet; taking it forgets it. */
-export function takeSole(bytes: Buffer): boolean {
-  return sole.delete(bytes);
-}
-
 /** Buffers of at most this many bytes are allocated before any byte arrives; larger limits grow. */
 const UPFRONT = 16 * 2 ** 20;
 
 /**
+ * Chunk buffers given back by their last user (`recycle`), by capacity, for the next read. A
+ * fresh multi-MiB buffer costs page faults to fill and garbage collections to free; a reused one
+ * costs neither. Bounded in bytes.
+ */
+const spare = new Map<number, ArrayBuffer[]>();
+let spareBytes = 0;
+const SPARE_LIMIT = 128 * 2 ** 20;
+
+function allocate(capacity: number): Buffer {
+  const reused = spare.get(capacity)?.pop();
+  if (reused) {
+    spareBytes -= capacity;
+    return Buffer.from(reused);
+  }
+  // Never from Node's shared slab: the buffer's memory must be its own to be reused.
+  return Buffer.allocUnsafeSlow(capacity);
+}
+
+/**
+ * Give a buffer `readBounded` made back for reuse. Only its last user may: nothing may read or
+ * keep `bytes` afterwards.
+ */
+export function recycle(bytes: Buffer): void {
+  const memory = bytes.buffer;
+  if (!(memory instanceof ArrayBuffer) || memory.byteLength === 0 || spareBytes + memory.byteLength > SPARE_LIMIT) return;
+  const list = spare.get(memory.byteLength) ?? [];
+  if (list.includes(memory)) return;
+  list.push(memory);
+  spare.set(memory.byteLength, list);
+  spareBytes += memory.byteLength;
+}
+
+/**
  * Read a body into one buffer, `limit` bytes at most plus one: one byte over already proves a
  * copy wrong, so reading stops there and the body is destroyed. A chunk-sized limit is one
- * allocation (the chunk is held once, not as parts plus their join); a large limit for a body of
- * unknown size starts at 16 MiB and doubles.
+ * allocation (the chunk is held once, not as parts plus their join), reused when its last user
+ * recycled it; a large limit for a body of unknown size starts at 16 MiB and doubles.
  */
 export async function readBounded(body: AsyncIterable<unknown> & { destroy?: () => void }, limit: number): Promise<Buffer> {
-  // Never from Node's shared slab: the buffer's memory must be its own to be moved.
-  let out = Buffer.allocUnsafeSlow(Math.min(limit, UPFRONT) + 1);
+  let out = allocate(Math.min(limit, UPFRONT) + 1);
   let length = 0;
   for await (const part of body) {
     const buf = part as Buffer;
@@ -37,7 +58,5 @@ export async function readBounded(body: AsyncIterable<unknown> & { destroy?: () 
       break;
     }
   }
-  const result = out.subarray(0, length);
-  sole.add(result);
-  return result;
+  return out.subarray(0, length);
 }

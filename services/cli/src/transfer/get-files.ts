@@ -63,6 +63,8 @@ export async function getFile(entry: Entry, dest: string, options: GetOptions): 
             options.onBytes?.(bytes.length);
             if (i > 0) await fed[i - 1];
             if (!failed) await whole?.update(bytes);
+            // Written, and hashed or copied for hashing: the buffer goes back for a later chunk.
+            options.reader.chunks.release(bytes);
           } catch (err) {
             // The calls waiting for their turn must not wait for this one forever.
             failed = true;
