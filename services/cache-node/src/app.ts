@@ -241,10 +241,22 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
     const { start, end } = range ?? { start: 0, end: got.size - 1 };
     metrics.bytesServed.inc(end - start + 1);
     if (range) reply.code(206).header('content-range', `bytes ${start}-${end}/${got.size}`);
-    reply.header('content-type', 'application/octet-stream').header('content-length', end - start + 1);
+    reply.header('content-type', 'application/octet-stream');
     if (got.bytes) return reply.send(range ? got.bytes.subarray(start, end + 1) : got.bytes);
-    // From the verified file as it is: no hashing, no whole-chunk buffer, ranges read only their bytes.
-    return reply.send(got.file?.handle.createReadStream({ start, end, highWaterMark: STREAM_BUFFER }));
+    // From the verified file as it is: no hashing, no whole-chunk buffer, ranges read only their
+    // bytes; a small range is one read.
+    const file = got.file as OpenChunk;
+    if (end - start < STREAM_BUFFER) {
+      try {
+        const { buffer, bytesRead } = await file.handle.read(Buffer.allocUnsafe(end - start + 1), 0, end - start + 1, start);
+        if (bytesRead !== buffer.length) throw new CorruptError(`chunk ${id}: its file is shorter than when it was verified`);
+        return reply.send(buffer);
+      } finally {
+        await file.handle.close();
+      }
+    }
+    reply.header('content-length', end - start + 1);
+    return reply.send(file.handle.createReadStream({ start, end, highWaterMark: STREAM_BUFFER }));
   });
 
   app.post('/chunks/:id/bad', async (req) => {

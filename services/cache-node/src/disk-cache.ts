@@ -35,6 +35,7 @@ const TRAILER = 32;
 /** In-flight writes: inside the cache dir (same filesystem, so rename is atomic), wiped at start. */
 const TMP_DIR = '.tmp';
 const FAN = /^[0-9a-f]{2}$/;
+const TOUCH_EVERY_MS = 60_000;
 
 export type EvictReason = 'lru' | 'corrupt' | 'missing' | 'delete';
 
@@ -79,6 +80,8 @@ export class DiskCache {
   /** Unlinks of evicted files still running: a new copy of the same id must not land before them. */
   readonly #unlinking = new Map<ChunkId, Promise<void>>();
   #sorted: { version: number; ids: ChunkId[] } | undefined;
+  /** When each chunk's file time was last set. */
+  readonly #touched = new Map<ChunkId, number>();
 
   private constructor(options: DiskCacheOptions) {
     if (!Number.isSafeInteger(options.capacity) || options.capacity <= 0) {
@@ -130,9 +133,14 @@ export class DiskCache {
     if (size === undefined) return;
     this.#index.delete(id);
     this.#index.set(id, size);
+    // The file's time only orders a rebuild after a restart: a minute's precision is plenty, and
+    // a hot chunk read thousands of times a second costs no syscall per read.
+    const now = Date.now();
+    if (now - (this.#touched.get(id) ?? 0) < TOUCH_EVERY_MS) return;
+    this.#touched.set(id, now);
+    if (this.#touched.size > this.#index.size * 2) this.#touched.clear();
     const mtime = this.#states?.get(id)?.mtimeMs;
-    const now = new Date();
-    utimes(this.pathOf(id), now, mtime === undefined ? now : new Date(mtime)).catch(() => {});
+    utimes(this.pathOf(id), new Date(now), new Date(mtime ?? now)).catch(() => {});
   }
 
   /** Ids held, least recently used first (a snapshot, for the scrub). */

@@ -144,7 +144,9 @@ export const reads = {
       // Baselines first: the plain server read whole by curl and by the keep-alive client, and
       // in the cache-node pattern (8 MiB ranges, 4 in flight).
       const curlWhole = await mustRun('curl', ['-s', '-o', '/dev/null', plainUrl]);
+      const plainCpu = cpuSeconds(plain.pid);
       const undiciWhole = await measured(() => fetchDrain(agent, plainUrl));
+      const plainServerCpu = (cpuSeconds(plain.pid) - plainCpu) / gib;
       const ranges = entry.chunks.map((c, i) => ({
         url: plainUrl,
         headers: { range: `bytes=${i * entry.chunkSize}-${i * entry.chunkSize + c.size - 1}` },
@@ -296,7 +298,7 @@ export const reads = {
         rows,
         notes: [
           `One ${gib.toFixed(2)} GiB file of 8 MiB chunks. Reader rows run in this process; every chunk is sha256-verified (the plain server verifies nothing). CPU s/GiB counts this process's threads and, for cache-node rows, the node process.`,
-          'The plain server is a separate Node process (lib/static-server.mjs: positional reads, 4 MiB stream buffers), read by curl and by undici (the client of the cache tier).',
+          `The plain server is a separate Node process (lib/static-server.mjs: positional reads, 4 MiB stream buffers), read by curl and by undici (the client of the cache tier); it used ${plainServerCpu.toFixed(2)} CPU s/GiB serving the whole file to undici (the client ${(undiciWhole.cpu / gib).toFixed(2)}).`,
         ],
       };
     } finally {
