@@ -13,8 +13,19 @@ const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const sessions = new Map();
+// The pool's staging slots, sent once each: later messages name a slot instead of carrying it
+// (a SharedArrayBuffer in a message costs more than hashing a slot's worth).
+const slots = new Map();
 parentPort.on('message', (m) => {
   try {
+    if (m.op === 'forget') {
+      slots.delete(m.slot);
+      return;
+    }
+    if (m.slot !== undefined) {
+      if (m.bytes) slots.set(m.slot, m.bytes.buffer);
+      m.bytes = new Uint8Array(slots.get(m.slot), 0, m.length);
+    }
     if (m.op === 'hash') {
       parentPort.postMessage({ id: m.id, hex: createHash('sha256').update(m.bytes).digest('hex') });
     } else if (m.op === 'update') {
@@ -82,6 +93,13 @@ const IN_FLIGHT = 4 * SLOT;
 /** Slots kept for reuse; more may be made while many sessions run at once. */
 const KEEP_SLOTS = 64;
 
+/** A staging slot: shared memory the threads that have seen it know by its number. */
+interface Slot {
+  id: number;
+  bytes: Buffer;
+  known: Set<Thread>;
+}
+
 /**
  * sha256 on a pool of worker threads, so hashing never runs on the event loop of a busy process
  * and one process can use every core. Buffers in shared memory are read by the threads where they
@@ -99,7 +117,8 @@ export class HashPool {
   readonly #inlineBelow: number;
   readonly #pool: Thread[] = [];
   readonly #pending = new Map<number, Pending>();
-  readonly #slots: Buffer[] = [];
+  readonly #slots: Slot[] = [];
+  #nextSlot = 1;
   #nextId = 1;
   #nextSession = 1;
   #closed = false;
@@ -124,7 +143,7 @@ export class HashPool {
   session(): HashSession {
     const thread = this.#pick();
     const session = this.#nextSession++;
-    let stage: Buffer | undefined;
+    let stage: Slot | undefined;
     let staged = 0;
     let inFlight = 0;
     const waiters: Array<() => void> = [];
@@ -136,7 +155,7 @@ export class HashPool {
       stage = undefined;
       staged = 0;
       inFlight += length;
-      this.#send(thread, { op: 'update', session, bytes: slot.subarray(0, length) }, length).then(
+      this.#send(thread, { op: 'update', session, slot, length }, length).then(
         () => {
           this.#giveSlot(slot);
           inFlight -= length;
@@ -157,9 +176,9 @@ export class HashPool {
           return;
         }
         for (let at = 0; at < bytes.byteLength; ) {
-          stage ??= this.#slots.pop() ?? Buffer.from(new SharedArrayBuffer(SLOT));
+          stage ??= this.#slots.pop() ?? { id: this.#nextSlot++, bytes: Buffer.from(new SharedArrayBuffer(SLOT)), known: new Set() };
           const take = Math.min(SLOT - staged, bytes.byteLength - at);
-          stage.set(bytes.subarray(at, at + take), staged);
+          stage.bytes.set(bytes.subarray(at, at + take), staged);
           staged += take;
           at += take;
           if (staged === SLOT) flush();
@@ -187,8 +206,13 @@ export class HashPool {
     await Promise.all(threads.map((t) => t.worker.terminate()));
   }
 
-  #giveSlot(slot: Buffer): void {
-    if (this.#slots.length < KEEP_SLOTS) this.#slots.push(slot);
+  #giveSlot(slot: Slot): void {
+    if (this.#slots.length < KEEP_SLOTS) {
+      this.#slots.push(slot);
+      return;
+    }
+    // Not kept: the threads that hold it let it go too.
+    for (const thread of slot.known) if (this.#pool.includes(thread)) thread.worker.postMessage({ op: 'forget', slot: slot.id });
   }
 
   /** The least loaded thread, starting one while fewer than `threads` run. */
@@ -226,16 +250,26 @@ export class HashPool {
     return thread;
   }
 
-  /** Bytes, when given, are in shared memory: the message carries a view, never a copy. */
-  #send(thread: Thread, message: { op: string; session?: number; bytes?: Uint8Array }, bytes: number): Promise<string | undefined> {
+  /**
+   * Bytes, when given, are in shared memory: the message carries a view, never a copy; a slot
+   * goes with its first message to a thread and is named by its number afterwards.
+   */
+  #send(
+    thread: Thread,
+    message: { op: string; session?: number; bytes?: Uint8Array; slot?: Slot; length?: number },
+    bytes: number,
+  ): Promise<string | undefined> {
     const id = this.#nextId++;
+    const { slot, ...rest } = message;
+    const wire = slot ? { ...rest, slot: slot.id, ...(slot.known.has(thread) ? {} : { bytes: slot.bytes }) } : rest;
+    slot?.known.add(thread);
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, thread, bytes });
       // A thread with work keeps the process alive until the answer is in.
       if (thread.busy === 0) thread.worker.ref();
       thread.busy += 1;
       thread.bytes += bytes;
-      thread.worker.postMessage({ ...message, id });
+      thread.worker.postMessage({ ...wire, id });
     });
   }
 
