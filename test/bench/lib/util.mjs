@@ -239,3 +239,11 @@ export async function stopChild(child) {
 
 /** MiB/s of `bytes` moved in `ms`. */
 export const mibps = (bytes, ms) => bytes / MiB / (ms / 1000);
+
+/**
+ * Write back what earlier steps left dirty in the page cache, so a timed run that writes does
+ * not pay for the previous one's writes (a file just generated, another tool's copy).
+ */
+export async function settle() {
+  await mustRun('sync', []);
+}

@@ -12,6 +12,7 @@ import {
   MiB,
   mibps,
   mustRun,
+  settle,
   startFerry,
   startStaticServer,
   stopChild,
@@ -82,6 +83,7 @@ export const coldStart = {
       for (const readers of [1, 4, 16]) {
         const nodes = await startNodes(work, config, bytes, readers);
         try {
+          await settle();
           const nodeCpu = nodes.map((n) => cpuSeconds(n.child.pid));
           const started = performance.now();
           const gets = await Promise.all(
@@ -124,6 +126,7 @@ export const coldStart = {
             ratio: 1.05 / (egress / bytes),
           });
           await mustRun('sh', ['-c', `rm -f "${work}"/cold-out-*.bin`]);
+          await settle();
           const curlStarted = performance.now();
           await Promise.all(
             Array.from({ length: readers }, (_, i) =>

@@ -37,10 +37,12 @@ export const memory = {
     });
     const rows = [];
     const putRss = join(work, 'put.rss');
+    await settle();
     const put = await timedRun(process.execPath, [FERRY_BIN, 'put', file, '/big.safetensors', '--config', config, '--concurrency', '8'], {
       env: rssEnv(putRss),
     });
     // The same bytes by cp, made durable like the store's fsync of every chunk.
+    await settle();
     const cp = await mustRun('sh', ['-c', `cp "${file}" "${join(freshDir(join(work, 'mem-cp')), 'big')}" && sync`]);
     await mustRun('rm', ['-rf', join(work, 'mem-cp')]);
     rows.push({

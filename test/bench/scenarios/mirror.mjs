@@ -12,6 +12,7 @@ import {
   MiB,
   mustRun,
   rssEnv,
+  settle,
   startS3rver,
   timedRun,
   waitFor,
@@ -72,6 +73,7 @@ async function ferryMirror({ work, redis, volume, sourceStore, mirrorStore, mode
   const source = new Redis(`${redisUrl}/0`);
   try {
     await waitFor(async () => (await mirror.get(`ferry:{${volume}}:cursor`)) !== null, 30_000, 'the mirror to sync');
+    await settle();
     const replicatorCpu = cpuSeconds(replicator.pid);
     const put = await timedRun(process.execPath, [FERRY_BIN, 'put', model, '/models/bench', '--config', config, '--json'], { env });
     const summary = JSON.parse(put.stdout.trim().split('\n').at(-1));
@@ -126,9 +128,11 @@ export const mirrorFile = {
       model,
       env: process.env,
     });
+    await settle();
     const cp = await mustRun('sh', ['-c', `cp -r "${model}" "${freshDir(join(work, 'cp'))}/" && sync`]);
     const rows = [row(`${files} × 32 MiB`, ferry.ms, bytes, 'cp -r + sync', cp.ms, ferry.cpuPerGiB)];
     if (has('rclone')) {
+      await settle();
       const rc = await mustRun('rclone', ['copy', '--checksum', model, freshDir(join(work, 'rclone'))], { env: withoutCaBundle() });
       rows.push(row(`${files} × 32 MiB`, ferry.ms, bytes, 'rclone copy --checksum', rc.ms, ferry.cpuPerGiB));
     } else rows.push({ metric: `${files} × 32 MiB`, peer: 'rclone copy --checksum', note: 'not available: rclone is not installed' });

@@ -23,6 +23,7 @@ import {
   mustRun,
   ownCpuSeconds,
   percentile,
+  settle,
   startFerry,
   startStaticServer,
   stopChild,
@@ -269,6 +270,7 @@ export const reads = {
         // `ferry get` (a process: start-up, every chunk and the whole file verified, written to
         // disk) from the warm node against `curl -o` of the same bytes from the plain server.
         const out = join(work, 'reads-get.bin');
+        await settle();
         const before = cpuSeconds(node.child.pid);
         const get = await timedRun(process.execPath, [
           FERRY_BIN,
@@ -281,6 +283,7 @@ export const reads = {
           m.config,
         ]);
         const getNodeCpu = cpuSeconds(node.child.pid) - before;
+        await settle();
         const curl = await mustRun('curl', ['-s', '-o', join(work, 'reads-curl.bin'), plainUrl]);
         rows.push({
           metric: 'ferry get from a warm cache node (process, verified, to disk)',
