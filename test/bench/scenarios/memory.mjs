@@ -12,6 +12,7 @@ import {
   mustRun,
   readRss,
   rssEnv,
+  settle,
   timedRun,
   waitFor,
   writeConfig,
