@@ -97,7 +97,8 @@ export class CacheRegions {
         eu: {
           store: `file://${r.root}/eu?fsync=0`,
           redis: `${redisUrl}/11`,
-          cache: { replicas: options.replicas ?? 2, token: r.token, connectTimeoutMs: 200 },
+          // No background scrub: tests that damage a cached file decide who finds it (the scrub has its own test).
+          cache: { replicas: options.replicas ?? 2, token: r.token, connectTimeoutMs: 200, scrubBytesPerSecond: 0 },
         },
       },
     };
