@@ -15,6 +15,7 @@ import { bearerAuth } from '@ferry/runtime';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { DiskCache, OpenChunk } from './disk-cache.js';
 import { type CacheMetrics, createCacheMetrics } from './metrics.js';
+import { sendFileRange } from './send-file.js';
 import { type ChunkWant, chunkContext, type EntryLookup, type Upstream } from './upstream.js';
 
 export interface CacheNodeAppOptions {
@@ -256,7 +257,8 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
       }
     }
     reply.header('content-length', end - start + 1);
-    return reply.send(file.handle.createReadStream({ start, end, highWaterMark: STREAM_BUFFER }));
+    await sendFileRange(reply, file, start, end);
+    return reply;
   });
 
   app.post('/chunks/:id/bad', async (req) => {
