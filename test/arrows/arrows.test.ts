@@ -45,6 +45,9 @@ describe('arrow rules', () => {
     );
     expect(failed?.code).toBe(1);
     expect(failed?.stderr).toContain('packages/meta/src/index.ts:8: opens a port (only services listen)');
+    // A BullMQ Worker is a service's; a worker_threads Worker (the hash pool) is not.
+    expect(failed?.stderr).toContain('packages/cache/src/queue.ts:4: starts a BullMQ Worker (only services run workers)');
+    expect(failed?.stderr).not.toContain('packages/stores/src/threads.ts');
   });
 
   it('pass on the repository itself', async () => {

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type CacheMember, CacheNodeClient, metricValue, regionCacheTier, rendezvousOwners, residency } from '@ferry/cache';
 import { type ChunkId, type ChunkRef, chunkKey, silentLogger } from '@ferry/core';
@@ -145,6 +145,38 @@ describe('a cache cluster of 3 node processes (weights 1:2:3) in a mirror region
     expect((await readFile(file)).equals(good)).toBe(true);
     const evictions = await client.metrics(owner);
     expect(evictions).toMatch(/ferry_cache_evictions_total\{reason="corrupt"\} 1/);
+  });
+
+  it('a bit that rots under a verified file (inode and mtime kept): the reader detects it, reports it, the node evicts it, the right bytes come from the next tier', async () => {
+    const ref = model[2]?.entry.chunks[3] as ChunkRef;
+    const owner = rendezvousOwners(members, ref.id, 2)[0] as CacheMember;
+    const node = r.nodes.find((n) => n.id === owner.id);
+    const file = pathOf(node?.dir as string, ref.id);
+    const good = await readFile(file);
+    const before = await stat(file);
+    const handle = await open(file, 'r+');
+    await handle.write(Buffer.from([(good[777] ?? 0) ^ 0x01]), 0, 1, 777);
+    await handle.close();
+    await utimes(file, before.atime, before.mtime);
+    // The node's counter of copies readers reported (another test may have counted one found on disk).
+    const reported = /ferry_cache_corrupt_total\{where="reported"\} 1/;
+    expect(await client.metrics(owner)).not.toMatch(reported);
+
+    const tier = tierOf();
+    const { reader, store, source } = readerWith(tier);
+    try {
+      expect((await reader.fetch(ref)).equals(good)).toBe(true);
+      // The node served the file as verified at entry; the reader's own check refused it.
+      expect(reader.chunks.stats.bad.cache).toBe(1);
+      expect(store.gets + source.gets).toBe(1);
+      // The report is sent in the background: the node hashes its copy and evicts it.
+      while (!reported.test(await client.metrics(owner))) await new Promise((res) => setTimeout(res, 20));
+      expect(await client.head(owner, ref.id)).toBeUndefined();
+      // The next read is right from the cache again (read through and verified on entry).
+      expect((await reader.fetch(ref)).equals(good)).toBe(true);
+    } finally {
+      await tier.close();
+    }
   });
 
   it('keeps reading correctly when a node is SIGKILLed mid-read', async () => {

@@ -70,7 +70,8 @@ describe('cache node HTTP API', () => {
       expect(put.statusCode, bad).toBe(400);
       expect((await app.inject({ method: 'GET', url: `/chunks/${bad}?size=10`, headers: auth })).statusCode).toBe(400);
     }
-    expect((await readdir(dir)).sort()).toEqual(['.tmp']);
+    // Only the cache's own files: the temp dir and the verified-state log.
+    expect((await readdir(dir)).sort()).toEqual(['.tmp', 'verified.log']);
   });
 
   it('stores verified bytes, refuses a corrupt body with 422 and keeps nothing of it, serves ranges', async () => {

@@ -110,10 +110,12 @@ export class CacheRegions {
         eu: {
           store: `file://${r.root}/eu?fsync=0`,
           redis: `${redisUrl}/11`,
+          // No background scrub: tests that damage a cached file decide who finds it (the scrub has its own test).
           cache: {
             replicas: options.replicas ?? 2,
             ...(options.roles ? { readToken: r.readToken, writeToken: r.writeToken } : { token: r.token }),
             connectTimeoutMs: 200,
+            scrubBytesPerSecond: 0,
             ...(options.tls ? { tls: options.tls } : {}),
           },
           ...(options.api ? { api: options.api } : {}),

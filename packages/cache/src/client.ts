@@ -203,6 +203,18 @@ export class CacheNodeClient {
     return ((await res.body.json()) as { state: FillState }).state;
   }
 
+  /**
+   * Tell the node that the copy it served of `id` failed verification here. The node checks its
+   * own copy again and evicts it when it is wrong (`evicted`); a good copy stays (`verified`: the
+   * bytes were damaged on the way), and `missing` when it no longer holds it.
+   */
+  async reportBad(node: NodeRef, id: ChunkId): Promise<'evicted' | 'verified' | 'missing'> {
+    const chunk = parseChunkId(id);
+    const res = await this.#send(node, 'POST', `/chunks/${chunk}/bad`);
+    if (res.statusCode !== 200) return this.#fail(node, `report ${chunk}`, res);
+    return ((await res.body.json()) as { state: 'evicted' | 'verified' | 'missing' }).state;
+  }
+
   /** Store bytes on the node; it verifies them against the id and refuses (CorruptError) a bad copy. */
   async put(node: NodeRef, id: ChunkId, bytes: Buffer): Promise<'stored' | 'exists'> {
     const chunk = parseChunkId(id);

@@ -14,8 +14,15 @@ export interface CacheTierOptions {
   placement?: PlacementFn;
   /** Tier name in the reader's statistics (default `cache`). */
   name?: string;
+  /** How many nodes there are now, without waiting (default: as many as the last `get` saw). */
+  memberCount?: () => number;
+  /** Chunk requests kept in flight per node by a sequential reader (default 2). */
+  perNode?: number;
   logger?: Logger;
 }
+
+/** Which node served a chunk lately, to report it if the copy turns out bad (bounded). */
+const SERVED_MEMORY = 1024;
 
 /**
  * The reader tier of a region's cache nodes. A chunk is asked of its owners in placement order,
@@ -27,19 +34,45 @@ export interface CacheTierOptions {
 export function cacheTier(options: CacheTierOptions): Tier {
   const placement = options.placement ?? rendezvousOwners;
   const log = options.logger ?? silentLogger;
+  const perNode = Math.max(1, options.perNode ?? 2);
   let warnedAuth = false;
+  let memberCount = 0;
+  /** Requests in flight per node: a chunk goes to the least busy of its owners. */
+  const busy = new Map<string, number>();
+  const served = new Map<string, CacheMember>();
+  const byLoad = (owners: CacheMember[]) =>
+    // Stable: among owners as busy as each other, placement order (the best owner) wins.
+    owners.map((owner, rank) => ({ owner, rank, load: busy.get(owner.id) ?? 0 })).sort((a, b) => a.load - b.load || a.rank - b.rank);
   return {
     name: options.name ?? 'cache',
+    parallelism: () => (options.memberCount?.() ?? memberCount) * perNode,
+    reportBad(ref) {
+      const node = served.get(ref.id);
+      if (!node) return;
+      served.delete(ref.id);
+      options.client.reportBad(node, ref.id).then(
+        (state) => log.warn({ chunk: ref.id, node: node.id, state }, 'reported a bad chunk copy to the cache node that served it'),
+        (err) => log.debug({ chunk: ref.id, node: node.id, reason: messageOf(err) }, 'could not report a bad chunk copy'),
+      );
+    },
     async get(ref, context) {
       const members = await options.members();
+      memberCount = members.length;
       if (members.length === 0) return undefined;
       // An external chunk names its file: the node finds the origin in the region's own metadata.
       const path = context && !isNativeChunkId(ref.id) ? context.entry.path : undefined;
-      for (const owner of placement(members, ref.id, options.replicas)) {
+      for (const { owner } of byLoad(placement(members, ref.id, options.replicas))) {
         if (options.client.isDown(owner)) continue;
+        busy.set(owner.id, (busy.get(owner.id) ?? 0) + 1);
         try {
           // 404 after a read-through attempt: another owner would find the same stores empty.
-          return await options.client.get(owner, ref.id, { size: ref.size, ...(path !== undefined ? { path } : {}) });
+          const bytes = await options.client.get(owner, ref.id, { size: ref.size, ...(path !== undefined ? { path } : {}) });
+          if (bytes) {
+            served.delete(ref.id);
+            served.set(ref.id, owner);
+            if (served.size > SERVED_MEMORY) served.delete(served.keys().next().value as string);
+          }
+          return bytes;
         } catch (err) {
           if (err instanceof UnauthorizedError) {
             if (!warnedAuth) log.error({ err, node: owner.id }, 'cache node refused the token; reading around the cache');
@@ -51,6 +84,8 @@ export function cacheTier(options: CacheTierOptions): Tier {
             { chunk: ref.id, node: owner.id, reason: messageOf(err), code: isFerryError(err) ? err.code : undefined },
             'cache owner failed',
           );
+        } finally {
+          busy.set(owner.id, (busy.get(owner.id) ?? 1) - 1);
         }
       }
       return undefined;
@@ -101,7 +136,13 @@ export function regionCacheTier(options: RegionCacheTierOptions): RegionCacheTie
     ...(options.ca ? { ca: options.ca } : {}),
     logger,
   });
-  const tier = cacheTier({ members: () => view.ready(), client, replicas: options.replicas, logger });
+  const tier = cacheTier({
+    members: () => view.ready(),
+    memberCount: () => view.current.length,
+    client,
+    replicas: options.replicas,
+    logger,
+  });
   return {
     tier,
     client,

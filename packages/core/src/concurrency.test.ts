@@ -113,6 +113,27 @@ describe('forEachLimit', () => {
   });
 });
 
+describe('forEachLimit with a limit that changes', () => {
+  it('asks the limit again before each item, so the window can grow while it runs', async () => {
+    let limit = 1;
+    let running = 0;
+    const peaks: number[] = [];
+    await forEachLimit(
+      Array.from({ length: 12 }, (_, i) => i),
+      () => limit,
+      async (i) => {
+        running += 1;
+        peaks[i] = running;
+        if (i === 2) limit = 4;
+        await new Promise((r) => setTimeout(r, 5));
+        running -= 1;
+      },
+    );
+    expect(Math.max(...peaks.slice(0, 3))).toBe(1);
+    expect(Math.max(...peaks)).toBe(4);
+  });
+});
+
 describe('concurrencyLimit', () => {
   it('runs at most max calls at once and starts waiting ones in arrival order', async () => {
     const limit = concurrencyLimit(2);

@@ -12,10 +12,14 @@ import { InvalidArgumentError } from './errors.js';
  */
 export async function forEachLimit<T>(
   items: Iterable<T> | AsyncIterable<T>,
-  limit: number,
+  limit: number | (() => number),
   fn: (item: T, index: number) => Promise<void> | void,
 ): Promise<void> {
-  if (!Number.isInteger(limit) || limit < 1) throw new InvalidArgumentError(`concurrency limit must be a whole number ≥ 1, got ${limit}`);
+  // A function is asked again before each item: a window that grows as servers are discovered.
+  const limitNow = typeof limit === 'function' ? () => Math.max(1, Math.floor(limit())) : () => limit;
+  if (typeof limit === 'number' && (!Number.isInteger(limit) || limit < 1)) {
+    throw new InvalidArgumentError(`concurrency limit must be a whole number ≥ 1, got ${limit}`);
+  }
   const iterator: Iterator<T> | AsyncIterator<T> =
     Symbol.asyncIterator in Object(items) ? (items as AsyncIterable<T>)[Symbol.asyncIterator]() : (items as Iterable<T>)[Symbol.iterator]();
   let running = 0;
@@ -40,7 +44,7 @@ export async function forEachLimit<T>(
   let index = 0;
   try {
     while (!failed) {
-      while (running >= limit && !failed) await oneFinished();
+      while (running >= limitNow() && !failed) await oneFinished();
       if (failed) break;
       const next = await iterator.next();
       if (next.done) {

@@ -88,6 +88,8 @@ export const cacheSection = z
     /** Deprecated: one token for both roles. */
     token: secret.optional(),
     connectTimeoutMs: z.number().int().min(10).max(60_000).default(300),
+    /** Bytes per second a cache node's background scrub re-hashes its chunks at; 0 turns it off. */
+    scrubBytesPerSecond: size.default(32 * 2 ** 20),
     tls: sharedTls.optional(),
     limits: dataLimits({ maxStreams: 1024, maxBytesInFlight: 256 * 1024 * KiB }),
   })

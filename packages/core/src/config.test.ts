@@ -34,6 +34,7 @@ describe('config', () => {
     expect(config.regions.eu?.cache).toMatchObject({ replicas: 2, readToken: 's3cret', writeToken: 's3cret', connectTimeoutMs: 300 });
     expect(config.regions.eu?.cache).not.toHaveProperty('token');
     expect(warnings).toEqual([expect.stringContaining('regions.eu.cache.token: "token" is deprecated')]);
+    expect(config.regions.eu?.cache?.scrubBytesPerSecond).toBe(32 * 2 ** 20);
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.regions.eu?.cache)).toBe(true);
     expect(regionConfig(config, 'src').store).toBe('file:///var/lib/ferry/src');

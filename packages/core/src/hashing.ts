@@ -1,16 +1,18 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { CorruptError } from './errors.js';
+import { type HashSession, hashPool } from './hash-pool.js';
 
+/** sha256 on the calling thread: for small inputs (names, test fixtures), never for chunks. */
 export function sha256Hex(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/**
- * Pass-through that hashes what flows and, at the end, fails the stream with CorruptError when
- * the bytes do not match the expected digest and length. Bytes are checked before the consumer
- * sees the end of the stream, so a store `put` fed by it never commits corrupt data.
- */
+/** sha256 of bytes on the process's hash pool (off the event loop; shared buffers are not copied). */
+export function sha256Of(bytes: Uint8Array): Promise<string> {
+  return hashPool().sha256(bytes);
+}
+
 export interface VerifyingStreamOptions {
   sha256?: string;
   length?: number;
@@ -23,8 +25,14 @@ export interface VerifyingStreamOptions {
   settle?: (sha256: string) => Promise<void>;
 }
 
+/**
+ * Pass-through that hashes what flows and, at the end, fails the stream with CorruptError when
+ * the bytes do not match the expected digest and length. Bytes are checked before the consumer
+ * sees the end of the stream, so a store `put` fed by it never commits corrupt data. The hash
+ * runs on the hash pool: the bytes pass on at once and the thread catches up by the end.
+ */
 export class VerifyingStream extends Transform {
-  readonly #hash: Hash = createHash('sha256');
+  #session: HashSession | undefined;
   readonly #hashing: boolean;
   #bytes = 0;
 
@@ -35,33 +43,51 @@ export class VerifyingStream extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.#bytes += chunk.length;
-    if (this.#hashing) this.#hash.update(chunk);
     if (this.expected.length !== undefined && this.#bytes > this.expected.length) {
       done(new CorruptError(`${this.expected.what}: more than the expected ${this.expected.length} bytes`));
       return;
     }
-    done(null, chunk);
+    if (!this.#hashing) {
+      done(null, chunk);
+      return;
+    }
+    this.#session ??= hashPool().session();
+    this.push(chunk);
+    // Waits only while the thread is far behind (bounded staging), so memory stays bounded.
+    this.#session.update(chunk).then(() => done(), done);
   }
 
   override _flush(done: TransformCallback): void {
-    const { sha256, length, what } = this.expected;
+    const { sha256, length, what, settle } = this.expected;
     if (length !== undefined && this.#bytes !== length) {
       done(new CorruptError(`${what}: got ${this.#bytes} bytes, expected ${length}`));
       return;
     }
-    if (sha256 !== undefined) {
-      const actual = this.#hash.digest('hex');
-      if (actual !== sha256) {
-        done(new CorruptError(`${what}: sha256 mismatch (got ${actual.slice(0, 12)}…, expected ${sha256.slice(0, 12)}…)`));
-        return;
-      }
-    } else if (this.expected.settle) {
-      this.expected.settle(this.#hash.digest('hex')).then(
+    if (!this.#hashing) {
+      done();
+      return;
+    }
+    const session = this.#session ?? hashPool().session();
+    this.#session = undefined;
+    session
+      .digest()
+      .then(async (actual) => {
+        if (sha256 !== undefined) {
+          if (actual !== sha256)
+            throw new CorruptError(`${what}: sha256 mismatch (got ${actual.slice(0, 12)}…, expected ${sha256.slice(0, 12)}…)`);
+          return;
+        }
+        await settle?.(actual);
+      })
+      .then(
         () => done(),
         (err: unknown) => done(err instanceof Error ? err : new CorruptError(`${what}: ${String(err)}`)),
       );
-      return;
-    }
-    done();
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.#session?.abort();
+    this.#session = undefined;
+    callback(err);
   }
 }

@@ -1,3 +1,4 @@
+export { BufferPool, type PooledBuffer } from './buffer-pool.js';
 export {
   CHUNK_ID_PATTERN,
   type ChunkId,
@@ -48,7 +49,8 @@ export {
   UnauthorizedError,
   UnavailableError,
 } from './errors.js';
-export { sha256Hex, VerifyingStream, type VerifyingStreamOptions } from './hashing.js';
+export { HashPool, type HashPoolOptions, type HashSession, hashPool, sharedBuffer } from './hash-pool.js';
+export { sha256Hex, sha256Of, VerifyingStream, type VerifyingStreamOptions } from './hashing.js';
 export { type LogFn, type Logger, REDACT_PATHS, redactUrl, silentLogger } from './logger.js';
 export { baseName, dirPrefix, isValidPath, isWithin, joinPath, MAX_PATH_BYTES, normalizePath, parentPath } from './paths.js';
 export {

@@ -6,11 +6,12 @@ import {
   messageOf,
   NotFoundError,
   PreconditionFailedError,
-  sha256Hex,
+  sha256Of,
   silentLogger,
 } from '@ferry/core';
 import { MemoryCache } from './memory-cache.js';
 import type { ChunkContext } from './origin.js';
+import { recycle } from './read-bounded.js';
 import type { Tier } from './tier.js';
 import { establishHash, type KnownHashes, verifyChunk } from './verify.js';
 
@@ -54,7 +55,9 @@ export class ChunkReader {
   readonly #tiers: Tier[];
   readonly #memory: MemoryCache | undefined;
   readonly #log: Logger;
-  readonly #inflight = new Map<string, Promise<Buffer>>();
+  readonly #inflight = new Map<string, { promise: Promise<Buffer>; waiters: number }>();
+  /** Verified chunks handed to exactly one caller and kept nowhere else: `release` may reuse them. */
+  readonly #sole = new WeakSet<Buffer>();
   readonly #fallbackFrom: number;
   readonly #onFallback: ChunkReaderOptions['onFallback'];
   readonly #hashes: KnownHashes | undefined;
@@ -75,6 +78,11 @@ export class ChunkReader {
     }
   }
 
+  /** Chunk fetches that keep every tier's servers busy (at least 1). */
+  get parallelism(): number {
+    return Math.max(1, ...this.#tiers.map((t) => t.parallelism?.() ?? 0));
+  }
+
   get tierNames(): string[] {
     return ['memory', ...this.#tiers.map((t) => t.name)];
   }
@@ -88,10 +96,33 @@ export class ChunkReader {
     // A fetch without its file cannot reach an origin, so one with it must not wait on it.
     const key = context ? ref.id : `${ref.id} without context`;
     const running = this.#inflight.get(key);
-    if (running) return running;
-    const promise = this.#fetchThroughTiers(ref, context).finally(() => this.#inflight.delete(key));
-    this.#inflight.set(key, promise);
-    return promise;
+    if (running) {
+      running.waiters += 1;
+      return running.promise;
+    }
+    const flight = { promise: this.#fetchThroughTiers(ref, context), waiters: 1 };
+    flight.promise = flight.promise.then(
+      (bytes) => {
+        this.#inflight.delete(key);
+        // Handed to one caller and not kept in memory: that caller may give it back.
+        if (flight.waiters === 1 && !this.#memory?.has(ref.id)) this.#sole.add(bytes);
+        return bytes;
+      },
+      (err: unknown) => {
+        this.#inflight.delete(key);
+        throw err;
+      },
+    );
+    this.#inflight.set(key, flight);
+    return flight.promise;
+  }
+
+  /**
+   * The caller is done with bytes `fetch` returned: when nobody else got them, their buffer is
+   * reused for a later chunk (no page faults, no garbage). Nothing may use `bytes` afterwards.
+   */
+  release(bytes: Buffer): void {
+    if (this.#sole.delete(bytes)) recycle(bytes);
   }
 
   #count(tier: string, bytes: number): void {
@@ -108,9 +139,9 @@ export class ChunkReader {
 
   /** Verify a tier's copy; the first copy of an external chunk from an authoritative tier records its hash. */
   async #verify(ref: ChunkRef, bytes: Buffer, tier: Tier, known: string | undefined): Promise<void> {
-    verifyChunk(ref, bytes, tier.name, known);
+    await verifyChunk(ref, bytes, tier.name, known);
     if (known === undefined && tier.authoritative && this.#hashes?.record && !isNativeChunkId(ref.id)) {
-      await establishHash(this.#hashes, ref, sha256Hex(bytes), tier.name);
+      await establishHash(this.#hashes, ref, await sha256Of(bytes), tier.name);
     }
   }
 
@@ -125,7 +156,13 @@ export class ChunkReader {
         bytes = await tier.get(ref, context);
         if (bytes === undefined) continue;
         known ??= { sha256: await this.#knownHash(ref) };
-        await this.#verify(ref, bytes, tier, known.sha256);
+        try {
+          await this.#verify(ref, bytes, tier, known.sha256);
+        } catch (err) {
+          // A wrong copy is the server's to drop; the next tier serves this read.
+          if (err instanceof CorruptError) tier.reportBad?.(ref);
+          throw err;
+        }
       } catch (err) {
         if (known === undefined && bytes !== undefined) throw err;
         this.stats.bad[tier.name] = (this.stats.bad[tier.name] ?? 0) + 1;

@@ -15,6 +15,10 @@ export class MemoryCache {
     return this.#bytes;
   }
 
+  has(id: string): boolean {
+    return this.#items.has(id);
+  }
+
   get(id: string): Buffer | undefined {
     const hit = this.#items.get(id);
     if (hit) {

@@ -15,6 +15,16 @@ export interface Tier {
    */
   readonly authoritative?: boolean;
   get(ref: ChunkRef, context?: ChunkContext): Promise<Buffer | undefined>;
+  /**
+   * Chunk requests this tier takes at once to keep all its servers busy (a cluster of cache
+   * nodes: nodes × requests per node). Readers size their read-ahead window to at least this.
+   */
+  parallelism?(): number;
+  /**
+   * The chunk this tier just returned failed verification: tell the server that sent it (a cache
+   * node re-checks its copy and evicts it). Best effort; never throws.
+   */
+  reportBad?(ref: ChunkRef): void;
 }
 
 /** A region's (or the source's) object store, chunks under `chunks/ab/cd/<id>`. */

@@ -1,4 +1,4 @@
-import { type ChunkId, type ChunkRef, CorruptError, chunkDigest, isNativeChunkId, sha256Hex, VerifyingStream } from '@ferry/core';
+import { type ChunkId, type ChunkRef, CorruptError, chunkDigest, isNativeChunkId, sha256Of, VerifyingStream } from '@ferry/core';
 
 /**
  * The sha256 of external chunks as a region knows them. An external id names where the bytes
@@ -14,12 +14,12 @@ export interface KnownHashes {
 /**
  * Check bytes against a chunk id: sha256 for native chunks; for external ones the sha256 the
  * region recorded for it when known, else the length (the read was guarded by the origin's etag).
- * Throws CorruptError naming `where`.
+ * Rejects with CorruptError naming `where`. The hash runs on the hash pool.
  */
-export function verifyChunk(ref: ChunkRef, bytes: Uint8Array, where: string, knownSha256?: string): void {
+export async function verifyChunk(ref: ChunkRef, bytes: Uint8Array, where: string, knownSha256?: string): Promise<void> {
   if (bytes.length !== ref.size) throw new CorruptError(`chunk ${ref.id} from ${where}: ${bytes.length} bytes, expected ${ref.size}`);
   const expected = isNativeChunkId(ref.id) ? chunkDigest(ref.id) : knownSha256;
-  if (expected !== undefined && sha256Hex(bytes) !== expected) {
+  if (expected !== undefined && (await sha256Of(bytes)) !== expected) {
     throw new CorruptError(`chunk ${ref.id} from ${where}: sha256 mismatch`);
   }
 }

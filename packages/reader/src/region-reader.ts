@@ -85,9 +85,17 @@ export class RegionReader {
 
   fetch = (ref: ChunkRef, context?: ChunkContext): Promise<Buffer> => this.chunks.fetch(ref, context);
 
+  /**
+   * Chunks to fetch at once for a sequential read: the configured prefetch, or more when the
+   * cache tier has more nodes to keep busy.
+   */
+  get window(): number {
+    return Math.max(this.prefetch, this.chunks.parallelism);
+  }
+
   /** Bytes `start..end` (inclusive) of a file as a stream, prefetching ahead. */
   stream(entry: Entry, options: ReadRangeOptions = {}): Readable {
-    return readRange(entry, this.fetch, { prefetch: this.prefetch, ...options });
+    return readRange(entry, this.fetch, { prefetch: this.window, ...options });
   }
 
   /** `length` bytes at `offset` (for random reads). */

@@ -1,6 +1,16 @@
-import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { type ChunkRef, LocalIoError, localIoError, type NewEntry, nativeChunkId, normalizePath, sha256Hex } from '@ferry/core';
+import {
+  type BufferPool,
+  type ChunkRef,
+  hashPool,
+  LocalIoError,
+  localIoError,
+  type NewEntry,
+  nativeChunkId,
+  normalizePath,
+  type PooledBuffer,
+  readAhead,
+} from '@ferry/core';
 import type { LocalFile } from './local-files.js';
 
 /** Bytes already in memory, to be written at `path` (generated files, test fixtures). */
@@ -18,10 +28,19 @@ export type PutInput = LocalFile | BytesFile;
 export interface FileChunk {
   ref: ChunkRef;
   bytes: Buffer;
+  /**
+   * The consumer is done with `bytes` (uploaded): a pooled buffer may be reused from then on.
+   * Optional to call; a chunk never released is only garbage-collected.
+   */
+  release(): void;
 }
 
 export interface ChunkFileOptions {
   chunkSize: number;
+  /** Buffers of `chunkSize` bytes to read local files into (default: a fresh buffer per chunk). */
+  buffers?: BufferPool;
+  /** Chunks read and hashed ahead of the one the consumer asked for (default 2). */
+  ahead?: number;
   /** Bytes read so far (progress). */
   onBytes?: (delta: number) => void;
   /** Called once, after the last chunk: the file's entry, ready to commit. */
@@ -30,35 +49,41 @@ export interface ChunkFileOptions {
 
 /**
  * The chunks of one file in order, each named by its sha256, the whole file hashed on the way.
- * A local file is read one chunk per `next()` into a fresh buffer, so a consumer that pulls only
- * when it has room holds no more chunks than it asked for. A local file whose size changes while
- * it is read is an error: its entry would describe bytes nobody uploaded.
+ * Hashing runs on the hash pool: each chunk's hash and the file's hash read the same shared
+ * buffer on two threads. A local file is read with large positional reads up to `ahead` chunks
+ * before the consumer asks, so reading and hashing overlap with the consumer's uploads while
+ * memory stays at (ahead + chunks the consumer holds) × chunkSize. A local file whose size changes
+ * while it is read is an error: its entry would describe bytes nobody uploaded.
  */
 export function chunkFile(input: PutInput, options: ChunkFileOptions): AsyncGenerator<FileChunk> {
   return 'bytes' in input ? chunkBytes(input, options) : chunkLocalFile(input, options);
 }
+
+const nothing = () => {};
 
 async function* chunkBytes(input: BytesFile, options: ChunkFileOptions): AsyncGenerator<FileChunk> {
   const { chunkSize } = options;
   // Before the first chunk, so a bad name uploads nothing.
   const path = normalizePath(input.path);
   const all = Buffer.from(input.bytes.buffer, input.bytes.byteOffset, input.bytes.byteLength);
+  const pool = hashPool();
+  const whole = pool.sha256(all);
   const chunks: ChunkRef[] = [];
   for (let at = 0; at < all.length; at += chunkSize) {
     const bytes = all.subarray(at, Math.min(at + chunkSize, all.length));
-    const ref = { id: nativeChunkId(sha256Hex(bytes)), size: bytes.length };
+    const ref = { id: nativeChunkId(await pool.sha256(bytes)), size: bytes.length };
     chunks.push(ref);
     options.onBytes?.(bytes.length);
-    yield { ref, bytes };
+    yield { ref, bytes, release: nothing };
   }
-  options.onEntry({
-    path,
-    size: all.length,
-    mtime: input.mtime ?? Date.now(),
-    sha256: sha256Hex(all),
-    chunkSize,
-    chunks,
-  });
+  options.onEntry({ path, size: all.length, mtime: input.mtime ?? Date.now(), sha256: await whole, chunkSize, chunks });
+}
+
+/** A chunk read from disk whose hash is on its way. */
+interface ReadPiece {
+  buffer: PooledBuffer;
+  bytes: Buffer;
+  hash: Promise<string>;
 }
 
 async function* chunkLocalFile(file: LocalFile, options: ChunkFileOptions): AsyncGenerator<FileChunk> {
@@ -66,35 +91,74 @@ async function* chunkLocalFile(file: LocalFile, options: ChunkFileOptions): Asyn
   const handle = await open(file.local, 'r').catch((err) => {
     throw localIoError(err, 'cannot read', file.local);
   });
-  const whole = createHash('sha256');
-  const chunks: ChunkRef[] = [];
+  const pool = hashPool();
+  const whole = pool.session();
+  const take = (length: number): PooledBuffer =>
+    options.buffers?.take(length) ?? { bytes: Buffer.allocUnsafeSlow(length), hold: nothing, release: nothing };
   let offset = 0;
-  try {
+  // Reads stay in order (the file's hash is fed in order); hashes run while later chunks are read.
+  async function* pieces(): AsyncGenerator<ReadPiece> {
     for (;;) {
       // At the planned end this is a one-byte read: it tells whether the file grew meanwhile.
-      const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(chunkSize, file.size - offset)));
+      const buffer = take(Math.max(1, Math.min(chunkSize, file.size - offset)));
+      const target = buffer.bytes;
       let filled = 0;
-      while (filled < buffer.length) {
-        const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, offset + filled);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
+      try {
+        while (filled < target.length) {
+          const { bytesRead } = await handle.read(target, filled, target.length - filled, offset + filled);
+          if (bytesRead === 0) break;
+          filled += bytesRead;
+        }
+      } catch (err) {
+        buffer.release();
+        throw localIoError(err, 'cannot read', file.local);
       }
-      if (filled === 0) break;
-      const bytes = buffer.subarray(0, filled);
-      whole.update(bytes);
-      const ref = { id: nativeChunkId(sha256Hex(bytes)), size: filled };
-      chunks.push(ref);
+      if (filled === 0) {
+        buffer.release();
+        return;
+      }
+      const bytes = target.subarray(0, filled);
       offset += filled;
-      options.onBytes?.(filled);
-      yield { ref, bytes };
-      if (filled < buffer.length) break;
+      // The file's hash holds the buffer too: it goes back to the pool after both are done.
+      buffer.hold();
+      whole.update(bytes).then(buffer.release, buffer.release);
+      yield { buffer, bytes, hash: pool.sha256(bytes) };
+      if (filled < target.length) return;
+    }
+  }
+  const chunks: ChunkRef[] = [];
+  let finished = false;
+  try {
+    for await (const piece of readAhead(pieces(), Math.max(1, options.ahead ?? 2))) {
+      let hex: string;
+      try {
+        hex = await piece.hash;
+      } catch (err) {
+        piece.buffer.release();
+        throw err;
+      }
+      const ref = { id: nativeChunkId(hex), size: piece.bytes.length };
+      chunks.push(ref);
+      options.onBytes?.(ref.size);
+      let released = false;
+      yield {
+        ref,
+        bytes: piece.bytes,
+        release: () => {
+          if (!released) piece.buffer.release();
+          released = true;
+        },
+      };
     }
     const after = await handle.stat();
     if (offset !== file.size || after.size !== file.size) {
       throw new LocalIoError(`${file.local} changed while it was being read (${file.size} bytes, then ${offset}); nothing committed`);
     }
+    finished = true;
   } finally {
+    // A failure, or a consumer that stopped early: the file's hash is not wanted.
+    if (!finished) whole.abort();
     await handle.close();
   }
-  options.onEntry({ path: file.path, size: file.size, mtime: file.mtime, sha256: whole.digest('hex'), chunkSize, chunks });
+  options.onEntry({ path: file.path, size: file.size, mtime: file.mtime, sha256: await whole.digest(), chunkSize, chunks });
 }

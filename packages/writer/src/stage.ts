@@ -1,4 +1,4 @@
-import { type ChunkRef, chunkKey, forEachLimit, type NewEntry, NotFoundError } from '@ferry/core';
+import { BufferPool, type ChunkRef, chunkKey, forEachLimit, type NewEntry, NotFoundError } from '@ferry/core';
 import type { Meta } from '@ferry/meta';
 import type { ObjectStore } from '@ferry/stores';
 import { chunkFile, type FileChunk, type PutInput } from './chunking.js';
@@ -54,11 +54,18 @@ export async function stageFiles(options: StageOptions): Promise<Staged> {
     return true;
   }
 
+  const concurrency = Math.max(1, Math.floor(options.concurrency));
+  const ahead = 2;
+  // Every chunk buffer in use is one of these: uploads in flight plus the chunks read ahead.
+  const buffers = new BufferPool({ bufferSize: chunkSize, keep: concurrency + ahead + 1 });
+
   // Files one after another; a chunk is read only when an upload slot is free.
   async function* chunks(): AsyncGenerator<FileChunk> {
     for (const file of options.files) {
       yield* chunkFile(file, {
         chunkSize,
+        buffers,
+        ahead,
         ...(options.onBytes ? { onBytes: options.onBytes } : {}),
         onEntry: (entry) => {
           entries.push(entry);
@@ -68,17 +75,21 @@ export async function stageFiles(options: StageOptions): Promise<Staged> {
     }
   }
 
-  await forEachLimit(chunks(), Math.max(1, Math.floor(options.concurrency)), async ({ ref, bytes }) => {
-    figures.chunks += 1;
-    if (seen.has(ref.id)) {
-      figures.chunksPresent += 1;
-      return;
+  await forEachLimit(chunks(), concurrency, async ({ ref, bytes, release }) => {
+    try {
+      figures.chunks += 1;
+      if (seen.has(ref.id)) {
+        figures.chunksPresent += 1;
+        return;
+      }
+      seen.add(ref.id);
+      if (await ensureChunk(ref, bytes)) {
+        figures.chunksUploaded += 1;
+        figures.bytesUploaded += ref.size;
+      } else figures.chunksPresent += 1;
+    } finally {
+      release();
     }
-    seen.add(ref.id);
-    if (await ensureChunk(ref, bytes)) {
-      figures.chunksUploaded += 1;
-      figures.bytesUploaded += ref.size;
-    } else figures.chunksPresent += 1;
   });
   return { ...figures, entries };
 }

@@ -16,8 +16,9 @@ import { type ChunkContext, type KnownHashes, verifyChunk } from '@ferry/fetch';
 import { bearerRoles, type ServerLimits, type ServerTlsFiles, serviceApp } from '@ferry/runtime';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ChunkAdmission } from './admission.js';
-import type { DiskCache } from './disk-cache.js';
+import type { DiskCache, OpenChunk } from './disk-cache.js';
 import { type CacheMetrics, createCacheMetrics } from './metrics.js';
+import { sendFileRange } from './send-file.js';
 import { type ChunkWant, chunkContext, type EntryLookup, type Upstream } from './upstream.js';
 
 export interface CacheNodeAppOptions {
@@ -60,7 +61,17 @@ export interface CacheNodeLimits extends Partial<ServerLimits> {
   maxBytesInFlight?: number;
 }
 
-/** At most `max` calls at once; a finished call hands its slot straight to the next waiter. */
+/** What a chunk request is served from: the verified file, or bytes in memory. */
+interface Obtained {
+  file?: OpenChunk;
+  bytes?: Buffer;
+  size: number;
+  via: 'hit' | 'fill';
+}
+
+/** Read size when streaming a chunk file. */
+const STREAM_BUFFER = 1 << 20;
+
 const STATUS: Partial<Record<ErrorCode, number>> = {
   INVALID_ARGUMENT: 400,
   INVALID_PATH: 400,
@@ -111,6 +122,8 @@ function requiredRole(req: FastifyRequest, path: string): 'read' | 'write' | und
  *   PUT    /chunks/:id           store verified bytes (x-ferry-size or Content-Length required); 422 if they do not match the id
  *   DELETE /chunks/:id           204, held or not
  *   POST   /chunks/:id/fill?size=N[&path=P]   read through without sending the bytes back: {state: held|fetched}
+ *   POST   /chunks/:id/bad       a reader found the copy it got from here wrong: the node hashes its own copy
+ *                                 and evicts it when wrong → {state: evicted|verified|missing}
  *   POST   /chunks/has           {ids: [...]} → {has: [...]}: which of them are held (residency checks)
  *   GET    /inventory?cursor=&limit=  held ids in ascending order, a page at a time
  *   GET    /metrics, GET /healthz (the only route open without a token)
@@ -228,7 +241,7 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
           throw err;
         }
         if (!bytes) return undefined;
-        verifyChunk(want, bytes, 'upstream');
+        await verifyChunk(want, bytes, 'upstream');
         metrics.upstreamBytes.inc(bytes.length);
         try {
           if ((await cache.put(want.id, bytes)) === 'stored') metrics.stored.inc({ via: 'fill' });
@@ -243,16 +256,23 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
     return running;
   };
 
-  const obtain = async (
-    req: FastifyRequest,
-    id: ChunkId,
-    size: number | undefined,
-  ): Promise<{ bytes: Buffer; via: 'hit' | 'fill' } | undefined> => {
+  /**
+   * A held chunk as its verified file (streamed, not hashed), or its bytes (verified now, or
+   * read through on a miss), or undefined.
+   */
+  const obtain = async (req: FastifyRequest, id: ChunkId, size: number | undefined): Promise<Obtained | undefined> => {
     if (cache.has(id)) {
-      const held = await readHeld(id);
+      const opened = await cache.openVerified(id);
+      if (opened && opened !== 'unverified') {
+        metrics.hits.inc();
+        return { file: opened, size: opened.size, via: 'hit' };
+      }
+      // Not in its verified state (a restart lost the record, or the file changed): hash it first,
+      // once for every request that needs it now.
+      const held = opened === 'unverified' ? await readHeld(id) : undefined;
       if (Buffer.isBuffer(held)) {
         metrics.hits.inc();
-        return { bytes: held, via: 'hit' };
+        return { bytes: held, size: held.length, via: 'hit' };
       }
       if (held === 'corrupt') metrics.corrupt.inc({ where: 'disk' });
     }
@@ -260,7 +280,7 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
     if (size === undefined) return undefined;
     const want = { id, size };
     const filled = await fill(want, await contextOf(req, want));
-    return filled ? { bytes: filled.bytes, via: 'fill' } : undefined;
+    return filled ? { bytes: filled.bytes, size: filled.bytes.length, via: 'fill' } : undefined;
   };
 
   const notHeld = (reply: FastifyReply, id: ChunkId, readThrough: boolean) =>
@@ -298,18 +318,44 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
     if (!admit(reply, id, size)) return reply;
     const got = await limit(() => obtain(req, id, upstream ? size : undefined));
     if (!got) return notHeld(reply, id, size !== undefined && upstream !== undefined);
-    const range = parseRange(req.headers.range, got.bytes.length);
+    const range = parseRange(req.headers.range, got.size);
     reply.header('accept-ranges', 'bytes').header('x-ferry-cache', got.via);
     if (range === 'unsatisfiable') {
+      await got.file?.handle.close();
       return reply
         .code(416)
-        .header('content-range', `bytes */${got.bytes.length}`)
-        .send({ error: 'RANGE_NOT_SATISFIABLE', message: `chunk ${id} has ${got.bytes.length} bytes` });
+        .header('content-range', `bytes */${got.size}`)
+        .send({ error: 'RANGE_NOT_SATISFIABLE', message: `chunk ${id} has ${got.size} bytes` });
     }
-    const body = range ? got.bytes.subarray(range.start, range.end + 1) : got.bytes;
-    metrics.bytesServed.inc(body.length);
-    if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${got.bytes.length}`);
-    return reply.header('content-type', 'application/octet-stream').send(body);
+    const { start, end } = range ?? { start: 0, end: got.size - 1 };
+    metrics.bytesServed.inc(end - start + 1);
+    if (range) reply.code(206).header('content-range', `bytes ${start}-${end}/${got.size}`);
+    reply.header('content-type', 'application/octet-stream');
+    if (got.bytes) return reply.send(range ? got.bytes.subarray(start, end + 1) : got.bytes);
+    // From the verified file as it is: no hashing, no whole-chunk buffer, ranges read only their
+    // bytes; a small range is one read.
+    const file = got.file as OpenChunk;
+    if (end - start < STREAM_BUFFER) {
+      try {
+        const { buffer, bytesRead } = await file.handle.read(Buffer.allocUnsafe(end - start + 1), 0, end - start + 1, start);
+        if (bytesRead !== buffer.length) throw new CorruptError(`chunk ${id}: its file is shorter than when it was verified`);
+        return reply.send(buffer);
+      } finally {
+        await file.handle.close();
+      }
+    }
+    reply.header('content-length', end - start + 1);
+    await sendFileRange(reply, file, start, end);
+    return reply;
+  });
+
+  app.post('/chunks/:id/bad', async (req) => {
+    const id = chunkParam(req);
+    // A reader's word is not enough to evict: the node hashes its own copy and drops it only if wrong.
+    const state = await limit(() => cache.check(id));
+    if (state === 'corrupt') metrics.corrupt.inc({ where: 'reported' });
+    log.warn({ chunk: id, state }, 'a reader reported a bad copy of a chunk from here');
+    return { id, state: state === 'corrupt' ? 'evicted' : state };
   });
 
   app.put('/chunks/:id', { bodyLimit: maxChunkBytes }, async (req, reply) => {
@@ -328,7 +374,7 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
       );
     }
     try {
-      verifyChunk({ id, size }, body, 'upload', known);
+      await verifyChunk({ id, size }, body, 'upload', known);
     } catch (err) {
       if (err instanceof CorruptError) metrics.corrupt.inc({ where: 'upload' });
       throw err;

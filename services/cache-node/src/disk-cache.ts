@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type ChunkId,
@@ -16,6 +16,16 @@ import {
   silentLogger,
 } from '@ferry/core';
 import { verifyChunk } from '@ferry/fetch';
+import { fileState, VerifiedStates } from './verified-state.js';
+
+type FileHandle = Awaited<ReturnType<typeof open>>;
+
+/** A held chunk opened for serving: its file matches the state recorded when it was verified. */
+export interface OpenChunk {
+  handle: FileHandle;
+  /** Chunk bytes (an external chunk's file has its trailer after them). */
+  size: number;
+}
 
 /**
  * External chunks have no hash in their id, so their files carry the sha256 of the bytes as a
@@ -25,6 +35,7 @@ const TRAILER = 32;
 /** In-flight writes: inside the cache dir (same filesystem, so rename is atomic), wiped at start. */
 const TMP_DIR = '.tmp';
 const FAN = /^[0-9a-f]{2}$/;
+const TOUCH_EVERY_MS = 60_000;
 
 export type EvictReason = 'lru' | 'corrupt' | 'missing' | 'delete';
 
@@ -48,8 +59,11 @@ function diskBytes(id: ChunkId, size: number): number {
 /**
  * Chunks on local disk under `<dir>/<hex[0:2]>/<hex[2:4]>/<id>`, at most `capacity` bytes, least
  * recently used evicted first. The index (id → size, in use order) lives in memory and is rebuilt
- * from the files at `open`, ordered by their mtime (refreshed on every hit). Every read is
- * verified against the id; a copy that fails is deleted, never served.
+ * from the files at `open`, ordered by their access time (set on every hit; the mtime stays the
+ * one recorded at verification). Bytes are verified when they enter (the caller verifies, `put`
+ * records the file's size, mtime and inode); a file that still matches that state is served as it
+ * is (`openVerified`), any other is hashed again first (`read`) and deleted when wrong. The
+ * background scrub (`check`) catches what rots under an unchanged state.
  */
 export class DiskCache {
   readonly dir: string;
@@ -57,6 +71,7 @@ export class DiskCache {
   readonly #fsync: boolean;
   readonly #onEvict: DiskCacheOptions['onEvict'];
   readonly #log: Logger;
+  #states: VerifiedStates | undefined;
   /** id → chunk size; Map order is use order, oldest first. */
   readonly #index = new Map<ChunkId, number>();
   /** Bytes of indexed files plus bytes reserved by writes in flight. */
@@ -65,6 +80,8 @@ export class DiskCache {
   /** Unlinks of evicted files still running: a new copy of the same id must not land before them. */
   readonly #unlinking = new Map<ChunkId, Promise<void>>();
   #sorted: { version: number; ids: ChunkId[] } | undefined;
+  /** When each chunk's file time was last set. */
+  readonly #touched = new Map<ChunkId, number>();
 
   private constructor(options: DiskCacheOptions) {
     if (!Number.isSafeInteger(options.capacity) || options.capacity <= 0) {
@@ -81,6 +98,8 @@ export class DiskCache {
   static async open(options: DiskCacheOptions): Promise<DiskCache> {
     const cache = new DiskCache(options);
     await cache.#rebuild();
+    cache.#states = await VerifiedStates.load(options.dir, cache.#log);
+    await cache.#states.compact((id) => cache.#index.has(id));
     return cache;
   }
 
@@ -105,26 +124,82 @@ export class DiskCache {
     return join(this.dir, hex.slice(0, 2), hex.slice(2, 4), id);
   }
 
-  /** Mark a chunk most recently used; the file's mtime follows so the order survives a restart. */
+  /**
+   * Mark a chunk most recently used; the file's access time follows so the order survives a
+   * restart (its mtime is kept: it is part of the verified state).
+   */
   touch(id: ChunkId): void {
     const size = this.#index.get(id);
     if (size === undefined) return;
     this.#index.delete(id);
     this.#index.set(id, size);
-    const now = new Date();
-    utimes(this.pathOf(id), now, now).catch(() => {});
+    // The file's time only orders a rebuild after a restart: a minute's precision is plenty, and
+    // a hot chunk read thousands of times a second costs no syscall per read.
+    const now = Date.now();
+    if (now - (this.#touched.get(id) ?? 0) < TOUCH_EVERY_MS) return;
+    this.#touched.set(id, now);
+    if (this.#touched.size > this.#index.size * 2) this.#touched.clear();
+    const mtime = this.#states?.get(id)?.mtimeMs;
+    utimes(this.pathOf(id), new Date(now), new Date(mtime ?? now)).catch(() => {});
+  }
+
+  /** Ids held, least recently used first (a snapshot, for the scrub). */
+  ids(): ChunkId[] {
+    return [...this.#index.keys()];
+  }
+
+  /**
+   * A held chunk's open file when it is the very file that was verified (same size, mtime and
+   * inode): serve it as it is, no hashing. `'unverified'` when the file is not in that state (a
+   * restart lost the record, or the file changed): `read` verifies it. Undefined when not held.
+   */
+  async openVerified(id: ChunkId): Promise<OpenChunk | 'unverified' | undefined> {
+    const size = this.#index.get(id);
+    if (size === undefined) return undefined;
+    let handle: FileHandle;
+    try {
+      handle = await open(this.pathOf(id), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw localIoError(err, 'read cached chunk', this.pathOf(id));
+      if (this.#index.get(id) === size) this.#drop(id, 'missing');
+      return undefined;
+    }
+    const st = await handle.stat().catch(() => undefined);
+    if (!st || !this.#states?.matches(id, st)) {
+      await handle.close();
+      return 'unverified';
+    }
+    this.touch(id);
+    return { handle, size };
+  }
+
+  /**
+   * Hash a held chunk's file again (the scrub, or a reader that got a bad copy from here):
+   * `'verified'` (and its state recorded), `'corrupt'` (deleted), `'missing'` when not held.
+   * The chunk's recency is left alone.
+   */
+  async check(id: ChunkId): Promise<'verified' | 'corrupt' | 'missing'> {
+    const held = await this.read(id, { touch: false });
+    return held === undefined ? 'missing' : held === 'corrupt' ? 'corrupt' : 'verified';
   }
 
   /**
    * The verified bytes of a held chunk (and a touch), `'corrupt'` when the file failed
    * verification (it is deleted), undefined when the chunk is not held.
    */
-  async read(id: ChunkId): Promise<Buffer | 'corrupt' | undefined> {
+  async read(id: ChunkId, options: { touch?: boolean } = {}): Promise<Buffer | 'corrupt' | undefined> {
     const size = this.#index.get(id);
     if (size === undefined) return undefined;
     let raw: Buffer;
+    let state: ReturnType<typeof fileState>;
     try {
-      raw = await readFile(this.pathOf(id));
+      const handle = await open(this.pathOf(id), 'r');
+      try {
+        state = await this.#wholeMsState(handle);
+        raw = await handle.readFile();
+      } finally {
+        await handle.close();
+      }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw localIoError(err, 'read cached chunk', this.pathOf(id));
       // Evicted while we were reading, or removed behind our back.
@@ -133,24 +208,39 @@ export class DiskCache {
     }
     let bytes: Buffer;
     try {
-      bytes = this.#verified(id, size, raw);
+      bytes = await this.#verified(id, size, raw);
     } catch (err) {
       this.#log.error({ chunk: id, path: this.pathOf(id), reason: messageOf(err) }, 'cached chunk failed verification; deleting it');
       await this.delete(id, 'corrupt');
       return 'corrupt';
     }
-    this.touch(id);
+    // The bytes were read through the handle whose state was taken first: that file is verified.
+    if (this.#index.get(id) === size) await this.#states?.record(id, state);
+    if (options.touch !== false) this.touch(id);
     return bytes;
   }
 
+  /**
+   * The file's state, its mtime made a whole millisecond first: `touch` sets times through
+   * milliseconds, so a finer mtime could not be kept as it is.
+   */
+  async #wholeMsState(handle: FileHandle): Promise<ReturnType<typeof fileState>> {
+    let st = await handle.stat();
+    if (!Number.isInteger(st.mtimeMs)) {
+      await handle.utimes(st.atime, new Date(Math.floor(st.mtimeMs)));
+      st = await handle.stat();
+    }
+    return fileState(st);
+  }
+
   /** The chunk's bytes of a file, or a thrown CorruptError. */
-  #verified(id: ChunkId, size: number, raw: Buffer): Buffer {
+  async #verified(id: ChunkId, size: number, raw: Buffer): Promise<Buffer> {
     if (isNativeChunkId(id)) {
-      verifyChunk({ id, size }, raw, 'the cache disk');
+      await verifyChunk({ id, size }, raw, 'the cache disk');
       return raw;
     }
     const bytes = raw.subarray(0, size);
-    verifyChunk({ id, size }, raw.subarray(0, raw.length - TRAILER), 'the cache disk');
+    await verifyChunk({ id, size }, raw.subarray(0, raw.length - TRAILER), 'the cache disk');
     if (!createHash('sha256').update(bytes).digest().equals(raw.subarray(size))) {
       throw new CorruptError(`chunk ${id} from the cache disk: sha256 trailer mismatch`);
     }
@@ -174,11 +264,14 @@ export class DiskCache {
     this.#used += need;
     const final = this.pathOf(id);
     const tmp = join(this.dir, TMP_DIR, `${id}.${randomBytes(6).toString('hex')}`);
+    let state: ReturnType<typeof fileState>;
     try {
       const file = await open(tmp, 'w');
       try {
         await file.writeFile(isNativeChunkId(id) ? bytes : Buffer.concat([bytes, createHash('sha256').update(bytes).digest()]));
         if (this.#fsync) await file.sync();
+        // Renaming keeps the inode and the mtime: this is the state of the file readers get.
+        state = await this.#wholeMsState(file);
       } finally {
         await file.close();
       }
@@ -197,6 +290,7 @@ export class DiskCache {
     }
     this.#index.set(id, bytes.length);
     this.#version += 1;
+    await this.#states?.record(id, state);
     return 'stored';
   }
 
@@ -243,6 +337,7 @@ export class DiskCache {
     const size = this.#index.get(id);
     if (size === undefined) return;
     this.#index.delete(id);
+    this.#states?.forget(id);
     this.#used -= diskBytes(id, size);
     this.#version += 1;
     this.#onEvict?.(id, reason);

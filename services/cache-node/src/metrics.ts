@@ -46,9 +46,11 @@ export function createCacheMetrics(options: { processMetrics?: boolean } = {}) {
     evictions: counter('ferry_cache_evictions_total', 'Chunks removed from disk', ['reason']),
     corrupt: counter(
       'ferry_cache_corrupt_total',
-      'Copies that failed verification: cached files on read (disk), refused uploads (upload), store copies met on a read-through (upstream)',
+      'Copies that failed verification: cached files (on read, by the scrub, reported by a reader), refused uploads, store copies met on a read-through (upstream)',
       ['where'],
     ),
+    scrubbedBytes: counter('ferry_cache_scrubbed_bytes_total', 'Bytes of held chunks hashed again by the background scrub'),
+    scrubPasses: counter('ferry_cache_scrub_passes_total', 'Passes of the background scrub over every held chunk'),
     used: gauge('ferry_cache_used_bytes', 'Bytes of chunk files held (and reserved by writes in flight)'),
     capacity: gauge('ferry_cache_capacity_bytes', 'Bytes the node may hold'),
     chunks: gauge('ferry_cache_chunks', 'Chunks held'),

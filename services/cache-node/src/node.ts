@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { build, type CacheNodeLimits, listen } from './app.js';
 import { DiskCache } from './disk-cache.js';
 import { type CacheMetrics, createCacheMetrics } from './metrics.js';
+import { type Scrub, startScrub } from './scrub.js';
 import type { EntryLookup, Upstream } from './upstream.js';
 
 export interface CacheNodeOptions {
@@ -45,6 +46,8 @@ export interface CacheNodeOptions {
   tls?: ServerTlsFiles;
   /** Timeouts, header size, streams and bytes in flight (`cache.limits`). */
   limits?: CacheNodeLimits;
+  /** Bytes per second the background scrub re-hashes held chunks at (`cache.scrubBytesPerSecond`); 0 or absent: no scrub. */
+  scrubBytesPerSecond?: number;
   /** Export the process metrics (CPU, memory, event loop) too: on for the cache-node process, off in tests. */
   processMetrics?: boolean;
   logger?: Logger;
@@ -65,6 +68,7 @@ export class CacheNode {
   #cache: DiskCache | undefined;
   #app: FastifyInstance | undefined;
   #heartbeat: Heartbeat | undefined;
+  #scrub: Scrub | undefined;
   id = '';
   url = '';
 
@@ -134,6 +138,12 @@ export class CacheNode {
         throw err;
       }
     }
+    this.#scrub = startScrub({
+      cache: this.#cache,
+      bytesPerSecond: o.scrubBytesPerSecond ?? 0,
+      metrics: this.metrics,
+      logger: this.#log.child({ component: 'scrub' }),
+    });
     this.#log.info(
       {
         node: this.id,
@@ -152,6 +162,7 @@ export class CacheNode {
   /** Leave the membership first (clients stop asking), then finish requests in flight and close. */
   async stop(): Promise<void> {
     await this.#heartbeat?.stop();
+    await this.#scrub?.stop();
     if (this.#app) await closeGracefully(this.#app, { graceMs: this.#o.graceMs ?? 10_000 });
     this.#log.info({ node: this.id }, 'cache node stopped');
   }

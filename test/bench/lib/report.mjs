@@ -24,12 +24,18 @@ export function renderMarkdown(report, { header }) {
   for (const s of report.scenarios) {
     if (header) lines.push(`## ${s.title}`, '');
     if (s.rows.length) {
-      lines.push('| metric | Ferry | peer | peer figure | ratio |', '|---|---:|---|---:|---:|');
+      // CPU seconds per GiB moved, of every Ferry process on the path, where the scenario measured it.
+      const cpu = s.rows.some((r) => typeof r.cpu === 'number');
+      const cpuCell = (r) => (cpu ? ` ${typeof r.cpu === 'number' ? fmt(r.cpu) : '–'} |` : '');
+      lines.push(
+        `| metric | Ferry |${cpu ? ' Ferry CPU s/GiB |' : ''} peer | peer figure | ratio |`,
+        `|---|---:|${cpu ? '---:|' : ''}---|---:|---:|`,
+      );
       for (const r of s.rows) {
-        if (r.note) lines.push(`| ${r.metric} | – | ${r.peer ?? '–'} | ${r.note} | – |`);
+        if (r.note) lines.push(`| ${r.metric} | – |${cpuCell(r)} ${r.peer ?? '–'} | ${r.note} | – |`);
         else
           lines.push(
-            `| ${r.metric} | ${fmt(r.ferry)} ${r.unit} | ${r.peer ?? '–'} | ${r.peerValue === null ? '–' : `${fmt(r.peerValue)} ${r.unit}`} | ${r.ratio === null ? '–' : `${fmt(r.ratio)}×`} |`,
+            `| ${r.metric} | ${fmt(r.ferry)} ${r.unit} |${cpuCell(r)} ${r.peer ?? '–'} | ${r.peerValue === null ? '–' : `${fmt(r.peerValue)} ${r.unit}`} | ${r.ratio === null ? '–' : `${fmt(r.ratio)}×`} |`,
           );
       }
       lines.push('');

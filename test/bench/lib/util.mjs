@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const FERRY_BIN = join(ROOT, 'services/cli/dist/bin.js');
 const RSS_PRELOAD = fileURLToPath(new URL('./rss-preload.mjs', import.meta.url));
+const STATIC_SERVER = fileURLToPath(new URL('./static-server.mjs', import.meta.url));
 export const MiB = 2 ** 20;
 export const GiB = 2 ** 30;
 
@@ -158,4 +159,91 @@ export async function waitFor(check, timeoutMs, what) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/** CPU seconds (user + system) a live process has used so far, from /proc; NaN where there is none. */
+export function cpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of the line (11 and 12 after the name), in clock ticks.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** CPU seconds of this process (every thread, the hash pool included) since `since` (process.cpuUsage()). */
+export function ownCpuSeconds(since) {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1e6;
+}
+
+/**
+ * Run a command under /usr/bin/time: resolves with its wall time and CPU seconds (user +
+ * system, its children included), or NaN CPU where /usr/bin/time is missing.
+ */
+export async function timedRun(command, args, options = {}) {
+  if (!has('/usr/bin/time')) return { ...(await mustRun(command, args, options)), cpu: Number.NaN };
+  const out = join(os.tmpdir(), `ferry-bench-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const result = await mustRun('/usr/bin/time', ['-f', '%U %S', '-o', out, command, ...args], options);
+  const [user, system] = readFileSync(out, 'utf8').trim().split('\n').at(-1).split(' ').map(Number);
+  rmSync(out, { force: true });
+  return { ...result, cpu: user + system };
+}
+
+/** The plain static-file server (its own process) over `dir`: `{ url, pid, stop }`. */
+export async function startStaticServer(dir) {
+  const child = spawn(process.execPath, [STATIC_SERVER, dir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  const port = await new Promise((resolve, reject) => {
+    let out = '';
+    child.once('exit', (code) => reject(new Error(`static server exited ${code}`)));
+    child.stdout.setEncoding('utf8').on('data', (t) => {
+      out += t;
+      if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]).port);
+    });
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid,
+    async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Start `ferry <args> --json` and resolve with the child and its first `event: started` line. */
+export function startFerry(args, env = process.env) {
+  const child = spawn(process.execPath, [FERRY_BIN, ...args, '--json'], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.once('exit', (code) => reject(new Error(`ferry ${args[0]} exited ${code}`)));
+    child.stdout.setEncoding('utf8').on('data', (t) => {
+      out += t;
+      for (const line of out.split('\n')) if (line.includes('"event":"started"')) resolve({ child, started: JSON.parse(line) });
+    });
+  });
+}
+
+export async function stopChild(child) {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** MiB/s of `bytes` moved in `ms`. */
+export const mibps = (bytes, ms) => bytes / MiB / (ms / 1000);
+
+/**
+ * Write back what earlier steps left dirty in the page cache, so a timed run that writes does
+ * not pay for the previous one's writes (a file just generated, another tool's copy).
+ */
+export async function settle() {
+  await mustRun('sync', []);
 }

@@ -3,11 +3,25 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { FERRY_BIN, freshDir, GiB, MiB, mustRun, readRss, rssEnv, waitFor, writeConfig, writeRandomFile } from '../lib/util.mjs';
+import {
+  FERRY_BIN,
+  freshDir,
+  GiB,
+  MiB,
+  mibps,
+  mustRun,
+  readRss,
+  rssEnv,
+  settle,
+  timedRun,
+  waitFor,
+  writeConfig,
+  writeRandomFile,
+} from '../lib/util.mjs';
 
 export const memory = {
   id: 'memory',
-  title: 'Peak RSS while moving one large file',
+  title: 'Peak RSS while moving one large file; ferry put vs cp + sync',
   async run({ work, redis, size }) {
     const bytes = Math.max(256 * MiB, Math.round(4 * GiB * size));
     const volume = `bench-memory-${Date.now()}`;
@@ -24,8 +38,22 @@ export const memory = {
     });
     const rows = [];
     const putRss = join(work, 'put.rss');
-    await mustRun(process.execPath, [FERRY_BIN, 'put', file, '/big.safetensors', '--config', config, '--concurrency', '8'], {
+    await settle();
+    const put = await timedRun(process.execPath, [FERRY_BIN, 'put', file, '/big.safetensors', '--config', config, '--concurrency', '8'], {
       env: rssEnv(putRss),
+    });
+    // The same bytes by cp, made durable like the store's fsync of every chunk.
+    await settle();
+    const cp = await mustRun('sh', ['-c', `cp "${file}" "${join(freshDir(join(work, 'mem-cp')), 'big')}" && sync`]);
+    await mustRun('rm', ['-rf', join(work, 'mem-cp')]);
+    rows.push({
+      metric: `ferry put of ${(bytes / GiB).toFixed(1)} GiB into a file:// store`,
+      unit: 'MiB/s',
+      ferry: mibps(bytes, put.ms),
+      cpu: put.cpu / (bytes / GiB),
+      peer: 'cp + sync',
+      peerValue: mibps(bytes, cp.ms),
+      ratio: cp.ms / put.ms,
     });
     rows.push({
       metric: `ferry put of ${(bytes / GiB).toFixed(1)} GiB (8 × 8 MiB in flight)`,

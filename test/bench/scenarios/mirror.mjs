@@ -4,13 +4,17 @@
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import {
+  cpuSeconds,
   FERRY_BIN,
   freshDir,
+  GiB,
   has,
   MiB,
   mustRun,
   rssEnv,
+  settle,
   startS3rver,
+  timedRun,
   waitFor,
   withoutCaBundle,
   writeConfig,
@@ -38,6 +42,7 @@ async function startReplicator(config, env) {
     });
   });
   return {
+    pid: child.pid,
     async stop() {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
@@ -68,7 +73,9 @@ async function ferryMirror({ work, redis, volume, sourceStore, mirrorStore, mode
   const source = new Redis(`${redisUrl}/0`);
   try {
     await waitFor(async () => (await mirror.get(`ferry:{${volume}}:cursor`)) !== null, 30_000, 'the mirror to sync');
-    const put = await mustRun(process.execPath, [FERRY_BIN, 'put', model, '/models/bench', '--config', config, '--json'], { env });
+    await settle();
+    const replicatorCpu = cpuSeconds(replicator.pid);
+    const put = await timedRun(process.execPath, [FERRY_BIN, 'put', model, '/models/bench', '--config', config, '--json'], { env });
     const summary = JSON.parse(put.stdout.trim().split('\n').at(-1));
     const committedAt = Number(summary.version.split('-')[0]);
     const chunkIds = new Set();
@@ -86,7 +93,9 @@ async function ferryMirror({ work, redis, volume, sourceStore, mirrorStore, mode
       'the mirror to complete',
     );
     const ms = Date.now() - committedAt;
-    return { ms, bytes: summary.bytes, chunks: ids.length };
+    // The put's CPU and the replicator's while it copied: every Ferry process on the path.
+    const cpu = put.cpu + cpuSeconds(replicator.pid) - replicatorCpu;
+    return { ms, bytes: summary.bytes, chunks: ids.length, cpuPerGiB: cpu / (summary.bytes / GiB) };
   } finally {
     mirror.disconnect();
     source.disconnect();
@@ -94,11 +103,11 @@ async function ferryMirror({ work, redis, volume, sourceStore, mirrorStore, mode
   }
 }
 
-function row(metric, ferryMs, bytes, peer, peerMs) {
+function row(metric, ferryMs, bytes, peer, peerMs, cpu) {
   const ferry = bytes / MiB / (ferryMs / 1000);
-  if (peerMs === undefined) return { metric, unit: 'MiB/s', ferry, peer, peerValue: null, ratio: null };
+  if (peerMs === undefined) return { metric, unit: 'MiB/s', ferry, cpu, peer, peerValue: null, ratio: null };
   const peerValue = bytes / MiB / (peerMs / 1000);
-  return { metric, unit: 'MiB/s', ferry, peer, peerValue, ratio: ferry / peerValue };
+  return { metric, unit: 'MiB/s', ferry, cpu, peer, peerValue, ratio: ferry / peerValue };
 }
 
 export const mirrorFile = {
@@ -119,15 +128,19 @@ export const mirrorFile = {
       model,
       env: process.env,
     });
+    await settle();
     const cp = await mustRun('sh', ['-c', `cp -r "${model}" "${freshDir(join(work, 'cp'))}/" && sync`]);
-    const rows = [row(`${files} × 32 MiB`, ferry.ms, bytes, 'cp -r + sync', cp.ms)];
+    const rows = [row(`${files} × 32 MiB`, ferry.ms, bytes, 'cp -r + sync', cp.ms, ferry.cpuPerGiB)];
     if (has('rclone')) {
+      await settle();
       const rc = await mustRun('rclone', ['copy', '--checksum', model, freshDir(join(work, 'rclone'))], { env: withoutCaBundle() });
-      rows.push(row(`${files} × 32 MiB`, ferry.ms, bytes, 'rclone copy --checksum', rc.ms));
+      rows.push(row(`${files} × 32 MiB`, ferry.ms, bytes, 'rclone copy --checksum', rc.ms, ferry.cpuPerGiB));
     } else rows.push({ metric: `${files} × 32 MiB`, peer: 'rclone copy --checksum', note: 'not available: rclone is not installed' });
     return {
       rows,
-      notes: [`Ferry: ${ferry.chunks} chunks of 8 MiB, every one sha256-verified into the mirror store; stores fsync each chunk.`],
+      notes: [
+        `Ferry: ${ferry.chunks} chunks of 8 MiB, every one sha256-verified into the mirror store; stores fsync each chunk. CPU s/GiB: the put process and the replicator.`,
+      ],
     };
   },
 };
@@ -156,7 +169,10 @@ export const mirrorS3 = {
         env,
       });
       if (!has('rclone'))
-        return { rows: [row(`${files} × 32 MiB`, ferry.ms, bytes, 'rclone copy s3a: s3b:', undefined)], notes: ['rclone not installed'] };
+        return {
+          rows: [row(`${files} × 32 MiB`, ferry.ms, bytes, 'rclone copy s3a: s3b:', undefined, ferry.cpuPerGiB)],
+          notes: ['rclone not installed'],
+        };
       const remote = (name, endpoint) => [
         `RCLONE_CONFIG_${name}_TYPE=s3`,
         `RCLONE_CONFIG_${name}_PROVIDER=Other`,
@@ -176,7 +192,7 @@ export const mirrorS3 = {
         { env: rcEnv },
       );
       return {
-        rows: [row(`${files} × 32 MiB`, ferry.ms, bytes, 'rclone copy s3a: s3b:', rc.ms)],
+        rows: [row(`${files} × 32 MiB`, ferry.ms, bytes, 'rclone copy s3a: s3b:', rc.ms, ferry.cpuPerGiB)],
         notes: ['Both sides are s3rver (single-threaded, md5 of every byte): this measures the stand-in servers as much as the clients.'],
       };
     } finally {

@@ -64,6 +64,7 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
     limits: cache.limits,
     listen: opts.listen,
     maxChunkBytes: ctx.config.chunkSize,
+    scrubBytesPerSecond: region.config.cache?.scrubBytesPerSecond ?? 0,
     upstream: regionUpstream({
       store: { name: `store:${region.name}`, store: region.store },
       // The source's store, not its Redis: a node never needs the source's metadata.

@@ -1,21 +1,31 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { CorruptError, type Entry, localIoError } from '@ferry/core';
-import type { RegionReader } from '@ferry/reader';
+import { CorruptError, type Entry, forEachLimit, type HashSession, hashPool, localIoError } from '@ferry/core';
+import { piecesOf, type RegionReader } from '@ferry/reader';
 
 export interface GetOptions {
   reader: RegionReader;
+  /** Chunks fetched and written at once, at least (memory: the window × chunk size). */
   prefetch: number;
   onBytes?: (delta: number) => void;
 }
 
+type FileHandle = Awaited<ReturnType<typeof open>>;
+
+/** All of `bytes` at `position`: a positional write may write less than asked. */
+async function writeAt(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < bytes.length; ) {
+    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
 /**
- * Write one file to `dest`: streamed through the reader, whole-file sha256 checked, written to a
- * temporary name beside the destination and renamed into place only when complete and verified.
+ * Write one file to `dest`: chunks fetched `prefetch` at a time from the nearest tier (each
+ * verified by the reader), each written at its offset as soon as it arrives, the whole-file
+ * sha256 computed on the hash pool in file order, all into a temporary name beside the
+ * destination that is renamed into place only when complete and verified.
  */
 export async function getFile(entry: Entry, dest: string, options: GetOptions): Promise<void> {
   const dir = dirname(dest);
@@ -23,25 +33,55 @@ export async function getFile(entry: Entry, dest: string, options: GetOptions): 
     throw localIoError(err, 'cannot create directory', dir);
   });
   const tmp = join(dir, `.${basename(dest)}.ferry-${randomBytes(4).toString('hex')}`);
-  const hash = createHash('sha256');
-  const count = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      options.onBytes?.(chunk.length);
-      done(null, chunk);
-    },
-  });
+  let whole: HashSession | undefined;
   try {
-    const out = createWriteStream(tmp, { flags: 'wx' });
-    out.on('error', () => {});
-    await pipeline(options.reader.stream(entry, { prefetch: options.prefetch }), count, out).catch((err) => {
-      if ((err as NodeJS.ErrnoException).syscall) throw localIoError(err, 'cannot write', dest);
-      throw err;
+    const handle = await open(tmp, 'wx').catch((err) => {
+      throw localIoError(err, 'cannot write', dest);
     });
-    const digest = hash.digest('hex');
+    try {
+      whole = entry.sha256 === undefined ? undefined : hashPool().session();
+      const pieces = entry.size === 0 ? [] : piecesOf(entry, 0, entry.size - 1);
+      // Chunk i feeds the file's hash after chunk i-1 did; a call keeps its slot (and its bytes)
+      // until then, so memory stays at `prefetch` chunks however late one of them arrives.
+      const fed: Array<Promise<void>> = [];
+      const turns = pieces.map(() => {
+        let done = () => {};
+        fed.push(new Promise<void>((resolve) => (done = resolve)));
+        return done;
+      });
+      let failed = false;
+      // At least `prefetch`, more once the reader knows how many cache nodes there are to keep busy.
+      await forEachLimit(
+        pieces,
+        () => Math.max(options.prefetch, options.reader.window),
+        async (piece, i) => {
+          try {
+            const bytes = await options.reader.fetch(piece.ref, { entry, offset: piece.offset });
+            await writeAt(handle, bytes, piece.offset).catch((err) => {
+              throw localIoError(err, 'cannot write', dest);
+            });
+            options.onBytes?.(bytes.length);
+            if (i > 0) await fed[i - 1];
+            if (!failed) await whole?.update(bytes);
+            // Written, and hashed or copied for hashing: the buffer goes back for a later chunk.
+            options.reader.chunks.release(bytes);
+          } catch (err) {
+            // The calls waiting for their turn must not wait for this one forever.
+            failed = true;
+            throw err;
+          } finally {
+            turns[i]?.();
+          }
+        },
+      );
+    } finally {
+      await handle.close();
+    }
+    const digest = await whole?.digest();
+    whole = undefined;
     if (entry.sha256 !== undefined && digest !== entry.sha256) {
       throw new CorruptError(
-        `${entry.path}: whole-file sha256 mismatch (got ${digest.slice(0, 12)}…, expected ${entry.sha256.slice(0, 12)}…)`,
+        `${entry.path}: whole-file sha256 mismatch (got ${digest?.slice(0, 12)}…, expected ${entry.sha256.slice(0, 12)}…)`,
       );
     }
     await utimes(tmp, new Date(), new Date(entry.mtime));
@@ -49,6 +89,7 @@ export async function getFile(entry: Entry, dest: string, options: GetOptions): 
       throw localIoError(err, 'cannot write', dest);
     });
   } catch (err) {
+    whole?.abort();
     await unlink(tmp).catch(() => {});
     throw err;
   }
