@@ -15,6 +15,7 @@ export { type FerryConfig, loadConfig, parseConfig, parseConfigText, type Region
 export { formatDuration, parseDuration } from './duration.js';
 export {
   AccessDeniedError,
+  ChunkClaimedError,
   ConflictError,
   CorruptError,
   type ErrorCode,

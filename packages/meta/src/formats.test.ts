@@ -15,7 +15,11 @@ describe('keys', () => {
       'cursor',
       'entries',
       'epoch',
+      'exthash',
       'fence',
+      'gcClaims',
+      'gcDeleted',
+      'gcInfo',
       'log',
       'missing',
       'moves',
@@ -29,6 +33,7 @@ describe('keys', () => {
       'seen',
       'tracking',
       'unreferenced',
+      'unreferencedBy',
       'watcherLease',
     ]);
     expect(() => volumeKeys('Models')).toThrow(/invalid volume "Models"/);
