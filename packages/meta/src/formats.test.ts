@@ -20,6 +20,7 @@ describe('keys', () => {
       'gcClaims',
       'gcDeleted',
       'gcInfo',
+      'gcLock',
       'log',
       'missing',
       'moves',

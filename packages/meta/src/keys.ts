@@ -75,6 +75,8 @@ export interface VolumeKeys {
   readonly exthash: string;
   /** Hash: garbage-collection and verify counters and the last pass's figures, for status. */
   readonly gcInfo: string;
+  /** String: owner of the garbage-collection pass running in this region (PX: the pass renews it). */
+  readonly gcLock: string;
 }
 
 export function volumeKeys(volume: string): VolumeKeys {
@@ -105,5 +107,6 @@ export function volumeKeys(volume: string): VolumeKeys {
     gcDeleted: `${base}:gc-deleted`,
     exthash: `${base}:exthash`,
     gcInfo: `${base}:gc`,
+    gcLock: `${base}:gc-lock`,
   });
 }

@@ -27,6 +27,7 @@ const SCRIPTS = {
   gcClaim: { file: 'gc-claim.lua', keys: 5 },
   gcFinish: { file: 'gc-finish.lua', keys: 7 },
   present: { file: 'present.lua', keys: 5 },
+  gcOrphans: { file: 'gc-orphans.lua', keys: 4 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

@@ -1,3 +1,4 @@
 export { ControlClient, controlApiBase, type WarmupQueued, type WarmupState } from './control-client.js';
+export { collectGarbage, type GcOptions, type GcReport, type HeldBack } from './gc.js';
 export { type OpenReaderOptions, openCacheTier, openReader } from './reading.js';
 export { type OpenRegionOptions, openRegion, Region, type RegionRole } from './region.js';

@@ -4,6 +4,7 @@ import { cacheNodeCommand } from './commands/cache-node.js';
 import { demoCommand } from './commands/demo.js';
 import { catCommand, getCommand, positiveInt, putCommand } from './commands/files.js';
 import { gatewayCommand } from './commands/gateway.js';
+import { gcCommand } from './commands/gc.js';
 import { importCommand } from './commands/import.js';
 import { lsCommand, mvCommand, rmCommand, statCommand } from './commands/namespace.js';
 import { replicatorCommand, retryFailedCommand, statusCommand } from './commands/replication.js';
@@ -188,6 +189,15 @@ export function buildProgram(): Command {
         warmupCommand(ctx, out, path, opts),
       ),
     );
+
+  common(program.command('gc'))
+    .description(
+      "delete from a region's store the chunks nothing references for at least --grace (in the source, only once every mirror has applied the change that dropped them), orphan objects and temp files older than --grace",
+    )
+    .option('-r, --region <name>', 'region whose store to collect (default: the source region)')
+    .option('--grace <duration>', 'keep what became garbage less than this long ago', '24h')
+    .option('--dry-run', 'report what would be deleted; delete nothing', false)
+    .action(action((ctx, out, opts: { region?: string; grace: string; dryRun: boolean }) => gcCommand(ctx, out, opts)));
 
   common(regionOption(program.command('status [path]')))
     .description('replication state per region: lag, missing chunks, queues, failures; for a path, how complete each region is')
