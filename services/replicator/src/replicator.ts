@@ -1,8 +1,8 @@
 import { CacheNodeClient, Membership } from '@ferry/cache';
 import { type FerryConfig, InvalidConfigError, type Logger, regionConfig } from '@ferry/core';
 import { QUEUES, queuePrefix } from '@ferry/jobs';
-import { Lease } from '@ferry/meta';
-import { openRegion, type Region } from '@ferry/region';
+import { GcMeta, Lease } from '@ferry/meta';
+import { collectGarbage, openRegion, type Region } from '@ferry/region';
 import { closeGracefully } from '@ferry/runtime';
 import type { ObjectStore } from '@ferry/stores';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { build as buildApi, listen as listenApi } from './app.js';
 import { copyJobHandler, createCopyProcessor } from './copy-worker.js';
+import { Maintenance, RegionLeader } from './maintenance.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
 import { type RegionStatus, regionStatus } from './status.js';
@@ -66,6 +67,9 @@ export class Replicator {
   readonly #region: Region;
   #watcher: Watcher | undefined;
   #reconciler: Reconciler | undefined;
+  /** Garbage collection and the background scrub, on the leading replica (in the source, under a lease of its own). */
+  #maintenance: Maintenance[] = [];
+  #leader: RegionLeader | undefined;
   #worker: Worker | undefined;
   /** BullMQ does not close connections it is given, so the daemon keeps and closes this one. */
   #workerRedis: Redis | undefined;
@@ -100,8 +104,10 @@ export class Replicator {
         : {}),
     });
     const mirror = this.#region.mirror;
+    const gcMeta = new GcMeta({ redis: this.#region.redis, keys: this.#region.meta.keys, mirror: mirror !== undefined });
     this.metrics = createMetrics({
       processMetrics: options.processMetrics ?? false,
+      gc: { region, info: () => gcMeta.info() },
       ...(mirror
         ? {
             chunks: {
@@ -195,6 +201,7 @@ export class Replicator {
       watcher.start();
       this.#reconciler.start();
     }
+    this.#startMaintenance(own);
     if (own.cache?.token) this.#startWarm(own.cache, own.copy.concurrency);
     if (listen) {
       this.#api = buildApi({
@@ -208,6 +215,42 @@ export class Replicator {
       this.address = (await listenApi(this.#api, listen)).url;
     }
     this.#log.info({ role: this.isSource ? 'source' : 'mirror', api: this.address }, 'replicator started');
+  }
+
+  /**
+   * Garbage collection every `gc.every` (off when `gc` is absent) on the replica that leads the
+   * region: the watcher's leader in a mirror; in the source, which has no watcher, the holder of
+   * the same lease key taken for this alone.
+   */
+  #startMaintenance(own: ReturnType<typeof regionConfig>): void {
+    if (!own.gc) return;
+    const watcher = this.#watcher;
+    let token: () => string;
+    if (watcher) token = () => watcher.token;
+    else {
+      const keys = this.#region.meta.keys;
+      const leaseTtlMs = this.#o.watcher?.leaseTtlMs ?? this.#o.config.replicator.leaseTtl;
+      const leader = new RegionLeader({
+        lease: new Lease({ redis: this.#redis, key: keys.watcherLease, fenceKey: keys.fence, ttlMs: leaseTtlMs }),
+        logger: this.#log.child({ component: 'leader' }),
+      });
+      leader.start();
+      this.#leader = leader;
+      token = () => leader.token;
+    }
+    const gc = own.gc;
+    const logger = this.#log.child({ component: 'gc' });
+    const task = new Maintenance({
+      task: 'gc',
+      everyMs: gc.every,
+      token,
+      logger,
+      run: async (check) => {
+        await collectGarbage(this.#region, { graceMs: gc.grace, check, logger });
+      },
+    });
+    task.start();
+    this.#maintenance.push(task);
   }
 
   /** Warmup flows (POST /warmup) and the warm worker that fills the cache nodes, behind the copy in a mirror. */
@@ -305,9 +348,12 @@ export class Replicator {
     // Closing the source metadata first cuts a waiting read short, so the watcher stops at once.
     const watcherStopped = this.#watcher?.stop();
     const reconcilerStopped = this.#reconciler?.stop();
+    const maintenanceStopped = Promise.all(this.#maintenance.map((m) => m.stop()));
     await this.#region.interruptSourceReads();
     await watcherStopped;
     await reconcilerStopped;
+    await maintenanceStopped;
+    await this.#leader?.stop();
     await this.#worker?.close();
     this.#workerRedis?.disconnect();
     await this.#warmWorker?.close();
