@@ -125,6 +125,23 @@ export class GcMeta {
     return this.#call(() => this.#redis.hgetall(this.#keys.gcInfo));
   }
 
+  /**
+   * In a mirror: the store no longer holds these chunks whole (a scrub found them bad, and their
+   * objects were deleted): they leave present and enter missing, so a copy (or the reconciler)
+   * brings them back. The source keeps no such sets.
+   */
+  async markLost(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0 || !this.#mirror) return;
+    const k = this.#keys;
+    await this.#call(() =>
+      this.#redis
+        .multi()
+        .srem(k.present, ...ids)
+        .sadd(k.missing, ...ids)
+        .exec(),
+    );
+  }
+
   async exthash(ids: readonly string[]): Promise<Array<string | null>> {
     if (ids.length === 0) return [];
     return this.#call(() => this.#redis.hmget(this.#keys.exthash, ...ids));

@@ -8,6 +8,7 @@ import { gcCommand } from './commands/gc.js';
 import { importCommand } from './commands/import.js';
 import { lsCommand, mvCommand, rmCommand, statCommand } from './commands/namespace.js';
 import { replicatorCommand, retryFailedCommand, statusCommand } from './commands/replication.js';
+import { verifyCommand } from './commands/verify.js';
 import { warmupCommand } from './commands/warmup.js';
 import { Context } from './context.js';
 import { describeFailure, EXIT_USAGE } from './errors.js';
@@ -198,6 +199,18 @@ export function buildProgram(): Command {
     .option('--grace <duration>', 'keep what became garbage less than this long ago', '24h')
     .option('--dry-run', 'report what would be deleted; delete nothing', false)
     .action(action((ctx, out, opts: { region?: string; grace: string; dryRun: boolean }) => gcCommand(ctx, out, opts)));
+
+  common(regionOption(program.command('verify [path]')))
+    .description(
+      "check that every chunk of a path (or the volume) is in a region's store and hashes to its id; exits 1 naming each bad or missing chunk and the files that use it",
+    )
+    .option('--repair', 'copy bad and missing chunks again (from the source, or in the source from a mirror) and wait for them', false)
+    .option('--sample <percent>', 'check this percent of the chunks, chosen at random')
+    .action(
+      action((ctx, out, path: string | undefined, opts: { region?: string; repair: boolean; sample?: string }) =>
+        verifyCommand(ctx, out, path, opts),
+      ),
+    );
 
   common(regionOption(program.command('status [path]')))
     .description('replication state per region: lag, missing chunks, queues, failures; for a path, how complete each region is')

@@ -1,5 +1,10 @@
-import { FencedError, type Logger, messageOf } from '@ferry/core';
-import type { Lease } from '@ferry/meta';
+import { FencedError, type Logger, messageOf, type RegionConfig } from '@ferry/core';
+import { Lease } from '@ferry/meta';
+import { collectGarbage, type Region, verifyRegion } from '@ferry/region';
+import { Throttle } from './throttle.js';
+
+/** A scrub pass starts this long after the last one ended (its rate, not this pause, bounds the load). */
+const SCRUB_PAUSE_MS = 60_000;
 
 /** Thrown by a pass's `check` once the replica that started it no longer leads. */
 export class LeadershipLost extends FencedError {
@@ -134,4 +139,66 @@ export class RegionLeader {
     this.#token = '';
     await this.#lease.release().catch(() => {});
   }
+}
+
+export interface RegionMaintenance {
+  stop(): Promise<void>;
+}
+
+/**
+ * Garbage collection every `gc.every` (off when `gc` is absent) and the background scrub (off
+ * when `scrub` is absent) on the replica that leads the region: the watcher's leader in a mirror
+ * (`token`); in the source, which has no watcher, the holder of the same lease key, taken here.
+ */
+export function startMaintenance(o: {
+  region: Region;
+  own: RegionConfig;
+  token?: () => string;
+  leaseTtlMs: number;
+  logger: Logger;
+}): RegionMaintenance | undefined {
+  const { region, own } = o;
+  const { gc, scrub } = own;
+  if (!gc && !scrub) return undefined;
+  let token = o.token;
+  let leader: RegionLeader | undefined;
+  if (!token) {
+    const keys = region.meta.keys;
+    const held = new RegionLeader({
+      lease: new Lease({ redis: region.redis, key: keys.watcherLease, fenceKey: keys.fence, ttlMs: o.leaseTtlMs }),
+      logger: o.logger.child({ component: 'leader' }),
+    });
+    held.start();
+    leader = held;
+    token = () => held.token;
+  }
+  const tasks: Maintenance[] = [];
+  if (gc) {
+    const logger = o.logger.child({ component: 'gc' });
+    const run = async (check: () => void) => {
+      await collectGarbage(region, { graceMs: gc.grace, check, logger });
+    };
+    tasks.push(new Maintenance({ task: 'gc', everyMs: gc.every, token, logger, run }));
+  }
+  if (scrub) {
+    const logger = o.logger.child({ component: 'scrub' });
+    // One bucket for every pass: the rate caps the store reads whatever the concurrency.
+    const throttle = new Throttle(scrub.bytesPerSecond);
+    const run = async (check: () => void) => {
+      const report = await verifyRegion(region, { repair: true, throttle, check, logger });
+      for (const b of report.bad) {
+        const fields = { chunk: b.chunk, problem: b.problem, detail: b.detail, files: b.files.slice(0, 5) };
+        if (b.repaired) logger.warn(fields, 'scrub repaired a chunk');
+        else logger.error(fields, 'scrub found a bad chunk it could not repair');
+      }
+    };
+    tasks.push(new Maintenance({ task: 'scrub', everyMs: SCRUB_PAUSE_MS, token, logger, run }));
+  }
+  for (const task of tasks) task.start();
+  return {
+    async stop() {
+      await Promise.all(tasks.map((t) => t.stop()));
+      await leader?.stop();
+    },
+  };
 }

@@ -2,7 +2,7 @@ import { CacheNodeClient, Membership } from '@ferry/cache';
 import { type FerryConfig, InvalidConfigError, type Logger, regionConfig } from '@ferry/core';
 import { QUEUES, queuePrefix } from '@ferry/jobs';
 import { GcMeta, Lease } from '@ferry/meta';
-import { collectGarbage, openRegion, type Region } from '@ferry/region';
+import { openRegion, type Region } from '@ferry/region';
 import { closeGracefully } from '@ferry/runtime';
 import type { ObjectStore } from '@ferry/stores';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { build as buildApi, listen as listenApi } from './app.js';
 import { copyJobHandler, createCopyProcessor } from './copy-worker.js';
-import { Maintenance, RegionLeader } from './maintenance.js';
+import { type RegionMaintenance, startMaintenance } from './maintenance.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
 import { type RegionStatus, regionStatus } from './status.js';
@@ -68,8 +68,7 @@ export class Replicator {
   #watcher: Watcher | undefined;
   #reconciler: Reconciler | undefined;
   /** Garbage collection and the background scrub, on the leading replica (in the source, under a lease of its own). */
-  #maintenance: Maintenance[] = [];
-  #leader: RegionLeader | undefined;
+  #maintenance: RegionMaintenance | undefined;
   #worker: Worker | undefined;
   /** BullMQ does not close connections it is given, so the daemon keeps and closes this one. */
   #workerRedis: Redis | undefined;
@@ -201,7 +200,14 @@ export class Replicator {
       watcher.start();
       this.#reconciler.start();
     }
-    this.#startMaintenance(own);
+    const watcher = this.#watcher;
+    this.#maintenance = startMaintenance({
+      region: this.#region,
+      own,
+      ...(watcher ? { token: () => watcher.token } : {}),
+      leaseTtlMs: this.#o.watcher?.leaseTtlMs ?? config.replicator.leaseTtl,
+      logger: this.#log,
+    });
     if (own.cache?.token) this.#startWarm(own.cache, own.copy.concurrency);
     if (listen) {
       this.#api = buildApi({
@@ -215,42 +221,6 @@ export class Replicator {
       this.address = (await listenApi(this.#api, listen)).url;
     }
     this.#log.info({ role: this.isSource ? 'source' : 'mirror', api: this.address }, 'replicator started');
-  }
-
-  /**
-   * Garbage collection every `gc.every` (off when `gc` is absent) on the replica that leads the
-   * region: the watcher's leader in a mirror; in the source, which has no watcher, the holder of
-   * the same lease key taken for this alone.
-   */
-  #startMaintenance(own: ReturnType<typeof regionConfig>): void {
-    if (!own.gc) return;
-    const watcher = this.#watcher;
-    let token: () => string;
-    if (watcher) token = () => watcher.token;
-    else {
-      const keys = this.#region.meta.keys;
-      const leaseTtlMs = this.#o.watcher?.leaseTtlMs ?? this.#o.config.replicator.leaseTtl;
-      const leader = new RegionLeader({
-        lease: new Lease({ redis: this.#redis, key: keys.watcherLease, fenceKey: keys.fence, ttlMs: leaseTtlMs }),
-        logger: this.#log.child({ component: 'leader' }),
-      });
-      leader.start();
-      this.#leader = leader;
-      token = () => leader.token;
-    }
-    const gc = own.gc;
-    const logger = this.#log.child({ component: 'gc' });
-    const task = new Maintenance({
-      task: 'gc',
-      everyMs: gc.every,
-      token,
-      logger,
-      run: async (check) => {
-        await collectGarbage(this.#region, { graceMs: gc.grace, check, logger });
-      },
-    });
-    task.start();
-    this.#maintenance.push(task);
   }
 
   /** Warmup flows (POST /warmup) and the warm worker that fills the cache nodes, behind the copy in a mirror. */
@@ -348,12 +318,11 @@ export class Replicator {
     // Closing the source metadata first cuts a waiting read short, so the watcher stops at once.
     const watcherStopped = this.#watcher?.stop();
     const reconcilerStopped = this.#reconciler?.stop();
-    const maintenanceStopped = Promise.all(this.#maintenance.map((m) => m.stop()));
+    const maintenanceStopped = this.#maintenance?.stop();
     await this.#region.interruptSourceReads();
     await watcherStopped;
     await reconcilerStopped;
     await maintenanceStopped;
-    await this.#leader?.stop();
     await this.#worker?.close();
     this.#workerRedis?.disconnect();
     await this.#warmWorker?.close();
