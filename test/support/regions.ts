@@ -47,6 +47,8 @@ export interface RegionSpec {
   store?: string;
   copy?: { concurrency?: number; attempts?: number; bytesPerSecond?: number; reconcileEvery?: string | number; backlog?: number };
   api?: { listen?: string; token?: string; open?: boolean };
+  gc?: { every?: string | number; grace?: string | number };
+  scrub?: { bytesPerSecond?: string | number };
 }
 
 /** A region opened the way the services open one, plus where the test keeps it. */
@@ -114,6 +116,8 @@ export async function createRegions(
           : `${options.mirrorRedis ?? redisUrl}/${mirrorDb(mirrorIndex++)}`,
       ...(spec.copy ? { copy: spec.copy } : {}),
       ...(spec.api ? { api: spec.api } : {}),
+      ...(spec.gc ? { gc: spec.gc } : {}),
+      ...(spec.scrub ? { scrub: spec.scrub } : {}),
     };
   }
   const doc = {
