@@ -5,7 +5,7 @@ import type { ObjectStore } from '@ferry/stores';
 import type { Region } from './region.js';
 
 /** Unreferenced-set members read per claim step: keeps each script far under 50 ms. */
-const CLAIM_BATCH = 500;
+const CLAIM_BATCH = 200;
 /** Objects deleted at once. */
 const DELETE_CONCURRENCY = 16;
 /** The collection lock outlives a stalled pass by this much; a live pass renews it every step. */
