@@ -135,10 +135,8 @@ async function collectUnreferenced(
     await o.check();
     const batch = await gc.claim({ cutoff: o.cutoff, offset, limit: CLAIM_BATCH, dryRun: o.dryRun, mirrors });
     offset += o.dryRun ? batch.read : batch.held.length;
-    let heldBytes = 0;
     await forEachLimit(batch.held, DELETE_CONCURRENCY, async ({ chunk, mirrors: behind }) => {
       const size = await sizeOf(region.store, chunk);
-      heldBytes += size;
       for (const m of behind) {
         report.heldBack[m] ??= { chunks: 0, bytes: 0, examples: [] };
         const held = report.heldBack[m];
