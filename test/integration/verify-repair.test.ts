@@ -1,9 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chunkKey } from '@ferry/core';
+import { chunkDigest, chunkKey } from '@ferry/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRegions, fileDigest, putBytes, type Regions, runCli, waitForConvergence } from '../support/regions.js';
+import {
+  createRegions,
+  fileDigest,
+  objectDigest,
+  putBytes,
+  type Regions,
+  runCli,
+  waitFor,
+  waitForConvergence,
+} from '../support/regions.js';
 import { startReplicator } from '../support/replicators.js';
 
 /*
@@ -44,7 +53,8 @@ describe('ferry verify', () => {
   it('finds a flipped byte and a deleted object in a mirror store and names them, --repair copies both again, and a second verify passes', async () => {
     regions = await createRegions({ chunkSize: 64 * KiB, mirrors: { eu: {} } });
     const r = regions;
-    running.push(await startReplicator(r, 'eu'));
+    const daemon = await startReplicator(r, 'eu');
+    running.push(daemon);
     const { entries } = await putBytes(r, { '/m/a.bin': randomBytes(200 * KiB), '/m/b.bin': randomBytes(100 * KiB) });
     await waitForConvergence(r, 'eu', 30_000);
     const a = entries.find((e) => e.path === '/m/a.bin');
@@ -79,6 +89,23 @@ describe('ferry verify', () => {
     const status = await runCli(['status', '--region', 'eu', '--json', '--config', r.configPath]);
     // Counted per check, ever: three verifies found the same two chunks bad, one repaired them.
     expect(JSON.parse(status.stdout.trim()).gc).toMatchObject({ bad: 6, repaired: 2 });
+    const metrics = await daemon.metrics.registry.metrics();
+    expect(metrics).toContain('ferry_scrub_chunks_bad{region="eu"} 6');
+    expect(metrics).toContain('ferry_scrub_chunks_repaired{region="eu"} 2');
+  }, 120_000);
+
+  it("the daemon's background scrub finds a flipped byte in the mirror store and copies the chunk again", async () => {
+    regions = await createRegions({ chunkSize: 64 * KiB, mirrors: { eu: { scrub: { bytesPerSecond: '10MiB' } } } });
+    const r = regions;
+    running.push(await startReplicator(r, 'eu', { scrubPauseMs: 200 }));
+    const { entries } = await putBytes(r, { '/b/a.bin': randomBytes(150 * KiB) });
+    await waitForConvergence(r, 'eu', 30_000);
+    const id = entries[0]?.chunks[1]?.id as string;
+    await flipByte(join(r.mirror('eu').root as string, chunkKey(id as never)));
+    const eu = r.mirror('eu');
+    await waitFor(async () => Number(await eu.redis.hget(eu.meta.keys.gcInfo, 'repaired-chunks')) >= 1, 30_000, 'the scrub to repair');
+    expect(await objectDigest(eu.store, chunkKey(id as never))).toBe(chunkDigest(id as never));
+    expect(await fileDigest(eu, '/b/a.bin')).toBe(await fileDigest(r.source, '/b/a.bin'));
   }, 120_000);
 
   it('in the source, repairs a flipped byte from a mirror that holds a good copy', async () => {

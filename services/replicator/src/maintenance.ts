@@ -155,6 +155,8 @@ export function startMaintenance(o: {
   own: RegionConfig;
   token?: () => string;
   leaseTtlMs: number;
+  /** Pause between scrub passes (default a minute; tests shorten it). */
+  scrubPauseMs?: number;
   logger: Logger;
 }): RegionMaintenance | undefined {
   const { region, own } = o;
@@ -192,7 +194,7 @@ export function startMaintenance(o: {
         else logger.error(fields, 'scrub found a bad chunk it could not repair');
       }
     };
-    tasks.push(new Maintenance({ task: 'scrub', everyMs: SCRUB_PAUSE_MS, token, logger, run }));
+    tasks.push(new Maintenance({ task: 'scrub', everyMs: o.scrubPauseMs ?? SCRUB_PAUSE_MS, token, logger, run }));
   }
   for (const task of tasks) task.start();
   return {

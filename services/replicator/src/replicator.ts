@@ -47,6 +47,8 @@ export interface ReplicatorOptions {
   stopTimeoutMs?: number;
   /** Warm worker tuning: how long a fill waits for the copy before reading through from the source, how often it looks. */
   warm?: { copyWaitMs?: number; recheckMs?: number };
+  /** Pause between background scrub passes (default a minute; tests shorten it). */
+  scrubPauseMs?: number;
   /** Export the process metrics (CPU, memory, event loop) too: on for the daemon process, off in tests. */
   processMetrics?: boolean;
 }
@@ -206,6 +208,7 @@ export class Replicator {
       own,
       ...(watcher ? { token: () => watcher.token } : {}),
       leaseTtlMs: this.#o.watcher?.leaseTtlMs ?? config.replicator.leaseTtl,
+      ...(this.#o.scrubPauseMs === undefined ? {} : { scrubPauseMs: this.#o.scrubPauseMs }),
       logger: this.#log,
     });
     if (own.cache?.token) this.#startWarm(own.cache, own.copy.concurrency);
