@@ -71,6 +71,12 @@ describe('gc gated on mirrors', () => {
     expect(await inStore(r.source.store, dropped)).toBe(5);
     const human = await runCli(['gc', '--region', 'src', '--grace', '0s', '--dry-run', '--config', r.configPath]);
     expect(human.stdout).toMatch(/kept 5 chunks .* mirror us has not caught up/);
+    // What is held back, and by which mirror, in status and in the source daemon's /metrics.
+    const status = await runCli(['status', '--region', 'src', '--config', r.configPath]);
+    expect(status.stdout).toMatch(/held: .*\(5 chunks\) until mirror us acknowledges the deletes/);
+    const src = await startReplicator(r, 'src');
+    running.push(src);
+    expect(await src.metrics.registry.metrics()).toMatch(/ferry_gc_held_back_bytes\{region="src",mirror="us"\} 307200/);
 
     // The same in the mirror regions: eu applied the delete and collects; us still references the chunks.
     expect((await gc(r, 'eu')).reclaimed.chunks).toBe(5);
