@@ -78,7 +78,7 @@ describe('a Sentinel failover in the middle of replication', () => {
         const missing = (await mirror.missing(chunks)).length;
         return missing > 0 && missing < chunks.length - 4;
       },
-      30_000,
+      90_000,
       'the copy to be under way',
       50,
     );
@@ -90,7 +90,7 @@ describe('a Sentinel failover in the middle of replication', () => {
     // The source keeps working through the new master: a second model, put after the failover.
     await waitFor(
       async () => (await regions.source.redis.ping().catch(() => 'down')) === 'PONG',
-      30_000,
+      90_000,
       'the source client to reach the new master',
       100,
     );

@@ -181,7 +181,9 @@ describe('global caps', () => {
       );
       expect(hits.map((h) => h.statusCode)).toEqual(Array(20).fill(200));
       expect(hits.every((h) => h.rawPayload.equals(held))).toBe(true);
-      expect(reads).toBe(1);
+      // A verified chunk file is streamed to each hit without a whole-chunk read; one that must be
+      // hashed again is read (and hashed) once for all of them. Never once per hit.
+      expect(reads).toBeLessThanOrEqual(1);
       await wide.close();
       expect((await app.inject({ method: 'GET', url: `/chunks/${heldId}`, headers: auth })).statusCode).toBe(200);
     } finally {
