@@ -51,6 +51,13 @@ module.exports = {
       to: { path: '^(packages|services)/', pathNot: '^(packages/core|services/runtime)/' },
     },
     {
+      name: 'arrow-mount',
+      comment: 'services/mount reads a region: it imports core, stores, meta, reader, region and services/runtime among ours',
+      severity: 'error',
+      from: { path: '^services/mount/' },
+      to: { path: '^(packages|services)/', pathNot: '^(packages/(core|stores|meta|reader|region)|services/(mount|runtime))/' },
+    },
+    {
       name: 'services-not-services',
       comment: 'a service imports packages and services/runtime, never another service (only the cli does)',
       severity: 'error',

@@ -12,9 +12,10 @@ import { importScenario } from './scenarios/import.mjs';
 import { memory } from './scenarios/memory.mjs';
 import { metadataLag } from './scenarios/metadata-lag.mjs';
 import { mirrorFile, mirrorS3 } from './scenarios/mirror.mjs';
+import { mountScenario } from './scenarios/mount.mjs';
 import { reads } from './scenarios/reads.mjs';
 
-const SCENARIOS = [mirrorFile, mirrorS3, metadataLag, importScenario, reads, coldStart, memory];
+const SCENARIOS = [mirrorFile, mirrorS3, metadataLag, importScenario, reads, coldStart, mountScenario, memory];
 
 const { values } = parseArgs({
   options: {

@@ -39,6 +39,7 @@ describe('a warmup larger than the nodes’ capacity', () => {
     expect(summary.fetched).toBe(96);
     expect(summary.residency.percent).toBeLessThan(100);
     expect(summary.complete).toBe(false);
+    expect(summary.ready).toBe(false);
 
     // The same figure from what the nodes list, chunk by chunk.
     const held = new Map<string, Set<string>>();

@@ -15,7 +15,7 @@ function chunk(size = 4096): { id: ChunkId; bytes: Buffer } {
   return { id: nativeChunkId(sha256Hex(bytes)), bytes };
 }
 
-async function node(options: { capacity?: number; upstream?: Upstream; dir?: string } = {}) {
+async function node(options: { capacity?: number; upstream?: Upstream; dir?: string; hashes?: Map<string, string> } = {}) {
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'ferry-cn-')));
   dirs.push(dir);
   const metrics = createCacheMetrics();
@@ -24,7 +24,15 @@ async function node(options: { capacity?: number; upstream?: Upstream; dir?: str
     capacity: options.capacity ?? 1 << 20,
     onEvict: (_id, reason) => metrics.evictions.inc({ reason }),
   });
-  const app = build({ cache, token: TOKEN, maxChunkBytes: 1 << 20, metrics, ...(options.upstream ? { upstream: options.upstream } : {}) });
+  const known = options.hashes;
+  const app = build({
+    cache,
+    token: TOKEN,
+    maxChunkBytes: 1 << 20,
+    metrics,
+    ...(options.upstream ? { upstream: options.upstream } : {}),
+    ...(known ? { hashes: { get: async (id: string) => known.get(id) } } : {}),
+  });
   apps.push(app);
   return { app, cache, dir, metrics };
 }
@@ -112,10 +120,24 @@ describe('cache node HTTP API', () => {
     expect((await app.inject({ method: 'GET', url: `/chunks/${c.id}`, headers: auth })).statusCode).toBe(404);
   });
 
-  it('checks external chunks by length on upload and by a stored sha256 on read', async () => {
-    const { app, cache, metrics } = await node();
+  it('takes an external chunk upload only against its recorded hash, and checks a stored sha256 on read', async () => {
+    const hashes = new Map<string, string>();
+    const { app, cache, metrics } = await node({ hashes });
     const bytes = randomBytes(5000);
     const id = externalChunkId({ store: 's3://b/p', key: 'k', etag: 'e', offset: 0, length: 5000 });
+    const put = (payload: Buffer, size = payload.length) =>
+      app.inject({
+        method: 'PUT',
+        url: `/chunks/${id}`,
+        headers: { ...auth, 'x-ferry-size': String(size), 'content-type': 'application/octet-stream' },
+        payload,
+      });
+    // No hash recorded yet (no verified fill from the origin): refused, whatever the bytes.
+    expect((await put(bytes)).statusCode).toBe(409);
+    hashes.set(id, sha256Hex(bytes));
+    const other = Buffer.from(bytes);
+    other[0] = (other[0] ?? 0) ^ 1;
+    expect((await put(other)).statusCode).toBe(422);
     const short = await app.inject({
       method: 'PUT',
       url: `/chunks/${id}`,

@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { buildProgram } from '@ferry/cli';
 import { parseConfigText } from '@ferry/core';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { buildProgram } from '@ferry/cli';
 import { FERRY_BIN, requireBuiltCli } from '../support/cli.js';
 import {
   containersOf,
@@ -109,7 +109,20 @@ describe('deploy/kubernetes files', () => {
 
   it('every Ferry container runs non-root, read-only, without capabilities, with requests and limits', () => {
     const problems: string[] = [];
+    // `ferry mount` is the one exception: a FUSE mount shared through Bidirectional mount
+    // propagation needs a privileged container (Kubernetes allows that propagation nowhere else).
+    const isMount = (c: { args?: string[] }) => c.args?.[0] === 'mount';
     for (const { owner, container } of containersOf(objects)) {
+      if (isMount(container as { args?: string[] })) {
+        const c = container as unknown as {
+          securityContext?: { privileged?: boolean; readOnlyRootFilesystem?: boolean };
+          resources?: object;
+        };
+        if (!c.securityContext?.privileged || !c.securityContext.readOnlyRootFilesystem || !c.resources) {
+          problems.push(`${owner}/${container.name}: a mount container is privileged, read-only and has resources`);
+        }
+        continue;
+      }
       const c = container as unknown as {
         securityContext?: { readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean; capabilities?: { drop?: string[] } };
         resources?: { requests?: object; limits?: object };
@@ -122,24 +135,47 @@ describe('deploy/kubernetes files', () => {
     }
     for (const { object } of objects) {
       const spec = podSpec(object);
+      if (spec?.containers.some((c) => isMount(c as { args?: string[] }))) continue;
       if (spec && !spec.securityContext?.runAsNonRoot) problems.push(`${object.kind}/${object.metadata?.name}: runAsNonRoot not set`);
     }
     expect(problems).toEqual([]);
   });
 
-  it("the overlay's ferry.yaml is a valid config whose environment references the ferry-tokens Secret fills", () => {
+  it("the overlay's ferry.yaml is a valid config: ferry-tokens fills what every process needs, ferry-write-tokens the rest", () => {
     const text = readFileSync(join(OVERLAY, 'ferry.yaml'), 'utf8');
-    const secret = objects.find((d) => d.object.kind === 'Secret' && d.object.metadata?.name === 'ferry-tokens')?.object as
-      | { stringData: Record<string, string> }
-      | undefined;
-    expect(secret).toBeDefined();
+    const secret = (name: string) =>
+      (
+        objects.find((d) => d.object.kind === 'Secret' && d.object.metadata?.name === name)?.object as
+          | { stringData: Record<string, string> }
+          | undefined
+      )?.stringData;
+    const readers = secret('ferry-tokens');
+    const writers = secret('ferry-write-tokens');
+    expect(readers).toBeDefined();
+    expect(writers).toBeDefined();
     const uncommented = text.replace(/^\s*#.*$/gm, '');
-    const referenced = [...uncommented.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]);
-    expect(referenced.length).toBeGreaterThan(0);
-    for (const name of referenced) expect(Object.keys(secret?.stringData ?? {})).toContain(name);
-    const config = parseConfigText(text, { source: 'ferry.yaml', env: secret?.stringData ?? {} });
-    expect(Object.keys(config.regions).sort()).toEqual(['eu', 'src', 'us']);
-    expect(config.source).toBe('src');
+    const references = [...uncommented.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)(:-)?/g)].map((m) => ({
+      name: m[1] as string,
+      optional: m[2] !== undefined,
+    }));
+    expect(references.length).toBeGreaterThan(0);
+    for (const { name, optional } of references) {
+      // What only some processes hold is optional in the config and lives in the writers' Secret.
+      if (optional) expect(Object.keys(writers ?? {})).toContain(name);
+      else expect(Object.keys(readers ?? {})).toContain(name);
+    }
+    const reader = parseConfigText(text, { source: 'ferry.yaml', env: readers ?? {}, onWarning: (m) => expect.fail(m) });
+    expect(Object.keys(reader.regions).sort()).toEqual(['eu', 'src', 'us']);
+    expect(reader.source).toBe('src');
+    // A reader holds read tokens only; a daemon with both Secrets holds every role.
+    expect(reader.regions.eu?.cache).toMatchObject({ readToken: expect.any(String), writeToken: undefined });
+    expect(reader.regions.eu?.api).toMatchObject({ readToken: expect.any(String), adminToken: undefined });
+    const daemon = parseConfigText(text, { source: 'ferry.yaml', env: { ...readers, ...writers } });
+    expect(daemon.regions.eu?.cache?.writeToken).toBe(writers?.FERRY_CACHE_WRITE_TOKEN);
+    expect(daemon.regions.eu?.api?.adminToken).toBe(writers?.FERRY_API_ADMIN_TOKEN);
+    // The example shows a Sentinel-managed Redis and a warm rule for the model the server loads.
+    expect(reader.regions.us?.redis).toMatchObject({ name: 'mymaster', db: 0, password: 'change-me-redis-password' });
+    expect(reader.regions.eu?.warm).toEqual([{ path: '/models/llama-3-8b', replicas: 2 }]);
   });
 
   it('every ferry command line in the files parses with the real CLI, and each region it names exists', async () => {
@@ -157,7 +193,9 @@ describe('deploy/kubernetes files', () => {
       const region = argv[argv.findIndex((a) => a === '--region' || a === '-r') + 1];
       if (argv.includes('--region')) expect(Object.keys(config.regions), `${owner}/${container.name}`).toContain(region);
     }
-    expect([...commands].sort()).toEqual(expect.arrayContaining(['cache-node', 'gateway', 'get', 'import', 'replicator', 'warmup']));
+    expect([...commands].sort()).toEqual(
+      expect.arrayContaining(['cache-node', 'gateway', 'get', 'import', 'mount', 'replicator', 'warmup']),
+    );
   });
 
   it('the parse-only check refuses what the CLI refuses', async () => {

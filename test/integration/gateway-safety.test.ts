@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3ServiceException } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { type ChunkId, chunkKey, type Logger, nativeChunkId, sha256Hex } from '@ferry/core';
+import { CopyQueue, QUEUES, queuePrefix } from '@ferry/jobs';
 import { Meta } from '@ferry/meta';
+import { Queue, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorCode, type GatewayFixture, rawRequest, startGateway } from '../support/gateway.js';
 import { uniqueName } from '../support/random.js';
@@ -15,6 +18,14 @@ import { uniqueName } from '../support/random.js';
 
 const SECRET = Buffer.from('SECRET-BYTES-OUTSIDE-THE-VOLUME');
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
 
 /** A Logger that keeps every line it is given (with its bindings) as JSON text. */
 function recordingLogger(lines: string[], bindings: Record<string, unknown> = {}): Logger {
@@ -172,12 +183,14 @@ describe('streaming', () => {
 
 describe('a mirror region', () => {
   let fx: GatewayFixture;
+  let chunks: ChunkId[];
   const lines: string[] = [];
   const shard = randomBytes(5 << 20);
 
   beforeAll(async () => {
     fx = await startGateway({ mirror: true, logger: recordingLogger(lines) });
-    await fx.put('/m', { 'shard.bin': shard });
+    const [entry] = await fx.put('/m', { 'shard.bin': shard });
+    chunks = (entry?.chunks ?? []).map((c) => c.id);
     await fx.syncMirror();
   });
 
@@ -185,14 +198,47 @@ describe('a mirror region', () => {
     await fx?.close();
   });
 
-  it('serves files whose chunks are only in the source, and queues their copy', async () => {
+  /** A copy job of `chunk` that failed for good and stayed in the queue, as jobs did before failed jobs were removed. */
+  async function failedCopyJob(chunk: ChunkId): Promise<void> {
+    const mirrorRedis = fx.mirror?.redis;
+    if (!mirrorRedis) throw new Error('the fixture has no mirror');
+    const redis = mirrorRedis.duplicate({ maxRetriesPerRequest: null });
+    const prefix = queuePrefix(fx.volume);
+    const queue = new Queue(QUEUES.copy, { connection: redis, prefix });
+    await queue.add('copy', { chunk, size: 1 << 20 }, { jobId: chunk, attempts: 1, removeOnFail: false });
+    const worker = new Worker(
+      QUEUES.copy,
+      async () => {
+        throw new UnrecoverableError('the source store was unreachable');
+      },
+      { connection: redis, prefix },
+    );
+    try {
+      await waitUntil(async () => (await queue.getJobState(chunk)) === 'failed');
+    } finally {
+      await worker.close();
+      await queue.close();
+      redis.disconnect();
+    }
+  }
+
+  it('serves files whose chunks are only in the source, and queues their copy (replacing a copy that had failed)', async () => {
+    await failedCopyJob(chunks[2] as ChunkId);
     const s3 = fx.client();
     const out = await s3.send(new GetObjectCommand({ Bucket: fx.volume, Key: 'm/shard.bin' }));
     expect(sha((await out.Body?.transformToByteArray()) ?? new Uint8Array())).toBe(sha(shard));
     const { bytes } = fx.gateway.reader.chunks.stats;
     expect(bytes['source:src']).toBe(shard.length);
     expect(bytes['store:eu']).toBe(0);
-    expect(fx.gateway.reader.backfilled).toBe(5);
+    // The queue holds a copy job of every chunk, waiting to run: the failed one was replaced, not ignored.
+    const queue = new CopyQueue({ connection: fx.mirror?.redis as Redis, volume: fx.volume });
+    try {
+      await waitUntil(async () => (await Promise.all(chunks.map((c) => queue.queue.getJobState(c)))).every((s) => s === 'prioritized'));
+    } catch {
+      expect(await Promise.all(chunks.map((c) => queue.queue.getJobState(c)))).toEqual(chunks.map(() => 'prioritized'));
+    } finally {
+      await queue.close();
+    }
     const listed = await s3.send(new ListObjectsV2Command({ Bucket: fx.volume, Prefix: 'm/' }));
     expect(listed.Contents?.map((c) => c.Key)).toEqual(['m/shard.bin']);
   });

@@ -93,7 +93,7 @@ function readerOf(r: Regions, store: ObjectStore = r.mirror.store): RegionReader
     region: 'eu',
     store,
     source: { name: 'src', store: r.source.store },
-    backfill: (requests) => r.mirror.copies.enqueue(requests),
+    backfill: async (requests) => void (await r.mirror.copies.enqueue(requests)),
     memoryBytes: 0,
   });
 }

@@ -227,7 +227,10 @@ describe('replication of changes', () => {
     );
     const status = await replicator.status();
     // A corrupt source chunk is a permanent failure: it fails at its first attempt, not after all of them.
-    expect(status.failures).toEqual([{ chunk: victim, attempts: 1, error: expect.stringContaining(victim) }]);
+    expect(status.failures).toEqual([
+      { chunk: victim, attempts: 1, code: 'CORRUPT', at: expect.any(Number), error: expect.stringContaining(victim) },
+    ]);
+    expect(status.chunks).toMatchObject({ failing: 1 });
     expect(status.failures?.[0]?.error).toMatch(/sha256 mismatch/);
     expect(status.chunks).toMatchObject({ missing: 1 });
     expect(await objectDigest(r.mirror('eu').store, chunkKey(victim))).toBeUndefined();
@@ -238,7 +241,9 @@ describe('replication of changes', () => {
     expect(cli.code, cli.stderr).toBe(0);
     const shown = JSON.parse(cli.stdout.trim().split('\n').at(-1) as string);
     expect(shown).toMatchObject({ region: 'eu', role: 'mirror', chunks: { missing: 1 } });
-    expect(shown.failures).toEqual([{ chunk: victim, attempts: 1, error: expect.stringContaining('sha256 mismatch') }]);
+    expect(shown.failures).toEqual([
+      expect.objectContaining({ chunk: victim, attempts: 1, error: expect.stringContaining('sha256 mismatch') }),
+    ]);
 
     // Put the right bytes back and retry: the chunk is copied, verified, and the mirror is complete.
     await writeFile(file, original);

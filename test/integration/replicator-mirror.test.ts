@@ -59,7 +59,7 @@ describe('a 256 MiB model folder mirrors completely and byte-identical', () => {
     running.push(replicator);
     await waitForConvergence(regions, region, 120_000);
     const status = await replicator.status();
-    expect(status.chunks).toEqual({ referenced: CHUNKS, present: CHUNKS, missing: 0 });
+    expect(status.chunks).toEqual({ referenced: CHUNKS, present: CHUNKS, missing: 0, failing: 0 });
     expect(status.failures).toEqual([]);
     const mirror = regions.mirror(region);
     for (const [path, sha256] of digests) {

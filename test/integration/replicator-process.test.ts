@@ -123,7 +123,11 @@ function sourceWorkload(r: Regions): { stop(): Promise<void>; counts: Record<str
 describe('the replicator daemon as a process', () => {
   it('converges after kill -9 at 5 random points while the source keeps changing: nothing lost, nothing twice, every chunk verified', async () => {
     // Copies are throttled so there is always a backlog for a kill to interrupt.
-    regions = await createRegions({ chunkSize: 256 * KiB, mirrors: { eu: { copy: { bytesPerSecond: 16 * MiB, concurrency: 8 } } } });
+    regions = await createRegions({
+      chunkSize: 256 * KiB,
+      mirrors: { eu: { copy: { bytesPerSecond: 16 * MiB, concurrency: 8 } } },
+      replicator: { leaseTtl: '5s' },
+    });
     const r = regions;
     const initial: Record<string, Buffer> = {};
     for (let i = 0; i < 6; i++) initial[`/w/d${i % 4}/model-${i}.safetensors`] = randomBytes(4 * MiB + i * 999);
@@ -198,7 +202,7 @@ describe('the replicator daemon as a process', () => {
   });
 
   it('two daemons of one region: when the leader is killed, the other takes over within seconds', async () => {
-    regions = await createRegions({ chunkSize: 256 * KiB });
+    regions = await createRegions({ chunkSize: 256 * KiB, replicator: { leaseTtl: '5s' } });
     const r = regions;
     const one = daemon(r, 'replica1');
     const two = daemon(r, 'replica2');

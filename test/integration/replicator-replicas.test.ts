@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { FencedError } from '@ferry/core';
+import { Lease, ResyncIncompleteError } from '@ferry/meta';
 import { build as buildApi, type Replicator } from '@ferry/replicator';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -72,41 +74,76 @@ describe('several replicas in one region', () => {
     await putBytes(r, { '/l/before': randomBytes(1000) });
     await waitForConvergence(r, 'eu', 10_000);
     const m = r.mirror('eu');
-    // Someone else holds the lease for 3 s (as a replica that took over from a paused leader would).
-    await m.redis.set(m.mirror.keys.watcherLease, 'intruder', 'PX', 3000);
+    // Someone else takes the lease for 3 s, as a replica that took over from a paused leader would
+    // (the leader's lease is dropped, as if it had run out): a new fencing token, so the old
+    // leader's writes are refused even before it renews.
+    const key = m.mirror.keys.watcherLease;
+    const intruder = new Lease({ redis: m.redis, key, fenceKey: m.mirror.keys.fence, ttlMs: 3000 });
+    const takeOver = async () => (await m.redis.del(key)) >= 0 && (await intruder.hold()) !== '';
+    await waitFor(takeOver, 5_000, 'the intruder to take the lease', 10);
     await putBytes(r, { '/l/during': randomBytes(1000) });
-    const leads = async (x: Replicator) => (await x.health()).detail.leader === true;
-    await waitFor(async () => !(await leads(a)) && !(await leads(b)), 2_500, 'both replicas to step down', 10);
-    while ((await m.redis.get(m.mirror.keys.watcherLease)) === 'intruder') {
+    let looked = 0;
+    while ((await intruder.holder()) === intruder.owner) {
       expect(await m.meta.tryStat('/l/during')).toBeUndefined();
+      looked += 1;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+    // The check above ran while the intruder held the lease (not zero times because it had already expired).
+    expect(looked).toBeGreaterThan(20);
     await waitForConvergence(r, 'eu', 10_000);
     expect([(await a.status()).leader, (await b.status()).leader].filter(Boolean)).toHaveLength(1);
   });
 
-  it('two resyncs that overlap (a replica that lost its lease mid-resync, and its successor) lose nothing', async () => {
+  it('overlapping resyncs (a deposed replica mid-resync, its successor from a later snapshot, a seen set lost between pages) lose nothing', async () => {
     regions = await createRegions({ chunkSize: 64 * KiB });
     const r = regions;
     const files: Record<string, Buffer> = {};
     for (let i = 0; i < 60; i++) files[`/o/${String(i).padStart(2, '0')}`] = randomBytes(100 + i);
     await putBytes(r, files);
-    const { mirror } = r.mirror('eu');
-    const snapshot = await r.source.meta.snapshotId();
-    const { entries } = await r.source.meta.scanEntries({ count: 1000 });
-    expect(entries).toHaveLength(60);
-    // A starts and gets halfway; B starts, does all of it and finishes; then A finishes.
-    const a = await mirror.beginResync(snapshot, 'replica a');
-    await mirror.applySnapshot(a, entries.slice(0, 30));
-    const b = await mirror.beginResync(snapshot, 'replica b');
-    await mirror.applySnapshot(b, entries);
-    expect(await mirror.finishResync(b)).toBe(0);
-    await mirror.applySnapshot(a, entries.slice(30));
-    expect(await mirror.finishResync(a)).toBe(0);
+    const m = r.mirror('eu');
+    const { mirror } = m;
+    const lease = (ttlMs: number) => new Lease({ redis: m.redis, key: mirror.keys.watcherLease, fenceKey: mirror.keys.fence, ttlMs });
+    const start = async () => {
+      const h = await r.source.meta.history();
+      return { snapshot: h.last ?? '0-0', epoch: h.epoch, added: h.added };
+    };
+    const scan = async () => (await r.source.meta.scanEntries({ count: 1000 })).entries;
+    // Replica A leads and gets halfway through a resync from snapshot 1.
+    const tokenA = await lease(300).hold();
+    const a = await mirror.beginResync(await start(), tokenA);
+    const first = await scan();
+    await mirror.applySnapshot(a, first.slice(0, 30), tokenA);
+    // The source changes: ten files go, two arrive. A's lease runs out; replica B takes it and
+    // starts over from snapshot 2.
+    for (let i = 0; i < 10; i++) await r.source.meta.delete(`/o/${String(i).padStart(2, '0')}`);
+    await putBytes(r, { '/o/new-1': randomBytes(10), '/o/new-2': randomBytes(20) });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const tokenB = await lease(60_000).hold();
+    expect(Number(tokenB)).toBeGreaterThan(Number(tokenA));
+    const b = await mirror.beginResync(await start(), tokenB);
+    const second = await scan();
+    expect(second).toHaveLength(52);
+    // A wakes up and writes on: every write of it is refused.
+    await expect(mirror.applySnapshot(a, first.slice(30), tokenA)).rejects.toBeInstanceOf(FencedError);
+    await expect(mirror.finishResync(a, { token: tokenA })).rejects.toBeInstanceOf(FencedError);
+    // B applies two pages, and its seen set is lost in between (an eviction, a person): the
+    // prune refuses, and nothing the source has is removed.
+    await mirror.applySnapshot(b, second.slice(0, 26), tokenB);
+    await m.redis.del(b.seen);
+    await mirror.applySnapshot(b, second.slice(26), tokenB);
+    await expect(mirror.finishResync(b, { token: tokenB })).rejects.toBeInstanceOf(ResyncIncompleteError);
+    expect(await mirror.resyncState()).toMatchObject({ id: b.id, state: 'incomplete' });
+    const kept = Object.keys((await regionState(m)).entries);
+    for (const entry of second) expect(kept).toContain(entry.path);
+    // Started over, the resync converges to exactly the source's entries, deletions included.
+    const c = await mirror.beginResync(await start(), tokenB);
+    await mirror.applySnapshot(c, await scan(), tokenB);
+    const gone = first.slice(0, 30).filter((e) => !second.some((s) => s.path === e.path)).length;
+    expect(gone).toBeGreaterThan(0);
+    expect(await mirror.finishResync(c, { token: tokenB })).toBe(gone);
     expect(await differences(r, 'eu')).toEqual([expect.stringContaining('referenced chunks not present')]);
-    expect(Object.keys((await regionState(r.mirror('eu'))).entries)).toHaveLength(60);
-    expect(await r.mirror('eu').redis.hget(mirror.keys.resyncInfo, 'count')).toBe('2');
-    expect(await r.mirror('eu').redis.keys(`${mirror.keys.resyncSeen}*`)).toEqual([]);
+    expect(await mirror.resyncState()).toMatchObject({ state: 'done', count: 3 });
+    expect(await m.redis.keys(`${mirror.keys.resyncSeen}*`)).toEqual([]);
   });
 });
 

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CacheMember, CacheNodeClient, Membership, metricValue, rendezvousOwners } from '@ferry/cache';
 import { type ChunkId, type ChunkRef, chunkKey, type NewEntry, nativeChunkId, parseConfig, sha256Hex, silentLogger } from '@ferry/core';
+import { FILLS_PER_ADD, WarmQueue } from '@ferry/jobs';
 import { connectRedis, Meta, MirrorMeta } from '@ferry/meta';
 import type { WarmupState } from '@ferry/region';
 import { Replicator } from '@ferry/replicator';
@@ -197,6 +198,7 @@ describe('warmup flows on the replicator (POST /warmup, warm workers behind the 
       return json.complete ? json : undefined;
     });
     await expectOnOwners(chunks, state);
+    expect(state).toMatchObject({ ready: true, missing: 0, replicas: 2 });
     expect((await upstreamFetches()) - before).toBe(32);
     // The parent completes once its children have (BullMQ flow).
     const done = await until('the flow to finish', async () => {
@@ -216,11 +218,16 @@ describe('warmup flows on the replicator (POST /warmup, warm workers behind the 
     const posted = await call<{ id: string; chunks: number; placements: number }>('POST', '/warmup', { paths: ['/models/b'] });
     expect(posted.status).toBe(202);
     expect(posted.json).toMatchObject({ chunks: 16, placements: 32 });
+    // Not ready while the copy is still under way: the region lacks chunks, the nodes do too.
+    const early = (await call<WarmupState>('GET', `/warmup/${posted.json.id}`)).json;
+    expect(early.ready).toBe(false);
+    expect(early.missing).toBeGreaterThan(0);
     const state = await until('100 % residency', async () => {
       const { json } = await call<WarmupState>('GET', `/warmup/${posted.json.id}`);
       return json.complete ? json : undefined;
     });
     await expectOnOwners(chunks, state);
+    expect(state).toMatchObject({ ready: true, missing: 0 });
     // One read-through per placement, none failed: every fill found the chunk in the region's store
     // (the nodes' source is empty, so a fill ahead of the copy would have been a failed fetch).
     expect((await upstreamFetches()) - fetchesBefore).toBe(32);
@@ -236,14 +243,35 @@ describe('warmup flows on the replicator (POST /warmup, warm workers behind the 
     await writeFile(cliConfig, JSON.stringify(cliDoc));
     const run = await runWarmup(cliConfig, '/models/c', ['--region', 'eu', '--wait']);
     expect(run.result.code, run.result.stderr).toBe(0);
-    const summary = run.summary as unknown as { via: string; complete: boolean; residency: { chunks: number } };
-    expect(summary).toMatchObject({ via: 'api', complete: true });
+    const summary = run.summary as unknown as { via: string; complete: boolean; ready: boolean; residency: { chunks: number } };
+    expect(summary).toMatchObject({ via: 'api', complete: true, ready: true, missing: 0 });
     expect(summary.residency.chunks).toBe(chunks.length);
 
     // `ferry status <path>` shows the residency on the region's cache nodes next to the store's copy.
     const status = await runFerry(['status', '/models/c', '--region', 'eu', '--json', '--config', cliConfig]);
     expect(status.code, status.stderr).toBe(0);
     expect(jsonResult(status)).toMatchObject({ region: 'eu', path: '/models/c', residency: { percent: 100, chunks: chunks.length } });
+  });
+
+  it('a warmup of many files is added file by file in steps of at most FILLS_PER_ADD fills, and finishes at 100 %', async () => {
+    const chunks = await commitAtSource('/models/many', 150, 1024);
+    await until('the copy', async () => ((await mirror.missing(chunks.map((c) => c.id))).length === 0 ? true : undefined));
+    const posted = await call<{ id: string; chunks: number; placements: number }>('POST', '/warmup', { paths: ['/models/many'] });
+    expect(posted.json).toMatchObject({ chunks: 150, placements: 300 });
+    const queue = new WarmQueue({ connection: r.mirror.redis, volume: r.volume });
+    try {
+      // More fills than one step holds: the parent was added with the first step and a gate.
+      expect((await queue.get(posted.json.id))?.data.split).toBe(true);
+      const done = await until('the flow to finish', async () => {
+        const { json } = await call<WarmupState>('GET', `/warmup/${posted.json.id}`);
+        return json.finished ? json : undefined;
+      });
+      expect(done).toMatchObject({ state: 'completed', complete: true, children: { processed: 300, pending: 0, failed: 0 } });
+      await expectOnOwners(chunks, done);
+    } finally {
+      await queue.close();
+    }
+    expect(300).toBeGreaterThan(FILLS_PER_ADD);
   });
 
   it('overlapping warmups of the same path both finish', async () => {

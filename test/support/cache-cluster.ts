@@ -77,6 +77,9 @@ export interface ModelFile {
 export class CacheRegions {
   readonly volume = uniqueName('cache');
   readonly token = randomBytes(12).toString('hex');
+  /** With `roles`, the config gives readers and writers tokens of their own (`token` is then unused). */
+  readonly readToken = `r-${randomBytes(12).toString('hex')}`;
+  readonly writeToken = `w-${randomBytes(12).toString('hex')}`;
   readonly nodes: RunningNode[] = [];
   config!: FerryConfig;
   configPath!: string;
@@ -85,7 +88,17 @@ export class CacheRegions {
   mirror!: { store: FsStore; meta: Meta; mirror: MirrorMeta; redis: Redis };
   membership!: Membership;
 
-  static async create(redisUrl: string, options: { chunkSize: number; replicas?: number }): Promise<CacheRegions> {
+  static async create(
+    redisUrl: string,
+    options: {
+      chunkSize: number;
+      replicas?: number;
+      roles?: boolean;
+      tls?: { cert?: string; key?: string; ca?: string };
+      /** The mirror's control API section (`regions.eu.api`). */
+      api?: Record<string, unknown>;
+    },
+  ): Promise<CacheRegions> {
     const r = new CacheRegions();
     r.root = await mkdtemp(join(tmpdir(), 'ferry-cache-'));
     const doc = {
@@ -98,7 +111,14 @@ export class CacheRegions {
           store: `file://${r.root}/eu?fsync=0`,
           redis: `${redisUrl}/11`,
           // No background scrub: tests that damage a cached file decide who finds it (the scrub has its own test).
-          cache: { replicas: options.replicas ?? 2, token: r.token, connectTimeoutMs: 200, scrubBytesPerSecond: 0 },
+          cache: {
+            replicas: options.replicas ?? 2,
+            ...(options.roles ? { readToken: r.readToken, writeToken: r.writeToken } : { token: r.token }),
+            connectTimeoutMs: 200,
+            scrubBytesPerSecond: 0,
+            ...(options.tls ? { tls: options.tls } : {}),
+          },
+          ...(options.api ? { api: options.api } : {}),
         },
       },
     };
@@ -131,8 +151,8 @@ export class CacheRegions {
   }
 
   /**
-   * `files` files of `fileBytes` random bytes under `dir`, chunked, stored in both regions' stores,
-   * committed in the source in one batch and applied to the mirror.
+   * `files` files of `fileBytes` random bytes under `dir`, chunked, stored in both regions' stores
+   * (marked present in the mirror), committed in the source in one batch and applied to the mirror.
    */
   async putModel(dir: string, files: number, fileBytes: number): Promise<ModelFile[]> {
     const chunkSize = this.config.chunkSize;
@@ -146,6 +166,8 @@ export class CacheRegions {
         whole.update(bytes);
         const id: ChunkId = nativeChunkId(sha256Hex(bytes));
         await Promise.all([this.source.store.put(chunkKey(id), bytes), this.mirror.store.put(chunkKey(id), bytes)]);
+        // As the copy worker records it: the chunk is in the mirror's store.
+        await this.mirror.mirror.markPresent(id);
         chunks.push({ id, size: bytes.length });
       }
       const sha256 = whole.digest('hex');
@@ -159,56 +181,14 @@ export class CacheRegions {
   }
 
   /** Start cache nodes of `eu` as processes (in parallel); resolves when each has registered. */
-  async startNodes(specs: Array<{ id: string; weight: number; capacity: string }>): Promise<RunningNode[]> {
+  async startNodes(specs: CacheNodeSpec[]): Promise<RunningNode[]> {
     const started = await Promise.all(specs.map((s) => this.#start(s)));
     this.nodes.push(...started);
     return started;
   }
 
-  async #start(spec: { id: string; weight: number; capacity: string }): Promise<RunningNode> {
-    const dir = join(this.root, 'nodes', spec.id);
-    await mkdir(dir, { recursive: true });
-    // The real `ferry cache-node` command, in a process of its own (so a test can SIGKILL it).
-    const args = [FERRY_BIN, 'cache-node', '--json', '--config', this.configPath, '--region', 'eu', '--dir', dir];
-    args.push('--capacity', spec.capacity, '--weight', String(spec.weight), '--listen', '127.0.0.1:0', '--id', spec.id);
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FERRY_LOG_LEVEL: 'warn' } });
-    let stderr = '';
-    proc.stderr?.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`cache node ${spec.id} did not start in 20 s: ${stderr}`)), 20_000);
-      const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
-      // Its JSON events and its log lines share stdout.
-      lines.on('line', (line) => {
-        const event = JSON.parse(line) as { event?: string; url?: string };
-        if (event.event !== 'started') stderr += `${line}\n`;
-        if (event.event === 'started' && event.url) {
-          clearTimeout(timer);
-          resolve(event.url);
-        }
-      });
-      void exited.then((code) => {
-        clearTimeout(timer);
-        reject(new Error(`cache node ${spec.id} exited with ${code}: ${stderr}`));
-      });
-    });
-    return {
-      id: spec.id,
-      url,
-      dir,
-      weight: spec.weight,
-      proc,
-      exited,
-      async stop(signal: NodeJS.Signals = 'SIGTERM') {
-        if (proc.exitCode !== null || proc.signalCode !== null) return;
-        proc.kill(signal);
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-        await exited;
-        clearTimeout(timer);
-      },
-    };
+  #start(spec: CacheNodeSpec): Promise<RunningNode> {
+    return startCacheNode({ configPath: this.configPath, region: 'eu', dir: join(this.root, 'nodes', spec.id), ...spec });
   }
 
   async members(): Promise<CacheMember[]> {
@@ -221,6 +201,61 @@ export class CacheRegions {
     this.mirror.redis.disconnect();
     await rm(this.root, { recursive: true, force: true });
   }
+}
+
+export interface CacheNodeSpec {
+  id: string;
+  weight: number;
+  capacity: string;
+}
+
+/**
+ * The real `ferry cache-node` command of `region`, in a process of its own (so a test can SIGKILL
+ * it), its chunks in `dir`; resolves when it has started (and registered in the region's Redis).
+ */
+export async function startCacheNode(options: CacheNodeSpec & { configPath: string; region: string; dir: string }): Promise<RunningNode> {
+  const { dir, ...spec } = options;
+  await mkdir(dir, { recursive: true });
+  const args = [FERRY_BIN, 'cache-node', '--json', '--config', options.configPath, '--region', options.region, '--dir', dir];
+  args.push('--capacity', spec.capacity, '--weight', String(spec.weight), '--listen', '127.0.0.1:0', '--id', spec.id);
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FERRY_LOG_LEVEL: 'warn' } });
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`cache node ${spec.id} did not start in 20 s: ${stderr}`)), 20_000);
+    const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
+    // Its JSON events and its log lines share stdout.
+    lines.on('line', (line) => {
+      const event = JSON.parse(line) as { event?: string; url?: string };
+      if (event.event !== 'started') stderr += `${line}\n`;
+      if (event.event === 'started' && event.url) {
+        clearTimeout(timer);
+        resolve(event.url);
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`cache node ${spec.id} exited with ${code}: ${stderr}`));
+    });
+  });
+  return {
+    id: spec.id,
+    url,
+    dir,
+    weight: spec.weight,
+    proc,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill(signal);
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
 }
 
 /** Hash of a stream of buffers. */
@@ -239,6 +274,8 @@ export interface WarmupSummary {
   failed: number;
   rounds: number;
   complete: boolean;
+  /** Complete, and every chunk in the region's store: what a deploy waits for. */
+  ready: boolean;
   residency: Residency;
 }
 

@@ -51,6 +51,10 @@ export interface FixtureOptions {
   metricsToken?: string;
   memoryBytes?: number;
   logger?: Logger;
+  /** Serve HTTPS with these PEM files. */
+  tls?: { cert: string; key: string };
+  /** `gateway.limits` (timeouts, streams, bytes in flight). */
+  limits?: Record<string, unknown>;
 }
 
 export async function startGateway(options: FixtureOptions = {}): Promise<GatewayFixture> {
@@ -71,6 +75,8 @@ export async function startGateway(options: FixtureOptions = {}): Promise<Gatewa
       anonymous: options.anonymous ?? false,
       accessKeys: [{ accessKeyId: ACCESS_KEY, secretAccessKey: secret }],
       region: 'us-east-1',
+      ...(options.tls ? { tls: options.tls } : {}),
+      ...(options.limits ? { limits: options.limits } : {}),
     },
     reader: { memoryBytes: options.memoryBytes ?? 64 << 20, prefetch: 4 },
   });
@@ -99,7 +105,7 @@ export async function startGateway(options: FixtureOptions = {}): Promise<Gatewa
   });
   await gateway.start();
   const port = Number(new URL(gateway.address ?? '').port);
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const clients: S3Client[] = [];
   let staged = 0;
 

@@ -15,13 +15,13 @@ import {
   isNativeChunkId,
   type NewEntry,
   parseConfig,
+  type RedisTarget,
   silentLogger,
 } from '@ferry/core';
-import { decodeStoredEntry, type Meta, type MirrorMeta } from '@ferry/meta';
+import { decodeStoredEntry, type MirrorMeta } from '@ferry/meta';
 import { openRegion, type Region } from '@ferry/region';
-import { createStore, type ObjectStore } from '@ferry/stores';
+import type { ObjectStore } from '@ferry/stores';
 import { type PutSummary, planPut, putFiles, stageFiles } from '@ferry/writer';
-import type { Redis } from 'ioredis';
 import { inject } from 'vitest';
 import { uniqueName } from './random.js';
 
@@ -45,14 +45,18 @@ const MIRROR_DBS = [3, 6, 7];
 export interface RegionSpec {
   /** Store URL (default: a fresh directory, fsync off). */
   store?: string;
-  copy?: { concurrency?: number; attempts?: number; bytesPerSecond?: number };
-  api?: { listen?: string; token?: string; open?: boolean };
+  /** The region's Redis (default: a database of the run's redis-server). */
+  redis?: RedisTarget;
+  cache?: { replicas?: number; token: string; connectTimeoutMs?: number };
+  warm?: Array<{ path: string; replicas?: number }>;
+  copy?: { concurrency?: number; attempts?: number; bytesPerSecond?: number; reconcileEvery?: string | number; backlog?: number };
+  api?: { listen?: string; token?: string; readToken?: string; adminToken?: string; open?: boolean };
 }
 
 /** A region opened the way the services open one, plus where the test keeps it. */
 export type RegionHandle = Region & {
-  /** The region's Redis URL. */
-  url: string;
+  /** The region's Redis, as the config names it (a URL, Sentinel or Cluster). */
+  url: RedisTarget;
   /** Local root when the store is file://. */
   root?: string;
 };
@@ -83,7 +87,18 @@ function fileStoreUrl(root: string): string {
 
 /** A source region `src` and mirror regions (default: one, `eu`), each with its own Redis database and store. */
 export async function createRegions(
-  options: { mirrors?: Record<string, RegionSpec>; source?: RegionSpec; chunkSize?: number; logMaxLen?: number } = {},
+  options: {
+    mirrors?: Record<string, RegionSpec>;
+    source?: RegionSpec;
+    chunkSize?: number;
+    logMaxLen?: number;
+    /** The `replicator` section of the config (lease time, stop deadline). */
+    replicator?: { leaseTtl?: string | number; stopTimeout?: string | number };
+    /** Redis server for the source region (default: the run's); the source uses its database 2. */
+    sourceRedis?: string;
+    /** Redis server for the mirror regions (default: the run's). */
+    mirrorRedis?: string;
+  } = {},
 ): Promise<Regions> {
   const redisUrl = inject('redisUrl');
   const dir = await mkdtemp(join(tmpdir(), 'ferry-repl-'));
@@ -97,8 +112,14 @@ export async function createRegions(
     roots[name] = root;
     regions[name] = {
       store: spec.store ?? fileStoreUrl(root as string),
-      redis: `${redisUrl}/${name === 'src' ? SOURCE_DB : mirrorDb(mirrorIndex++)}`,
+      redis:
+        spec.redis ??
+        (name === 'src'
+          ? `${options.sourceRedis ?? redisUrl}/${SOURCE_DB}`
+          : `${options.mirrorRedis ?? redisUrl}/${mirrorDb(mirrorIndex++)}`),
       ...(spec.copy ? { copy: spec.copy } : {}),
+      ...(spec.cache ? { cache: spec.cache } : {}),
+      ...(spec.warm ? { warm: spec.warm } : {}),
       ...(spec.api ? { api: spec.api } : {}),
     };
   }
@@ -108,6 +129,7 @@ export async function createRegions(
     source: 'src',
     regions,
     ...(options.logMaxLen ? { log: { maxLen: options.logMaxLen } } : {}),
+    ...(options.replicator ? { replicator: options.replicator } : {}),
   };
   const config = parseConfig(doc);
   const configPath = join(dir, 'ferry.yaml');

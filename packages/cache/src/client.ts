@@ -1,4 +1,6 @@
+import { rootCertificates } from 'node:tls';
 import {
+  AccessDeniedError,
   type ChunkId,
   CorruptError,
   InvalidArgumentError,
@@ -7,6 +9,7 @@ import {
   parseChunkId,
   silentLogger,
   TransientError,
+  tlsFailure,
   UnauthorizedError,
   UnavailableError,
 } from '@ferry/core';
@@ -20,12 +23,17 @@ export interface NodeRef {
 }
 
 export interface CacheClientOptions {
-  /** Bearer token of the region's cache nodes (`regions.<r>.cache.token`). */
+  /** Bearer token sent to the nodes: `cache.readToken` for readers, `cache.writeToken` for the daemons that fill. */
   token: string;
   /** TCP connect timeout (config `cache.connectTimeoutMs`, default 300 ms): a dead host fails fast. */
   connectTimeoutMs?: number;
   /** Longest wait for response headers (a read-through may fetch from a remote store first). Default 15 s. */
   requestTimeoutMs?: number;
+  /**
+   * CA certificates (PEM) trusted for https:// nodes, in addition to the system store (config
+   * `cache.tls.ca`, read by the caller). Without it the system store alone.
+   */
+  ca?: string | Buffer;
   /** How long a node that failed to answer is skipped (default 3 s). */
   downForMs?: number;
   /** Connections kept per node (default 16). */
@@ -62,7 +70,11 @@ export class CacheNodeClient {
     this.#log = options.logger ?? silentLogger;
     const requestTimeout = options.requestTimeoutMs ?? 15_000;
     this.#agent = new Agent({
-      connect: { timeout: options.connectTimeoutMs ?? 300 },
+      connect: {
+        timeout: options.connectTimeoutMs ?? 300,
+        // Node's `ca` replaces the default store, so the default roots go along with the private CA.
+        ...(options.ca ? { ca: [...rootCertificates, options.ca.toString()] } : {}),
+      },
       headersTimeout: requestTimeout,
       bodyTimeout: requestTimeout,
       connections: options.connections ?? 16,
@@ -99,6 +111,12 @@ export class CacheNodeClient {
       });
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw err;
+      const tls = tlsFailure(err);
+      if (tls) {
+        // A node whose certificate this process cannot verify is a setup mistake, not a node down.
+        this.markDown(node, tls);
+        throw new UnauthorizedError(`cache node ${node.id} at ${node.url}: ${tls} (check regions.<r>.cache.tls.ca)`, { cause: err });
+      }
       const reason = (err as NodeJS.ErrnoException).code ?? messageOf(err);
       this.markDown(node, reason);
       throw new UnavailableError(`cache node ${node.id} at ${node.url}: ${reason}`, { cause: err });
@@ -113,7 +131,9 @@ export class CacheNodeClient {
       message = String((JSON.parse(text) as { message?: unknown }).message ?? message);
     } catch {}
     const where = `cache node ${node.id}: ${what}`;
-    if (res.statusCode === 401) throw new UnauthorizedError(`${where}: the node refused the token (check regions.<r>.cache.token)`);
+    if (res.statusCode === 401)
+      throw new UnauthorizedError(`${where}: the node refused the token (check regions.<r>.cache.readToken / writeToken)`);
+    if (res.statusCode === 403) throw new AccessDeniedError(`${where}: the node needs the write token for this (cache.writeToken)`);
     if (res.statusCode === 422) throw new CorruptError(`${where}: ${message}`);
     if (res.statusCode >= 500) throw new TransientError(`${where}: HTTP ${res.statusCode} ${message}`);
     throw new InvalidArgumentError(`${where}: HTTP ${res.statusCode} ${message}`);

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Logger, messageOf, silentLogger } from '@ferry/core';
-import { translateRedisError, type VolumeKeys, volumeKeys } from '@ferry/meta';
-import type { Redis } from 'ioredis';
+import { type RedisClient, translateRedisError, type VolumeKeys, volumeKeys } from '@ferry/meta';
 
 /** What a node says about itself in `ferry:{v}:nodes`. */
 export interface NodeInfo {
@@ -46,10 +45,10 @@ export function parseNodeInfo(json: string): NodeInfo | undefined {
 const LUA_DIR = new URL('../lua/', import.meta.url);
 const SCRIPTS = { heartbeat: 'heartbeat.lua', members: 'members.lua', leave: 'leave.lua' } as const;
 type ScriptName = keyof typeof SCRIPTS;
-const installed = new WeakSet<Redis>();
+const installed = new WeakSet<RedisClient>();
 let sources: Record<ScriptName, string> | undefined;
 
-function run(redis: Redis, name: ScriptName, keys: VolumeKeys, args: Array<string | number>): Promise<unknown> {
+function run(redis: RedisClient, name: ScriptName, keys: VolumeKeys, args: Array<string | number>): Promise<unknown> {
   if (!installed.has(redis)) {
     sources ??= Object.fromEntries(Object.entries(SCRIPTS).map(([n, file]) => [n, readFileSync(new URL(file, LUA_DIR), 'utf8')])) as Record<
       ScriptName,
@@ -64,7 +63,7 @@ function run(redis: Redis, name: ScriptName, keys: VolumeKeys, args: Array<strin
 
 export interface MembershipOptions {
   /** The region's Redis. Not owned. */
-  redis: Redis;
+  redis: RedisClient;
   volume: string;
   /** A node without a heartbeat for this long drops out of `members()` (default 5 s). */
   staleMs?: number;
@@ -76,7 +75,7 @@ export interface MembershipOptions {
 export class Membership {
   readonly keys: VolumeKeys;
   readonly staleMs: number;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #forgetMs: number;
 
   constructor(options: MembershipOptions) {

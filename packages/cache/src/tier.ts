@@ -1,6 +1,6 @@
 import { isFerryError, isNativeChunkId, type Logger, messageOf, silentLogger, UnauthorizedError } from '@ferry/core';
 import type { Tier } from '@ferry/fetch';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@ferry/meta';
 import { CacheNodeClient } from './client.js';
 import { type CacheMember, Membership, MembershipView } from './membership.js';
 import { type PlacementFn, rendezvousOwners } from './placement.js';
@@ -95,11 +95,13 @@ export function cacheTier(options: CacheTierOptions): Tier {
 
 export interface RegionCacheTierOptions {
   /** The region's Redis (membership). Not owned. */
-  redis: Redis;
+  redis: RedisClient;
   volume: string;
   token: string;
   replicas: number;
   connectTimeoutMs?: number;
+  /** CA certificates (PEM) trusted for https:// nodes besides the system store. */
+  ca?: string | Buffer;
   /** How often the membership is re-read (default 1 s). */
   refreshMs?: number;
   /** Heartbeat age after which a node no longer counts (default 5 s). */
@@ -131,6 +133,7 @@ export function regionCacheTier(options: RegionCacheTierOptions): RegionCacheTie
   const client = new CacheNodeClient({
     token: options.token,
     ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+    ...(options.ca ? { ca: options.ca } : {}),
     logger,
   });
   const tier = cacheTier({

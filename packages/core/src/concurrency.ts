@@ -143,3 +143,29 @@ export async function* readAhead<T>(source: AsyncIterable<T>, ahead: number): As
     if (!done) await iterator.return?.();
   }
 }
+
+/**
+ * A wait a loop can be woken from: `sleep(ms)` resolves after `ms`, or as soon as `wake()` is
+ * called (a stop, new work). A daemon's loop sleeps between passes on one of these, so a stop or
+ * a nudge never waits out the interval.
+ */
+export class Pause {
+  #wake: (() => void) | undefined;
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        if (self.#wake === done) self.#wake = undefined;
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+
+  wake(): void {
+    this.#wake?.();
+  }
+}

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfigText, regionConfig } from './config.js';
+import { describeRedisTarget, parseHostPort, type RedisTarget } from './redis-target.js';
 
 const good = `
 volume: models
@@ -26,9 +27,14 @@ function configError(text: string, env: NodeJS.ProcessEnv = {}): string {
 
 describe('config', () => {
   it('parses the documented example, expands env references and freezes the result', () => {
-    const config = parseConfigText(good, { env: { FERRY_CACHE_TOKEN: 's3cret' } });
+    const warnings: string[] = [];
+    const config = parseConfigText(good, { env: { FERRY_CACHE_TOKEN: 's3cret' }, onWarning: (m) => warnings.push(m) });
     expect(config.chunkSize).toBe(8 * 2 ** 20);
-    expect(config.regions.eu?.cache).toEqual({ replicas: 2, token: 's3cret', connectTimeoutMs: 300, scrubBytesPerSecond: 32 * 2 ** 20 });
+    // The deprecated single token means both roles, with one warning line.
+    expect(config.regions.eu?.cache).toMatchObject({ replicas: 2, readToken: 's3cret', writeToken: 's3cret', connectTimeoutMs: 300 });
+    expect(config.regions.eu?.cache).not.toHaveProperty('token');
+    expect(warnings).toEqual([expect.stringContaining('regions.eu.cache.token: "token" is deprecated')]);
+    expect(config.regions.eu?.cache?.scrubBytesPerSecond).toBe(32 * 2 ** 20);
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.regions.eu?.cache)).toBe(true);
     expect(regionConfig(config, 'src').store).toBe('file:///var/lib/ferry/src');
@@ -44,12 +50,71 @@ describe('config', () => {
       good.replace('chunkSize: 8MiB', 'chunkSize: 8MiB\nchunksize: 4MiB'),
       'invalid config ferry.yaml: (root): Unrecognized key: "chunksize"',
     ],
+    [
+      `${good}replicator: { leaseTtl: 10 parsecs }\n`,
+      'invalid config ferry.yaml: replicator.leaseTtl: invalid duration "10 parsecs": expected a number with a unit',
+    ],
+    [`${good}replicator: { stopTimeout: 5ms }\n`, 'invalid config ferry.yaml: replicator.stopTimeout: must be at least 100ms'],
     ['volume: [', 'invalid config ferry.yaml: not valid YAML'],
     ['- a\n- b', 'invalid config ferry.yaml: expected a mapping'],
   ])('names the field and the problem in one line (%#)', (text, message) => {
     const got = configError(text, { FERRY_CACHE_TOKEN: 't' });
     expect(got.startsWith(message)).toBe(true);
     expect(got).not.toContain('\n');
+  });
+
+  it('takes credentials by role, TLS paths and service limits with their defaults', () => {
+    const text = `
+volume: models
+source: src
+regions:
+  src: { store: "file:///var/lib/ferry/src", redis: "redis://127.0.0.1:6379/0" }
+  eu:
+    store: "s3://models-eu/ferry?region=eu-west-1"
+    redis: "redis://eu-redis:6379/0"
+    cache: { readToken: r, writeToken: w, tls: { ca: /etc/ferry/ca.pem } }
+    api: { readToken: ro, adminToken: adm, tls: { cert: /c.pem, key: /k.pem }, limits: { headersTimeout: 2s } }
+gateway: { anonymous: true, tls: { cert: /c.pem, key: /k.pem }, limits: { maxStreams: 8, maxBytesInFlight: 64MiB } }
+`;
+    const warnings: string[] = [];
+    const config = parseConfigText(text, { onWarning: (m) => warnings.push(m) });
+    expect(warnings).toEqual([]);
+    expect(config.regions.eu?.cache).toMatchObject({ readToken: 'r', writeToken: 'w', tls: { ca: '/etc/ferry/ca.pem' } });
+    expect(config.regions.eu?.cache?.limits).toMatchObject({ maxStreams: 1024, maxBytesInFlight: 256 * 2 ** 20, headersTimeout: 10_000 });
+    expect(config.regions.eu?.api).toMatchObject({
+      readToken: 'ro',
+      adminToken: 'adm',
+      limits: { headersTimeout: 2000, idleTimeout: 60_000 },
+    });
+    expect(config.gateway?.limits).toMatchObject({ maxStreams: 8, maxBytesInFlight: 64 * 2 ** 20, maxHeaderBytes: 16 * 1024 });
+    expect(config.gateway?.tls).toEqual({ cert: '/c.pem', key: '/k.pem' });
+    expect(configError(text.replace('key: /k.pem }, limits', 'ca: /k.pem }, limits'))).toContain(
+      'regions.eu.api.tls.cert: cert and key go together',
+    );
+    expect(configError(text.replace('headersTimeout: 2s', 'headersTimeout: soon'))).toContain(
+      'regions.eu.api.limits.headersTimeout: invalid duration',
+    );
+  });
+
+  it('takes an empty credential as not held, so readers share the config without the write token', () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: config references, not template placeholders
+    const text = good.replace('token: "${FERRY_CACHE_TOKEN}"', 'readToken: "${R}", writeToken: "${W:-}"');
+    const cache = parseConfigText(text, { env: { R: 'read' } }).regions.eu?.cache;
+    expect(cache?.readToken).toBe('read');
+    expect(cache?.writeToken).toBeUndefined();
+    expect(parseConfigText(text, { env: { R: 'read', W: 'write' } }).regions.eu?.cache?.writeToken).toBe('write');
+  });
+
+  it('takes durations as strings with a unit or numbers of ms, with the documented defaults', () => {
+    const defaults = parseConfigText(good, { env: { FERRY_CACHE_TOKEN: 't' } });
+    expect(defaults.replicator).toEqual({ leaseTtl: 10_000, stopTimeout: 10_000 });
+    expect(defaults.regions.eu?.copy).toMatchObject({ reconcileEvery: 60_000, backlog: 10_000 });
+    const text = good
+      .replace('cache: { replicas: 2,', 'copy: { reconcileEvery: 2s, backlog: 500 }, cache: { replicas: 2,')
+      .concat('replicator: { leaseTtl: 1500, stopTimeout: 2m }\n');
+    const tuned = parseConfigText(text, { env: { FERRY_CACHE_TOKEN: 't' } });
+    expect(tuned.replicator).toEqual({ leaseTtl: 1_500, stopTimeout: 120_000 });
+    expect(tuned.regions.eu?.copy).toMatchObject({ reconcileEvery: 2_000, backlog: 500 });
   });
 
   it('reports an unset environment reference with its field', () => {
@@ -61,5 +126,59 @@ describe('config', () => {
     expect(() => loadConfig(join(dir, 'nope.yaml'))).toThrow(`cannot read config ${join(dir, 'nope.yaml')}: no such file or directory`);
     writeFileSync(join(dir, 'ok.yaml'), good);
     expect(loadConfig(join(dir, 'ok.yaml'), { FERRY_CACHE_TOKEN: 'x' }).volume).toBe('models');
+  });
+});
+
+describe('config: a region’s Redis', () => {
+  const withRedis = (redis: string) => good.replace('redis: "redis://eu-redis:6379/0"', `redis: ${redis}`);
+
+  it('takes a URL, a Sentinel-managed master or a Cluster', () => {
+    const sentinel = parseConfigText(withRedis('{ sentinels: ["10.0.0.1:26379", "[::1]:26380"], name: mymaster, password: pw }'), {
+      env: { FERRY_CACHE_TOKEN: 't' },
+    });
+    expect(sentinel.regions.eu?.redis).toEqual({ sentinels: ['10.0.0.1:26379', '[::1]:26380'], name: 'mymaster', password: 'pw', db: 0 });
+    expect(describeRedisTarget(sentinel.regions.eu?.redis as RedisTarget)).toBe(
+      'sentinels 10.0.0.1:26379,[::1]:26380 (master mymaster, db 0)',
+    );
+    const cluster = parseConfigText(withRedis('{ cluster: ["a:7000", "b:7001"], password: pw }'), { env: { FERRY_CACHE_TOKEN: 't' } });
+    expect(cluster.regions.eu?.redis).toEqual({ cluster: ['a:7000', 'b:7001'], password: 'pw' });
+    expect(describeRedisTarget(cluster.regions.eu?.redis as RedisTarget)).toBe('cluster a:7000,b:7001');
+    expect(describeRedisTarget('redis://:hunter2@eu-redis:6379/0')).not.toContain('hunter2');
+    expect(parseHostPort('[::1]:26380')).toEqual({ host: '::1', port: 26380 });
+  });
+
+  it.each([
+    ['{ sentinels: [], name: m }', 'regions.eu.redis.sentinels: name at least one host:port'],
+    ['{ sentinels: ["a:1"] }', 'regions.eu.redis.name: '],
+    ['{ sentinels: ["a"], name: m }', 'regions.eu.redis.sentinels.0: expected host:port'],
+    ['{ cluster: ["a:1"], db: 2 }', 'regions.eu.redis: Unrecognized key: "db"'],
+    ['{ host: a }', 'regions.eu.redis: expected a redis:// URL, { sentinels'],
+    ['"http://x"', 'regions.eu.redis: expected redis://host:port/db'],
+  ])('names what is wrong with %s', (redis, message) => {
+    expect(configError(withRedis(redis), { FERRY_CACHE_TOKEN: 't' })).toContain(`invalid config ferry.yaml: ${message}`);
+  });
+});
+
+describe('config: warm rules', () => {
+  it('normalises paths and takes the region’s replicas by default', () => {
+    const text = good.replace(
+      'cache: { replicas: 2,',
+      'warm: [{ path: "/models/prod/" }, { path: /models/canary, replicas: 3 }],\n         cache: { replicas: 2,',
+    );
+    const config = parseConfigText(text, { env: { FERRY_CACHE_TOKEN: 't' } });
+    expect(config.regions.eu?.warm).toEqual([
+      { path: '/models/prod', replicas: 2 },
+      { path: '/models/canary', replicas: 3 },
+    ]);
+    expect(config.regions.src?.warm).toEqual([]);
+  });
+
+  it('refuses rules in a region without cache nodes, and bad paths', () => {
+    const noCache = good.replace('src: { store:', 'src: { warm: [{ path: /models }], store:');
+    expect(configError(noCache, { FERRY_CACHE_TOKEN: 't' })).toBe(
+      "invalid config ferry.yaml: regions.src.warm: warm rules need the region's cache nodes: set a cache section",
+    );
+    const badPath = good.replace('cache: { replicas: 2,', 'warm: [{ path: "models/../x" }], cache: { replicas: 2,');
+    expect(configError(badPath, { FERRY_CACHE_TOKEN: 't' })).toMatch(/^invalid config ferry.yaml: regions.eu.warm.0.path: /);
   });
 });

@@ -1,17 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
+import { apiSection, cacheSection, dataLimits, deprecatedKeys, duration, serverTls, size } from './config-sections.js';
 import { InvalidConfigError, localIoError, messageOf } from './errors.js';
-import { parseSize } from './size.js';
-
-const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  try {
-    return parseSize(value);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: messageOf(err) });
-    return z.NEVER;
-  }
-});
+import { normalizePath } from './paths.js';
+import { redisTargetSchema } from './redis-target.js';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:7600');
 
@@ -19,43 +12,59 @@ const storeUrl = z
   .string()
   .regex(/^(file|s3|gs|memory):\/\/\S*$/, 'expected a store URL: file:///dir, s3://bucket/prefix, gs://bucket/prefix or memory://name');
 
-const redisUrl = z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port/db or rediss://…');
+const volumePathSchema = z.string().transform((value, ctx) => {
+  try {
+    return normalizePath(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: messageOf(err) });
+    return z.NEVER;
+  }
+});
+
+/**
+ * A warm rule: every new or changed file under `path` is put on the region's cache nodes as soon
+ * as its chunks are in the region (`replicas` owners per chunk; default: `cache.replicas`).
+ */
+const warmRuleSchema = z
+  .object({
+    path: volumePathSchema,
+    replicas: z.number().int().min(1).max(8).optional(),
+  })
+  .strict();
 
 const regionSchema = z
   .object({
     store: storeUrl,
-    redis: redisUrl,
-    cache: z
-      .object({
-        replicas: z.number().int().min(1).max(8).default(2),
-        token: z.string().min(1).optional(),
-        connectTimeoutMs: z.number().int().min(10).max(60_000).default(300),
-        /** Bytes per second a cache node's background scrub re-hashes its chunks at; 0 turns it off. */
-        scrubBytesPerSecond: size.default(32 * 2 ** 20),
-      })
-      .strict()
-      .optional(),
-    api: z
-      .object({
-        listen: hostPort.default('127.0.0.1:7600'),
-        token: z.string().min(1).optional(),
-        /** Serve the control API without a token. Off by default. */
-        open: z.boolean().default(false),
-      })
-      .strict()
-      .optional(),
+    redis: redisTargetSchema,
+    cache: cacheSection.optional(),
+    api: apiSection.optional(),
     copy: z
       .object({
         concurrency: z.number().int().min(1).max(256).default(8),
         bytesPerSecond: size.optional(),
         attempts: z.number().int().min(1).max(100).default(8),
+        /** How often the leading watcher compares what the region references with what it holds and queues what is missing. */
+        reconcileEvery: duration.default(60_000).refine((ms) => ms >= 100, 'must be at least 100ms'),
+        /** Most copy jobs the queue holds at once; the reconciler refills it as copies finish. */
+        backlog: z.number().int().min(1).max(1_000_000).default(10_000),
       })
       .strict()
       // Every region has copy settings (the source's copy workers serve repairs), so the defaults
       // above are the only ones: code reads `copy.concurrency`, never `?? 8`.
       .prefault({}),
+    warm: z.array(warmRuleSchema).max(100).default([]),
   })
-  .strict();
+  .strict()
+  .superRefine((region, ctx) => {
+    if (region.warm.length > 0 && !region.cache) {
+      ctx.addIssue({ code: 'custom', path: ['warm'], message: "warm rules need the region's cache nodes: set a cache section" });
+    }
+  })
+  // A rule without `replicas` takes the region's: filled in here so the default lives in the schema.
+  .transform((region) => ({
+    ...region,
+    warm: region.warm.map((rule) => ({ path: rule.path, replicas: rule.replicas ?? region.cache?.replicas ?? 2 })),
+  }));
 
 const configSchema = z
   .object({
@@ -76,6 +85,9 @@ const configSchema = z
         /** Keys S3 clients sign with (SigV4). Secrets usually come from `${ENV}` references. */
         accessKeys: z.array(z.object({ accessKeyId: z.string().min(3).max(128), secretAccessKey: z.string().min(8) }).strict()).default([]),
         region: z.string().min(1).default('us-east-1'),
+        /** Serve HTTPS only (PEM paths, reloaded on SIGHUP). */
+        tls: serverTls.optional(),
+        limits: dataLimits({ maxStreams: 256, maxBytesInFlight: 2 ** 30 }),
       })
       .strict()
       .optional(),
@@ -86,8 +98,32 @@ const configSchema = z
       })
       .strict()
       .prefault({}),
+    mount: z
+      .object({
+        /** How long the kernel and the mount keep attributes and names: changes show within about this. */
+        attrTimeout: duration.default(1000).refine((ms) => ms >= 0 && ms <= 60_000, 'must be between 0s and 60s'),
+        /** A file system call that takes longer fails (EIO in the caller), e.g. a read no tier answers. */
+        opTimeout: duration.default(60_000).refine((ms) => ms >= 1000 && ms <= 3_600_000, 'must be between 1s and 1h'),
+        /** How long a stopping mount that is busy keeps serving its open files after the lazy detach. */
+        stopTimeout: duration.default(10_000).refine((ms) => ms <= 600_000, 'must be at most 10m'),
+        /** Metrics and health address. */
+        listen: hostPort.default('127.0.0.1:9400'),
+        /** Serve /metrics without a token. Off by default. */
+        open: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({ maxLen: z.number().int().min(100).default(1_000_000) })
+      .strict()
+      .prefault({}),
+    replicator: z
+      .object({
+        /** The watcher lease: a leader that stops renewing it is replaced after about this long. */
+        leaseTtl: duration.default(10_000).refine((ms) => ms >= 300, 'must be at least 300ms'),
+        /** SIGTERM ends a daemon (replicator, cache node, gateway) within this long, whatever it waits on. */
+        stopTimeout: duration.default(10_000).refine((ms) => ms >= 100, 'must be at least 100ms'),
+      })
       .strict()
       .prefault({}),
   })
@@ -104,6 +140,7 @@ const configSchema = z
 
 export type FerryConfig = z.output<typeof configSchema>;
 export type RegionConfig = FerryConfig['regions'][string];
+export type WarmRule = RegionConfig['warm'][number];
 
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
@@ -133,8 +170,34 @@ function expandEnv(value: unknown, env: NodeJS.ProcessEnv, path: string[]): unkn
   return value;
 }
 
+export interface ParseConfigOptions {
+  /** Where the document came from, for messages. */
+  source?: string;
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Told once per parse about deprecated keys still in use (one line). Default: a process warning,
+   * once per process for the same line.
+   */
+  onWarning?: (message: string) => void;
+}
+
+const warned = new Set<string>();
+
+function processWarning(message: string): void {
+  if (warned.has(message)) return;
+  warned.add(message);
+  process.emitWarning(message, { type: 'DeprecationWarning', code: 'FERRY_CONFIG_TOKEN' });
+}
+
+/** One line naming every deprecated single-token key of a document, or undefined. */
+function deprecationWarning(doc: unknown, where: string | undefined): string | undefined {
+  const keys = deprecatedKeys(doc);
+  if (keys.length === 0) return undefined;
+  return `${where ? `${where}: ` : ''}${keys.join(', ')}: "token" is deprecated and means both roles; use readToken + writeToken (cache) or readToken + adminToken (api)`;
+}
+
 /** Validate an already-parsed config document; returns a frozen config. */
-export function parseConfig(doc: unknown, options: { source?: string; env?: NodeJS.ProcessEnv } = {}): FerryConfig {
+export function parseConfig(doc: unknown, options: ParseConfigOptions = {}): FerryConfig {
   const where = options.source ? `invalid config ${options.source}` : 'invalid config';
   let expanded: unknown;
   try {
@@ -150,11 +213,13 @@ export function parseConfig(doc: unknown, options: { source?: string; env?: Node
     const more = rest.length > 0 ? ` (and ${rest.length} more problem${rest.length > 1 ? 's' : ''})` : '';
     throw new InvalidConfigError(`${where}: ${field}: ${first?.message ?? 'invalid'}${more}`, { cause: result.error });
   }
+  const warning = deprecationWarning(expanded, options.source);
+  if (warning) (options.onWarning ?? processWarning)(warning);
   return deepFreeze(result.data);
 }
 
 /** Parse YAML text into a frozen config. */
-export function parseConfigText(text: string, options: { source?: string; env?: NodeJS.ProcessEnv } = {}): FerryConfig {
+export function parseConfigText(text: string, options: ParseConfigOptions = {}): FerryConfig {
   let doc: unknown;
   try {
     doc = parseYaml(text);
@@ -172,8 +237,12 @@ export function parseConfigText(text: string, options: { source?: string; env?: 
 }
 
 /** Read and validate a config file (`--config` or `FERRY_CONFIG`). */
-// biome-ignore lint/style/noProcessEnv: known exception to "only services read process.env"; callers should pass env.
-export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): FerryConfig {
+export function loadConfig(
+  path: string,
+  // biome-ignore lint/style/noProcessEnv: known exception to "only services read process.env"; callers should pass env.
+  env: NodeJS.ProcessEnv = process.env,
+  options: Pick<ParseConfigOptions, 'onWarning'> = {},
+): FerryConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -181,7 +250,7 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
     const e = localIoError(err, 'cannot read config', path);
     throw new InvalidConfigError(e.message, { cause: err });
   }
-  return parseConfigText(text, { source: path, env });
+  return parseConfigText(text, { source: path, env, ...options });
 }
 
 /** The config of one region, or a clear error naming the known ones. */

@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'UNAVAILABLE'
   | 'RANGE_NOT_SATISFIABLE'
   | 'CONFLICT'
+  | 'FENCED'
   | 'LOCAL_IO';
 
 export interface FerryErrorOptions {
@@ -84,6 +85,13 @@ export class RangeNotSatisfiableError extends FerryError {
 export class ConflictError extends FerryError {
   readonly code = 'CONFLICT';
 }
+/**
+ * A write refused because the writer's fencing token is no longer the current one: another
+ * replica took the lease since. Nothing was written; the writer must stop acting as the leader.
+ */
+export class FencedError extends FerryError {
+  readonly code = 'FENCED';
+}
 /** A local file or directory could not be read or written. */
 export class LocalIoError extends FerryError {
   readonly code = 'LOCAL_IO';
@@ -121,4 +129,20 @@ export function localIoError(err: unknown, what: string, path: string): FerryErr
     default:
       return new LocalIoError(`${what} ${path}: ${messageOf(err)}`, { cause: err });
   }
+}
+
+/** Codes of a TLS handshake that could not verify the peer (or was no TLS at all). */
+const TLS_CODES =
+  /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_(GET|VERIFY)_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH)/;
+
+/**
+ * One line saying why a TLS connection failed verification, or undefined when `err` is not such a
+ * failure (a client without the right CA, a plain-HTTP port, an expired or misnamed certificate).
+ */
+export function tlsFailure(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && TLS_CODES.test(code)) return `TLS: ${messageOf(e)} (${code})`;
+  }
+  return undefined;
 }

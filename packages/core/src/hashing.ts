@@ -13,6 +13,18 @@ export function sha256Of(bytes: Uint8Array): Promise<string> {
   return hashPool().sha256(bytes);
 }
 
+export interface VerifyingStreamOptions {
+  sha256?: string;
+  length?: number;
+  /** Names the bytes in errors. */
+  what: string;
+  /**
+   * Called with the sha256 of bytes whose digest was not known, after every other check passed
+   * and before the stream ends; a rejection fails the stream (so a put fed by it never commits).
+   */
+  settle?: (sha256: string) => Promise<void>;
+}
+
 /**
  * Pass-through that hashes what flows and, at the end, fails the stream with CorruptError when
  * the bytes do not match the expected digest and length. Bytes are checked before the consumer
@@ -21,10 +33,12 @@ export function sha256Of(bytes: Uint8Array): Promise<string> {
  */
 export class VerifyingStream extends Transform {
   #session: HashSession | undefined;
+  readonly #hashing: boolean;
   #bytes = 0;
 
-  constructor(private readonly expected: { sha256?: string; length?: number; what: string }) {
+  constructor(private readonly expected: VerifyingStreamOptions) {
     super();
+    this.#hashing = expected.sha256 !== undefined || expected.settle !== undefined;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
@@ -33,7 +47,7 @@ export class VerifyingStream extends Transform {
       done(new CorruptError(`${this.expected.what}: more than the expected ${this.expected.length} bytes`));
       return;
     }
-    if (this.expected.sha256 === undefined) {
+    if (!this.#hashing) {
       done(null, chunk);
       return;
     }
@@ -44,24 +58,31 @@ export class VerifyingStream extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    const { sha256, length, what } = this.expected;
+    const { sha256, length, what, settle } = this.expected;
     if (length !== undefined && this.#bytes !== length) {
       done(new CorruptError(`${what}: got ${this.#bytes} bytes, expected ${length}`));
       return;
     }
-    if (sha256 === undefined) {
+    if (!this.#hashing) {
       done();
       return;
     }
     const session = this.#session ?? hashPool().session();
     this.#session = undefined;
-    session.digest().then((actual) => {
-      if (actual !== sha256) {
-        done(new CorruptError(`${what}: sha256 mismatch (got ${actual.slice(0, 12)}…, expected ${sha256.slice(0, 12)}…)`));
-        return;
-      }
-      done();
-    }, done);
+    session
+      .digest()
+      .then(async (actual) => {
+        if (sha256 !== undefined) {
+          if (actual !== sha256)
+            throw new CorruptError(`${what}: sha256 mismatch (got ${actual.slice(0, 12)}…, expected ${sha256.slice(0, 12)}…)`);
+          return;
+        }
+        await settle?.(actual);
+      })
+      .then(
+        () => done(),
+        (err: unknown) => done(err instanceof Error ? err : new CorruptError(`${what}: ${String(err)}`)),
+      );
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {

@@ -30,6 +30,12 @@ export const silentLogger: Logger = {
 export const REDACT_PATHS = [
   'token',
   '*.token',
+  'readToken',
+  '*.readToken',
+  'writeToken',
+  '*.writeToken',
+  'adminToken',
+  '*.adminToken',
   'password',
   '*.password',
   'secretAccessKey',

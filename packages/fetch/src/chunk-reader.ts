@@ -1,9 +1,19 @@
-import { type ChunkRef, CorruptError, type Logger, messageOf, NotFoundError, PreconditionFailedError, silentLogger } from '@ferry/core';
+import {
+  type ChunkRef,
+  CorruptError,
+  isNativeChunkId,
+  type Logger,
+  messageOf,
+  NotFoundError,
+  PreconditionFailedError,
+  sha256Of,
+  silentLogger,
+} from '@ferry/core';
 import { MemoryCache } from './memory-cache.js';
 import type { ChunkContext } from './origin.js';
 import { recycle } from './read-bounded.js';
 import type { Tier } from './tier.js';
-import { verifyChunk } from './verify.js';
+import { establishHash, type KnownHashes, verifyChunk } from './verify.js';
 
 export interface TierStats {
   /** Bytes served per tier name (verified): the egress bill. `memory` counts process-cache hits. */
@@ -25,6 +35,13 @@ export interface ChunkReaderOptions {
    */
   fallbackFrom?: number;
   onFallback?: (ref: ChunkRef, context: ChunkContext | undefined, tier: string) => void;
+  /**
+   * The region's hashes of external chunks: every copy is checked against a known one, and with
+   * `record` the first copy an authoritative tier (the origin) serves records it.
+   */
+  hashes?: KnownHashes;
+  /** Told of every copy a tier served that failed verification (metrics). */
+  onBadCopy?: (tier: string, err: unknown) => void;
   logger?: Logger;
 }
 
@@ -43,6 +60,8 @@ export class ChunkReader {
   readonly #sole = new WeakSet<Buffer>();
   readonly #fallbackFrom: number;
   readonly #onFallback: ChunkReaderOptions['onFallback'];
+  readonly #hashes: KnownHashes | undefined;
+  readonly #onBadCopy: ChunkReaderOptions['onBadCopy'];
 
   constructor(options: ChunkReaderOptions) {
     this.#tiers = options.tiers;
@@ -50,6 +69,8 @@ export class ChunkReader {
     this.#log = options.logger ?? silentLogger;
     this.#fallbackFrom = options.fallbackFrom ?? options.tiers.length;
     this.#onFallback = options.onFallback;
+    this.#hashes = options.hashes;
+    this.#onBadCopy = options.onBadCopy;
     for (const tier of this.#tiers) {
       this.stats.bytes[tier.name] = 0;
       this.stats.chunks[tier.name] = 0;
@@ -109,23 +130,41 @@ export class ChunkReader {
     this.stats.chunks[tier] = (this.stats.chunks[tier] ?? 0) + 1;
   }
 
+  /** The sha256 a copy must have beyond what its id says (external chunks whose hash the region knows). */
+  async #knownHash(ref: ChunkRef): Promise<string | undefined> {
+    if (isNativeChunkId(ref.id) || !this.#hashes) return undefined;
+    // A lookup that fails fails the read: serving unverifiable bytes is not a fallback.
+    return this.#hashes.get(ref.id);
+  }
+
+  /** Verify a tier's copy; the first copy of an external chunk from an authoritative tier records its hash. */
+  async #verify(ref: ChunkRef, bytes: Buffer, tier: Tier, known: string | undefined): Promise<void> {
+    await verifyChunk(ref, bytes, tier.name, known);
+    if (known === undefined && tier.authoritative && this.#hashes?.record && !isNativeChunkId(ref.id)) {
+      await establishHash(this.#hashes, ref, await sha256Of(bytes), tier.name);
+    }
+  }
+
   async #fetchThroughTiers(ref: ChunkRef, context: ChunkContext | undefined): Promise<Buffer> {
     const failures: string[] = [];
     let lastFailure: unknown;
     let changedOrigin: PreconditionFailedError | undefined;
+    let known: { sha256: string | undefined } | undefined;
     for (const [index, tier] of this.#tiers.entries()) {
       let bytes: Buffer | undefined;
       try {
         bytes = await tier.get(ref, context);
         if (bytes === undefined) continue;
+        known ??= { sha256: await this.#knownHash(ref) };
         try {
-          await verifyChunk(ref, bytes, tier.name);
+          await this.#verify(ref, bytes, tier, known.sha256);
         } catch (err) {
           // A wrong copy is the server's to drop; the next tier serves this read.
           if (err instanceof CorruptError) tier.reportBad?.(ref);
           throw err;
         }
       } catch (err) {
+        if (known === undefined && bytes !== undefined) throw err;
         this.stats.bad[tier.name] = (this.stats.bad[tier.name] ?? 0) + 1;
         failures.push(`${tier.name}: ${messageOf(err)}`);
         lastFailure = err;
@@ -134,6 +173,7 @@ export class ChunkReader {
           changedOrigin = err;
           this.#log.debug({ chunk: ref.id, tier: tier.name }, 'origin object changed since import');
         } else this.#log.warn({ err, chunk: ref.id, tier: tier.name }, 'chunk copy unusable; trying the next tier');
+        if (err instanceof CorruptError) this.#onBadCopy?.(tier.name, err);
         continue;
       }
       this.#count(tier.name, bytes.length);

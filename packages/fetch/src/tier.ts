@@ -9,6 +9,11 @@ import { readBounded } from './read-bounded.js';
  */
 export interface Tier {
   readonly name: string;
+  /**
+   * Its copies are the reference for external chunks (the origin, read under its etag guard): the
+   * first one a region verifies records the chunk's sha256.
+   */
+  readonly authoritative?: boolean;
   get(ref: ChunkRef, context?: ChunkContext): Promise<Buffer | undefined>;
   /**
    * Chunk requests this tier takes at once to keep all its servers busy (a cluster of cache
@@ -45,6 +50,7 @@ export function storeTier(name: string, store: ObjectStore): Tier {
 export function originTier(name: string, openStore: (url: string) => ObjectStore): Tier {
   return {
     name,
+    authoritative: true,
     async get(ref, context) {
       const read = originRead(ref, context);
       if (!read) return undefined;

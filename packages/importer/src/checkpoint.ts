@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { importCheckpointKey, type RedisClient } from '@ferry/meta';
 import type { SkipReason } from './keys.js';
 
 /** What an import has done so far; kept in the checkpoint so a resumed run reports the whole import. */
@@ -59,11 +59,11 @@ const TTL_SECONDS = 7 * 24 * 3600;
  */
 export class Checkpoint {
   readonly key: string;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
 
-  constructor(options: { redis: Redis; volume: string; id: string }) {
+  constructor(options: { redis: RedisClient; volume: string; id: string }) {
     this.#redis = options.redis;
-    this.key = `ferry:{${options.volume}}:import:${options.id}`;
+    this.key = importCheckpointKey(options.volume, options.id);
   }
 
   seenKey(run: string): string {

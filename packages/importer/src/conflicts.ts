@@ -1,12 +1,11 @@
-import type { Meta } from '@ferry/meta';
-import type { Redis } from 'ioredis';
+import type { Meta, RedisClient } from '@ferry/meta';
 
 /**
  * Paths of `paths` that cannot become files: the path is an existing directory, or one of its
  * ancestors is a file (in Redis or earlier in the same list). One pipelined round trip. Origins
  * can hold both `a` and `a/b`; listing order puts `a` first, so `a/b` is the one refused.
  */
-export async function conflictingPaths(redis: Redis, meta: Meta, paths: string[]): Promise<Set<string>> {
+export async function conflictingPaths(redis: RedisClient, meta: Meta, paths: string[]): Promise<Set<string>> {
   const conflicts = new Set<string>();
   const inBatch = new Set<string>();
   const ancestors = new Map<string, number>();

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ConflictError, CorruptError, type Entry, forEachLimit, type Logger, type NewEntry, readAhead, silentLogger } from '@ferry/core';
-import { decodeStoredEntry, type Meta, translateRedisError, volumePath } from '@ferry/meta';
+import { decodeStoredEntry, type Meta, type RedisClient, translateRedisError, volumePath } from '@ferry/meta';
 import type { ObjectInfo, ObjectStore } from '@ferry/stores';
-import type { Redis } from 'ioredis';
 import { Checkpoint, type CheckpointState, emptyCounts, type ImportCounts } from './checkpoint.js';
 import { conflictingPaths } from './conflicts.js';
 import { deleteVanished } from './delete.js';
@@ -13,7 +12,7 @@ export interface ImportOptions {
   /** The volume in the source region: imports are writes. */
   meta: Meta;
   /** The source region's Redis (the client `meta` uses): entries are read and checkpoints kept there. */
-  redis: Redis;
+  redis: RedisClient;
   /** The origin, opened from `originUrl`; keys are listed relative to its prefix. */
   origin: ObjectStore;
   /** Canonical origin URL (originStoreUrl), recorded as every entry's `origin.store`. */

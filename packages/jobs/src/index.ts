@@ -1,4 +1,4 @@
 export { isPermanentFailure, toJobError } from './job-errors.js';
-export { type CopyJob, type FillJob, parseCopyJob, parseFillJob, WARM_JOB_NODE_ID, type WarmupJob } from './payloads.js';
-export { CopyQueue, type CopyQueueOptions, type CopyRequest, PRIORITY, QUEUES, queuePrefix } from './queues.js';
-export { WarmQueue, type WarmQueueOptions, type WarmupRecord } from './warm.js';
+export { type CopyJob, type FillJob, parseCopyJob, parseFillJob, WARM_NODE_ID, type WarmupJob, warmJobNodeToken } from './payloads.js';
+export { CopyQueue, type CopyQueueOptions, type CopyRequest, type EnqueueResult, PRIORITY, QUEUES, queuePrefix } from './queues.js';
+export { FILLS_PER_ADD, WarmQueue, type WarmQueueOptions, type WarmupRecord } from './warm.js';

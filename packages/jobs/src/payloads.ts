@@ -41,12 +41,27 @@ export interface FillJob {
 export interface WarmupJob {
   paths: string[];
   requestedAt: number;
+  /** Owners per chunk, when not the region's `cache.replicas` (a warm rule's own). */
+  replicas?: number;
+  /** The warm rule (its path) that queued this warmup; absent for a request. */
+  rule?: string;
+  /** Its fills were added in several steps, behind a gate child (WarmQueue). */
+  split?: boolean;
 }
 
-/** Node ids that may go into a BullMQ job id (`${chunk}.${node}.${request}`; BullMQ forbids ':' in custom ids). */
-export const WARM_JOB_NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** Cache node ids (the same rule as `NODE_ID_PATTERN` of @ferry/cache): host names with dots and ports included. */
+export const WARM_NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
-const fillSchema = z.object({ ...chunkFields, node: z.string().regex(WARM_JOB_NODE_ID, 'not a cache node id') }).strict();
+/**
+ * A node id as a token a BullMQ job id can carry (`${chunk}.${token}.${request}`): BullMQ forbids
+ * ':' in custom ids and '.' separates the parts, so the id goes in as base64url, which has neither
+ * and maps every node id to a token of its own.
+ */
+export function warmJobNodeToken(node: string): string {
+  return Buffer.from(node, 'utf8').toString('base64url');
+}
+
+const fillSchema = z.object({ ...chunkFields, node: z.string().regex(WARM_NODE_ID, 'not a cache node id') }).strict();
 
 /**
  * Job data comes back from Redis, where anything could have written it: validate before a

@@ -1,23 +1,32 @@
 -- apply.lua: apply one change record of the source's log to a mirror, atomically with its cursor.
--- Guarantees: a record at or before the cursor changes nothing ({'skip', cursor}), so replays
--- after a crash are harmless. Otherwise, in this one step: every `del` path whose stored version
--- is older than the record is removed; every `put` entry is stored with version = the record id
--- unless the stored version is already as new (a resync may have written a newer one); reference
--- counts follow (a count reaching 0 leaves refs and enters unreferenced); the cursor becomes the
--- record id. Returns {'ok', id, written, removed}.
--- KEYS: entries, paths, refs, unreferenced, cursor
--- ARGV: id, number of del paths, del paths…, then per put entry: path, rest, chunk ids
+-- Guarantees: nothing is written by a caller whose fencing token is not the current one (an
+-- error reply FERRY_FENCED), nor while a full resync is unfinished ({'resync', state}: the log may
+-- only be read on from a finished resync's snapshot id). A record at or before the cursor changes
+-- nothing ({'skip', cursor}), so replays after a crash are harmless. Otherwise, in this one step:
+-- every `del` path whose stored version is older than the record is removed; every `put` entry is
+-- stored with version = the record id unless the stored version is already as new (a resync may
+-- have written a newer one); reference counts and the set of missing chunks follow (a count
+-- reaching 0 leaves refs and enters unreferenced); the cursor becomes the record id, and the
+-- tracking hash's `added` (records the source ever added up to this one) is set when known.
+-- Returns {'ok', id, written, removed}.
+-- KEYS: entries, paths, refs, unreferenced, cursor, fence, resync, present, missing, tracking
+-- ARGV: token, id, added ('' when unknown), number of del paths, del paths…, then per put entry:
+-- path, rest, chunk ids
 local entries, paths, refs, unref, cursor_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local id = ARGV[1]
+local fence, resync, present, missing, tracking = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local refused = fence_refusal(fence, ARGV[1])
+if refused then return refused end
+local id, added = ARGV[2], ARGV[3]
 
+local state = redis.call('HGET', resync, 'state')
+if state == 'running' or state == 'incomplete' then return { 'resync', state } end
 local cursor = redis.call('GET', cursor_key)
 if cursor and not id_less(cursor, id) then return { 'skip', cursor } end
 
-
 local deltas = new_deltas()
 local removed, written = 0, 0
-local ndel = tonumber(ARGV[2])
-for i = 3, 2 + ndel do
+local ndel = tonumber(ARGV[4])
+for i = 5, 4 + ndel do
   local path = ARGV[i]
   local old = redis.call('HGET', entries, path)
   if old and id_less(stored_version(old), id) then
@@ -27,7 +36,7 @@ for i = 3, 2 + ndel do
     removed = removed + 1
   end
 end
-for i = 3 + ndel, #ARGV, 3 do
+for i = 5 + ndel, #ARGV, 3 do
   local path = ARGV[i]
   local old = redis.call('HGET', entries, path)
   if not old or id_less(stored_version(old), id) then
@@ -38,6 +47,7 @@ for i = 3 + ndel, #ARGV, 3 do
     written = written + 1
   end
 end
-apply_deltas(deltas, refs, unref, id_ms(id))
+apply_deltas(deltas, refs, unref, id_ms(id), present, missing)
 redis.call('SET', cursor_key, id)
+if added ~= '' then redis.call('HSET', tracking, 'added', added) end
 return { 'ok', id, written, removed }

@@ -62,6 +62,31 @@ local function stored_rest(stored, path)
   return string.sub(stored, at + #head)
 end
 
+-- Chunk occurrences of a stored entry, counted without decoding it (each chunk has one "id").
+local function chunk_count(stored)
+  local _, n = string.gsub(stored, '"id":', '')
+  return n
+end
+
+-- The first `max_files` paths of `candidates` whose entries stay within `max_chunks` chunk
+-- occurrences and `max_bytes` of entry text (a batch always takes its first path, whatever its
+-- size), and their stored entries. What a record's apply costs in a mirror grows with these.
+local function take_batch(entries_key, candidates, max_chunks, max_bytes)
+  local taken, stored = {}, {}
+  local chunks, bytes = 0, 0
+  for _, path in ipairs(candidates) do
+    local json = redis.call('HGET', entries_key, path)
+    if json then
+      chunks = chunks + chunk_count(json)
+      bytes = bytes + #json
+      if #taken > 0 and (chunks > max_chunks or bytes > max_bytes) then break end
+      taken[#taken + 1] = path
+      stored[#stored + 1] = json
+    end
+  end
+  return taken, stored
+end
+
 -- Reference-count changes of one record, summed per chunk so that a chunk kept by a replacing
 -- entry never passes through 0.
 local function new_deltas()
@@ -85,20 +110,66 @@ local function add_stored_chunks(deltas, stored, by)
 end
 
 -- Counts that reach 0 leave `refs` and enter `unreferenced` at `ms`; counts that leave 0 leave
--- `unreferenced`.
-local function apply_deltas(deltas, refs_key, unref_key, ms)
+-- `unreferenced`. In a mirror (`present_key` and `missing_key` given) the set of referenced chunks
+-- the store lacks follows in the same step, so its size is the number of missing chunks.
+local function apply_deltas(deltas, refs_key, unref_key, ms, present_key, missing_key)
+  -- Counts that reach 0 are removed and recorded in bulk: one HDEL and one ZADD per 500 chunks
+  -- instead of one each per chunk (a 100 GB file has 12,800).
+  local gone = {}
   for _, id in ipairs(deltas.order) do
     local by = deltas.by[id]
     if by ~= 0 then
       local count = redis.call('HINCRBY', refs_key, id, by)
       if count <= 0 then
-        redis.call('HDEL', refs_key, id)
-        redis.call('ZADD', unref_key, ms, id)
+        gone[#gone + 1] = id
       elseif count == by then
         redis.call('ZREM', unref_key, id)
+        if missing_key and redis.call('SISMEMBER', present_key, id) == 0 then redis.call('SADD', missing_key, id) end
       end
     end
   end
+  for first = 1, #gone, 500 do
+    local last = math.min(first + 499, #gone)
+    local scored = {}
+    for i = first, last do
+      scored[#scored + 1] = ms
+      scored[#scored + 1] = gone[i]
+    end
+    redis.call('HDEL', refs_key, unpack(gone, first, last))
+    redis.call('ZADD', unref_key, unpack(scored))
+    if missing_key then redis.call('SREM', missing_key, unpack(gone, first, last)) end
+  end
+end
+
+-- The volume's epoch: made by the first mutation (or the first look of a mirror) when there is
+-- none, i.e. with the volume, and anew when this Redis has come back empty. `candidate` is a
+-- random id from the caller ('' makes none).
+local function ensure_epoch(epoch_key, candidate)
+  if candidate ~= '' then redis.call('SET', epoch_key, candidate, 'NX') end
+  return redis.call('GET', epoch_key)
+end
+
+-- Fencing of mirror writes: nil when the caller may write, else the error reply to return before
+-- any write. A caller passes the token its lease gave it; the write is refused unless that is the
+-- current token (tokens only grow, so a deposed leader's never is again). A write without a token
+-- ('') is accepted only while no watcher has ever taken the lease in this Redis (tools and tests
+-- that apply records themselves).
+local function fence_refusal(fence_key, token)
+  local current = redis.call('GET', fence_key)
+  if token == '' then
+    if current then return redis.error_reply('FERRY_FENCED a write without a fencing token, but a watcher leads here (token ' .. current .. ')') end
+    return nil
+  end
+  if current ~= token then
+    return redis.error_reply('FERRY_FENCED fencing token ' .. token .. ' is not the current one (' .. tostring(current or 'none') .. ')')
+  end
+  return nil
+end
+
+-- The member of a resync's seen set that says page `n` was applied (paths start with "/", so it
+-- cannot be a path).
+local function page_marker(n)
+  return 'page:' .. n
 end
 
 -- Append the one change record of a mutation; returns its id (the new version).

@@ -1,15 +1,32 @@
--- lease.lua: take, renew or give back a lease held by one owner token.
--- Guarantees: only the owner renews or releases it; a lease nobody holds (expired or never taken)
--- can be taken. So at most one replica believes it leads, up to the lease time after a failed
--- renewal (the holder stops acting when a renewal fails). Returns 1 when the caller holds the
--- lease after the call (0 after a release).
--- KEYS: lease
--- ARGV: 'take' | 'release', owner token, ttl ms
-local holder = redis.call('GET', KEYS[1])
-if ARGV[1] == 'release' then
-  if holder == ARGV[2] then redis.call('DEL', KEYS[1]) end
-  return 0
+-- lease.lua: take, renew or give back the watcher lease, which carries a fencing token.
+-- Guarantees: only the owner renews or releases the lease; a lease nobody holds (expired, never
+-- taken, or lost with a flushed Redis) can be taken, and taking it issues a new fencing token
+-- larger than every token issued before in this Redis: max(previous + 1, the server's time in
+-- ms), so even after the fence key is lost with a flush the new token exceeds the old ones. The
+-- fence key has no TTL. A renewal keeps the token. Mirror write scripts accept only the current
+-- token (fence_refusal in common.lua), so a leader whose lease was taken cannot write, however
+-- long it was paused. Returns the token while the caller holds the lease, '' otherwise (and
+-- after a release).
+-- KEYS: lease, fence
+-- ARGV: 'take' | 'release', owner, ttl ms
+local lease, fence = KEYS[1], KEYS[2]
+local op, owner, ttl = ARGV[1], ARGV[2], ARGV[3]
+local held = redis.call('GET', lease)
+local holder, token
+if held then holder, token = string.match(held, '^(%S+) (%d+)$') end
+if op == 'release' then
+  if holder == owner then redis.call('DEL', lease) end
+  return ''
 end
-if holder and holder ~= ARGV[2] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1
+if held and holder ~= owner then return '' end
+if held and token == redis.call('GET', fence) then
+  redis.call('PEXPIRE', lease, ttl)
+  return token
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local next_token = math.max((tonumber(redis.call('GET', fence)) or 0) + 1, now)
+token = string.format('%.0f', next_token)
+redis.call('SET', fence, token)
+redis.call('SET', lease, owner .. ' ' .. token, 'PX', ttl)
+return token

@@ -1,20 +1,33 @@
--- snapshot.lua: apply a page of the source's entries during a full resync.
--- Guarantees: each path is remembered in the resync's `seen` set; an entry is stored (with its
--- own version) only when the mirror has none or an older one, so pages seen twice and entries
--- already newer are harmless; reference counts follow in the same step. The cursor is not moved
--- (prune.lua finishes the resync). Returns the number of entries written.
--- KEYS: entries, paths, refs, unreferenced, seen
--- ARGV: per entry: path, version, rest, chunk ids
+-- snapshot.lua: apply one page of the source's entries during a full resync.
+-- Guarantees: nothing changes for a caller whose fencing token is not the current one (error
+-- reply FERRY_FENCED), for a resync that is not the one running ({'stale', state}), or for a page
+-- out of order ({'order', pages applied}). Otherwise, in this one step: each path is remembered in
+-- the resync's seen set together with a marker for this page (prune.lua checks that every page's
+-- marker is there, so a lost or partly lost set cannot make it delete live entries); an entry is
+-- stored (with its own version) only when the mirror has none or an older one, so entries
+-- already newer are kept; reference counts and the set of missing chunks follow; the resync hash
+-- counts the page. The cursor is not moved (prune.lua finishes the resync).
+-- Returns {'ok', written}.
+-- KEYS: entries, paths, refs, unreferenced, seen, resync, fence, present, missing
+-- ARGV: token, resync id, page number, then per entry: path, version, rest, chunk ids
 local entries, paths, refs, unref, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local resync, fence, present, missing = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local refused = fence_refusal(fence, ARGV[1])
+if refused then return refused end
+local info = redis.call('HMGET', resync, 'id', 'state', 'pages', 'seen')
+if info[1] ~= ARGV[2] or info[2] ~= 'running' or info[4] ~= seen then return { 'stale', tostring(info[2]) } end
+local page = tonumber(ARGV[3])
+if page ~= (tonumber(info[3]) or 0) + 1 then return { 'order', tostring(info[3]) } end
+
 local deltas = new_deltas()
-local written = 0
+local written, count = 0, 0
 local now = redis.call('TIME')[1] * 1000
-for i = 1, #ARGV, 4 do
+for i = 4, #ARGV, 4 do
   local path, version = ARGV[i], ARGV[i + 1]
+  count = count + 1
   redis.call('SADD', seen, path)
   local old = redis.call('HGET', entries, path)
-  local old_version = old and stored_version(old)
-  if not old or id_less(old_version, version) then
+  if not old or stored_version(old) ~= version then
     if old then add_stored_chunks(deltas, old, -1) end
     add_id_list(deltas, ARGV[i + 3], 1)
     redis.call('HSET', entries, path, stored_entry(version, path, ARGV[i + 2]))
@@ -22,5 +35,8 @@ for i = 1, #ARGV, 4 do
     written = written + 1
   end
 end
-apply_deltas(deltas, refs, unref, now)
-return written
+apply_deltas(deltas, refs, unref, now, present, missing)
+redis.call('SADD', seen, page_marker(page))
+redis.call('HSET', resync, 'pages', page)
+redis.call('HINCRBY', resync, 'entries', count)
+return { 'ok', written }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compareIds, idTime, parseStreamId } from './ids.js';
 import { volumeKeys } from './keys.js';
-import { needsResync, parseXinfo } from './log.js';
+import { historyChange, needsResync, parseXinfo, type SourceHistory, xinfoAdded } from './log.js';
 import { parseChangeRecord } from './record.js';
 
 describe('keys', () => {
@@ -11,17 +11,28 @@ describe('keys', () => {
     expect(Object.values(keys).every((k) => k.startsWith('ferry:{models}:'))).toBe(true);
     expect(Object.keys(keys).sort()).toEqual([
       'acks',
+      'copyFailures',
       'cursor',
       'entries',
+      'epoch',
+      'extHashes',
+      'fence',
       'log',
+      'missing',
+      'moves',
       'nodes',
       'paths',
       'present',
+      'reconcile',
       'refs',
       'resyncInfo',
       'resyncSeen',
       'seen',
+      'tracking',
       'unreferenced',
+      'warmCursor',
+      'warmFence',
+      'warmLease',
       'watcherLease',
     ]);
     expect(() => volumeKeys('Models')).toThrow(/invalid volume "Models"/);
@@ -95,5 +106,37 @@ describe('log bounds', () => {
     expect(needsResync('0-0', { ...bounds, trimmed: 0 })).toBe(false);
     expect(needsResync('8-0', { last: '9-0', length: 0, trimmed: 5 })).toBe(true);
     expect(needsResync('9-0', { last: '9-0', length: 0, trimmed: 5 })).toBe(false);
+  });
+});
+
+describe('history checks', () => {
+  // A source whose log holds 7-0..9-0 of 5 records ever added (two trimmed), epoch "e1".
+  const source: SourceHistory = { epoch: 'e1', first: '7-0', last: '9-0', added: 5, length: 3, trimmed: 2, cursorFound: true };
+
+  it('read the records ever added from XINFO STREAM', () => {
+    expect(xinfoAdded(['length', 3, 'entries-added', 5, 'first-entry', null])).toBe(5);
+    expect(xinfoAdded(['length', 3])).toBe(0);
+  });
+
+  it('read on when the log continues from the cursor', () => {
+    expect(historyChange({ cursor: '8-0', epoch: 'e1' }, source)).toBeUndefined();
+    expect(historyChange({ cursor: '9-0' }, source)).toBeUndefined();
+    expect(historyChange({ cursor: '0-0', epoch: 'e1' }, { ...source, first: '1-0', trimmed: 0, cursorFound: false })).toBeUndefined();
+    // Everything trimmed but the mirror is at the end: nothing is missing.
+    expect(historyChange({ cursor: '9-0' }, { ...source, first: undefined, length: 0, trimmed: 5, cursorFound: false })).toBeUndefined();
+  });
+
+  it('resync when the epoch changed (a Redis that came back empty or was replaced)', () => {
+    expect(historyChange({ cursor: '8-0', epoch: 'e0' }, source)).toMatch(/epoch changed from e0 to e1/);
+  });
+
+  it('resync when the record at the cursor is gone while the log reaches back that far (rollback)', () => {
+    expect(historyChange({ cursor: '8-0', epoch: 'e1' }, { ...source, cursorFound: false })).toMatch(/no longer in the source's log/);
+    expect(historyChange({ cursor: '12-0', epoch: 'e1' }, { ...source, cursorFound: false })).toMatch(/never wrote the record/);
+    expect(historyChange({ cursor: '5-0', epoch: 'e1' }, { ...source, trimmed: 0, cursorFound: false })).toMatch(/none were trimmed/);
+  });
+
+  it('resync when records after the cursor were trimmed', () => {
+    expect(historyChange({ cursor: '5-0', epoch: 'e1' }, { ...source, cursorFound: false })).toMatch(/trimmed past the cursor 5-0/);
   });
 });

@@ -1,3 +1,5 @@
+export { ChunkHashes } from './chunk-hashes.js';
+export { type ChunkCounts, type CopyFailure, MirrorChunks } from './chunks.js';
 export {
   chunkIdList,
   decodeStoredEntry,
@@ -8,22 +10,36 @@ export {
   validateNewEntry,
   volumePath,
 } from './entry.js';
+export { type DeleteResult, FOLDER_BATCH, type RenameResult } from './folders.js';
 export { compareIds, idTime, isStreamId, NO_VERSION, parseStreamId, STREAM_ID_PATTERN } from './ids.js';
-export { parseRegion, parseVolume, REGION_PATTERN, VOLUME_PATTERN, type VolumeKeys, volumeKeys } from './keys.js';
+export {
+  checkKeySlots,
+  importCheckpointKey,
+  parseRegion,
+  parseVolume,
+  queuePrefix,
+  REGION_PATTERN,
+  VOLUME_PATTERN,
+  type VolumeKeys,
+  volumeKeys,
+} from './keys.js';
 export { Lease } from './lease.js';
 export { DEFAULT_LIST_LIMIT, type ListItem, type ListOptions, type ListPage, MAX_LIST_LIMIT } from './list.js';
-export { type LogBounds, needsResync } from './log.js';
+export { historyChange, type LogBounds, type MirrorPosition, needsResync, type SourceHistory } from './log.js';
 export {
   type CommitResult,
   DEFAULT_LOG_MAX_LEN,
-  type DeleteResult,
   Meta,
   type MetaOptions,
   type ReadChangesOptions,
-  type RenameResult,
   type ScanPage,
 } from './meta.js';
-export { type ApplyResult, MirrorMeta } from './mirror.js';
+export { type ApplyResult, type FenceToken, MirrorMeta, type Tracking } from './mirror.js';
 export { type ChangeOp, type ChangeRecord, parseChangeRecord, type RawStreamRecord } from './record.js';
-export { type ConnectRedisOptions, connectRedis, describeRedis, pingRedis, translateRedisError } from './redis.js';
+export { type ConnectRedisOptions, connectRedis, describeRedis, duplicateConnection, type RedisClient } from './redis.js';
+export { pingRedis, translateRedisError } from './redis-errors.js';
+export { checkRedisServer, judgeRedisServer, parseRedisInfo, type RedisServerReport } from './redis-server.js';
+export { checkRedisVersion, MIN_REDIS_MAJOR, redisVersionOf, requireRedisVersion } from './redis-version.js';
+export { type Resync, ResyncIncompleteError, type ResyncStart, type ResyncState } from './resync.js';
 export { type ScriptName, scriptSource } from './scripts.js';
+export { assertOneSlot, keySlot } from './slots.js';

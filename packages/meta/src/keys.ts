@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '@ferry/core';
+import { assertOneSlot } from './slots.js';
 
 /** Same rule as `volume` in the config schema: it ends up in every Redis key and queue name. */
 export const VOLUME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -45,12 +46,34 @@ export interface VolumeKeys {
   readonly nodes: string;
   /** Sorted set: cache node id → last heartbeat ms. */
   readonly seen: string;
-  /** String: owner token of the replica whose watcher leads in this region (mirror side). */
+  /** String: a random id of this volume's history, made with the volume and anew when its Redis comes back empty (source side). */
+  readonly epoch: string;
+  /** Hash: folder → target of a batched rename still under way (source side). */
+  readonly moves: string;
+  /** String: `<owner> <token>` of the replica whose watcher leads in this region (mirror side). */
   readonly watcherLease: string;
-  /** Set: paths seen by the full resync in progress (mirror side). */
+  /** String: the fencing token of the current lease; it only grows, and never expires (mirror side). */
+  readonly fence: string;
+  /** Prefix of the set of paths seen by the full resync in progress, `<prefix>:<resync id>` (mirror side). */
   readonly resyncSeen: string;
-  /** Hash: facts about the last resync (when, snapshot id, counts) for status. */
+  /** Hash: the resync in progress or the last one (id, snapshot id, epoch, pages applied, state, counts); no TTL. */
   readonly resyncInfo: string;
+  /** String: last change-log id the warm rules have looked at (this region's side). */
+  readonly warmCursor: string;
+  /** String: owner token of the replica that follows the log for the warm rules. */
+  readonly warmLease: string;
+  /** String: fencing token counter of the warm-rules lease (only grows). */
+  readonly warmFence: string;
+  /** Hash: external chunk id → sha256 of its first verified copy in this region (never changed once set). */
+  readonly extHashes: string;
+  /** Hash: what the mirror knows of the source's history at its cursor: `epoch`, `added` (records ever added up to the cursor). */
+  readonly tracking: string;
+  /** Set: chunks referenced here and not in this region's store (mirror side), kept by the scripts. */
+  readonly missing: string;
+  /** Hash: chunk id → JSON of its last failed copy (error, code, attempts, at, the copy request). */
+  readonly copyFailures: string;
+  /** Hash: facts about the reconciler's passes (when, how many chunks missing, queued) for status. */
+  readonly reconcile: string;
 }
 
 export function volumeKeys(volume: string): VolumeKeys {
@@ -66,8 +89,44 @@ export function volumeKeys(volume: string): VolumeKeys {
     present: `${base}:present`,
     nodes: `${base}:nodes`,
     seen: `${base}:seen`,
+    epoch: `${base}:epoch`,
+    moves: `${base}:moves`,
     watcherLease: `${base}:watcher-lease`,
+    fence: `${base}:watcher-fence`,
     resyncSeen: `${base}:resync-seen`,
     resyncInfo: `${base}:resync`,
+    warmCursor: `${base}:warm-cursor`,
+    warmLease: `${base}:warm-lease`,
+    warmFence: `${base}:warm-fence`,
+    extHashes: `${base}:exthash`,
+    tracking: `${base}:tracking`,
+    missing: `${base}:missing`,
+    copyFailures: `${base}:copy-failures`,
+    reconcile: `${base}:reconcile`,
   });
+}
+
+/** Hash: the checkpoint of import `id` (source side), next to the volume's keys; `:seen:<run>` sets hang off it. */
+export function importCheckpointKey(volume: string, id: string): string {
+  return `ferry:{${parseVolume(volume)}}:import:${id}`;
+}
+
+/**
+ * BullMQ prefix for a volume: `{ferry:<volume>}`. BullMQ keys are `<prefix>:<queue>:…`, so the
+ * braces put every key of every queue of the volume in one cluster slot, as BullMQ's scripts need.
+ */
+export function queuePrefix(volume: string): string {
+  return `{ferry:${parseVolume(volume)}}`;
+}
+
+/**
+ * Checked when a region opens: the keys each multi-key script and transaction touches share one
+ * Redis Cluster slot (the volume's keys; each queue's keys). A key layout that broke this would
+ * work on one server and fail with CROSSSLOT on a Cluster.
+ */
+export function checkKeySlots(volume: string): void {
+  const keys = volumeKeys(volume);
+  assertOneSlot(`the keys of volume ${volume}`, [...Object.values(keys), importCheckpointKey(volume, 'x'), `${keys.resyncSeen}:x`]);
+  const prefix = queuePrefix(volume);
+  assertOneSlot(`the queues of volume ${volume}`, [`${prefix}:copy:wait`, `${prefix}:copy:x`, `${prefix}:warm:wait`, `${prefix}:warm:x`]);
 }

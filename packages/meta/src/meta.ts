@@ -2,7 +2,6 @@ import {
   ConflictError,
   type Entry,
   InvalidArgumentError,
-  InvalidPathError,
   isWithin,
   type Logger,
   type NewEntry,
@@ -10,22 +9,38 @@ import {
   parseChunkId,
   silentLogger,
 } from '@ferry/core';
-import type { Redis } from 'ioredis';
 import { chunkIdList, decodeStoredEntry, entryRest, validateNewEntry, volumePath } from './entry.js';
+import {
+  type DeleteResult,
+  deleteInBatches,
+  epochCandidate,
+  FOLDER_BATCH,
+  type FolderOps,
+  outcome,
+  type RenameResult,
+  renameInBatches,
+} from './folders.js';
 import { parseStreamId } from './ids.js';
 import { parseRegion, parseVolume, type VolumeKeys, volumeKeys } from './keys.js';
 import { type ListOptions, type ListPage, listLimit, listStart, parseListReply } from './list.js';
-import { type LogBounds, parseXinfo } from './log.js';
+import { type LogBounds, parseXinfo, type SourceHistory, xinfoAdded } from './log.js';
 import { type ChangeRecord, parseChangeRecord, type RawStreamRecord } from './record.js';
-import { duplicateConnection, translateRedisError } from './redis.js';
+import { duplicateConnection, type RedisClient } from './redis.js';
+import { translateRedisError } from './redis-errors.js';
 import { runScript } from './scripts.js';
 
 export interface MetaOptions {
   /** Client for all commands but blocking reads. Not owned: `close()` leaves it connected. */
-  redis: Redis;
+  redis: RedisClient;
   volume: string;
   /** Approximate number of change records the log keeps (XADD MAXLEN ~). Default 1,000,000. */
   logMaxLen?: number;
+  /** Most files one record of a folder delete or rename holds (default FOLDER_BATCH.files). */
+  folderBatchFiles?: number;
+  /** Most chunk occurrences one record of a folder delete or rename covers past its first file (default FOLDER_BATCH.chunks). */
+  folderBatchChunks?: number;
+  /** Most bytes of entries one record of a folder delete or rename covers past its first file (default FOLDER_BATCH.bytes). */
+  folderBatchBytes?: number;
   logger?: Logger;
 }
 
@@ -33,16 +48,6 @@ export interface CommitResult {
   /** Id of the one change record; the version of every committed entry. */
   version: string;
   entries: Entry[];
-}
-
-export interface DeleteResult {
-  version: string;
-  removed: number;
-}
-
-export interface RenameResult {
-  version: string;
-  moved: number;
 }
 
 export interface ReadChangesOptions {
@@ -59,14 +64,6 @@ export interface ScanPage {
 }
 
 export const DEFAULT_LOG_MAX_LEN = 1_000_000;
-
-type Outcome = { version: string; count: number } | { failure: string; args: string[] };
-
-function outcome(reply: unknown): Outcome {
-  const [status, ...args] = (reply as unknown[]).map(String);
-  if (status === 'ok') return { version: args[0] as string, count: Number(args[1]) };
-  return { failure: status ?? 'empty reply', args };
-}
 
 function count(value: number | undefined, fallback: number, max: number, what: string): number {
   if (value === undefined) return fallback;
@@ -97,10 +94,13 @@ function checkBatch(entries: NewEntry[]): void {
 export class Meta {
   readonly volume: string;
   readonly keys: VolumeKeys;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #logMaxLen: number;
+  readonly #batchFiles: number;
+  readonly #batchChunks: number;
+  readonly #batchBytes: number;
   readonly #log: Logger;
-  #blocking: Redis | undefined;
+  #blocking: RedisClient | undefined;
   #closed = false;
 
   constructor(options: MetaOptions) {
@@ -108,10 +108,13 @@ export class Meta {
     this.keys = volumeKeys(this.volume);
     this.#redis = options.redis;
     this.#logMaxLen = count(options.logMaxLen, DEFAULT_LOG_MAX_LEN, Number.MAX_SAFE_INTEGER, 'logMaxLen');
+    this.#batchFiles = count(options.folderBatchFiles, FOLDER_BATCH.files, 100_000, 'folderBatchFiles');
+    this.#batchChunks = count(options.folderBatchChunks, FOLDER_BATCH.chunks, 10_000_000, 'folderBatchChunks');
+    this.#batchBytes = count(options.folderBatchBytes, FOLDER_BATCH.bytes, 2 ** 30, 'folderBatchBytes');
     this.#log = (options.logger ?? silentLogger).child({ volume: this.volume });
   }
 
-  async #call<T>(fn: () => Promise<T>, redis: Redis = this.#redis): Promise<T> {
+  async #call<T>(fn: () => Promise<T>, redis: RedisClient = this.#redis): Promise<T> {
     try {
       return await fn();
     } catch (err) {
@@ -175,9 +178,9 @@ export class Meta {
     if (!Array.isArray(entries) || entries.length === 0) throw new InvalidArgumentError('commit: no entries');
     const valid = entries.map(validateNewEntry);
     checkBatch(valid);
-    const args = [this.#logMaxLen, ...valid.flatMap((e) => [e.path, entryRest(e), chunkIdList(e)])];
-    const { entries: h, paths, log, refs, unreferenced } = this.keys;
-    const result = outcome(await this.#call(() => runScript(this.#redis, 'commit', [h, paths, log, refs, unreferenced], args)));
+    const args = [this.#logMaxLen, epochCandidate(), ...valid.flatMap((e) => [e.path, entryRest(e), chunkIdList(e)])];
+    const { entries: h, paths, log, refs, unreferenced, epoch } = this.keys;
+    const result = outcome(await this.#call(() => runScript(this.#redis, 'commit', [h, paths, log, refs, unreferenced, epoch], args)));
     if ('failure' in result) {
       const [path, ancestor] = result.args;
       if (result.failure === 'dir') throw new ConflictError(`commit ${path}: is an existing directory`);
@@ -188,22 +191,23 @@ export class Meta {
     return { version: result.version, entries: valid.map((e) => ({ ...e, version: result.version })) };
   }
 
-  /** Remove a file, or with `recursive` every file under a directory, as one change record. */
+  /**
+   * Remove a file, or with `recursive` every file under a directory: one change record for a file
+   * or a folder of up to one batch (FOLDER_BATCH), else one record per batch, in path order. An
+   * interrupted delete of a large folder leaves the files of the batches not yet written; running
+   * it again removes them.
+   */
   async delete(path: string, options: { recursive?: boolean } = {}): Promise<DeleteResult> {
     const p = volumePath(path, 'delete');
-    const { entries, paths, log, refs, unreferenced } = this.keys;
-    const args = [this.#logMaxLen, p, options.recursive ? '1' : '0'];
-    const result = outcome(await this.#call(() => runScript(this.#redis, 'delete', [entries, paths, log, refs, unreferenced], args)));
-    if ('failure' in result) {
-      if (result.failure === 'notfound') throw new NotFoundError(`delete ${p}: no such file or directory`);
-      if (result.failure === 'isdir') throw new InvalidArgumentError(`delete ${p}: is a directory; use recursive`);
-      throw new Error(`delete: unexpected script reply ${result.failure}`);
-    }
-    this.#log.debug({ version: result.version, path: p, removed: result.count }, 'deleted');
-    return { version: result.version, removed: result.count };
+    return this.#call(() => deleteInBatches(this.#folderOps(), p, options.recursive ?? false));
   }
 
-  /** Move a file, or a directory with everything under it, as one change record. */
+  /**
+   * Move a file, or a directory with everything under it: one change record for a file or a
+   * folder of up to one batch (FOLDER_BATCH), else one record per batch, in path order. While a
+   * batched move is under way both folders exist; if it is interrupted, the same call again
+   * finishes it (the move is remembered in Redis until its last batch).
+   */
   async rename(from: string, to: string): Promise<RenameResult> {
     const src = volumePath(from, 'rename');
     const dst = volumePath(to, `rename ${src} to`);
@@ -211,18 +215,19 @@ export class Meta {
     if (src === '/') throw new InvalidArgumentError(`${what}: cannot move the root`);
     if (dst === '/') throw new ConflictError(`${what}: / already exists`);
     if (isWithin(dst, src)) throw new ConflictError(`${what}: cannot move ${src} into itself`);
-    const { entries, paths, log } = this.keys;
-    const result = outcome(await this.#call(() => runScript(this.#redis, 'rename', [entries, paths, log], [this.#logMaxLen, src, dst])));
-    if ('failure' in result) {
-      const [path, ancestor] = result.args;
-      if (result.failure === 'notfound') throw new NotFoundError(`rename ${src}: no such file or directory`);
-      if (result.failure === 'exists') throw new ConflictError(`${what}: ${dst} already exists`);
-      if (result.failure === 'file') throw new ConflictError(`${what}: ${ancestor} is a file`);
-      if (result.failure === 'toolong') throw new InvalidPathError(`${what}: ${path?.slice(0, 80)}… would be longer than 1024 bytes`);
-      throw new Error(`rename: unexpected script reply ${result.failure}`);
-    }
-    this.#log.debug({ version: result.version, from: src, to: dst, moved: result.count }, 'renamed');
-    return { version: result.version, moved: result.count };
+    return this.#call(() => renameInBatches(this.#folderOps(), src, dst));
+  }
+
+  #folderOps(): FolderOps {
+    return {
+      redis: this.#redis,
+      keys: this.keys,
+      logMaxLen: this.#logMaxLen,
+      batchFiles: this.#batchFiles,
+      batchChunks: this.#batchChunks,
+      batchBytes: this.#batchBytes,
+      log: this.#log,
+    };
   }
 
   /**
@@ -259,6 +264,48 @@ export class Meta {
       if (/no such key/i.test(String((err as Error)?.message))) return { length: 0, trimmed: 0 };
       throw translateRedisError(err, this.#redis);
     }
+  }
+
+  /**
+   * The source's history as a mirror checks it, in one atomic step: the volume's epoch (made now
+   * if the source's Redis has none), the log's bounds, and whether the record at `cursor` is
+   * still in the log.
+   */
+  async history(cursor?: string, options: { create?: boolean } = {}): Promise<SourceHistory> {
+    const at = cursor === undefined ? undefined : parseStreamId(cursor, 'change-log cursor');
+    const { log, epoch } = this.keys;
+    // MULTI/EXEC rather than a script: XINFO and XRANGE hand whole records back, which in Lua
+    // would be garbage every later script pays for in collection time.
+    const tx = this.#redis.multi();
+    if (options.create !== false) tx.set(epoch, epochCandidate(), 'NX');
+    tx.get(epoch).xinfo('STREAM', log);
+    if (at !== undefined && at !== '0-0') tx.xrange(log, at, at);
+    const replies = (await this.#call(() => tx.exec())) ?? [];
+    const results = replies.slice(options.create !== false ? 1 : 0);
+    const [epochReply, infoReply, found] = results as Array<[Error | null, unknown] | undefined>;
+    const epochValue = epochReply?.[1];
+    const [infoErr, info] = infoReply ?? [new Error('no reply'), undefined];
+    if (infoErr && !/no such key/i.test(infoErr.message)) throw translateRedisError(infoErr, this.#redis);
+    const bounds = infoErr ? { length: 0, trimmed: 0 } : parseXinfo(info as unknown[]);
+    const added = infoErr ? 0 : xinfoAdded(info as unknown[]);
+    const cursorFound = Array.isArray(found?.[1]) && (found[1] as unknown[]).length > 0;
+    return { ...bounds, epoch: (epochValue as string | null) ?? '', added, cursorFound };
+  }
+
+  /** The id of the first record after `cursor` (from the start when undefined), if any. */
+  async firstAfter(cursor: string | undefined): Promise<string | undefined> {
+    const from = cursor === undefined ? '-' : `(${parseStreamId(cursor, 'change-log cursor')}`;
+    const [first] = await this.#call(() => this.#redis.xrange(this.keys.log, from, '+', 'COUNT', 1));
+    return first?.[0];
+  }
+
+  /**
+   * The Redis server's run id: it changes when the server restarts or another server answers
+   * (a failover). A hash scan's cursor means nothing across such a change.
+   */
+  async serverRunId(): Promise<string> {
+    const info = await this.#call(() => this.#redis.info('server'));
+    return /^run_id:(\S+)/m.exec(info)?.[1] ?? '';
   }
 
   /**

@@ -1,22 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { type ChunkId, type Entry, parseChunkId } from '@ferry/core';
-import type { Redis } from 'ioredis';
+import { type ChunkId, ConflictError, type Entry, parseChunkId } from '@ferry/core';
+import { type ChunkCounts, type CopyFailure, MirrorChunks } from './chunks.js';
 import { chunkIdList, entryRest } from './entry.js';
 import { parseStreamId } from './ids.js';
 import { parseVolume, type VolumeKeys, volumeKeys } from './keys.js';
 import type { ChangeRecord } from './record.js';
-import { translateRedisError } from './redis.js';
+import type { RedisClient } from './redis.js';
+import { translateRedisError } from './redis-errors.js';
+import { beginResync, finishResync, type Resync, type ResyncStart, type ResyncState, readResyncState, snapshotPage } from './resync.js';
 import { runScript } from './scripts.js';
-
-/** A full resync in progress: the snapshot id it started from and the set of paths it has seen. */
-export interface Resync {
-  snapshot: string;
-  /** Key of this resync's own seen set. */
-  seen: string;
-}
-
-/** A dead resync's seen set goes away after this long without a page. */
-const SEEN_TTL_MS = 60 * 60 * 1000;
 
 export interface ApplyResult {
   /** Records that changed the mirror (the rest were at or before the cursor). */
@@ -26,19 +18,38 @@ export interface ApplyResult {
   cursor: string | undefined;
 }
 
+/** What the mirror knows of the source's history at its cursor (the tracking hash). */
+export interface Tracking {
+  /** The source's epoch the cursor belongs to; undefined for a mirror that synced before epochs existed. */
+  epoch?: string;
+  /** Records the source had ever added up to the cursor, when known (lag in records = the source's count now − this). */
+  added?: number;
+}
+
+/**
+ * A fencing token from the watcher lease (Lease.hold). Every write of the mirror's replicated
+ * state passes one; the scripts refuse it (FencedError) unless it is the current token. '' is for
+ * tools and tests in a region where no watcher ever took the lease.
+ */
+export type FenceToken = string;
+
 /**
  * The mirror side of a volume's metadata, in the mirror region's Redis: applying change records
- * atomically with the cursor, full resync from a snapshot, and which chunks this region's store
- * holds. The entries, path index and reference counts use the same keys and layout as the source,
- * so `Meta` reads a mirror exactly as it reads the source.
+ * atomically with the cursor, full resync from a snapshot, what the mirror knows of the source's
+ * history, and which chunks this region's store holds (`chunks`). The entries, path index and
+ * reference counts use the same keys and layout as the source, so `Meta` reads a mirror exactly
+ * as it reads the source.
  */
 export class MirrorMeta {
   readonly keys: VolumeKeys;
-  readonly #redis: Redis;
+  /** Chunks: present, missing, copy failures, reconciliation. */
+  readonly chunks: MirrorChunks;
+  readonly #redis: RedisClient;
 
-  constructor(options: { redis: Redis; volume: string }) {
+  constructor(options: { redis: RedisClient; volume: string }) {
     this.keys = volumeKeys(parseVolume(options.volume));
     this.#redis = options.redis;
+    this.chunks = new MirrorChunks({ redis: this.#redis, keys: this.keys });
   }
 
   async #call<T>(fn: () => Promise<T>): Promise<T> {
@@ -54,27 +65,39 @@ export class MirrorMeta {
     return (await this.#call(() => this.#redis.get(this.keys.cursor))) ?? undefined;
   }
 
-  /** Apply records in log order; each is one atomic script with the cursor, pipelined. */
-  async apply(records: ChangeRecord[]): Promise<ApplyResult> {
+  async tracking(): Promise<Tracking> {
+    const { epoch, added } = await this.#call(() => this.#redis.hgetall(this.keys.tracking));
+    return { ...(epoch ? { epoch } : {}), ...(added !== undefined && added !== '' ? { added: Number(added) } : {}) };
+  }
+
+  /**
+   * Apply records in log order; each is one atomic script with the cursor, pipelined. `added` is
+   * the source's count of records ever added up to the first record (then one more per record),
+   * when the caller knows it. FencedError when `token` is not the current one; ConflictError
+   * while a resync is unfinished.
+   */
+  async apply(records: ChangeRecord[], options: { token?: FenceToken; added?: number } = {}): Promise<ApplyResult> {
     const result: ApplyResult = { applied: 0, written: 0, removed: 0, cursor: undefined };
     if (records.length === 0) return result;
-    const { entries, paths, refs, unreferenced, cursor } = this.keys;
+    const k = this.keys;
+    const keys = [k.entries, k.paths, k.refs, k.unreferenced, k.cursor, k.fence, k.resyncInfo, k.present, k.missing, k.tracking];
     const replies = await this.#call(() =>
       Promise.all(
-        records.map((record) => {
+        records.map((record, i) => {
           const args = [
+            options.token ?? '',
             parseStreamId(record.id),
+            options.added === undefined ? '' : options.added + i,
             record.del.length,
             ...record.del,
             ...record.put.flatMap((e) => [e.path, entryRest(e), chunkIdList(e)]),
           ];
-          return runScript(this.#redis, 'apply', [entries, paths, refs, unreferenced, cursor], args) as Promise<
-            [string, string, number?, number?]
-          >;
+          return runScript(this.#redis, 'apply', keys, args) as Promise<[string, string, number?, number?]>;
         }),
       ),
     );
     for (const [status, id, written, removed] of replies) {
+      if (status === 'resync') throw new ConflictError(`cannot apply change records: a full resync is ${id}`);
       result.cursor = id;
       if (status !== 'ok') continue;
       result.applied += 1;
@@ -85,74 +108,54 @@ export class MirrorMeta {
   }
 
   /**
-   * Start a full resync from a snapshot taken at `snapshotId`. Each resync records the paths it
-   * sees in a set of its own (a random key next to `resyncSeen`, dropped by the last prune page
-   * and expiring if the resync dies), so a replica that lost its lease mid-resync and another that
-   * started one meanwhile cannot clear each other's record and prune entries the source still has.
-   * `resyncInfo` says what the last resync was doing and counts them all.
+   * Record the source's epoch and/or its count of added records for the cursor `cursor`, unless
+   * the cursor has moved meanwhile; returns whether it was recorded.
    */
-  async beginResync(snapshotId: string, reason = ''): Promise<Resync> {
-    const snapshot = parseStreamId(snapshotId, 'snapshot id');
-    const resync: Resync = { snapshot, seen: `${this.keys.resyncSeen}:${randomBytes(8).toString('hex')}` };
-    await this.#call(() =>
-      this.#redis
-        .multi()
-        .hdel(this.keys.resyncInfo, 'finished', 'removed')
-        .hset(this.keys.resyncInfo, { snapshot, started: Date.now(), state: 'running', reason })
-        .hincrby(this.keys.resyncInfo, 'count', 1)
-        .exec(),
-    );
-    return resync;
+  async track(cursor: string, facts: { epoch?: string; added?: number }, token: FenceToken = ''): Promise<boolean> {
+    const args = [token, parseStreamId(cursor), facts.epoch ?? '', facts.added === undefined ? '' : facts.added];
+    const reply = await this.#call(() => runScript(this.#redis, 'track', [this.keys.cursor, this.keys.fence, this.keys.tracking], args));
+    return Number(reply) === 1;
+  }
+
+  /** The resync in progress or the last one, if any. */
+  resyncState(): Promise<ResyncState | undefined> {
+    return this.#call(() => readResyncState(this.#redis, this.keys));
+  }
+
+  /**
+   * Start a full resync from a snapshot of the source taken at `start.snapshot` (with the source's
+   * epoch and added count at that moment). Drops any earlier resync's seen set; its state has no
+   * TTL. See resync.ts.
+   */
+  beginResync(start: ResyncStart, token: FenceToken = ''): Promise<Resync> {
+    return this.#call(() => beginResync(this.#redis, this.keys, start, token));
   }
 
   /** Apply a page of source entries (their own versions) during a resync; returns how many were written. */
-  async applySnapshot(resync: Resync, page: Entry[]): Promise<number> {
-    if (page.length === 0) return 0;
-    const { entries, paths, refs, unreferenced } = this.keys;
-    const args = page.flatMap((e) => [e.path, parseStreamId(e.version), entryRest(e), chunkIdList(e)]);
-    const written = await this.#call(() => runScript(this.#redis, 'snapshot', [entries, paths, refs, unreferenced, resync.seen], args));
-    await this.#call(() => this.#redis.pexpire(resync.seen, SEEN_TTL_MS));
-    return Number(written);
+  applySnapshot(resync: Resync, page: Entry[], token: FenceToken = ''): Promise<number> {
+    return this.#call(() => snapshotPage(this.#redis, this.keys, resync, page, token));
   }
 
   /**
    * Remove what the snapshot did not have, page by page through the path index, then (last page,
    * same step) set the cursor to the snapshot id. Returns how many entries were removed.
-   * `beforePage` runs before each page is written (the watcher renews its lease there).
+   * ResyncIncompleteError (nothing removed) when the seen set does not account for every page.
    */
-  async finishResync(resync: Resync, options: { pageSize?: number; beforePage?: () => Promise<void> } = {}): Promise<number> {
-    const pageSize = options.pageSize ?? 1000;
-    const { entries, paths, refs, unreferenced, cursor } = this.keys;
-    let removed = 0;
-    let from = '-';
-    for (;;) {
-      const page = await this.#call(() => this.#redis.zrangebylex(paths, from, '+', 'LIMIT', 0, pageSize));
-      const last = page.length < pageSize;
-      const args = [resync.snapshot, last ? '1' : '0', ...page];
-      await options.beforePage?.();
-      removed += Number(
-        await this.#call(() => runScript(this.#redis, 'prune', [entries, paths, refs, unreferenced, resync.seen, cursor], args)),
-      );
-      if (last) break;
-      from = `(${page.at(-1)}`;
-    }
-    await this.#call(() => this.#redis.hset(this.keys.resyncInfo, { state: 'done', finished: Date.now(), removed }));
-    return removed;
+  finishResync(resync: Resync, options: { token?: FenceToken; pageSize?: number } = {}): Promise<number> {
+    return this.#call(() => finishResync(this.#redis, this.keys, resync, options.token ?? '', options.pageSize ?? 1000));
   }
 
   /** Of these chunks, the ones this region's store does not hold yet (order kept). */
-  async missing(ids: readonly ChunkId[]): Promise<ChunkId[]> {
-    if (ids.length === 0) return [];
-    const flags = await this.#call(() => this.#redis.smismember(this.keys.present, ...ids));
-    return ids.filter((_, i) => flags[i] === 0);
+  missing(ids: readonly ChunkId[]): Promise<ChunkId[]> {
+    return this.chunks.notPresent(ids);
   }
 
-  async isPresent(id: ChunkId): Promise<boolean> {
-    return (await this.#call(() => this.#redis.sismember(this.keys.present, parseChunkId(id)))) === 1;
+  isPresent(id: ChunkId): Promise<boolean> {
+    return this.chunks.isPresent(id);
   }
 
-  async markPresent(id: ChunkId): Promise<void> {
-    await this.#call(() => this.#redis.sadd(this.keys.present, parseChunkId(id)));
+  markPresent(id: ChunkId): Promise<void> {
+    return this.chunks.markPresent(id);
   }
 
   /** Whether any entry in this region references the chunk. */
@@ -160,13 +163,12 @@ export class MirrorMeta {
     return (await this.#call(() => this.#redis.hexists(this.keys.refs, parseChunkId(id)))) === 1;
   }
 
-  /** Chunks referenced here, page by page (HSCAN of refs), for status and reconciliation. */
-  async *referencedChunks(count = 1000): AsyncGenerator<ChunkId[]> {
-    let cursor = '0';
-    do {
-      const [next, flat] = await this.#call(() => this.#redis.hscan(this.keys.refs, cursor, 'COUNT', count));
-      cursor = next;
-      yield flat.filter((_, i) => i % 2 === 0) as ChunkId[];
-    } while (cursor !== '0');
+  recordCopyFailure(failure: CopyFailure): Promise<void> {
+    return this.chunks.recordFailure(failure);
+  }
+
+  /** Referenced, missing and failing chunk counts, read from counters (no scan). */
+  counts(): Promise<ChunkCounts> {
+    return this.chunks.counts();
   }
 }

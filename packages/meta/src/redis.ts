@@ -1,5 +1,18 @@
-import { InvalidArgumentError, isFerryError, messageOf, redactUrl, UnauthorizedError, UnavailableError } from '@ferry/core';
-import { Redis } from 'ioredis';
+import {
+  describeRedisTarget,
+  InvalidArgumentError,
+  isClusterTarget,
+  isSentinelTarget,
+  parseHostPort,
+  type RedisClusterTarget,
+  type RedisSentinelTarget,
+  type RedisTarget,
+  redactUrl,
+} from '@ferry/core';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+
+/** A client of a region's Redis: one server or a Sentinel-managed master (`Redis`), or a Redis Cluster. */
+export type RedisClient = Redis | Cluster;
 
 export interface ConnectRedisOptions {
   /** Connect on the first command instead of right away. */
@@ -9,116 +22,122 @@ export interface ConnectRedisOptions {
   /**
    * Reconnection attempts a command waits through before it fails. The default, 1, suits the CLI:
    * an unreachable Redis is reported within a second. Daemons that should wait for Redis to come
-   * back pass `null`.
+   * back pass `null` (BullMQ workers need `null`).
    */
   maxRetriesPerRequest?: number | null;
 }
 
 // Last connection error of each client we created: a command that gives up only says "max
 // retries", the socket error says why.
-const lastErrors = new WeakMap<Redis, Error>();
-const urls = new WeakMap<Redis, string>();
+const lastErrors = new WeakMap<RedisClient, Error>();
+// How each client is described in messages (the target without its password).
+const descriptions = new WeakMap<RedisClient, string>();
 
-/**
- * An ioredis client for a `redis://` / `rediss://` URL. Commands issued before the connection is
- * ready wait in the offline queue (that is what makes `lazy` and "use right after creating"
- * work); `maxRetriesPerRequest` bounds that wait, so nothing hangs on a dead Redis. Connection
- * errors are recorded for translateRedisError instead of being printed by ioredis.
- */
-export function connectRedis(url: string, options: ConnectRedisOptions = {}): Redis {
-  if (typeof url !== 'string' || !/^rediss?:\/\/\S+$/.test(url)) {
-    throw new InvalidArgumentError(`invalid Redis URL ${redactUrl(String(url))}: expected redis://host:port/db or rediss://…`);
-  }
-  const redis = new Redis(url, {
-    lazyConnect: options.lazy ?? false,
-    connectionName: options.name,
-    maxRetriesPerRequest: options.maxRetriesPerRequest === undefined ? 1 : options.maxRetriesPerRequest,
-    enableOfflineQueue: true,
-    connectTimeout: 5_000,
-    retryStrategy: (times) => Math.min(times * 100, 2_000),
-  });
-  redis.on('error', (err: Error) => lastErrors.set(redis, err));
-  urls.set(redis, url);
-  return redis;
+const retryStrategy = (times: number) => Math.min(times * 100, 2_000);
+
+function track<T extends RedisClient>(client: T, description: string): T {
+  const record = (err: Error) => lastErrors.set(client, err);
+  client.on('error', record);
+  // A Cluster reports its nodes' errors separately; they are the reason when it gives up.
+  if (client instanceof Cluster) client.on('node error', record);
+  descriptions.set(client, description);
+  return client;
 }
 
-/** The URL of a client for messages: the one it was created from, or its host, port and db; never a password. */
-export function describeRedis(redis: Redis): string {
-  const url = urls.get(redis);
-  if (url !== undefined) return redactUrl(url);
+/** The last connection error a client reported, if any (for translateRedisError). */
+export function lastRedisError(client: RedisClient): Error | undefined {
+  return lastErrors.get(client);
+}
+
+function commonOptions(options: ConnectRedisOptions): RedisOptions {
+  return {
+    connectionName: options.name,
+    maxRetriesPerRequest: options.maxRetriesPerRequest === undefined ? 1 : options.maxRetriesPerRequest,
+    connectTimeout: 5_000,
+  };
+}
+
+function sentinelClient(target: RedisSentinelTarget, options: ConnectRedisOptions): Redis {
+  return new Redis({
+    ...commonOptions(options),
+    sentinels: target.sentinels.map(parseHostPort),
+    name: target.name,
+    db: target.db,
+    ...(target.password ? { password: target.password } : {}),
+    lazyConnect: options.lazy ?? false,
+    enableOfflineQueue: true,
+    retryStrategy,
+    // Keep asking the sentinels: a failover takes seconds, and a daemon must find the new master.
+    sentinelRetryStrategy: retryStrategy,
+    // Listen for +switch-master so connections move to a promoted replica at once.
+    failoverDetector: true,
+  });
+}
+
+function clusterClient(target: RedisClusterTarget, options: ConnectRedisOptions): Cluster {
+  return new Cluster(target.cluster.map(parseHostPort), {
+    lazyConnect: options.lazy ?? false,
+    enableOfflineQueue: true,
+    clusterRetryStrategy: retryStrategy,
+    // During a failover or resharding, MOVED/ASK/CLUSTERDOWN are retried after these pauses.
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 300,
+    slotsRefreshTimeout: 2_000,
+    scaleReads: 'master',
+    redisOptions: { ...commonOptions(options), ...(target.password ? { password: target.password } : {}) },
+  });
+}
+
+/**
+ * A client for a region's `redis`: a `redis://` / `rediss://` URL, a Sentinel-managed master
+ * (`{ sentinels, name }`) or a Cluster (`{ cluster }`). Commands issued before the connection is
+ * ready wait in the offline queue (that is what makes `lazy` and "use right after creating"
+ * work); `maxRetriesPerRequest` bounds that wait for one server and Sentinel, so nothing hangs on
+ * a dead Redis (a Cluster keeps them until it is reachable: `Region.ready()` puts a deadline on
+ * the first command). Connection errors are recorded for translateRedisError instead of being
+ * printed by ioredis.
+ */
+export function connectRedis(target: string | RedisSentinelTarget, options?: ConnectRedisOptions): Redis;
+export function connectRedis(target: RedisTarget, options?: ConnectRedisOptions): RedisClient;
+export function connectRedis(target: RedisTarget, options: ConnectRedisOptions = {}): RedisClient {
+  if (typeof target === 'string') {
+    if (!/^rediss?:\/\/\S+$/.test(target)) {
+      throw new InvalidArgumentError(`invalid Redis URL ${redactUrl(target)}: expected redis://host:port/db or rediss://…`);
+    }
+    const redis = new Redis(target, {
+      ...commonOptions(options),
+      lazyConnect: options.lazy ?? false,
+      enableOfflineQueue: true,
+      retryStrategy,
+    });
+    return track(redis, redactUrl(target));
+  }
+  if (isSentinelTarget(target)) return track(sentinelClient(target, options), describeRedisTarget(target));
+  if (isClusterTarget(target)) return track(clusterClient(target, options), describeRedisTarget(target));
+  throw new InvalidArgumentError('invalid Redis target: expected a redis:// URL, { sentinels, name } or { cluster }');
+}
+
+/** The target of a client for messages: the one it was created from, or its host, port and db; never a password. */
+export function describeRedis(redis: RedisClient): string {
+  const known = descriptions.get(redis);
+  if (known !== undefined) return known;
+  if (redis instanceof Cluster) return 'a Redis Cluster';
   const { host, port, db, tls } = redis.options;
   return `${tls ? 'rediss' : 'redis'}://${host ?? 'localhost'}:${port ?? 6379}/${db ?? 0}`;
 }
 
-const SOCKET_REASONS: Record<string, string> = {
-  ECONNREFUSED: 'connection refused',
-  ENOTFOUND: 'host not found',
-  EAI_AGAIN: 'host name lookup failed',
-  ETIMEDOUT: 'connection timed out',
-  ECONNRESET: 'connection reset',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-  EPIPE: 'connection closed',
-};
-
-function socketReason(err: unknown): string | undefined {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code === undefined ? undefined : SOCKET_REASONS[code];
-}
-
-function isConnectionFailure(err: unknown): boolean {
-  if (socketReason(err) !== undefined) return true;
-  const name = (err as Error | undefined)?.name;
-  const message = messageOf(err);
-  return (
-    name === 'MaxRetriesPerRequestError' ||
-    message === 'Connection is closed.' ||
-    message === 'Command timed out' ||
-    message.includes("Stream isn't writeable")
-  );
-}
-
-const UNAVAILABLE_REPLIES = /^(LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|READONLY)\b/;
-
 /**
- * A Ferry error for a failure of a Redis call: unreachable or not ready → UnavailableError (one
- * line naming the URL without password), refused credentials → UnauthorizedError. Anything else
- * (a bug, a corrupt key) is returned unchanged.
+ * A second connection to the same Redis with the same options (password, Sentinel, Cluster
+ * nodes), lazily connected: for blocking reads (XREAD BLOCK holds its connection, so it must not
+ * share one with other commands) and for BullMQ workers (`maxRetriesPerRequest: null`). The
+ * caller disconnects it.
  */
-export function translateRedisError(err: unknown, redis: Redis, url?: string): unknown {
-  if (isFerryError(err)) return err;
-  const where = url === undefined ? describeRedis(redis) : redactUrl(url);
-  if (isConnectionFailure(err)) {
-    const last = lastErrors.get(redis);
-    const reason = socketReason(err) ?? socketReason(last) ?? (last ? messageOf(last) : 'no connection');
-    return new UnavailableError(`cannot reach Redis at ${where}: ${reason}`, { cause: last ?? err });
-  }
-  const message = messageOf(err);
-  if (/^(NOAUTH|WRONGPASS)\b/.test(message)) {
-    return new UnauthorizedError(`Redis at ${where} refused the credentials: ${message.split('\n')[0]}`, { cause: err });
-  }
-  if (UNAVAILABLE_REPLIES.test(message)) {
-    return new UnavailableError(`Redis at ${where} cannot serve the request: ${message.split('\n')[0]}`, { cause: err });
-  }
-  return err;
-}
-
-/** Check that Redis answers; throws a one-line UnavailableError/UnauthorizedError otherwise. */
-export async function pingRedis(redis: Redis, url?: string): Promise<void> {
-  try {
-    await redis.ping();
-  } catch (err) {
-    throw translateRedisError(err, redis, url);
-  }
-}
-
-/**
- * A second connection with the same options, for blocking reads (XREAD BLOCK holds its
- * connection, so it must not share one with other commands). The caller disconnects it.
- */
-export function duplicateConnection(redis: Redis, name: string): Redis {
-  const dup = redis.duplicate({ connectionName: name, lazyConnect: true });
-  dup.on('error', (err: Error) => lastErrors.set(dup, err));
-  urls.set(dup, urls.get(redis) ?? describeRedis(redis));
-  return dup;
+export function duplicateConnection(redis: RedisClient, name: string, options: { maxRetriesPerRequest?: null } = {}): RedisClient {
+  const retries = 'maxRetriesPerRequest' in options ? { maxRetriesPerRequest: null } : {};
+  const dup =
+    redis instanceof Cluster
+      ? // Cluster.duplicate replaces redisOptions wholesale: keep the password and the rest.
+        redis.duplicate(undefined, { lazyConnect: true, redisOptions: { ...redis.options.redisOptions, connectionName: name, ...retries } })
+      : redis.duplicate({ connectionName: name, lazyConnect: true, ...retries });
+  return track(dup, describeRedis(redis));
 }

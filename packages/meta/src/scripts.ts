@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import { FencedError, messageOf } from '@ferry/core';
+import type { RedisClient } from './redis.js';
+import { assertOneSlot } from './slots.js';
 
 /*
  * The Lua scripts of lua/*.lua, one per file. Each is sent as lua/common.lua followed by the
@@ -11,15 +13,18 @@ import type { Redis } from 'ioredis';
 const LUA_DIR = new URL('../lua/', import.meta.url);
 
 const SCRIPTS = {
-  commit: { file: 'commit.lua', keys: 5 },
-  delete: { file: 'delete.lua', keys: 5 },
-  rename: { file: 'rename.lua', keys: 3 },
+  commit: { file: 'commit.lua', keys: 6 },
+  delete: { file: 'delete.lua', keys: 6 },
+  rename: { file: 'rename.lua', keys: 5 },
   list: { file: 'list.lua', keys: 2 },
   ack: { file: 'ack.lua', keys: 1 },
-  apply: { file: 'apply.lua', keys: 5 },
-  snapshot: { file: 'snapshot.lua', keys: 5 },
-  prune: { file: 'prune.lua', keys: 6 },
-  lease: { file: 'lease.lua', keys: 1 },
+  apply: { file: 'apply.lua', keys: 10 },
+  resync: { file: 'resync.lua', keys: 2 },
+  snapshot: { file: 'snapshot.lua', keys: 9 },
+  prune: { file: 'prune.lua', keys: 11 },
+  track: { file: 'track.lua', keys: 3 },
+  reconcile: { file: 'reconcile.lua', keys: 6 },
+  lease: { file: 'lease.lua', keys: 2 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
@@ -43,10 +48,10 @@ export function scriptSource(name: ScriptName): string {
   return loadSources().get(name) as string;
 }
 
-const installed = new WeakSet<Redis>();
+const installed = new WeakSet<RedisClient>();
 
 /** Register the scripts on a client (EVALSHA, falling back to EVAL once per connection). */
-export function installScripts(redis: Redis): void {
+export function installScripts(redis: RedisClient): void {
   if (installed.has(redis)) return;
   for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
     redis.defineCommand(commandName(name), { numberOfKeys: SCRIPTS[name].keys, lua: scriptSource(name) });
@@ -56,9 +61,20 @@ export function installScripts(redis: Redis): void {
 
 type ScriptFn = (...args: Array<string | number>) => Promise<unknown>;
 
-export function runScript(redis: Redis, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
+const FENCED_REPLY = 'FERRY_FENCED ';
+
+/** Run a script; a write refused by its fencing check (error reply FERRY_FENCED) is a FencedError. */
+export async function runScript(redis: RedisClient, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
   if (keys.length !== SCRIPTS[name].keys) throw new Error(`script ${name} takes ${SCRIPTS[name].keys} keys, got ${keys.length}`);
+  // On a Cluster a script runs on the node of its keys' slot; keys in two slots would be CROSSSLOT.
+  assertOneSlot(`script ${name}`, keys);
   installScripts(redis);
   const fn = (redis as unknown as Record<string, ScriptFn>)[commandName(name)] as ScriptFn;
-  return fn.call(redis, ...keys, ...args);
+  try {
+    return await fn.call(redis, ...keys, ...args);
+  } catch (err) {
+    const message = messageOf(err);
+    if (message.startsWith(FENCED_REPLY)) throw new FencedError(`${name} refused: ${message.slice(FENCED_REPLY.length)}`, { cause: err });
+    throw err;
+  }
 }

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { type ChunkRef, type Entry, type Logger, messageOf, silentLogger } from '@ferry/core';
-import { type ChunkContext, ChunkReader, originRead, originTier, storeTier, type Tier } from '@ferry/fetch';
+import { type ChunkContext, ChunkReader, type KnownHashes, originRead, originTier, storeTier, type Tier } from '@ferry/fetch';
 import type { CopyRequest } from '@ferry/jobs';
 import type { Meta } from '@ferry/meta';
 import type { ObjectStore } from '@ferry/stores';
@@ -18,8 +18,16 @@ export interface RegionReaderOptions {
   openOrigin?: (url: string) => ObjectStore;
   /** The region's cache nodes, when it has some. */
   cache?: Tier;
+  /** The region's hashes of external chunks, to check their copies against. */
+  hashes?: KnownHashes;
   /** Queue copies of chunks that had to come from outside the region (mirrors only). */
   backfill?: (requests: CopyRequest[]) => Promise<void>;
+  /**
+   * How many queued backfills are remembered so a chunk is not queued again (default 50,000,
+   * about 10 MiB); the oldest is forgotten first. Queuing one again is harmless (copy jobs are keyed
+   * by chunk id), so a long-lived gateway keeps bounded memory.
+   */
+  backfillMemo?: number;
   /** Verified chunks kept in process memory (default 256 MiB). */
   memoryBytes?: number;
   /** Chunks fetched ahead on sequential reads (default 4). */
@@ -37,16 +45,19 @@ export class RegionReader {
   readonly chunks: ChunkReader;
   readonly meta: Meta;
   readonly region: string;
-  readonly #prefetch: number;
+  /** Chunks fetched ahead on sequential reads. */
+  readonly prefetch: number;
   readonly #backfilled = new Set<string>();
+  readonly #backfillMemo: number;
   readonly #backfill: RegionReaderOptions['backfill'];
   readonly #log: Logger;
 
   constructor(options: RegionReaderOptions) {
     this.meta = options.meta;
     this.region = options.region;
-    this.#prefetch = options.prefetch ?? 4;
+    this.prefetch = options.prefetch ?? 4;
     this.#backfill = options.backfill;
+    this.#backfillMemo = Math.max(1, options.backfillMemo ?? 50_000);
     this.#log = options.logger ?? silentLogger;
     const local: Tier[] = [...(options.cache ? [options.cache] : []), storeTier(`store:${options.region}`, options.store)];
     const remote: Tier[] = [
@@ -58,11 +69,12 @@ export class RegionReader {
       fallbackFrom: local.length,
       memoryBytes: options.memoryBytes ?? 256 * 2 ** 20,
       onFallback: (ref, context) => this.#queueBackfill(ref, context),
+      ...(options.hashes ? { hashes: options.hashes } : {}),
       logger: this.#log,
     });
   }
 
-  /** Chunks queued for backfill by this reader. */
+  /** Chunks queued for backfill by this reader and still remembered (at most `backfillMemo`). */
   get backfilled(): number {
     return this.#backfilled.size;
   }
@@ -78,7 +90,7 @@ export class RegionReader {
    * cache tier has more nodes to keep busy.
    */
   get window(): number {
-    return Math.max(this.#prefetch, this.chunks.parallelism);
+    return Math.max(this.prefetch, this.chunks.parallelism);
   }
 
   /** Bytes `start..end` (inclusive) of a file as a stream, prefetching ahead. */
@@ -95,6 +107,7 @@ export class RegionReader {
 
   #queueBackfill(ref: ChunkRef, context: ChunkContext | undefined): void {
     if (!this.#backfill || this.#backfilled.has(ref.id)) return;
+    if (this.#backfilled.size >= this.#backfillMemo) this.#backfilled.delete(this.#backfilled.values().next().value as string);
     this.#backfilled.add(ref.id);
     const origin = originRead(ref, context);
     const request: CopyRequest = { chunk: ref.id, size: ref.size, first: context?.offset === 0, ...(origin ? { origin } : {}) };

@@ -1,21 +1,27 @@
 import { type RegionCacheTier, regionCacheTier } from '@ferry/cache';
 import { RegionReader } from '@ferry/reader';
+import { cacheToken } from './cache-access.js';
 import type { Region } from './region.js';
+import { readCa } from './tls.js';
 
 /**
- * The region's cache nodes as a reader tier, when the region has a cache token; undefined
- * otherwise. Closed with the region.
+ * The region's cache nodes as a reader tier, when the region gives readers a cache token;
+ * undefined otherwise. Closed with the region. A reader holds the read token only: nothing it
+ * holds can change the bytes another reader gets.
  */
 export function openCacheTier(region: Region): RegionCacheTier | undefined {
   const cache = region.config.cache;
-  if (!cache?.token) return undefined;
+  const token = cacheToken(cache, 'read');
+  if (!cache || !token) return undefined;
+  const ca = readCa(cache.tls?.ca, `regions.${region.name}.cache.tls.ca`);
   return region.own(
     regionCacheTier({
       redis: region.redis,
       volume: region.volume,
-      token: cache.token,
+      token,
       replicas: cache.replicas,
       connectTimeoutMs: cache.connectTimeoutMs,
+      ...(ca ? { ca } : {}),
       logger: region.logger.child({ component: 'cache' }),
     }),
   );
@@ -42,7 +48,16 @@ export function openReader(region: Region, options: OpenReaderOptions = {}): Reg
     ...(region.isSource ? {} : { source: { name: region.sourceName, store: region.sourceStore } }),
     ...(cache ? { cache: cache.tier } : {}),
     openOrigin: (url) => region.origins.open(url),
-    ...(region.isSource ? {} : { backfill: async (requests) => (await region.copyQueue())?.enqueue(requests) }),
+    // Readers check external chunks against the region's hashes; only the daemons record them.
+    hashes: { get: (id) => region.hashes.get(id) },
+    // A full backlog defers the copy to the reconciler, which finds every chunk the region lacks.
+    ...(region.isSource
+      ? {}
+      : {
+          backfill: async (requests) => {
+            await (await region.copyQueue())?.enqueue(requests, { ifRoom: true });
+          },
+        }),
     memoryBytes: options.memoryBytes ?? region.ferry.reader.memoryBytes,
     prefetch: region.ferry.reader.prefetch,
     logger: region.logger.child({ component: 'reader' }),

@@ -1,8 +1,19 @@
-import { type FerryConfig, type Logger, type RegionConfig, regionConfig, UnavailableError } from '@ferry/core';
+import { type FerryConfig, type Logger, type RedisTarget, type RegionConfig, regionConfig } from '@ferry/core';
 import type { CopyQueue } from '@ferry/jobs';
-import { connectRedis, Meta, MirrorMeta, pingRedis, translateRedisError } from '@ferry/meta';
+import {
+  ChunkHashes,
+  checkKeySlots,
+  checkRedisServer,
+  connectRedis,
+  Meta,
+  MirrorMeta,
+  pingRedis,
+  type RedisClient,
+  type RedisServerReport,
+  requireRedisVersion,
+  translateRedisError,
+} from '@ferry/meta';
 import { createStore, type ObjectStore, StoresByUrl } from '@ferry/stores';
-import type { Redis } from 'ioredis';
 
 /**
  * How a process uses its Redis connections:
@@ -24,7 +35,7 @@ export interface OpenRegionOptions {
   clientName?: string;
 }
 
-/** How long `ready()` waits for a daemon connection, which would otherwise wait forever. */
+/** How long `ready()` waits for a connection (a daemon's, or a Cluster's, would otherwise wait forever). */
 const READY_TIMEOUT_MS = 5_000;
 
 /**
@@ -43,11 +54,13 @@ export class Region {
   readonly volume: string;
   readonly role: RegionRole;
   readonly logger: Logger;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** The region's metadata (a mirror's entries are read through the same API). */
   readonly meta: Meta;
   /** What a mirror holds and where its watcher is; undefined in the source region. */
   readonly mirror: MirrorMeta | undefined;
+  /** The sha256 of external chunks as this region first verified them. */
+  readonly hashes: ChunkHashes;
   /** Origin stores of imported files, opened on first use. */
   readonly origins = new StoresByUrl();
   readonly #injected: OpenRegionOptions['stores'];
@@ -56,10 +69,12 @@ export class Region {
   /** The region's own store. */
   readonly store: ObjectStore;
   #sourceStore: ObjectStore | undefined;
-  #sourceRedis: Redis | undefined;
+  #sourceRedis: RedisClient | undefined;
   #sourceMeta: Meta | undefined;
   #copies: Promise<CopyQueue> | undefined;
   #closed = false;
+  /** What `ready()` found about the Redis servers it checked (version, policy, persistence warnings). */
+  redisReports: readonly RedisServerReport[] = [];
 
   constructor(options: OpenRegionOptions) {
     const { config, region, role } = options;
@@ -72,15 +87,18 @@ export class Region {
     this.logger = options.logger.child({ region });
     this.#injected = options.stores;
     this.#clientName = options.clientName ?? `ferry-${role}`;
+    // A key layout whose scripts span two Cluster slots fails here, on any Redis, not later on a Cluster.
+    checkKeySlots(this.volume);
     // Made now (it connects to nothing yet), so a wrong store URL is an error when the region opens.
     this.store = options.stores?.region ?? this.#own(createStore(this.config.store));
     this.redis = this.#connect(this.config.redis, `${this.#clientName}-${region}`);
     this.meta = new Meta({ redis: this.redis, volume: this.volume, logMaxLen: config.log.maxLen, logger: this.logger });
     this.mirror = this.isSource ? undefined : new MirrorMeta({ redis: this.redis, volume: this.volume });
+    this.hashes = new ChunkHashes({ redis: this.redis, volume: this.volume });
   }
 
-  #connect(url: string, name: string): Redis {
-    return connectRedis(url, { name, ...(this.role === 'daemon' ? { maxRetriesPerRequest: null } : {}) });
+  #connect(target: RedisTarget, name: string): RedisClient {
+    return connectRedis(target, { name, ...(this.role === 'daemon' ? { maxRetriesPerRequest: null } : {}) });
   }
 
   /** The source region's store (the region's own store in the source). */
@@ -91,7 +109,7 @@ export class Region {
   }
 
   /** The source region's Redis, connected on first use (the region's own Redis in the source). */
-  get sourceRedis(): Redis {
+  get sourceRedis(): RedisClient {
     if (this.isSource) return this.redis;
     this.#sourceRedis ??= this.#connect(regionConfig(this.ferry, this.ferry.source).redis, `${this.#clientName}-${this.name}-source`);
     return this.#sourceRedis;
@@ -121,6 +139,7 @@ export class Region {
           connection: this.redis,
           volume: this.volume,
           attempts: this.config.copy.attempts,
+          backlog: this.config.copy.backlog,
           // Connection trouble also fails every command on it, which reports it with context.
           onError: (err) => this.logger.debug({ err }, 'copy queue connection error'),
         }),
@@ -144,27 +163,35 @@ export class Region {
   }
 
   /**
-   * Check that the region's Redis answers (and the source's, when `source` is set): one clear
-   * error now instead of a hang later. A daemon's connections would wait through an outage, so
-   * they get a deadline.
+   * Check that the region's Redis answers (and the source's, when `source` is set) and is fit
+   * for Ferry (checkRedisServer: version, eviction policy): one clear error now instead of a hang
+   * or a silent loss later. Connections that would wait through an outage (a daemon's, a
+   * Cluster's) get a deadline. With `warn`, what is allowed but risky (no persistence) is logged
+   * as a warning: services pass it, CLI commands do not repeat it on every run.
    */
-  async ready(options: { source?: boolean } = {}): Promise<void> {
-    const checks: Array<[Redis, string]> = [[this.redis, this.config.redis]];
+  async ready(options: { source?: boolean; warn?: boolean } = {}): Promise<RedisServerReport[]> {
+    const checks: RedisClient[] = [this.redis];
     // The source first: a mirror daemon that cannot reach it has nothing to do.
-    if (options.source && !this.isSource) checks.unshift([this.sourceRedis, regionConfig(this.ferry, this.ferry.source).redis]);
-    for (const [redis, url] of checks) await this.#ping(redis, url);
+    if (options.source && !this.isSource) checks.unshift(this.sourceRedis);
+    const reports: RedisServerReport[] = [];
+    for (const redis of checks) {
+      await this.#withDeadline(redis, () => pingRedis(redis));
+      reports.push(...(await this.#withDeadline(redis, () => checkRedisServer(redis))));
+    }
+    this.redisReports = reports;
+    if (options.warn || this.role === 'daemon') {
+      for (const report of reports) for (const warning of report.warnings) this.logger.warn({ redis: report.where }, warning);
+    }
+    return reports;
   }
 
-  async #ping(redis: Redis, url: string): Promise<void> {
-    if (this.role !== 'daemon') return pingRedis(redis, url);
+  async #withDeadline<T>(redis: RedisClient, fn: () => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(translateRedisError(new Error('Connection is closed.'), redis, url)), READY_TIMEOUT_MS);
+      timer = setTimeout(() => reject(translateRedisError(new Error('Connection is closed.'), redis)), READY_TIMEOUT_MS);
     });
     try {
-      await Promise.race([pingRedis(redis, url), deadline]);
-    } catch (err) {
-      throw err instanceof Error ? err : new UnavailableError(String(err));
+      return await Promise.race([fn(), deadline]);
     } finally {
       clearTimeout(timer);
     }

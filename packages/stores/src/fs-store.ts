@@ -212,9 +212,8 @@ export class FsStore implements ObjectStore {
     const slash = prefix.lastIndexOf('/');
     const baseDir = slash >= 0 ? prefix.slice(0, slash + 1) : '';
     if (
-      baseDir &&
       baseDir
-        .split('/')
+        ?.split('/')
         .slice(0, -1)
         .some((s) => s === '' || s === '.' || s === '..')
     )

@@ -12,7 +12,11 @@ describe('LazyStore', () => {
       capabilities: inner.capabilities,
       open: async () => {
         opened += 1;
-        return Object.assign(inner, { close: async () => void (closed += 1) });
+        return Object.assign(inner, {
+          close: async () => {
+            closed += 1;
+          },
+        });
       },
     });
     expect(opened).toBe(0);

@@ -1,18 +1,21 @@
 import {
   type ChunkId,
+  ConflictError,
   CorruptError,
   concurrencyLimit,
   type ErrorCode,
   InvalidArgumentError,
   isFerryError,
+  isNativeChunkId,
   type Logger,
   messageOf,
   parseChunkId,
   silentLogger,
 } from '@ferry/core';
-import { type ChunkContext, verifyChunk } from '@ferry/fetch';
-import { bearerAuth } from '@ferry/runtime';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { type ChunkContext, type KnownHashes, verifyChunk } from '@ferry/fetch';
+import { bearerRoles, type ServerLimits, type ServerTlsFiles, serviceApp } from '@ferry/runtime';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ChunkAdmission } from './admission.js';
 import type { DiskCache, OpenChunk } from './disk-cache.js';
 import { type CacheMetrics, createCacheMetrics } from './metrics.js';
 import { sendFileRange } from './send-file.js';
@@ -20,8 +23,12 @@ import { type ChunkWant, chunkContext, type EntryLookup, type Upstream } from '.
 
 export interface CacheNodeAppOptions {
   cache: DiskCache;
-  /** Bearer token required on every route but /healthz (`regions.<r>.cache.token`). */
-  token: string;
+  /** Token of readers (`regions.<r>.cache.readToken`): GET, HEAD, has, inventory, metrics. */
+  readToken?: string;
+  /** Token of the daemons (`cache.writeToken`): PUT, DELETE and fill too. */
+  writeToken?: string;
+  /** One token for both roles (the deprecated `cache.token`). */
+  token?: string;
   /** Read-through source for misses that say their size; without it a miss is a 404. */
   upstream?: Upstream;
   /**
@@ -29,12 +36,29 @@ export interface CacheNodeAppOptions {
    * the origin that file's entry records. Without it the path is ignored.
    */
   entries?: EntryLookup;
+  /**
+   * The region's hashes of external chunks: an upload of one is verified against its recorded
+   * sha256, and refused while none is recorded (only a fill from its origin establishes it).
+   */
+  hashes?: KnownHashes;
   /** Largest chunk accepted or fetched (the volume's chunkSize): bounds memory per request. */
   maxChunkBytes: number;
   /** Chunk reads and fills in progress at once (memory ≈ this × chunk size); more wait their turn. Default 32. */
   maxInflight?: number;
   metrics?: CacheMetrics;
   logger?: Logger;
+  /** Serve HTTPS only (`cache.tls` cert and key). */
+  tls?: ServerTlsFiles;
+  /** Timeouts, header size, streams and bytes in flight (`cache.limits`). */
+  limits?: CacheNodeLimits;
+}
+
+/** A node's limits: the service timeouts, and how much it serves at once before answering 503. */
+export interface CacheNodeLimits extends Partial<ServerLimits> {
+  /** Chunk requests (GET, fill) in progress at once. */
+  maxStreams?: number;
+  /** Bytes of distinct chunks held in memory for requests in progress. */
+  maxBytesInFlight?: number;
 }
 
 /** What a chunk request is served from: the verified file, or bytes in memory. */
@@ -56,6 +80,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   PRECONDITION_FAILED: 412,
   RANGE_NOT_SATISFIABLE: 416,
   CORRUPT: 422,
+  CONFLICT: 409,
   UNAVAILABLE: 503,
   TRANSIENT: 503,
   ACCESS_DENIED: 502,
@@ -77,6 +102,18 @@ export function parseRange(header: string | undefined, length: number): { start:
 }
 
 /**
+ * What a request needs: nothing for the health probe, the write token for what changes the bytes
+ * a node holds (PUT, DELETE, fill), the read token for the rest. A read-through on GET stays a
+ * read: the node fills itself from the region's stores, and the bytes it keeps are verified.
+ */
+function requiredRole(req: FastifyRequest, path: string): 'read' | 'write' | undefined {
+  if (req.method === 'GET' && path === '/healthz') return undefined;
+  if (req.method === 'PUT' || req.method === 'DELETE') return 'write';
+  if (req.method === 'POST' && path.endsWith('/fill')) return 'write';
+  return 'read';
+}
+
+/**
  * The cache node's HTTP API (no listening: `listen()` does that, tests use `inject()`):
  *   GET    /chunks/:id[?size=N[&path=P]]  bytes (Range supported); with a size (or x-ferry-size) a miss is read
  *                                 through; an external chunk's miss with the path of a file listing it
@@ -89,21 +126,70 @@ export function parseRange(header: string | undefined, length: number): { start:
  *                                 and evicts it when wrong → {state: evicted|verified|missing}
  *   POST   /chunks/has           {ids: [...]} → {has: [...]}: which of them are held (residency checks)
  *   GET    /inventory?cursor=&limit=  held ids in ascending order, a page at a time
- *   GET    /metrics, GET /healthz (the only route open without the token)
+ *   GET    /metrics, GET /healthz (the only route open without a token)
+ * PUT, DELETE and fill need the write token (403 with the read token); the rest take either.
  * Ids are validated before anything touches the disk.
  */
 export function build(options: CacheNodeAppOptions): FastifyInstance {
   const { cache, upstream, maxChunkBytes } = options;
-  if (!options.token) throw new InvalidArgumentError('cache node: a token is required');
+  const readToken = options.readToken ?? options.token;
+  const writeToken = options.writeToken ?? options.token;
+  if (!readToken) throw new InvalidArgumentError('cache node: a read token is required');
   const metrics = options.metrics ?? createCacheMetrics();
   const log = options.logger ?? silentLogger;
   const inflight = new Map<string, Promise<{ bytes: Buffer; stored: boolean } | undefined>>();
+  /** Disk reads of held chunks in progress: concurrent hits of one chunk share one read and one buffer. */
+  const reads = new Map<ChunkId, Promise<Buffer | 'corrupt' | undefined>>();
   const limit = concurrencyLimit(options.maxInflight ?? 32);
-  const app = Fastify({ logger: false, exposeHeadRoutes: false, bodyLimit: 4 * 2 ** 20 });
+  const admission = new ChunkAdmission({
+    maxStreams: options.limits?.maxStreams ?? 1024,
+    maxBytes: options.limits?.maxBytesInFlight ?? 256 * 2 ** 20,
+  });
+  metrics.inflight = admission;
+
+  /** Admit a chunk request (true), or answer 503 with Retry-After (false) when the node is at its limits. */
+  const admit = (reply: FastifyReply, id: ChunkId, size: number | undefined): boolean => {
+    const release = admission.admit(id, cache.sizeOf(id) ?? size);
+    if (!release) {
+      metrics.busy.inc();
+      void reply.code(503).header('retry-after', '1').send({ error: 'BUSY', message: 'the node is at its limit of requests in flight' });
+      return false;
+    }
+    // 'close' comes when the response ended or its client went away, whichever is first.
+    reply.raw.once('close', release);
+    return true;
+  };
+
+  const readHeld = (id: ChunkId): Promise<Buffer | 'corrupt' | undefined> => {
+    let running = reads.get(id);
+    if (!running) {
+      running = cache.read(id).finally(() => reads.delete(id));
+      reads.set(id, running);
+    }
+    return running;
+  };
+  const app = serviceApp({
+    logger: false,
+    exposeHeadRoutes: false,
+    bodyLimit: 4 * 2 ** 20,
+    log,
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
+  });
 
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxChunkBytes }, (_req, body, done) => done(null, body));
 
-  app.addHook('onRequest', bearerAuth({ token: options.token, open: (req, path) => req.method === 'GET' && path === '/healthz' }));
+  app.addHook(
+    'onRequest',
+    bearerRoles({
+      roles: [
+        ['read', readToken],
+        ['write', writeToken],
+      ],
+      required: requiredRole,
+      deniedCode: 'ACCESS_DENIED',
+    }),
+  );
 
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
     const status = isFerryError(err) ? (STATUS[err.code] ?? 500) : (err.statusCode ?? 500);
@@ -181,8 +267,9 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
         metrics.hits.inc();
         return { file: opened, size: opened.size, via: 'hit' };
       }
-      // Not in its verified state (a restart lost the record, or the file changed): hash it first.
-      const held = opened === 'unverified' ? await cache.read(id) : undefined;
+      // Not in its verified state (a restart lost the record, or the file changed): hash it first,
+      // once for every request that needs it now.
+      const held = opened === 'unverified' ? await readHeld(id) : undefined;
       if (Buffer.isBuffer(held)) {
         metrics.hits.inc();
         return { bytes: held, size: held.length, via: 'hit' };
@@ -228,6 +315,7 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
   app.get('/chunks/:id', async (req, reply) => {
     const id = chunkParam(req);
     const size = wantedSize(req);
+    if (!admit(reply, id, size)) return reply;
     const got = await limit(() => obtain(req, id, upstream ? size : undefined));
     if (!got) return notHeld(reply, id, size !== undefined && upstream !== undefined);
     const range = parseRange(req.headers.range, got.size);
@@ -279,8 +367,14 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
       throw new InvalidArgumentError(`invalid chunk size ${JSON.stringify(String(declared).slice(0, 20))}: expected 1..${maxChunkBytes}`);
     }
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const known = isNativeChunkId(id) ? undefined : await options.hashes?.get(id);
+    if (!isNativeChunkId(id) && known === undefined) {
+      throw new ConflictError(
+        `chunk ${id}: external chunk with no verified hash in this region yet; only a fill from its origin stores it`,
+      );
+    }
     try {
-      await verifyChunk({ id, size }, body, 'upload');
+      await verifyChunk({ id, size }, body, 'upload', known);
     } catch (err) {
       if (err instanceof CorruptError) metrics.corrupt.inc({ where: 'upload' });
       throw err;
@@ -304,6 +398,7 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
       return { id, state: 'held' };
     }
     const want = { id, size };
+    if (!admit(reply, id, size)) return reply;
     const filled = upstream ? await limit(async () => fill(want, await contextOf(req, want))) : undefined;
     if (!filled) return notHeld(reply, id, upstream !== undefined);
     if (!filled.stored) return reply.code(507).send({ error: 'NOT_STORED', message: `chunk ${id}: fetched but could not be kept on disk` });

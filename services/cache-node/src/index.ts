@@ -1,4 +1,4 @@
-export { build, type CacheNodeAppOptions, listen, parseRange } from './app.js';
+export { build, type CacheNodeAppOptions, type CacheNodeLimits, listen, parseRange } from './app.js';
 export { DiskCache, type DiskCacheOptions, type EvictReason, type OpenChunk } from './disk-cache.js';
 export { type CacheMetrics, createCacheMetrics } from './metrics.js';
 export { CacheNode, type CacheNodeOptions } from './node.js';

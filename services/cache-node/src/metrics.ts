@@ -9,7 +9,29 @@ export function createCacheMetrics(options: { processMetrics?: boolean } = {}) {
   const registry = serviceRegistry({ defaultMetrics: options.processMetrics ?? false });
   const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
   const gauge = (name: string, help: string) => new Gauge({ name, help, registers: [registry] });
+  /** The node's admission, read when scraped (set by the app). */
+  const live: { inflight: { streams: number; bytes: number } | undefined } = { inflight: undefined };
+  new Gauge({
+    name: 'ferry_cache_streams',
+    help: 'Chunk requests in progress (beyond limits.maxStreams: 503)',
+    registers: [registry],
+    collect() {
+      this.set(live.inflight?.streams ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'ferry_cache_inflight_bytes',
+    help: 'Bytes of distinct chunks held for requests in progress (beyond limits.maxBytesInFlight: 503)',
+    registers: [registry],
+    collect() {
+      this.set(live.inflight?.bytes ?? 0);
+    },
+  });
   return {
+    set inflight(source: { streams: number; bytes: number }) {
+      live.inflight = source;
+    },
+    busy: counter('ferry_cache_busy_total', 'Chunk requests answered 503 because the node was at its limits'),
     registry,
     hits: counter('ferry_cache_hits_total', 'Chunk reads served from local disk'),
     misses: counter('ferry_cache_misses_total', 'Chunk reads of chunks not held (or held corrupt)'),
@@ -24,7 +46,7 @@ export function createCacheMetrics(options: { processMetrics?: boolean } = {}) {
     evictions: counter('ferry_cache_evictions_total', 'Chunks removed from disk', ['reason']),
     corrupt: counter(
       'ferry_cache_corrupt_total',
-      'Copies that failed verification: cached files (on read, by the scrub, reported by a reader) and refused uploads',
+      'Copies that failed verification: cached files (on read, by the scrub, reported by a reader), refused uploads, store copies met on a read-through (upstream)',
       ['where'],
     ),
     scrubbedBytes: counter('ferry_cache_scrubbed_bytes_total', 'Bytes of held chunks hashed again by the background scrub'),

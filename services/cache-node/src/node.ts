@@ -3,9 +3,10 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Heartbeat, type Membership, parseNodeId } from '@ferry/cache';
 import { InvalidArgumentError, type Logger, silentLogger } from '@ferry/core';
-import { closeGracefully } from '@ferry/runtime';
+import type { KnownHashes } from '@ferry/fetch';
+import { closeGracefully, type ServerTlsFiles } from '@ferry/runtime';
 import type { FastifyInstance } from 'fastify';
-import { build, listen } from './app.js';
+import { build, type CacheNodeLimits, listen } from './app.js';
 import { DiskCache } from './disk-cache.js';
 import { type CacheMetrics, createCacheMetrics } from './metrics.js';
 import { type Scrub, startScrub } from './scrub.js';
@@ -21,12 +22,17 @@ export interface CacheNodeOptions {
   capacity: number;
   /** Relative share of chunks (1:2:3 for 8/16/24 TB disks). */
   weight: number;
-  token: string;
+  /** Token of readers (`cache.readToken`). */
+  readToken: string;
+  /** Token of the daemons that write (`cache.writeToken`); without it the node takes no writes. */
+  writeToken?: string;
   /** host:port to listen on (port 0: any free port). */
   listen: string;
   /** URL other hosts reach this node at (default: from the listen address; the hostname when listening on all interfaces). */
   advertise?: string;
   upstream?: Upstream;
+  /** The region's hashes of external chunks (an upload of one without a recorded hash is refused). */
+  hashes?: KnownHashes;
   /** The region's entries (its `Meta`): where an external chunk's origin is looked up. */
   entries?: EntryLookup;
   /** Largest chunk accepted or fetched: the volume's chunkSize. */
@@ -36,6 +42,10 @@ export interface CacheNodeOptions {
   heartbeatMs?: number;
   /** How long `stop()` lets running requests finish before cutting their connections (default 10 s). */
   graceMs?: number;
+  /** Serve HTTPS only and advertise an https:// URL (`cache.tls` cert and key). */
+  tls?: ServerTlsFiles;
+  /** Timeouts, header size, streams and bytes in flight (`cache.limits`). */
+  limits?: CacheNodeLimits;
   /** Bytes per second the background scrub re-hashes held chunks at (`cache.scrubBytesPerSecond`); 0 or absent: no scrub. */
   scrubBytesPerSecond?: number;
   /** Export the process metrics (CPU, memory, event loop) too: on for the cache-node process, off in tests. */
@@ -45,9 +55,9 @@ export interface CacheNodeOptions {
 
 const ID_FILE = '.node-id';
 
-function advertisedUrl(host: string, port: number): string {
+function advertisedUrl(host: string, port: number, tls: boolean): string {
   const h = host === '0.0.0.0' || host === '::' ? hostname() : host;
-  return `http://${h.includes(':') ? `[${h}]` : h}:${port}`;
+  return `${tls ? 'https' : 'http'}://${h.includes(':') ? `[${h}]` : h}:${port}`;
 }
 
 /** A running cache node: disk cache, HTTP API, membership heartbeat. `start()`, then `stop()`. */
@@ -96,17 +106,21 @@ export class CacheNode {
     );
     this.#app = build({
       cache: this.#cache,
-      token: o.token,
+      readToken: o.readToken,
+      ...(o.writeToken ? { writeToken: o.writeToken } : {}),
       maxChunkBytes: o.maxChunkBytes,
       metrics: this.metrics,
       logger: this.#log,
       ...(o.upstream ? { upstream: o.upstream } : {}),
       ...(o.entries ? { entries: o.entries } : {}),
+      ...(o.hashes ? { hashes: o.hashes } : {}),
+      ...(o.tls ? { tls: o.tls } : {}),
+      ...(o.limits ? { limits: o.limits } : {}),
     });
     const bound = await listen(this.#app, o.listen);
     this.id = given ?? recorded ?? parseNodeId(`${hostname()}-${bound.port}`);
     if (this.id !== recorded) await writeFile(join(o.dir, ID_FILE), `${this.id}\n`);
-    this.url = (o.advertise ?? advertisedUrl(bound.host, bound.port)).replace(/\/+$/, '');
+    this.url = (o.advertise ?? advertisedUrl(bound.host, bound.port, o.tls !== undefined)).replace(/\/+$/, '');
     if (o.membership) {
       const cache = this.#cache;
       this.#heartbeat = new Heartbeat({

@@ -9,7 +9,7 @@ import {
   NotFoundError,
   silentLogger,
 } from '@ferry/core';
-import { type ChunkContext, ChunkReader, originTier, storeTier, type Tier } from '@ferry/fetch';
+import { type ChunkContext, ChunkReader, type KnownHashes, originTier, storeTier, type Tier } from '@ferry/fetch';
 import type { ObjectStore } from '@ferry/stores';
 
 export interface ChunkWant {
@@ -37,6 +37,10 @@ export interface RegionUpstreamOptions {
   source?: { name: string; store: ObjectStore };
   /** Opens the origin store of an imported file's external chunks. */
   openOrigin?: (url: string) => ObjectStore;
+  /** The region's hashes of external chunks: copies are checked against them, and a first fill from the origin records one. */
+  hashes?: KnownHashes;
+  /** Told of each copy a tier served that failed verification (the node counts them). */
+  onBadCopy?: (tier: string) => void;
   logger?: Logger;
 }
 
@@ -52,7 +56,13 @@ export function regionUpstream(options: RegionUpstreamOptions): Upstream {
     ...(options.source ? [storeTier(options.source.name, options.source.store)] : []),
     ...(options.openOrigin ? [originTier('origin', options.openOrigin)] : []),
   ];
-  const reader = new ChunkReader({ tiers, memoryBytes: 0, logger: options.logger ?? silentLogger });
+  const reader = new ChunkReader({
+    tiers,
+    memoryBytes: 0,
+    ...(options.hashes ? { hashes: options.hashes } : {}),
+    ...(options.onBadCopy ? { onBadCopy: options.onBadCopy } : {}),
+    logger: options.logger ?? silentLogger,
+  });
   return async (chunk, context) => {
     try {
       return await reader.fetch(chunk, context);

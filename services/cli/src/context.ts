@@ -28,7 +28,9 @@ export class Context {
   }
 
   static load(options: { configPath: string | undefined; logger: Logger }): Context {
-    return new Context({ config: loadConfig(resolveConfigPath(options.configPath)), logger: options.logger });
+    // A deprecated key is one warning line on stderr, not a failure.
+    const config = loadConfig(resolveConfigPath(options.configPath), process.env, { onWarning: (m) => options.logger.warn(m) });
+    return new Context({ config, logger: options.logger });
   }
 
   /** A region by name (default: the source). */

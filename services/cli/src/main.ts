@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import type { MountCommandOptions } from './commands/mount.js';
 import { Context } from './context.js';
 import { describeFailure, EXIT_USAGE } from './errors.js';
 import { createLogger } from './logger.js';
@@ -171,6 +172,25 @@ export function buildProgram(): Command {
     .action(
       action(async (ctx, out, opts: { region: string; listen?: string }) =>
         (await import('./commands/gateway.js')).gatewayCommand(ctx, out, opts, serviceLogger('ferry-gateway')),
+      ),
+    );
+
+  common(program.command('mount <mountpoint>'))
+    .description('serve the volume of a region as a read-only file system (FUSE) on <mountpoint> until SIGTERM/SIGINT')
+    .requiredOption('-r, --region <name>', 'the region whose metadata and chunks the mount reads')
+    .option('--path <dir>', 'volume directory to show as the root of the mount', '/')
+    .option('--foreground', 'stay in the foreground (logs on stdout); otherwise run in the background once mounted', false)
+    .option('--force', 'detach a stale (or live) mount left on <mountpoint> first', false)
+    .option('--allow-other', 'let other users read the mount (FUSE allow_other)', false)
+    .option(
+      '--direct-io',
+      'bypass the kernel page cache: every read is served from the version its file handle opened (no shared mmap)',
+      false,
+    )
+    .option('--listen <host:port>', "metrics and health address (default: mount.listen of the config; 'off' for none)")
+    .action(
+      action(async (ctx, out, mountpoint: string, opts: MountCommandOptions) =>
+        (await import('./commands/mount.js')).mountCommand(ctx, out, mountpoint, opts, serviceLogger('ferry-mount')),
       ),
     );
 

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { pipeline, Transform } from 'node:stream';
-import { type Logger, NotFoundError, silentLogger } from '@ferry/core';
-import type { RegionReader } from '@ferry/reader';
-import { bearerOf, hasBearer } from '@ferry/runtime';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { type Entry, type Logger, NotFoundError, silentLogger } from '@ferry/core';
+import { piecesOf, type RegionReader } from '@ferry/reader';
+import { bearerOf, hasBearer, InFlightBudget, type ServerLimits, type ServerTlsFiles, serviceApp } from '@ferry/runtime';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { S3Error, toS3Error } from './errors.js';
 import { createMetrics, type GatewayMetrics } from './metrics.js';
-import { OBJECT_PARAMS, planObject, type RequestHeaders } from './objects.js';
+import { type ByteRange, OBJECT_PARAMS, planObject, type RequestHeaders } from './objects.js';
 import { handleList, LIST_PARAMS } from './operations.js';
 import { type AuthResult, verifyRequest } from './sigv4.js';
 import { keyToPath, parseUrl, type Target } from './target.js';
@@ -28,6 +28,25 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Clock for signature checks (tests). */
   now?: () => number;
+  /** Serve HTTPS only (`gateway.tls`). */
+  tls?: ServerTlsFiles;
+  /** Timeouts and header size (`gateway.limits`). */
+  limits?: Partial<ServerLimits>;
+  /**
+   * The global cap on GetObject streams and the bytes they hold (`gateway.limits.maxStreams`,
+   * `maxBytesInFlight`); beyond it a GetObject is answered 503 SlowDown. Default: 256 streams, 1 GiB.
+   */
+  budget?: InFlightBudget;
+}
+
+/**
+ * The most bytes a GetObject stream of `range` holds: the chunks it fetches ahead plus the one
+ * being sent and the one queued for the socket, each at most the entry's largest chunk.
+ */
+export function streamBytes(entry: Entry, range: ByteRange, prefetch: number): number {
+  const pieces = piecesOf(entry, range.start, range.end);
+  const largest = pieces.reduce((max, p) => Math.max(max, p.ref.size), 0);
+  return Math.min(pieces.length, prefetch + 3) * largest;
 }
 
 // The JS SDK v3 names the operation in the URL; it means nothing to S3.
@@ -78,11 +97,15 @@ export function build(options: GatewayOptions): FastifyInstance {
   }
   const secrets = new Map(options.accessKeys.map((k) => [k.accessKeyId, k.secretAccessKey]));
   const { reader, volume, region } = options;
-  const metrics = options.metrics ?? createMetrics({ volume, region, tiers: reader.chunks });
+  const budget = options.budget ?? new InFlightBudget({ maxStreams: 256, maxBytes: 2 ** 30 });
+  const metrics = options.metrics ?? createMetrics({ volume, region, tiers: reader.chunks, inflight: budget });
   const log = options.logger ?? silentLogger;
   const created = Date.now();
   // Fastify's own logging stays off: it would print URLs, and a presigned URL carries a signature.
-  const app = Fastify({
+  const app = serviceApp({
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
+    log,
     logger: false,
     exposeHeadRoutes: false,
     genReqId: () => randomBytes(8).toString('hex').toUpperCase(),
@@ -172,6 +195,10 @@ export function build(options: GatewayOptions): FastifyInstance {
   async function object(req: FastifyRequest, reply: FastifyReply, key: string, query: Map<string, string>) {
     req.s3.operation = req.method === 'HEAD' ? 'HeadObject' : 'GetObject';
     onlyParams(query, OBJECT_PARAMS, req.s3.operation);
+    // As S3: an unsigned request may not choose the headers a signed link would set.
+    if (req.s3.accessKeyId === undefined && [...query.keys()].some((name) => OBJECT_PARAMS.has(name))) {
+      throw new S3Error('InvalidRequest', 'Request specific response headers cannot be used for anonymous GET requests.');
+    }
     const entry = await reader.stat(keyToPath(key)).catch((err) => {
       throw err instanceof NotFoundError ? new S3Error('NoSuchKey', 'the specified key does not exist', { cause: err }) : err;
     });
@@ -179,6 +206,12 @@ export function build(options: GatewayOptions): FastifyInstance {
     if (plan.status === 412) throw new S3Error('PreconditionFailed', 'at least one of the preconditions you specified did not hold');
     reply.code(plan.status).headers(plan.headers);
     if (req.method === 'HEAD' || !plan.range) return reply.send();
+    const lease = budget.tryAcquire(streamBytes(entry, plan.range, reader.prefetch));
+    if (!lease) {
+      throw new S3Error('SlowDown', 'Please reduce your request rate.', { headers: { 'retry-after': '1' } });
+    }
+    // Released when the response ends or its client goes away, whichever comes first.
+    reply.raw.once('close', () => lease.release());
     const state = req.s3;
     const source = reader.stream(entry, plan.range);
     const counted = new Transform({

@@ -18,6 +18,7 @@ const STATUS = {
   RequestTimeTooSkewed: 403,
   ServiceUnavailable: 503,
   SignatureDoesNotMatch: 403,
+  SlowDown: 503,
 } as const;
 
 export type S3ErrorCode = keyof typeof STATUS;

@@ -1,7 +1,7 @@
 import { type FerryConfig, InvalidConfigError, type Logger, messageOf } from '@ferry/core';
 import type { RegionReader } from '@ferry/reader';
 import { openReader, openRegion, type Region } from '@ferry/region';
-import { closeGracefully } from '@ferry/runtime';
+import { closeGracefully, InFlightBudget } from '@ferry/runtime';
 import type { ObjectStore } from '@ferry/stores';
 import type { FastifyInstance } from 'fastify';
 import { build, listen } from './app.js';
@@ -60,10 +60,12 @@ export class Gateway {
     // Unlike a CLI read, a gateway serves many readers of the same files: it keeps hot chunks
     // (config.reader.memoryBytes).
     this.reader = openReader(this.#region);
+    const budget = new InFlightBudget({ maxStreams: gateway.limits.maxStreams, maxBytes: gateway.limits.maxBytesInFlight });
     this.metrics = createMetrics({
       volume: config.volume,
       region,
       tiers: this.reader.chunks,
+      inflight: budget,
       processMetrics: options.processMetrics ?? false,
     });
     this.app = build({
@@ -75,6 +77,9 @@ export class Gateway {
       ...(options.metricsToken ? { metricsToken: options.metricsToken } : {}),
       metrics: this.metrics,
       logger: log,
+      ...(gateway.tls ? { tls: gateway.tls } : {}),
+      limits: gateway.limits,
+      budget,
       health: async () => {
         try {
           await this.#region.redis.ping();
@@ -87,7 +92,7 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
-    await this.#region.ready();
+    await this.#region.ready({ warn: true });
     const address = this.#o.listen ?? this.#o.config.gateway?.listen;
     if (address) this.address = (await listen(this.app, address)).url;
   }

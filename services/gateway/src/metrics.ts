@@ -1,5 +1,5 @@
 import { serviceRegistry } from '@ferry/runtime';
-import { Counter, Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 
 /** Where the reader's per-tier byte counts come from (RegionReader.chunks.stats). */
 export interface TierBytesSource {
@@ -10,12 +10,36 @@ export interface TierBytesSource {
  * The gateway's Prometheus metrics in a registry of its own (tests run several gateways in one
  * process; the process metrics only when asked). Bytes per tier are read from the reader when scraped, so the hot path adds nothing.
  */
-export function createMetrics(options: { volume: string; region: string; tiers?: TierBytesSource; processMetrics?: boolean }) {
+export function createMetrics(options: {
+  volume: string;
+  region: string;
+  tiers?: TierBytesSource;
+  /** The global budget of GetObject streams, read when scraped. */
+  inflight?: { streams: number; bytes: number };
+  processMetrics?: boolean;
+}) {
   const registry = serviceRegistry({
     labels: { volume: options.volume, region: options.region },
     defaultMetrics: options.processMetrics ?? false,
   });
   const tiers = options.tiers;
+  const inflight = options.inflight;
+  new Gauge({
+    name: 'ferry_gateway_streams',
+    help: 'GetObject bodies being sent now (beyond limits.maxStreams: SlowDown)',
+    registers: [registry],
+    collect() {
+      if (inflight) this.set(inflight.streams);
+    },
+  });
+  new Gauge({
+    name: 'ferry_gateway_inflight_bytes',
+    help: 'Bytes the streams being sent hold at most (beyond limits.maxBytesInFlight: SlowDown)',
+    registers: [registry],
+    collect() {
+      if (inflight) this.set(inflight.bytes);
+    },
+  });
   return {
     registry,
     requests: new Counter({

@@ -1,13 +1,26 @@
 import { serviceRegistry } from '@ferry/runtime';
 import { Counter, Gauge } from 'prom-client';
 
+/** What the chunk gauges read when Prometheus scrapes: counters kept in Redis, no scan. */
+export interface ChunkGaugeSource {
+  region: string;
+  counts(): Promise<{ missing: number; failing: number }>;
+  /** A few failing chunks with their last error. */
+  failures(): Promise<Array<{ chunk: string; code: string; error: string; attempts: number }>>;
+}
+
+/** Failing chunks shown one by one in /metrics (the count covers them all). */
+const FAILURE_SERIES = 10;
+
 /**
  * The replicator's Prometheus metrics, in a registry of its own (several daemons per process in
- * tests); the process metrics (CPU, memory, event loop) only when asked.
+ * tests); the process metrics (CPU, memory, event loop) only when asked. The chunk gauges read
+ * the region's counters at scrape time when `chunks` is given (a mirror).
  */
-export function createMetrics(options: { processMetrics?: boolean } = {}) {
+export function createMetrics(options: { processMetrics?: boolean; chunks?: ChunkGaugeSource } = {}) {
   const registry = serviceRegistry({ defaultMetrics: options.processMetrics ?? false });
   const labelNames = ['region'] as const;
+  const chunks = options.chunks;
   return {
     registry,
     lagRecords: new Gauge({
@@ -64,11 +77,72 @@ export function createMetrics(options: { processMetrics?: boolean } = {}) {
       labelNames: ['region', 'state'],
       registers: [registry],
     }),
+    warmRuleWarmups: new Counter({
+      name: 'ferry_replicator_warm_rule_warmups_total',
+      help: 'Warmups queued by warm rules (one per change record with files under a rule)',
+      labelNames,
+      registers: [registry],
+    }),
     leader: new Gauge({
       name: 'ferry_replicator_leader',
       help: '1 while this replica holds the watcher lease',
       labelNames,
       registers: [registry],
+    }),
+    fencedWrites: new Counter({
+      name: 'ferry_replicator_fenced_writes_total',
+      help: 'Writes refused because another replica had taken the lease (this one then steps down)',
+      labelNames,
+      registers: [registry],
+    }),
+    chunksFound: new Counter({
+      name: 'ferry_replicator_chunks_found_in_store_total',
+      help: 'Chunks found whole in the region store (HEAD, size) and marked present without copying',
+      labelNames,
+      registers: [registry],
+    }),
+    reconcilePasses: new Counter({
+      name: 'ferry_replicator_reconcile_passes_total',
+      help: 'Reconcile passes finished (what the region references compared with what it holds)',
+      labelNames,
+      registers: [registry],
+    }),
+    reconcileQueued: new Counter({
+      name: 'ferry_replicator_reconcile_queued_total',
+      help: 'Copy jobs queued by reconcile passes (missing chunks without a job, failed jobs replaced)',
+      labelNames,
+      registers: [registry],
+    }),
+    chunksMissing: new Gauge({
+      name: 'ferry_replicator_chunks_missing',
+      help: 'Chunks the region references and its store does not hold yet',
+      labelNames,
+      registers: [registry],
+      async collect() {
+        if (chunks) this.set({ region: chunks.region }, (await chunks.counts()).missing);
+      },
+    }),
+    chunksFailing: new Gauge({
+      name: 'ferry_replicator_chunks_failing',
+      help: 'Chunks whose last copy attempt failed (retried on every reconcile pass until copied)',
+      labelNames,
+      registers: [registry],
+      async collect() {
+        if (chunks) this.set({ region: chunks.region }, (await chunks.counts()).failing);
+      },
+    }),
+    copyFailure: new Gauge({
+      name: 'ferry_replicator_copy_failure',
+      help: `Attempts of the last failed copy of a failing chunk, with its error (at most ${FAILURE_SERIES} chunks)`,
+      labelNames: ['region', 'chunk', 'code', 'error'],
+      registers: [registry],
+      async collect() {
+        if (!chunks) return;
+        this.reset();
+        for (const f of (await chunks.failures()).slice(0, FAILURE_SERIES)) {
+          this.set({ region: chunks.region, chunk: f.chunk, code: f.code, error: f.error.slice(0, 200) }, f.attempts);
+        }
+      },
     }),
   };
 }

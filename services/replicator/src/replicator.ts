@@ -1,18 +1,19 @@
-import { CacheNodeClient, Membership } from '@ferry/cache';
-import { type FerryConfig, InvalidConfigError, type Logger, regionConfig } from '@ferry/core';
-import { QUEUES, queuePrefix, toJobError } from '@ferry/jobs';
-import { Lease } from '@ferry/meta';
-import { openRegion, type Region } from '@ferry/region';
+import { type CacheNodeClient, Membership } from '@ferry/cache';
+import { type FerryConfig, InvalidConfigError, type Logger, type RegionConfig, regionConfig, type WarmRule } from '@ferry/core';
+import { QUEUES, queuePrefix } from '@ferry/jobs';
+import { duplicateConnection, Lease, Meta, type RedisClient } from '@ferry/meta';
+import { cacheClient, hasCacheAccess, openRegion, type Region } from '@ferry/region';
 import { closeGracefully } from '@ferry/runtime';
 import type { ObjectStore } from '@ferry/stores';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import { build as buildApi, listen as listenApi } from './app.js';
-import { createCopyProcessor } from './copy-worker.js';
+import { copyJobHandler, createCopyProcessor } from './copy-worker.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { Reconciler } from './reconciler.js';
 import { type RegionStatus, regionStatus } from './status.js';
 import { Throttle } from './throttle.js';
+import { WarmRules } from './warm-rules.js';
 import { createWarmProcessor, WarmFlows, warmupRoutes } from './warmup.js';
 import { Watcher } from './watcher.js';
 
@@ -39,8 +40,10 @@ export interface ReplicatorOptions {
   listen?: string | false;
   /** Stores to use instead of those the config names (tests inject fault decorators here). */
   stores?: { source?: ObjectStore; target?: ObjectStore };
-  /** Watcher tuning (tests shorten the lease). */
-  watcher?: { leaseTtlMs?: number; blockMs?: number; batch?: number };
+  /** Watcher tuning (default lease: replicator.leaseTtl; tests shorten it and the resync page). */
+  watcher?: { leaseTtlMs?: number; blockMs?: number; batch?: number; resyncPageSize?: number };
+  /** How long stop() may take before it cuts everything (default: replicator.stopTimeout). */
+  stopTimeoutMs?: number;
   /** Warm worker tuning: how long a fill waits for the copy before reading through from the source, how often it looks. */
   warm?: { copyWaitMs?: number; recheckMs?: number };
   /** Export the process metrics (CPU, memory, event loop) too: on for the daemon process, off in tests. */
@@ -48,9 +51,11 @@ export interface ReplicatorOptions {
 }
 
 /**
- * The per-region daemon: in a mirror, the watcher (one leader per region) and copy workers (every
- * replica); in the source region, the control API only, for now. Start with `start()`, stop with
- * `stop()` (in-flight copies finish; a waiting read is cut short).
+ * The per-region daemon: in a mirror, the watcher and its reconciler (one leader per region) and
+ * copy workers (every replica); in a region with cache nodes, warmup flows, warm workers and the
+ * warm rules (one follower per region); everywhere, the control API. Start with `start()`, stop
+ * with `stop()` (in-flight copies finish; a waiting read is cut short; whatever is still running
+ * at the stop deadline is cut off, as after a kill -9).
  */
 export class Replicator {
   readonly metrics: Metrics;
@@ -61,21 +66,23 @@ export class Replicator {
   /** Connections, stores and metadata of the region (and of the source, for the watcher). */
   readonly #region: Region;
   #watcher: Watcher | undefined;
+  #reconciler: Reconciler | undefined;
   #worker: Worker | undefined;
   /** BullMQ does not close connections it is given, so the daemon keeps and closes this one. */
-  #workerRedis: Redis | undefined;
+  #workerRedis: RedisClient | undefined;
   #api: FastifyInstance | undefined;
-  /** Warmup flows and the warm worker, in a region with cache nodes (`cache.token`). */
+  /** Warmup flows and the warm worker, in a region whose daemons hold the cache write token. */
   #warm: WarmFlows | undefined;
   #warmWorker: Worker | undefined;
-  #warmRedis: Redis | undefined;
+  #warmRedis: RedisClient | undefined;
+  /** The region's warm rules (`warm:`), followed by one replica. */
+  #warmRules: WarmRules | undefined;
   #cacheClient: CacheNodeClient | undefined;
   address: string | undefined;
 
   constructor(options: ReplicatorOptions) {
     const { config, region } = options;
     this.#o = options;
-    this.metrics = createMetrics({ processMetrics: options.processMetrics ?? false });
     this.region = region;
     this.isSource = region === config.source;
     this.#log = options.logger.child({ region, volume: config.volume });
@@ -95,9 +102,22 @@ export class Replicator {
           }
         : {}),
     });
+    const mirror = this.#region.mirror;
+    this.metrics = createMetrics({
+      processMetrics: options.processMetrics ?? false,
+      ...(mirror
+        ? {
+            chunks: {
+              region,
+              counts: () => mirror.counts(),
+              failures: async () => (await mirror.chunks.failures(10)).failures,
+            },
+          }
+        : {}),
+    });
   }
 
-  get #redis(): Redis {
+  get #redis(): RedisClient {
     return this.#region.redis;
   }
 
@@ -116,8 +136,13 @@ export class Replicator {
     const own = regionConfig(config, region);
     // Configuration mistakes fail before anything runs (a half-started daemon would keep working).
     const listen = this.#o.listen ?? own.api?.listen;
-    if (listen && !own.api?.open && !own.api?.token) {
-      throw new InvalidConfigError(`regions.${region}.api: set a token (or open: true) to serve the control API on ${listen}`);
+    if (listen && !own.api?.open && !own.api?.readToken && !own.api?.adminToken) {
+      throw new InvalidConfigError(
+        `regions.${region}.api: set a token (or open: true) to serve the control API on ${listen}: readToken for status and metrics, adminToken for warmup and retry`,
+      );
+    }
+    if (listen && own.api?.tls && !own.api.tls.cert) {
+      throw new InvalidConfigError(`regions.${region}.api.tls: set cert and key to serve the control API over TLS`);
     }
     const r = this.#region;
     await r.ready({ source: true });
@@ -130,54 +155,67 @@ export class Replicator {
         target: r.store,
         originStore: (url) => r.origins.open(url),
         presence: mirror,
+        hashes: r.hashes,
         ...(own.copy.bytesPerSecond ? { throttle: new Throttle(own.copy.bytesPerSecond) } : {}),
         metrics: this.metrics,
         logger: this.#log.child({ component: 'copy' }),
       });
-      this.#workerRedis = this.#redis.duplicate({ maxRetriesPerRequest: null });
-      this.#worker = new Worker(
-        QUEUES.copy,
-        // A corrupt source chunk or a changed origin fails now: another attempt would read the same bytes.
-        (job) =>
-          processor(job.data).catch((err: unknown) => {
-            throw toJobError(err);
-          }),
-        {
-          connection: this.#workerRedis,
-          prefix: queuePrefix(config.volume),
-          concurrency: own.copy.concurrency,
-          autorun: true,
-          ...COPY_WORKER_LOCKS,
-        },
-      );
+      this.#workerRedis = duplicateConnection(this.#redis, `ferry-replicator-${region}-copy`, { maxRetriesPerRequest: null });
+      const handle = copyJobHandler(processor, mirror, this.#log.child({ component: 'copy' }));
+      this.#worker = new Worker(QUEUES.copy, handle, {
+        connection: this.#workerRedis,
+        prefix: queuePrefix(config.volume),
+        concurrency: own.copy.concurrency,
+        autorun: true,
+        ...COPY_WORKER_LOCKS,
+      });
       this.#worker.on('failed', (job, err) => {
         this.metrics.copyFailures.inc({ region });
         const final = isFinalFailure(job, err);
         this.#log[final ? 'error' : 'warn'](
           { err, chunk: job?.id, attempt: job?.attemptsMade },
-          final ? 'copy failed for good' : 'copy failed; will retry',
+          final ? 'copy failed; the reconciler queues it again on its next pass' : 'copy failed; will retry',
         );
       });
       this.#worker.on('error', (err) => this.#log.warn({ err }, 'copy worker error'));
-      this.#watcher = new Watcher({
+      const leaseTtlMs = this.#o.watcher?.leaseTtlMs ?? config.replicator.leaseTtl;
+      const watcher = new Watcher({
         region,
         source: r.sourceMeta,
         mirror,
-        lease: new Lease({ redis: this.#redis, key: mirror.keys.watcherLease, ttlMs: this.#o.watcher?.leaseTtlMs ?? 5000 }),
+        lease: new Lease({ redis: this.#redis, key: mirror.keys.watcherLease, fenceKey: mirror.keys.fence, ttlMs: leaseTtlMs }),
         copies,
         metrics: this.metrics,
         logger: this.#log.child({ component: 'watcher' }),
         ...this.#o.watcher,
+        onBacklogDeferred: () => this.#reconciler?.wake(),
       });
-      this.#watcher.start();
+      this.#watcher = watcher;
+      this.#reconciler = new Reconciler({
+        region,
+        meta: r.meta,
+        mirror,
+        copies,
+        token: () => watcher.token,
+        onFenced: (err) => watcher.refused(err),
+        everyMs: own.copy.reconcileEvery,
+        metrics: this.metrics,
+        logger: this.#log.child({ component: 'reconcile' }),
+      });
+      watcher.start();
+      this.#reconciler.start();
     }
-    if (own.cache?.token) this.#startWarm(own.cache, own.copy.concurrency);
+    if (hasCacheAccess(own.cache, 'write')) this.#startWarm(own.cache, own.copy.concurrency, own.warm);
     if (listen) {
       this.#api = buildApi({
         open: own.api?.open ?? false,
-        ...(own.api?.token ? { token: own.api.token } : {}),
+        ...(own.api?.readToken ? { readToken: own.api.readToken } : {}),
+        ...(own.api?.adminToken ? { adminToken: own.api.adminToken } : {}),
         registry: this.metrics.registry,
+        ...(own.api?.tls?.cert && own.api.tls.key ? { tls: { cert: own.api.tls.cert, key: own.api.tls.key } } : {}),
+        ...(own.api ? { limits: own.api.limits } : {}),
         status: () => this.status(),
+        ...(copies ? { retryFailed: () => copies.retryFailed() } : {}),
         health: async () => this.health(),
         routes: warmupRoutes(() => this.#warm),
       });
@@ -187,16 +225,18 @@ export class Replicator {
   }
 
   /** Warmup flows (POST /warmup) and the warm worker that fills the cache nodes, behind the copy in a mirror. */
-  #startWarm(cache: { token?: string; replicas: number; connectTimeoutMs: number }, concurrency: number): void {
+  #startWarm(cache: NonNullable<RegionConfig['cache']>, concurrency: number, rules: readonly WarmRule[]): void {
     const { config } = this.#o;
     const log = this.#log.child({ component: 'warm' });
-    const client = new CacheNodeClient({ token: cache.token as string, connectTimeoutMs: cache.connectTimeoutMs, logger: log });
+    // The warm workers fill nodes: the write token's job.
+    const client = cacheClient({ region: this.region, cache, role: 'write', logger: log });
     this.#cacheClient = client;
     const membership = new Membership({ redis: this.#redis, volume: config.volume });
     this.#warm = new WarmFlows({
       redis: this.#redis,
       volume: config.volume,
       meta: this.#region.meta,
+      ...(this.#region.mirror ? { mirror: this.#region.mirror } : {}),
       membership,
       client,
       replicas: cache.replicas,
@@ -209,7 +249,7 @@ export class Replicator {
       ...this.#o.warm,
       logger: log,
     });
-    this.#warmRedis = this.#redis.duplicate({ maxRetriesPerRequest: null });
+    this.#warmRedis = duplicateConnection(this.#redis, `ferry-replicator-${this.region}-warm`, { maxRetriesPerRequest: null });
     this.#warmWorker = new Worker(QUEUES.warm, processor, {
       connection: this.#warmRedis,
       prefix: queuePrefix(config.volume),
@@ -225,35 +265,88 @@ export class Replicator {
       );
     });
     this.#warmWorker.on('error', (err) => log.warn({ err }, 'warm worker error'));
+    if (rules.length > 0) this.#startWarmRules(this.#warm, rules, log.child({ component: 'warm-rules' }));
+  }
+
+  #startWarmRules(flows: WarmFlows, rules: readonly WarmRule[], log: Logger): void {
+    const r = this.#region;
+    const keys = r.meta.keys;
+    const leaseTtlMs = this.#o.watcher?.leaseTtlMs ?? 5000;
+    this.#warmRules = new WarmRules({
+      region: this.region,
+      rules,
+      // A Meta of its own: its blocking reads get a connection of their own, not the watcher's.
+      source: new Meta({ redis: r.sourceRedis, volume: r.volume, logMaxLen: this.#o.config.log.maxLen, logger: log }),
+      redis: this.#redis,
+      cursorKey: keys.warmCursor,
+      lease: new Lease({ redis: this.#redis, key: keys.warmLease, fenceKey: keys.warmFence, ttlMs: leaseTtlMs }),
+      flows,
+      metrics: this.metrics,
+      logger: log,
+      leaseTtlMs,
+      ...(this.#o.watcher?.blockMs ? { blockMs: this.#o.watcher.blockMs } : {}),
+    });
+    this.#warmRules.start();
   }
 
   async health(): Promise<{ ok: boolean; detail: Record<string, unknown> }> {
     const { redis, sourceRedis } = this.#region;
     const detail: Record<string, unknown> = { redis: redis.status, sourceRedis: sourceRedis.status };
     if (this.#watcher) Object.assign(detail, { leader: this.#watcher.isLeader, lastError: this.#watcher.lastError ?? null });
+    if (this.#reconciler) Object.assign(detail, { reconcileError: this.#reconciler.lastError ?? null });
     return { ok: redis.status === 'ready' && sourceRedis.status === 'ready', detail };
   }
 
   async status(): Promise<RegionStatus & { leader?: boolean }> {
     const status = await regionStatus(this.#region);
     if (status.lag) {
-      this.metrics.lagRecords.set({ region: this.region }, status.lag.records);
+      if (status.lag.records !== null) this.metrics.lagRecords.set({ region: this.region }, status.lag.records);
       this.metrics.lagSeconds.set({ region: this.region }, status.lag.seconds);
     }
-    for (const [state, n] of Object.entries(status.queue ?? {}))
-      if (state !== 'missingBytes') this.metrics.queueDepth.set({ region: this.region, state }, n);
+    for (const [state, n] of Object.entries(status.queue ?? {})) this.metrics.queueDepth.set({ region: this.region, state }, n);
     return this.#watcher ? { ...status, leader: this.#watcher.isLeader } : status;
   }
 
-  /** Graceful stop: no new reads or jobs; in-flight copies finish; connections close. */
+  /**
+   * Stop within the stop deadline (`replicator.stopTimeout`): no new reads or jobs, in-flight
+   * copies finish, the lease is given back, connections close. When Redis or a store does not
+   * answer, whatever is still waiting at the deadline is cut off: connections are dropped and
+   * the workers closed without waiting, so running jobs are released as after a kill -9 (their
+   * locks expire and another replica takes them up).
+   */
   async stop(): Promise<void> {
-    this.#log.info('stopping');
-    // The control API's requests are short: a client that holds on is cut after the grace period.
-    if (this.#api) await closeGracefully(this.#api);
+    const deadline = this.#o.stopTimeoutMs ?? this.#o.config.replicator.stopTimeout;
+    this.#log.info({ deadlineMs: deadline }, 'stopping');
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(() => resolve('expired'), deadline);
+    });
+    const graceful = this.#stopGracefully(deadline).then(
+      () => 'stopped' as const,
+      (err: unknown) => {
+        this.#log.warn({ err }, 'stop failed; cutting off what is left');
+        return 'failed' as const;
+      },
+    );
+    const outcome = await Promise.race([graceful, expired]);
+    clearTimeout(timer);
+    if (outcome !== 'stopped') {
+      if (outcome === 'expired') this.#log.warn({ deadlineMs: deadline }, 'stop deadline passed; cutting off what is still running');
+      await this.#cutOff();
+    }
+    this.#log.info('stopped');
+  }
+
+  async #stopGracefully(deadline: number): Promise<void> {
+    // The control API's requests are short: a client that holds on is cut after part of the deadline.
+    if (this.#api) await closeGracefully(this.#api, { graceMs: Math.max(100, Math.floor(deadline / 3)) });
     // Closing the source metadata first cuts a waiting read short, so the watcher stops at once.
     const watcherStopped = this.#watcher?.stop();
+    const reconcilerStopped = this.#reconciler?.stop();
     await this.#region.interruptSourceReads();
     await watcherStopped;
+    await this.#warmRules?.stop();
+    await reconcilerStopped;
     await this.#worker?.close();
     this.#workerRedis?.disconnect();
     await this.#warmWorker?.close();
@@ -261,6 +354,21 @@ export class Replicator {
     await this.#warm?.close();
     await this.#cacheClient?.close();
     await this.#region.close();
-    this.#log.info('stopped');
+  }
+
+  /** Drop every connection and close the workers without waiting for their jobs. */
+  async #cutOff(): Promise<void> {
+    this.#workerRedis?.disconnect();
+    this.#warmRedis?.disconnect();
+    this.#region.redis.disconnect();
+    this.#region.sourceRedis.disconnect();
+    const forced = Promise.allSettled([
+      this.#worker?.close(true),
+      this.#warmWorker?.close(true),
+      this.#api?.server.closeAllConnections(),
+      this.#region.close(),
+    ]);
+    // Closing itself may wait on a connection that is gone: give it a moment, not the process.
+    await Promise.race([forced, new Promise((resolve) => setTimeout(resolve, 500).unref())]);
   }
 }

@@ -1,69 +1,68 @@
-import { type ChunkId, isChunkId } from '@ferry/core';
-import { idTime, type Meta, type MirrorMeta } from '@ferry/meta';
+import type { ChunkId } from '@ferry/core';
+import { type CopyFailure, idTime, type Meta, type MirrorMeta } from '@ferry/meta';
 import type { Region } from '@ferry/region';
-import type { Redis } from 'ioredis';
-
-/** Lag counts stop here: beyond it the exact number matters less than the cost of counting. */
-const LAG_COUNT_CAP = 100_000;
 
 export interface RegionStatus {
   region: string;
   role: 'source' | 'mirror';
   cursor?: string;
-  lag?: { records: number; capped: boolean; seconds: number };
-  chunks?: { referenced: number; present: number; missing: number };
-  queue?: Record<string, number> & { missingBytes: number };
-  failures?: Array<{ chunk: string; error: string; attempts: number }>;
+  /** Records not applied yet (null until the watcher has learnt the source's count at its cursor) and the age of the oldest. */
+  lag?: { records: number | null; seconds: number };
+  chunks?: { referenced: number; present: number; missing: number; failing: number };
+  queue?: Record<string, number>;
+  /** Chunks whose last copy failed (up to 20), with the error; each is tried again on every reconcile pass. */
+  failures?: Array<{ chunk: string; error: string; code: string; attempts: number; at: number }>;
   resync?: Record<string, string>;
+  reconcile?: Record<string, string>;
 }
 
-/** How far behind a mirror's cursor is: records after it (capped) and the age of the oldest. */
-export async function lagOf(source: Meta, redis: Redis, cursor: string | undefined) {
-  const from = cursor ? `(${cursor}` : '-';
-  const ids = (await redis.xrange(source.keys.log, from, '+', 'COUNT', LAG_COUNT_CAP)).map(([id]) => id);
-  const first = ids[0];
-  return {
-    records: ids.length,
-    capped: ids.length === LAG_COUNT_CAP,
-    seconds: first ? Math.max(0, (Date.now() - idTime(first)) / 1000) : 0,
-  };
+/**
+ * How far behind a mirror's cursor is, from counters: the source's count of records ever added
+ * (one atomic script) minus the count at the mirror's cursor, and the age of the first record
+ * after the cursor (one record read).
+ */
+export async function lagOf(source: Meta, mirror: MirrorMeta, cursor: string | undefined) {
+  const [history, tracking] = await Promise.all([source.history(cursor, { create: false }), mirror.tracking()]);
+  const records = cursor === undefined ? history.length : tracking.added === undefined ? null : Math.max(0, history.added - tracking.added);
+  if (records === 0 || (cursor !== undefined && cursor === history.last)) return { records: records ?? 0, seconds: 0 };
+  const next = await source.firstAfter(cursor);
+  return { records, seconds: next ? Math.max(0, (Date.now() - idTime(next)) / 1000) : 0 };
 }
 
-/** A region's replication state, read from Redis (no daemon needed). */
+/** A region's replication state, read from Redis counters (no daemon needed, no scan). */
 export async function regionStatus(region: Region): Promise<RegionStatus> {
   const { mirror } = region;
   const copies = await region.copyQueue();
   if (!mirror) return { region: region.name, role: 'source' };
   const cursor = await mirror.cursor();
-  const [lag, chunks] = await Promise.all([lagOf(region.sourceMeta, region.sourceRedis, cursor), chunkCounts(mirror)]);
+  const [lag, counts, failures, resync, reconcile] = await Promise.all([
+    lagOf(region.sourceMeta, mirror, cursor),
+    mirror.counts(),
+    mirror.chunks.failures(20),
+    region.redis.hgetall(mirror.keys.resyncInfo),
+    mirror.chunks.reconcileInfo(),
+  ]);
   const status: RegionStatus = {
     region: region.name,
     role: 'mirror',
     lag,
-    chunks,
-    resync: await region.redis.hgetall(mirror.keys.resyncInfo),
+    chunks: {
+      referenced: counts.referenced,
+      present: counts.referenced - counts.missing,
+      missing: counts.missing,
+      failing: counts.failing,
+    },
+    failures: failures.failures.map(shownFailure),
+    resync,
+    reconcile,
   };
   if (cursor) status.cursor = cursor;
-  if (copies) {
-    const counts = await copies.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed');
-    const pending = await copies.queue.getJobs(['waiting', 'prioritized', 'active', 'delayed', 'failed'], 0, 9_999);
-    const missingBytes = pending.reduce((sum, job) => sum + (Number(job?.data?.size) || 0), 0);
-    status.queue = { ...counts, missingBytes };
-    const failed = await copies.queue.getFailed(0, 19);
-    status.failures = failed.map((job) => ({ chunk: String(job.id), error: job.failedReason ?? '', attempts: job.attemptsMade }));
-  }
+  if (copies) status.queue = await copies.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed');
   return status;
 }
 
-async function chunkCounts(mirror: MirrorMeta) {
-  let referenced = 0;
-  let missing = 0;
-  for await (const ids of mirror.referencedChunks()) {
-    const valid = ids.filter(isChunkId) as ChunkId[];
-    referenced += valid.length;
-    missing += (await mirror.missing(valid)).length;
-  }
-  return { referenced, present: referenced - missing, missing };
+function shownFailure(f: CopyFailure) {
+  return { chunk: f.chunk, error: f.error, code: f.code, attempts: f.attempts, at: f.at };
 }
 
 /** Percent of a file's (or folder's) chunks this region's store holds. */

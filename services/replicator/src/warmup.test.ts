@@ -1,9 +1,9 @@
 import type { CacheMember, CacheNodeClient, Membership } from '@ferry/cache';
-import { type ChunkId, nativeChunkId, sha256Hex, silentLogger } from '@ferry/core';
+import { type ChunkId, type Entry, nativeChunkId, sha256Hex, silentLogger } from '@ferry/core';
 import type { MirrorMeta } from '@ferry/meta';
 import { DelayedError, type Job } from 'bullmq';
 import { describe, expect, it } from 'vitest';
-import { createWarmProcessor } from './warmup.js';
+import { createWarmProcessor, fillGroups } from './warmup.js';
 
 const chunk = nativeChunkId(sha256Hex(Buffer.from('x')));
 const node: CacheMember = { id: 'n1', url: 'http://127.0.0.1:1', weight: 1, capacity: 1, used: 0, seenMs: 0 };
@@ -51,5 +51,24 @@ describe('warm processor', () => {
     await expect(processor(job(120_000), 'token')).resolves.toEqual({ state: 'fetched' });
     expect(delays).toEqual([]);
     expect(fills).toHaveLength(1);
+  });
+});
+
+describe('fillGroups', () => {
+  const id = (s: string) => nativeChunkId(sha256Hex(Buffer.from(s)));
+  const entry = (path: string, chunks: string[]) =>
+    ({ path, version: '1-0', size: chunks.length, mtime: 0, chunkSize: 1, chunks: chunks.map((c) => ({ id: id(c), size: 1 })) }) as Entry;
+
+  it("puts every file's first chunk first, then one group per file, each placement once", () => {
+    const entries = [entry('/a', ['a0', 'a1', 'shared']), entry('/b', ['b0', 'shared', 'b2'])];
+    const placements = ['a0', 'b0', 'a1', 'shared', 'b2'].flatMap((c) => ['n1', 'n2'].map((node) => ({ chunk: id(c), size: 1, node })));
+    const groups = fillGroups(entries, placements);
+    const names = (g: Array<{ chunk: ChunkId; node: string }>) =>
+      g.map((p) => `${['a0', 'a1', 'b0', 'b2', 'shared'].find((c) => id(c) === p.chunk)}@${p.node}`);
+    expect(groups.map(names)).toEqual([
+      ['a0@n1', 'a0@n2', 'b0@n1', 'b0@n2'],
+      ['a1@n1', 'a1@n2', 'shared@n1', 'shared@n2'],
+      ['b2@n1', 'b2@n2'],
+    ]);
   });
 });

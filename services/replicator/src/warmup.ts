@@ -1,22 +1,23 @@
 import { randomBytes } from 'node:crypto';
-import { type CacheMember, type CacheNodeClient, type Membership, planWarmup, residency } from '@ferry/cache';
+import { type CacheMember, type CacheNodeClient, type Membership, planWarmup, residency, type WarmPlacement } from '@ferry/cache';
 import { type Entry, InvalidArgumentError, type Logger, NotFoundError, normalizePath, UnavailableError } from '@ferry/core';
-import { parseFillJob, toJobError, WARM_JOB_NODE_ID, WarmQueue } from '@ferry/jobs';
-import type { Meta, MirrorMeta } from '@ferry/meta';
-import type { WarmupState } from '@ferry/region';
+import { parseFillJob, toJobError, WarmQueue } from '@ferry/jobs';
+import type { Meta, MirrorMeta, RedisClient } from '@ferry/meta';
+import type { WarmupQueued, WarmupState } from '@ferry/region';
 import { DelayedError, type Job } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 
 /** Paths one request may name. */
 const MAX_PATHS = 1_000;
 
 export interface WarmFlowsOptions {
   /** The region's Redis (BullMQ copies what it needs; not owned). */
-  redis: Redis;
+  redis: RedisClient;
   volume: string;
   /** The region's own metadata (paths are resolved there). */
   meta: Meta;
+  /** In a mirror: the present set, so a warmup is ready only once the region holds every chunk. */
+  mirror?: MirrorMeta;
   membership: Membership;
   client: CacheNodeClient;
   replicas: number;
@@ -55,22 +56,35 @@ export class WarmFlows {
   }
 
   /** Queue a warmup of `paths`; returns the parent job id and how many chunks and placements it covers. */
-  async request(rawPaths: unknown): Promise<{ id: string; chunks: number; placements: number }> {
+  async request(rawPaths: unknown): Promise<WarmupQueued> {
     if (!Array.isArray(rawPaths) || rawPaths.length === 0 || rawPaths.length > MAX_PATHS || !rawPaths.every((p) => typeof p === 'string')) {
       throw new InvalidArgumentError(`paths: expected 1-${MAX_PATHS} path strings`);
     }
     const paths = [...new Set((rawPaths as string[]).map((p) => normalizePath(p)))];
     const entries = await this.#entries(paths);
+    return this.enqueue({ id: `w-${randomBytes(8).toString('hex')}`, paths, entries, replicas: this.#o.replicas });
+  }
+
+  /**
+   * Queue warmup `id` of `entries` (shown as `paths`) with `replicas` owners per chunk. An id
+   * that is already queued is left as it is (a warm rule queues each change under an id of its
+   * own, so looking at a change twice queues it once).
+   */
+  async enqueue(options: { id: string; paths: string[]; entries: Entry[]; replicas: number; rule?: string }): Promise<WarmupQueued> {
     const members = await this.#o.membership.members();
     if (members.length === 0) throw new UnavailableError('no live cache nodes in this region');
-    for (const m of members) {
-      if (!WARM_JOB_NODE_ID.test(m.id))
-        throw new InvalidArgumentError(`cache node id ${JSON.stringify(m.id)} cannot name a warm job (letters, digits, _ and - only)`);
-    }
-    const plan = planWarmup({ entries, members, replicas: this.#o.replicas });
-    const id = `w-${randomBytes(8).toString('hex')}`;
-    await this.#queue.add({ id, paths, fills: plan.placements, ...(this.#o.attempts ? { attempts: this.#o.attempts } : {}) });
-    return { id, chunks: plan.chunks.length, placements: plan.placements.length };
+    const plan = planWarmup({ entries: options.entries, members, replicas: options.replicas });
+    const figures = { id: options.id, chunks: plan.chunks.length, placements: plan.placements.length };
+    if (await this.#queue.get(options.id)) return figures;
+    await this.#queue.add({
+      id: options.id,
+      paths: options.paths,
+      groups: fillGroups(options.entries, plan.placements),
+      ...(options.replicas !== this.#o.replicas ? { replicas: options.replicas } : {}),
+      ...(options.rule !== undefined ? { rule: options.rule } : {}),
+      ...(this.#o.attempts ? { attempts: this.#o.attempts } : {}),
+    });
+    return figures;
   }
 
   /** A warmup's state and its verified residency, or undefined for an unknown id. */
@@ -82,17 +96,27 @@ export class WarmFlows {
       throw err;
     });
     const members = await this.#o.membership.members();
-    const chunkIds = planWarmup({ entries, members: [], replicas: this.#o.replicas }).chunks.map((c) => c.id);
-    const res = await residency({ members, replicas: this.#o.replicas, chunkIds, client: this.#o.client });
+    const replicas = record.data.replicas ?? this.#o.replicas;
+    const chunkIds = planWarmup({ entries, members: [], replicas }).chunks.map((c) => c.id);
+    const [res, missing] = await Promise.all([
+      residency({ members, replicas, chunkIds, client: this.#o.client }),
+      this.#o.mirror ? this.#o.mirror.missing(chunkIds).then((ids) => ids.length) : 0,
+    ]);
+    const complete = res.percent === 100;
     return {
       id,
       state: record.state,
       paths: record.data.paths,
       requestedAt: record.data.requestedAt,
       ...(record.finishedOn ? { finishedOn: record.finishedOn } : {}),
+      replicas,
+      ...(record.data.rule !== undefined ? { rule: record.data.rule } : {}),
       children: record.children,
       residency: res,
-      complete: res.percent === 100,
+      missing,
+      complete,
+      // No entries: the paths are gone, or (a rule's warmup in a mirror) not applied here yet.
+      ready: complete && missing === 0 && entries.length > 0,
       finished: record.state === 'completed' || record.state === 'failed',
     };
   }
@@ -100,6 +124,25 @@ export class WarmFlows {
   close(): Promise<void> {
     return this.#queue.close();
   }
+}
+
+/**
+ * The placements of a plan split per file, in the plan's order: first every file's first chunk
+ * (the safetensors headers readers need first), then the rest of each file, one group per file.
+ */
+export function fillGroups(entries: readonly Entry[], placements: readonly WarmPlacement[]): WarmPlacement[][] {
+  const byChunk = new Map<string, WarmPlacement[]>();
+  for (const p of placements) byChunk.set(p.chunk, [...(byChunk.get(p.chunk) ?? []), p]);
+  const taken = new Set<string>();
+  const take = (ids: readonly string[]) =>
+    ids.flatMap((chunk) => {
+      if (taken.has(chunk)) return [];
+      taken.add(chunk);
+      return byChunk.get(chunk) ?? [];
+    });
+  const firsts = take(entries.flatMap((e) => e.chunks.slice(0, 1).map((c) => c.id)));
+  const rest = entries.map((e) => take(e.chunks.slice(1).map((c) => c.id)));
+  return [firsts, ...rest].filter((group) => group.length > 0);
 }
 
 export interface WarmProcessorOptions {
@@ -130,6 +173,8 @@ export function createWarmProcessor(options: WarmProcessorOptions) {
     return members.list.find((m) => m.id === id);
   };
   const process = async (job: Job, token?: string): Promise<unknown> => {
+    // A split warmup's gate: once it runs, the parent may finish with its other children.
+    if (job.name === 'gate') return { gate: true };
     if (job.name === 'warmup') {
       const counts = await job.getDependenciesCount({ processed: true, ignored: true });
       return { processed: counts.processed ?? 0, failed: counts.ignored ?? 0 };
@@ -160,7 +205,7 @@ export function createWarmProcessor(options: WarmProcessorOptions) {
 /** POST /warmup and GET /warmup/:id on the control API. */
 export function warmupRoutes(flows: () => WarmFlows | undefined): (app: FastifyInstance) => void {
   return (app) => {
-    const unavailable = { error: 'unavailable', message: 'this region has no cache nodes configured (set cache.token)' };
+    const unavailable = { error: 'unavailable', message: 'this region has no cache nodes configured (set cache.writeToken)' };
     app.post('/warmup', async (req, reply) => {
       const f = flows();
       if (!f) return reply.code(409).send(unavailable);

@@ -1,7 +1,16 @@
-export { type BearerAuthOptions, bearerAuth, bearerOf, hasBearer, sameSecret } from './auth.js';
+export { type BearerAuthOptions, type BearerRolesOptions, bearerAuth, bearerOf, bearerRoles, hasBearer, sameSecret } from './auth.js';
+export { type BudgetLease, InFlightBudget, type InFlightBudgetOptions } from './budget.js';
 export { type RunningRedis, startRedis } from './embedded-redis.js';
 export { freePort } from './free-port.js';
 export { type BoundAddress, listen, parseListenAddress } from './listen.js';
 export { type ServiceRegistryOptions, serviceRegistry } from './metrics.js';
+export {
+  DEFAULT_SERVER_LIMITS,
+  readServerTls,
+  type ServerLimits,
+  type ServerTlsFiles,
+  type ServiceAppOptions,
+  serviceApp,
+} from './server.js';
 export { type SignalSource, stopSignal } from './signals.js';
-export { closeGracefully, DEFAULT_GRACE_MS } from './stop.js';
+export { closeGracefully, DEFAULT_GRACE_MS, exitSoon, stopWithin } from './stop.js';

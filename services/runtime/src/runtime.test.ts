@@ -7,13 +7,16 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   bearerAuth,
   bearerOf,
+  bearerRoles,
   closeGracefully,
+  exitSoon,
   hasBearer,
   listen,
   parseListenAddress,
   sameSecret,
   serviceRegistry,
   stopSignal,
+  stopWithin,
 } from './index.js';
 
 const apps: FastifyInstance[] = [];
@@ -79,6 +82,53 @@ describe('bearer token', () => {
   });
 });
 
+describe('bearer roles', () => {
+  it('grants a role to its token and to every stronger one; a weaker valid token gets 403', async () => {
+    const server = app();
+    server.addHook(
+      'onRequest',
+      bearerRoles({
+        roles: [
+          ['read', 'r-tok'],
+          ['write', 'w-tok'],
+        ],
+        required: (req, path) => (path === '/healthz' ? undefined : req.method === 'GET' ? 'read' : 'write'),
+      }),
+    );
+    server.get('/healthz', async () => 'ok');
+    server.get('/x', async () => 'read');
+    server.put('/x', async () => 'wrote');
+    const as = (token: string | undefined, method: 'GET' | 'PUT') =>
+      server.inject({ method, url: '/x', ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
+    expect((await server.inject({ url: '/healthz' })).statusCode).toBe(200);
+    expect((await as('r-tok', 'GET')).statusCode).toBe(200);
+    expect((await as('w-tok', 'GET')).statusCode).toBe(200);
+    expect((await as('w-tok', 'PUT')).statusCode).toBe(200);
+    const denied = await as('r-tok', 'PUT');
+    expect(denied.statusCode).toBe(403);
+    expect(denied.json()).toEqual({ error: 'FORBIDDEN', message: 'this request needs the write token' });
+    expect((await as('nope', 'PUT')).statusCode).toBe(401);
+    expect((await as(undefined, 'GET')).statusCode).toBe(401);
+  });
+
+  it('grants a role without a token to nobody', async () => {
+    const server = app();
+    server.addHook(
+      'onRequest',
+      bearerRoles({
+        roles: [
+          ['read', 'r'],
+          ['write', undefined],
+        ],
+        required: () => 'write',
+      }),
+    );
+    server.get('/', async () => 'x');
+    expect((await server.inject({ url: '/', headers: { authorization: 'Bearer r' } })).statusCode).toBe(403);
+    expect((await server.inject({ url: '/', headers: { authorization: 'Bearer ' } })).statusCode).toBe(401);
+  });
+});
+
 describe('serviceRegistry', () => {
   it('keeps each registry apart and labels its metrics', async () => {
     const a = serviceRegistry({ labels: { region: 'eu' } });
@@ -100,13 +150,19 @@ describe('serviceRegistry', () => {
 describe('closeGracefully', () => {
   it('lets a running request finish within the grace period', async () => {
     const server = app();
+    let arrived: () => void = () => {};
+    const running = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
     server.get('/slow', async () => {
+      arrived();
       await new Promise((resolve) => setTimeout(resolve, 100));
       return 'done';
     });
     const bound = await listen(server, '127.0.0.1:0');
     const response = fetch(`${bound.url}/slow`).then((r) => r.text());
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The stop begins while the request runs (not before it arrives: that one would get a 503).
+    await running;
     const started = Date.now();
     await closeGracefully(server, { graceMs: 5_000 });
     expect(await response).toBe('done');
@@ -157,5 +213,38 @@ describe('stopSignal', () => {
     const stopped = stopSignal(silentLogger, signals);
     signals.emit('SIGINT');
     await expect(stopped).resolves.toBeUndefined();
+  });
+});
+
+describe('stopWithin', () => {
+  const warnings: string[] = [];
+  const logger: Logger = { ...silentLogger, warn: (_obj: object | string, msg?: string) => void warnings.push(msg ?? '') };
+
+  it('waits for a stop that finishes in time', async () => {
+    let stopped = false;
+    const inTime = await stopWithin(
+      async () => {
+        await new Promise((r) => setTimeout(r, 20));
+        stopped = true;
+      },
+      { timeoutMs: 1_000, logger, what: 'svc' },
+    );
+    expect([inTime, stopped]).toEqual([true, true]);
+  });
+
+  it('gives up on a stop that hangs (a Redis that never answers) at the deadline, saying so', async () => {
+    warnings.length = 0;
+    const started = Date.now();
+    const inTime = await stopWithin(() => new Promise<void>(() => {}), { timeoutMs: 100, logger, what: 'svc' });
+    expect(inTime).toBe(false);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(warnings).toEqual(['svc: stop deadline passed; exiting with work in flight']);
+  });
+
+  it('exitSoon exits with the code after the delay without keeping the process alive', async () => {
+    const exits: number[] = [];
+    exitSoon(0, 10, (code) => exits.push(code));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(exits).toEqual([0]);
   });
 });

@@ -1,3 +1,4 @@
+import type { Logger } from '@ferry/core';
 import type { FastifyInstance } from 'fastify';
 
 /** How long running requests may take to finish once a service stops, unless it says otherwise. */
@@ -27,4 +28,40 @@ export async function closeGracefully(app: FastifyInstance, options: { graceMs?:
   }
   app.server.closeAllConnections();
   await closing;
+}
+
+/**
+ * Run a service's stop, but not for longer than `timeoutMs`: resolves true when it finished in
+ * time, false (after a warning) when the deadline passed first. Whatever it was waiting on (a
+ * Redis or a store that does not answer) is left behind: the caller exits the process, which
+ * releases it as a kill -9 would.
+ */
+export async function stopWithin(
+  stop: () => Promise<void>,
+  options: { timeoutMs: number; logger: Logger; what: string },
+): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), options.timeoutMs);
+  });
+  const stopped = stop().then(
+    () => true as const,
+    (err: unknown) => {
+      options.logger.warn({ err }, `${options.what}: stop failed`);
+      return true as const;
+    },
+  );
+  const inTime = await Promise.race([stopped, deadline]);
+  clearTimeout(timer);
+  if (!inTime) options.logger.warn({ deadlineMs: options.timeoutMs }, `${options.what}: stop deadline passed; exiting with work in flight`);
+  return inTime;
+}
+
+/**
+ * After a daemon has stopped, make sure the process ends: a connection or timer some library
+ * keeps (a reconnecting client, a socket to a dead peer) must not hold it open. The timer itself
+ * does not keep the process alive.
+ */
+export function exitSoon(code: number, afterMs = 1_000, exit: (code: number) => void = (c) => process.exit(c)): void {
+  setTimeout(() => exit(code), afterMs).unref();
 }

@@ -1,10 +1,10 @@
 // Entry of the s3rver child process started by s3rver.ts. Plain JS so it runs without a build.
-// Usage: node --openssl-legacy-provider s3rver-main.mjs <directory> <bucket>[,<bucket>…]
+// Usage: node --openssl-legacy-provider s3rver-main.mjs <directory> <bucket>[,<bucket>…] [port]
 // Prints one JSON line {"port","endpoint"} on stdout once listening; exits when stdin closes, so
 // a crashed test runner never leaves it behind.
 import S3rver from 's3rver';
 
-const [directory, bucketList] = process.argv.slice(2);
+const [directory, bucketList, portArg] = process.argv.slice(2);
 if (!directory || !bucketList) {
   console.error('usage: s3rver-main.mjs <directory> <bucket>[,<bucket>…]');
   process.exit(2);
@@ -12,7 +12,7 @@ if (!directory || !bucketList) {
 
 const server = new S3rver({
   address: '127.0.0.1',
-  port: 0,
+  port: Number(portArg ?? 0),
   directory,
   silent: true,
   configureBuckets: bucketList.split(',').map((name) => ({ name })),

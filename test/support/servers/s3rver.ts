@@ -9,12 +9,17 @@ export interface RunningS3rver {
   endpoint: string;
   /** The first configured bucket. */
   bucket: string;
+  port: number;
   stop(): Promise<void>;
 }
 
 export interface S3rverOptions {
   /** Buckets that exist from the start (default: one, `ferry-test`). More can be made with CreateBucket. */
   buckets?: string[];
+  /** Where the objects live (default: a temp directory removed by stop()); given, it stays, so a server can be started again on it. */
+  directory?: string;
+  /** Port to listen on (default: any free one), e.g. the port of a server stopped before, to bring "the same" endpoint back. */
+  port?: number;
 }
 
 const MAIN = fileURLToPath(new URL('./s3rver-main.mjs', import.meta.url));
@@ -30,8 +35,9 @@ export async function startS3rver(options: S3rverOptions = {}): Promise<RunningS
   const buckets = options.buckets ?? ['ferry-test'];
   const bucket = buckets[0];
   if (!bucket) throw new Error('startS3rver: at least one bucket');
-  const dir = await mkdtemp(join(tmpdir(), 'ferry-s3rver-'));
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', MAIN, dir, buckets.join(',')], {
+  const dir = options.directory ?? (await mkdtemp(join(tmpdir(), 'ferry-s3rver-')));
+  const owned = options.directory === undefined;
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', MAIN, dir, buckets.join(','), String(options.port ?? 0)], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, NODE_OPTIONS: '' },
   });
@@ -44,7 +50,7 @@ export async function startS3rver(options: S3rverOptions = {}): Promise<RunningS
     endpoint = await readReady(child, () => stderr);
   } catch (err) {
     child.kill('SIGKILL');
-    await rm(dir, { recursive: true, force: true });
+    if (owned) await rm(dir, { recursive: true, force: true });
     throw err;
   }
   // The test runner's exit must not wait for the server; stop() (or stdin closing) ends it.
@@ -53,9 +59,10 @@ export async function startS3rver(options: S3rverOptions = {}): Promise<RunningS
   return {
     endpoint,
     bucket,
+    port: Number(new URL(endpoint).port),
     async stop() {
       await stopChild(child);
-      await rm(dir, { recursive: true, force: true });
+      if (owned) await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { Membership } from '@ferry/cache';
 import { CacheNode, regionUpstream } from '@ferry/cache-node';
 import { formatBytes, InvalidArgumentError, InvalidConfigError, type Logger, parseSize } from '@ferry/core';
-import { stopSignal } from '@ferry/runtime';
+import { exitSoon, stopSignal, stopWithin } from '@ferry/runtime';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
 
@@ -28,18 +28,22 @@ function parseWeight(value: string | number | undefined): number {
 }
 
 /**
- * Run a cache node of a region until SIGTERM/SIGINT (a second signal exits at once): chunks on
+ * Run a cache node of a region until SIGTERM/SIGINT (a second signal exits at once; the stop takes
+ * at most `replicator.stopTimeout`): chunks on
  * local disk up to `capacity`, read-through from the region's store, then the source's, then the
  * origin object of an imported file (found in the region's metadata), and a heartbeat into the
  * region's Redis so readers and warmups place chunks on it.
  */
 export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNodeCommandOptions, logger: Logger): Promise<void> {
   const region = await ctx.region(opts.region);
-  const token = region.config.cache?.token;
-  if (!token) {
+  const cache = region.config.cache;
+  if (!cache?.readToken || !cache.writeToken) {
     throw new InvalidConfigError(
-      `regions.${region.name}.cache.token: set a token (e.g. "\${FERRY_CACHE_TOKEN}") to run cache nodes in ${region.name}`,
+      `regions.${region.name}.cache: set readToken and writeToken (e.g. "\${FERRY_CACHE_READ_TOKEN}") to run cache nodes in ${region.name}`,
     );
+  }
+  if (cache.tls && !cache.tls.cert) {
+    throw new InvalidConfigError(`regions.${region.name}.cache.tls: set cert and key to serve cache nodes over TLS`);
   }
   const capacity = parseSize(opts.capacity);
   if (capacity < ctx.config.chunkSize) {
@@ -47,11 +51,17 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
   }
   const weight = parseWeight(opts.weight);
   const log = logger.child({ component: 'cache-node', region: region.name });
+  for (const report of region.redisReports) for (const warning of report.warnings) log.warn({ redis: report.where }, warning);
+  // The upstream is made before the node whose metrics count its bad copies.
+  let metrics: CacheNode['metrics'] | undefined;
   const node = new CacheNode({
     dir: resolve(opts.dir),
     capacity,
     weight,
-    token,
+    readToken: cache.readToken,
+    writeToken: cache.writeToken,
+    ...(cache.tls?.cert && cache.tls.key ? { tls: { cert: cache.tls.cert, key: cache.tls.key } } : {}),
+    limits: cache.limits,
     listen: opts.listen,
     maxChunkBytes: ctx.config.chunkSize,
     scrubBytesPerSecond: region.config.cache?.scrubBytesPerSecond ?? 0,
@@ -60,15 +70,20 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
       // The source's store, not its Redis: a node never needs the source's metadata.
       ...(region.isSource ? {} : { source: { name: `source:${region.sourceName}`, store: region.sourceStore } }),
       openOrigin: (url) => region.origins.open(url),
+      hashes: region.hashes,
+      onBadCopy: () => metrics?.corrupt.inc({ where: 'upstream' }),
       logger: log,
     }),
+    hashes: region.hashes,
     entries: region.meta,
     membership: new Membership({ redis: region.redis, volume: ctx.config.volume }),
     logger: log,
     processMetrics: true,
+    graceMs: Math.floor(ctx.config.replicator.stopTimeout * 0.8),
     ...(opts.id !== undefined ? { id: opts.id } : {}),
     ...(opts.advertise !== undefined ? { advertise: opts.advertise } : {}),
   });
+  metrics = node.metrics;
   const started = await node.start();
   out.event({
     event: 'started',
@@ -84,6 +99,7 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
     `cache node ${started.id} of region ${region.name} serving ${started.url} (${formatBytes(node.cache.used)} of ${formatBytes(capacity)} held, weight ${weight})`,
   );
   await stopSignal(log);
-  await node.stop();
+  await stopWithin(() => node.stop(), { timeoutMs: ctx.config.replicator.stopTimeout, logger: log, what: 'cache node' });
   out.event({ event: 'stopped', id: started.id });
+  exitSoon(0);
 }

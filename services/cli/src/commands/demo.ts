@@ -41,7 +41,8 @@ export async function demoCommand(out: Output, opts: { dir: string }): Promise<v
   const redisUrl = process.env.FERRY_DEMO_REDIS ?? (embedded?.url as string);
   say(`ferry demo in ${dir}`);
   say(`  redis: ${embedded ? `private redis-server on ${redisUrl}` : redisUrl}`);
-  const logger = createLogger({ name: 'ferry-demo', level: process.env.FERRY_LOG_LEVEL ?? 'warn' });
+  // Errors only: the demo's private Redis persists nothing on purpose, and the daemon would warn of it.
+  const logger = createLogger({ name: 'ferry-demo', level: process.env.FERRY_LOG_LEVEL ?? 'error' });
   const config = parseConfig({
     volume: 'demo',
     chunkSize: '8MiB',

@@ -1,5 +1,5 @@
 import { basename, join } from 'node:path';
-import { forEachLimit, formatBytes, InvalidArgumentError, normalizePath } from '@ferry/core';
+import { forEachLimit, formatBytes, normalizePath } from '@ferry/core';
 import { openReader } from '@ferry/region';
 import { planPut, putFiles } from '@ferry/writer';
 import type { Context } from '../context.js';

@@ -1,12 +1,12 @@
 import { type Logger, regionConfig } from '@ferry/core';
 import { Gateway } from '@ferry/gateway';
-import { stopSignal } from '@ferry/runtime';
+import { exitSoon, stopSignal, stopWithin } from '@ferry/runtime';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
 
 /**
  * Serve the volume of a region as a read-only S3 bucket until SIGTERM/SIGINT; a second signal
- * exits at once. `/-/metrics` takes the bearer token in FERRY_GATEWAY_METRICS_TOKEN (or a signed
+ * exits at once, and the stop takes at most `replicator.stopTimeout`. `/-/metrics` takes the bearer token in FERRY_GATEWAY_METRICS_TOKEN (or a signed
  * request); `/-/healthz` is open.
  */
 export async function gatewayCommand(ctx: Context, out: Output, opts: { region: string; listen?: string }, logger: Logger): Promise<void> {
@@ -17,6 +17,8 @@ export async function gatewayCommand(ctx: Context, out: Output, opts: { region: 
     region: opts.region,
     logger,
     processMetrics: true,
+    // Downloads still running get most of the stop deadline, then are cut.
+    graceMs: Math.floor(ctx.config.replicator.stopTimeout * 0.8),
     ...(opts.listen ? { listen: opts.listen } : {}),
     ...(metricsToken ? { metricsToken } : {}),
   });
@@ -30,5 +32,6 @@ export async function gatewayCommand(ctx: Context, out: Output, opts: { region: 
     `gateway for volume "${ctx.config.volume}" in region ${opts.region} listening on ${gateway.address ?? '(nowhere)'} (bucket "${ctx.config.volume}")`,
   ]);
   await stopSignal(logger);
-  await gateway.stop();
+  await stopWithin(() => gateway.stop(), { timeoutMs: ctx.config.replicator.stopTimeout, logger, what: 'gateway' });
+  exitSoon(0);
 }

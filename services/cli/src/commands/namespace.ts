@@ -1,4 +1,5 @@
 import { type Entry, formatBytes, normalizePath } from '@ferry/core';
+import { FOLDER_BATCH } from '@ferry/meta';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
 
@@ -45,18 +46,31 @@ export async function statCommand(ctx: Context, out: Output, path: string, opts:
   ]);
 }
 
+/** What a folder operation of several records does and does not guarantee, for the person who ran it. */
+function batchNote(verb: 'removed' | 'moved', batches: number): string[] {
+  if (batches <= 1) return [];
+  return [
+    `(in ${batches} steps of up to ${FOLDER_BATCH.files} files each: a folder of more than ${FOLDER_BATCH.files} files is not ${verb} in one atomic step, so readers and mirrors may have seen it partly ${verb} meanwhile; each step is atomic, and if the command is interrupted, running it again finishes it)`,
+  ];
+}
+
 export async function rmCommand(ctx: Context, out: Output, path: string, opts: { recursive: boolean; region?: string }): Promise<void> {
   const region = await ctx.writable(opts.region);
   const result = await region.meta.delete(normalizePath(path), { recursive: opts.recursive });
-  out.result({ event: 'summary', command: 'rm', path: normalizePath(path), ...result }, [
+  out.result({ event: 'summary', command: 'rm', path: normalizePath(path), ...result, atomic: result.batches === 1 }, [
     `removed ${result.removed} file${result.removed === 1 ? '' : 's'} at version ${result.version}`,
+    ...batchNote('removed', result.batches),
   ]);
 }
 
 export async function mvCommand(ctx: Context, out: Output, from: string, to: string, opts: { region?: string } = {}): Promise<void> {
   const region = await ctx.writable(opts.region);
   const result = await region.meta.rename(normalizePath(from), normalizePath(to));
-  out.result({ event: 'summary', command: 'mv', from: normalizePath(from), to: normalizePath(to), ...result }, [
-    `moved ${result.moved} file${result.moved === 1 ? '' : 's'} to ${normalizePath(to)} at version ${result.version}`,
-  ]);
+  out.result(
+    { event: 'summary', command: 'mv', from: normalizePath(from), to: normalizePath(to), ...result, atomic: result.batches === 1 },
+    [
+      `moved ${result.moved} file${result.moved === 1 ? '' : 's'} to ${normalizePath(to)} at version ${result.version}`,
+      ...batchNote('moved', result.batches),
+    ],
+  );
 }

@@ -1,11 +1,17 @@
-import { CacheNodeClient, Membership, type Residency, residency } from '@ferry/cache';
-import { type ChunkId, formatBytes, InvalidArgumentError, type Logger, normalizePath, regionConfig } from '@ferry/core';
+import { Membership, type Residency, residency } from '@ferry/cache';
+import { type ChunkId, InvalidArgumentError, type Logger, normalizePath, regionConfig } from '@ferry/core';
+import type { CopyRequest } from '@ferry/jobs';
+import { cacheClient, hasCacheAccess } from '@ferry/region';
 import { presence, type RegionStatus, Replicator, regionStatus } from '@ferry/replicator';
-import { stopSignal } from '@ferry/runtime';
+import { exitSoon, stopSignal, stopWithin } from '@ferry/runtime';
 import type { Context, Region } from '../context.js';
 import type { Output } from '../output.js';
 
-/** Run the daemon until SIGTERM/SIGINT; a second signal exits at once. */
+/**
+ * Run the daemon until SIGTERM/SIGINT; a second signal exits at once. The stop takes at most
+ * `replicator.stopTimeout` (the replicator cuts off what is still running then), and the process
+ * ends right after, whatever a library still holds open.
+ */
 export async function replicatorCommand(
   ctx: Context,
   out: Output,
@@ -23,34 +29,53 @@ export async function replicatorCommand(
   await replicator.start();
   out.event({ event: 'started', region: opts.region, api: replicator.address ?? null });
   await stopSignal(logger);
-  await replicator.stop();
+  // The replicator bounds its own stop; this bounds it again in case cutting off hangs too.
+  const timeoutMs = ctx.config.replicator.stopTimeout;
+  await stopWithin(() => replicator.stop(), { timeoutMs: timeoutMs + 1_000, logger, what: 'replicator' });
+  exitSoon(0);
 }
 
+/**
+ * Queue the copies whose last attempt failed again now, instead of at the reconciler's next pass
+ * (and any failed job still kept by the queue).
+ */
 export async function retryFailedCommand(ctx: Context, out: Output, opts: { region: string }): Promise<void> {
   const region = await ctx.region(opts.region);
   const copies = await region.copyQueue();
-  if (!copies) throw new InvalidArgumentError(`region "${region.name}" is the source; it has no copy queue`);
-  const retried = await copies.retryFailed();
-  out.result({ event: 'summary', command: 'retry-failed', region: region.name, retried }, [
-    `${retried} failed copy job${retried === 1 ? '' : 's'} queued again in ${region.name}`,
+  const { mirror } = region;
+  if (!copies || !mirror) throw new InvalidArgumentError(`region "${region.name}" is the source; it has no copy queue`);
+  const requests: CopyRequest[] = [];
+  for (const failure of (await mirror.chunks.failures(copies.backlog)).failures) {
+    const request = failure.request as Partial<CopyRequest> | undefined;
+    if (request?.chunk === failure.chunk && typeof request.size === 'number') requests.push({ ...(request as CopyRequest), first: false });
+  }
+  // Within the backlog like every producer: what does not fit is queued by the next reconcile pass.
+  const queued = await copies.enqueue(requests, { ifRoom: true });
+  const retried = queued.queued + (await copies.retryFailed());
+  out.result({ event: 'summary', command: 'retry-failed', region: region.name, retried, deferred: queued.deferred }, [
+    `${retried} failed cop${retried === 1 ? 'y' : 'ies'} queued again in ${region.name}` +
+      (queued.deferred > 0 ? ` (${queued.deferred} more when the queue has room: the reconciler queues them)` : ''),
   ]);
 }
 
 function humanStatus(s: RegionStatus): string[] {
   if (s.role === 'source') return [`${s.region} (source)`];
-  const lag = s.lag ? `${s.lag.records}${s.lag.capped ? '+' : ''} records, ${s.lag.seconds.toFixed(1)} s` : 'unknown';
+  const lag = s.lag ? `${s.lag.records ?? 'unknown number of'} records, ${s.lag.seconds.toFixed(1)} s` : 'unknown';
   const chunks = s.chunks
-    ? `${s.chunks.present}/${s.chunks.referenced} present, ${s.chunks.missing} missing (${formatBytes(s.queue?.missingBytes ?? 0)} queued)`
+    ? `${s.chunks.present}/${s.chunks.referenced} present, ${s.chunks.missing} missing, ${s.chunks.failing} failing`
     : '';
   const queue = s.queue
     ? Object.entries(s.queue)
-        .filter(([k]) => k !== 'missingBytes')
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')
     : '';
   const lines = [`${s.region} (mirror)`, `  lag:      ${lag}`, `  chunks:   ${chunks}`, `  queue:    ${queue}`];
-  for (const f of s.failures ?? []) lines.push(`  failed:   ${f.chunk} after ${f.attempts} attempts: ${f.error}`);
+  for (const f of s.failures ?? []) lines.push(`  failing:  ${f.chunk} (${f.attempts} attempts, retried every pass): ${f.error}`);
   if (s.resync?.state) lines.push(`  resync:   ${s.resync.state} (snapshot ${s.resync.snapshot ?? '?'})`);
+  if (s.reconcile?.at)
+    lines.push(
+      `  reconcile: last pass ${new Date(Number(s.reconcile.at)).toISOString()}, ${s.reconcile.missing ?? 0} missing, ${s.reconcile.queued ?? 0} queued`,
+    );
   return lines;
 }
 
@@ -82,12 +107,12 @@ export async function statusCommand(ctx: Context, out: Output, path: string | un
   }
 }
 
-/** Verified residency of chunks on a region's live cache nodes, when the region has cache nodes (`cache.token`). */
+/** Verified residency of chunks on a region's live cache nodes, when the config gives this process a cache token. */
 async function cacheResidency(ctx: Context, region: Region, chunkIds: ChunkId[]): Promise<Residency | undefined> {
   const cache = region.config.cache;
-  if (!cache?.token) return undefined;
+  if (!hasCacheAccess(cache, 'read')) return undefined;
   const members = await new Membership({ redis: region.redis, volume: ctx.config.volume }).members();
-  const client = new CacheNodeClient({ token: cache.token, connectTimeoutMs: cache.connectTimeoutMs, logger: ctx.logger });
+  const client = cacheClient({ region: region.name, cache, role: 'read', logger: ctx.logger });
   try {
     return await residency({ members, replicas: cache.replicas, chunkIds, client });
   } finally {

@@ -1,6 +1,6 @@
-import { CacheNodeClient, Membership, type WarmNowReport, warmNow } from '@ferry/cache';
+import { Membership, type WarmNowReport, warmNow } from '@ferry/cache';
 import { formatBytes, InvalidConfigError, normalizePath, regionConfig, UnavailableError } from '@ferry/core';
-import { ControlClient, type WarmupState } from '@ferry/region';
+import { ControlClient, cacheClient, type WarmupState } from '@ferry/region';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
 
@@ -36,7 +36,7 @@ async function warmupViaApi(ctx: Context, out: Output, regionName: string, api: 
   out.line(`queued warmup ${queued.id} of ${target} in region ${regionName}: ${queued.chunks} chunks, ${queued.placements} placements`);
   let state = await api.warmupState(queued.id);
   let shown = -1;
-  while (opts.wait && !state.complete && !state.finished) {
+  while (opts.wait && !state.ready && !state.finished) {
     if (state.residency.placementsHeld !== shown) {
       shown = state.residency.placementsHeld;
       const r = state.residency;
@@ -72,17 +72,20 @@ async function warmupViaApi(ctx: Context, out: Output, regionName: string, api: 
       children: state.children,
       replicas: regionConfig(ctx.config, regionName).cache?.replicas,
       residency: res,
+      missing: state.missing,
       complete: state.complete,
+      ready: state.ready,
       seconds: (Date.now() - started) / 1000,
     },
     [
       `warmup ${queued.id} of ${target} in region ${regionName}: ${state.state}, ${state.children.processed} fills done, ${state.children.pending} pending, ${state.children.failed} failed`,
       ...residencyLines(state),
+      `${state.ready ? 'ready' : 'not ready'}: ${state.missing === 0 ? 'every chunk is in the region' : `${state.missing} chunks not in the region yet`}, residency ${res.percent}%`,
     ],
   );
-  if (opts.wait && !state.complete) {
+  if (opts.wait && !state.ready) {
     throw new UnavailableError(
-      `warmup ${queued.id} of ${target} in region ${regionName} finished with residency ${res.percent}% (${state.children.failed} fills failed)`,
+      `warmup ${queued.id} of ${target} in region ${regionName} is not ready: residency ${res.percent}%, ${state.missing} chunks not in the region (${state.children.failed} fills failed)`,
     );
   }
 }
@@ -99,16 +102,25 @@ export async function warmupCommand(ctx: Context, out: Output, path: string, opt
   const regionName = opts.region ?? ctx.config.source;
   const api = regionConfig(ctx.config, regionName).api;
   const target = normalizePath(path);
-  if (ControlClient.usable(api)) return warmupViaApi(ctx, out, regionName, new ControlClient({ api }), target, opts);
+  if (ControlClient.usable(api)) {
+    const client = new ControlClient({ api, region: regionName });
+    try {
+      return await warmupViaApi(ctx, out, regionName, client, target, opts);
+    } finally {
+      await client.close();
+    }
+  }
   const region = await ctx.region(opts.region);
   const cache = region.config.cache;
-  if (!cache?.token) {
-    throw new InvalidConfigError(
-      `regions.${region.name}.cache.token: region ${region.name} has no cache nodes configured (set cache.token)`,
-    );
+  if (!cache) {
+    throw new InvalidConfigError(`regions.${region.name}.cache: region ${region.name} has no cache nodes configured`);
   }
-  const entries = await region.meta.filesUnder(target);
-  const client = new CacheNodeClient({ token: cache.token, connectTimeoutMs: cache.connectTimeoutMs, logger: ctx.logger });
+  // A direct warmup fills nodes: it needs the write token (readers never hold it).
+  const client = cacheClient({ region: region.name, cache, role: 'write', logger: ctx.logger });
+  const entries = await region.meta.filesUnder(target).catch(async (err: unknown) => {
+    await client.close();
+    throw err;
+  });
   const started = Date.now();
   let report: WarmNowReport;
   try {
@@ -153,15 +165,24 @@ export async function warmupCommand(ctx: Context, out: Output, path: string, opt
   const { overCapacity: _shown, passes, ...figures } = report;
   const r = report;
   const replicasEach = Math.min(r.replicas, r.nodes.length);
-  out.result({ event: 'summary', command: 'warmup', region: region.name, path: target, ...figures, rounds: passes, seconds }, [
-    `warmed ${target}: ${r.files} file${r.files === 1 ? '' : 's'}, ${r.chunks} chunks (${formatBytes(r.bytes)}) on ${r.nodes.length} cache node${r.nodes.length === 1 ? '' : 's'} of region ${region.name}, ${replicasEach} replica${replicasEach === 1 ? '' : 's'} each, in ${seconds.toFixed(1)} s`,
-    `placements: ${r.placements} (${r.fetched} fetched by the nodes, ${r.held} already held, ${r.missing} missing from the region, ${r.failed} failed)`,
-    ...residencyLines(r),
-    ...r.errors.slice(0, 5).map((e) => `  failed: ${e.chunk} on ${e.node}: ${e.error}`),
-  ]);
-  if (opts.wait && !r.complete) {
+  // Ready for a deploy: on all owners, and (in a mirror) every chunk copied into the region too.
+  const notCopied = region.mirror
+    ? (await region.mirror.missing([...new Set(entries.flatMap((e) => e.chunks.map((c) => c.id)))])).length
+    : 0;
+  const ready = r.complete && notCopied === 0;
+  out.result(
+    { event: 'summary', command: 'warmup', region: region.name, path: target, ...figures, rounds: passes, notCopied, ready, seconds },
+    [
+      `warmed ${target}: ${r.files} file${r.files === 1 ? '' : 's'}, ${r.chunks} chunks (${formatBytes(r.bytes)}) on ${r.nodes.length} cache node${r.nodes.length === 1 ? '' : 's'} of region ${region.name}, ${replicasEach} replica${replicasEach === 1 ? '' : 's'} each, in ${seconds.toFixed(1)} s`,
+      `placements: ${r.placements} (${r.fetched} fetched by the nodes, ${r.held} already held, ${r.missing} missing from the region, ${r.failed} failed)`,
+      ...residencyLines(r),
+      ...r.errors.slice(0, 5).map((e) => `  failed: ${e.chunk} on ${e.node}: ${e.error}`),
+      `${ready ? 'ready' : 'not ready'}: ${notCopied === 0 ? 'every chunk is in the region' : `${notCopied} chunks not in the region yet`}, residency ${r.residency.percent}%`,
+    ],
+  );
+  if (opts.wait && !ready) {
     throw new UnavailableError(
-      `warmup of ${target} in region ${region.name} incomplete after ${passes} pass${passes === 1 ? '' : 'es'}: residency ${r.residency.percent}%`,
+      `warmup of ${target} in region ${region.name} incomplete after ${passes} pass${passes === 1 ? '' : 'es'}: residency ${r.residency.percent}%, ${notCopied} chunks not in the region`,
     );
   }
 }

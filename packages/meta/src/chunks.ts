@@ -1,0 +1,138 @@
+import { type ChunkId, isChunkId, parseChunkId } from '@ferry/core';
+import type { VolumeKeys } from './keys.js';
+import type { RedisClient } from './redis.js';
+import { translateRedisError } from './redis-errors.js';
+import { runScript } from './scripts.js';
+
+/** The last failed copy of a chunk, kept until the chunk is present or no longer referenced. */
+export interface CopyFailure {
+  chunk: ChunkId;
+  /** The error's one-line message. */
+  error: string;
+  /** Its stable code (a FerryError code, or OTHER). */
+  code: string;
+  /** Attempts the failed job had made. */
+  attempts: number;
+  /** ms since the epoch. */
+  at: number;
+  /** The copy job's data, so the copy can be queued again without looking the chunk up (retry-failed). */
+  request?: Record<string, unknown>;
+}
+
+export interface ChunkCounts {
+  /** Distinct chunks referenced by the region's entries. */
+  referenced: number;
+  /** Referenced chunks the store does not hold yet. */
+  missing: number;
+  /** Chunks whose last copy failed. */
+  failing: number;
+}
+
+/**
+ * A mirror's record of its chunks: which its store holds (`present`), which it references and
+ * lacks (`missing`, kept in step by the apply, snapshot and prune scripts and corrected by
+ * `reconcile`), and the last failure of each copy that failed. Counts come from set and hash
+ * sizes, so reading them costs the same for ten chunks and ten million.
+ */
+export class MirrorChunks {
+  readonly #redis: RedisClient;
+  readonly #keys: VolumeKeys;
+
+  constructor(options: { redis: RedisClient; keys: VolumeKeys }) {
+    this.#redis = options.redis;
+    this.#keys = options.keys;
+  }
+
+  async #call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw translateRedisError(err, this.#redis);
+    }
+  }
+
+  /** Of these chunks, the ones this region's store does not hold yet (order kept). */
+  async notPresent(ids: readonly ChunkId[]): Promise<ChunkId[]> {
+    if (ids.length === 0) return [];
+    const flags = await this.#call(() => this.#redis.smismember(this.#keys.present, ...ids));
+    return ids.filter((_, i) => flags[i] === 0);
+  }
+
+  async isPresent(id: ChunkId): Promise<boolean> {
+    return (await this.#call(() => this.#redis.sismember(this.#keys.present, parseChunkId(id)))) === 1;
+  }
+
+  /**
+   * The chunk is in this region's store: present, not missing, no failure to report. Any replica
+   * may say so (the bytes are there whoever copied them), so this is not fenced.
+   */
+  async markPresent(id: ChunkId): Promise<void> {
+    const chunk = parseChunkId(id);
+    const k = this.#keys;
+    await this.#call(() => this.#redis.multi().sadd(k.present, chunk).srem(k.missing, chunk).hdel(k.copyFailures, chunk).exec());
+  }
+
+  async recordFailure(failure: CopyFailure): Promise<void> {
+    const chunk = parseChunkId(failure.chunk);
+    await this.#call(() => this.#redis.hset(this.#keys.copyFailures, chunk, JSON.stringify({ ...failure, chunk })));
+  }
+
+  /** Up to `limit` failure records (HSCAN order), and how many there are. */
+  async failures(limit = 20): Promise<{ total: number; failures: CopyFailure[] }> {
+    const k = this.#keys.copyFailures;
+    const total = await this.#call(() => this.#redis.hlen(k));
+    const failures: CopyFailure[] = [];
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.#call(() => this.#redis.hscan(k, cursor, 'COUNT', Math.max(limit, 10)));
+      cursor = next;
+      for (let i = 1; i < flat.length && failures.length < limit; i += 2) {
+        try {
+          failures.push(JSON.parse(flat[i] as string) as CopyFailure);
+        } catch {
+          // A record someone else wrote: skip it rather than fail the status.
+        }
+      }
+    } while (cursor !== '0' && failures.length < limit);
+    return { total, failures };
+  }
+
+  async counts(): Promise<ChunkCounts> {
+    const k = this.#keys;
+    const [referenced, missing, failing] = await this.#call(async () => {
+      const replies = await this.#redis.multi().hlen(k.refs).scard(k.missing).hlen(k.copyFailures).exec();
+      return (replies ?? []).map(([err, value]) => {
+        if (err) throw err;
+        return Number(value);
+      });
+    });
+    return { referenced: referenced ?? 0, missing: missing ?? 0, failing: failing ?? 0 };
+  }
+
+  /**
+   * Put these chunks in or out of the missing set by what refs and present say now (fenced), and
+   * record `info` in the reconcile hash; returns those that are missing.
+   */
+  async reconcile(ids: readonly string[], token: string, info: Record<string, string | number> = {}): Promise<ChunkId[]> {
+    const k = this.#keys;
+    const pairs = Object.entries(info).flatMap(([f, v]) => [f, String(v)]);
+    const args = [token, pairs.length / 2, ...pairs, ...ids.filter(isChunkId)];
+    const keys = [k.refs, k.present, k.missing, k.copyFailures, k.fence, k.reconcile];
+    return (await this.#call(() => runScript(this.#redis, 'reconcile', keys, args))) as ChunkId[];
+  }
+
+  /** The missing set, page by page (SSCAN; a member may come twice). */
+  async *scanMissing(count = 1000): AsyncGenerator<ChunkId[]> {
+    let cursor = '0';
+    do {
+      const [next, ids] = await this.#call(() => this.#redis.sscan(this.#keys.missing, cursor, 'COUNT', count));
+      cursor = next;
+      yield ids as ChunkId[];
+    } while (cursor !== '0');
+  }
+
+  /** The reconcile hash: when the last pass ran and what it found. */
+  async reconcileInfo(): Promise<Record<string, string>> {
+    return this.#call(() => this.#redis.hgetall(this.#keys.reconcile));
+  }
+}

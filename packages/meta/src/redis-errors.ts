@@ -1,0 +1,68 @@
+import { isFerryError, messageOf, redactUrl, UnauthorizedError, UnavailableError } from '@ferry/core';
+import { describeRedis, lastRedisError, type RedisClient } from './redis.js';
+
+const SOCKET_REASONS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed',
+  ETIMEDOUT: 'connection timed out',
+  ECONNRESET: 'connection reset',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  EPIPE: 'connection closed',
+};
+
+function socketReason(err: unknown): string | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === undefined ? undefined : SOCKET_REASONS[code];
+}
+
+function isConnectionFailure(err: unknown): boolean {
+  if (socketReason(err) !== undefined) return true;
+  const name = (err as Error | undefined)?.name;
+  const message = messageOf(err);
+  return (
+    name === 'MaxRetriesPerRequestError' ||
+    name === 'ClusterAllFailedError' ||
+    message === 'Connection is closed.' ||
+    message === 'Command timed out' ||
+    message.includes("Stream isn't writeable") ||
+    message.includes('None of startup nodes is available') ||
+    message.includes('All sentinels are unreachable')
+  );
+}
+
+const UNAVAILABLE_REPLIES = /^(LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|READONLY)\b/;
+
+/**
+ * A Ferry error for a failure of a Redis call: unreachable or not ready → UnavailableError (one
+ * line naming the target without password: `target`, else how the client was made), refused
+ * credentials → UnauthorizedError. Anything else (a bug, a corrupt key) is returned unchanged.
+ */
+export function translateRedisError(err: unknown, redis: RedisClient, target?: string): unknown {
+  if (isFerryError(err)) return err;
+  // A caller may name the Redis by its URL: shown without the password, like describeRedis does.
+  const where = target === undefined ? describeRedis(redis) : redactUrl(target);
+  if (isConnectionFailure(err)) {
+    const last = lastRedisError(redis);
+    const reason = socketReason(err) ?? socketReason(last) ?? (last ? messageOf(last).split('\n')[0] : 'no connection');
+    return new UnavailableError(`cannot reach Redis at ${where}: ${reason}`, { cause: last ?? err });
+  }
+  const message = messageOf(err);
+  if (/^(NOAUTH|WRONGPASS)\b/.test(message)) {
+    return new UnauthorizedError(`Redis at ${where} refused the credentials: ${message.split('\n')[0]}`, { cause: err });
+  }
+  if (UNAVAILABLE_REPLIES.test(message)) {
+    return new UnavailableError(`Redis at ${where} cannot serve the request: ${message.split('\n')[0]}`, { cause: err });
+  }
+  return err;
+}
+
+/** Check that Redis answers; throws a one-line UnavailableError/UnauthorizedError otherwise. */
+export async function pingRedis(redis: RedisClient): Promise<void> {
+  try {
+    await redis.ping();
+  } catch (err) {
+    throw translateRedisError(err, redis);
+  }
+}

@@ -1,0 +1,25 @@
+import { bearerAuth } from '@ferry/runtime';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+
+export interface MountAppOptions {
+  registry: Registry;
+  /** Bearer token for /metrics; without one, /metrics answers 401 unless `open`. */
+  token?: string;
+  open: boolean;
+  health: () => Promise<{ ok: boolean; detail?: Record<string, unknown> }>;
+}
+
+/** The mount's operations endpoint: `/healthz` (open) and `/metrics` (token unless `mount.open`). */
+export function buildApp(options: MountAppOptions): FastifyInstance {
+  const app = Fastify({ logger: false, disableRequestLogging: true });
+  app.addHook('onRequest', bearerAuth({ token: options.token, open: (_req, path) => options.open || path === '/healthz' }));
+  app.get('/healthz', async (_req, reply) => {
+    const health = await options.health();
+    return reply.code(health.ok ? 200 : 503).send(health);
+  });
+  app.get('/metrics', async (_req, reply) =>
+    reply.header('content-type', options.registry.contentType).send(await options.registry.metrics()),
+  );
+  return app;
+}

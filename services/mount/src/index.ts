@@ -1,0 +1,9 @@
+export { buildApp, type MountAppOptions } from './app.js';
+export { Errno, errnoOf, wantsWrite } from './errno.js';
+export { detachLazily, type FuseMountOptions, FuseSession, loadFuse, type UnmountOutcome, unmountPath } from './fuse.js';
+export { type ChunkContext, OpenFiles, type OpenFilesOptions } from './handles.js';
+export { createMetrics, type MountMetrics } from './metrics.js';
+export { type MountOptions, MountService, type StopResult } from './mount.js';
+export { inspectMountpoint, type MountInfo, type MountpointState, mountAt, parseMountInfo, prepareMountpoint } from './mountpoint.js';
+export { type MountNode, Namespace, type NamespaceMeta, type NamespaceOptions } from './namespace.js';
+export { createOps, type OpsOptions } from './ops.js';

@@ -1,0 +1,137 @@
+// Processes the chaos run starts and breaks: redis-servers it can restart or flush, an s3rver it
+// can take away and bring back on the same port, and the replicator daemon it kills.
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, openSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const FERRY_BIN = join(ROOT, 'services/cli/dist/bin.js');
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A redis-server in `dir` on a fixed port; `aof` keeps its data across a restart. */
+export async function redisServer(dir, { aof = false } = {}) {
+  mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const cli = async (...args) => (await run('redis-cli', ['-p', String(port), ...args])).stdout.trim();
+  const start = async () => {
+    await run('redis-server', [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      aof ? 'yes' : 'no',
+      '--daemonize',
+      'yes',
+      '--dir',
+      dir,
+      '--pidfile',
+      join(dir, 'redis.pid'),
+      '--logfile',
+      join(dir, 'redis.log'),
+    ]);
+    await waitFor(async () => (await cli('ping').catch(() => '')) === 'PONG', 10_000, `redis on ${port}`);
+  };
+  const stop = async () => {
+    // SHUTDOWN flushes the append-only file first: a restart, not a loss.
+    await cli('shutdown').catch(() => {});
+    await waitFor(async () => (await cli('ping').catch(() => 'down')) === 'down', 10_000, `redis on ${port} to stop`);
+  };
+  await start();
+  return { url: `redis://127.0.0.1:${port}`, port, cli, start, stop };
+}
+
+/** s3rver (test/support/servers/s3rver-main.mjs) in `dir`, startable again on the same port. */
+export async function s3Server(dir, bucket) {
+  mkdirSync(dir, { recursive: true });
+  let child;
+  let port = 0;
+  const start = async () => {
+    child = spawn(
+      process.execPath,
+      ['--openssl-legacy-provider', join(ROOT, 'test/support/servers/s3rver-main.mjs'), dir, bucket, String(port)],
+      {
+        stdio: ['pipe', 'pipe', 'ignore'],
+        env: { ...process.env, NODE_OPTIONS: '' },
+      },
+    );
+    const endpoint = await new Promise((resolve, reject) => {
+      let out = '';
+      child.once('exit', (code) => reject(new Error(`s3rver exited ${code}`)));
+      child.stdout.setEncoding('utf8').on('data', (t) => {
+        out += t;
+        if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]).endpoint);
+      });
+    });
+    port = Number(new URL(endpoint).port);
+    return endpoint;
+  };
+  const stop = async () => {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+  };
+  const endpoint = await start();
+  return { endpoint, start, stop };
+}
+
+/** `ferry replicator --region <region>` as a process, its output appended to `log`. */
+export function startReplicator({ region, configPath, log, env }) {
+  const fd = openSync(log, 'a');
+  const child = spawn(process.execPath, [FERRY_BIN, 'replicator', '--region', region, '--config', configPath], {
+    cwd: ROOT,
+    env: { ...process.env, FERRY_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', fd, fd],
+  });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  return {
+    child,
+    exited,
+    async kill9() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async terminate() {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+export async function waitFor(check, timeoutMs, what, everyMs = 50) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+export async function sha256Of(stream) {
+  const hash = createHash('sha256');
+  for await (const part of stream) hash.update(part);
+  return hash.digest('hex');
+}
+
+export function formatMs(ms) {
+  const s = Math.round(ms / 1000);
+  return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+}

@@ -1,0 +1,202 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { type FileHandle, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type ChunkId, chunkKey, type Entry } from '@ferry/core';
+import type { Replicator } from '@ferry/replicator';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { detachAll, type RunningMount, sh, startMount } from '../support/mounts.js';
+import { createRegions, entryOf, MiB, putBytes, type Regions, waitFor, waitForConvergence } from '../support/regions.js';
+import { startReplicator } from '../support/replicators.js';
+
+/*
+ * What a read through `ferry mount` promises: an open file keeps the version it opened while the
+ * source replaces it; a mirror without the bytes reads through the source and queues the chunks
+ * for copying (backfill); a chunk no tier has is EIO with one log line naming it.
+ */
+
+const SIZE = 6 * MiB;
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await handle.read(buffer, done, length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return buffer.subarray(0, done);
+}
+
+/** Replace `path` at the source with `bytes` and wait until the mirror shows the new version. */
+async function replaceAtSource(regions: Regions, path: string, bytes: Buffer): Promise<Entry> {
+  const { version } = await putBytes(regions, { [path]: bytes });
+  await waitFor(
+    async () => (await entryOf(regions.mirror('eu'), path))?.version === version,
+    15_000,
+    'the mirror to apply the new version',
+  );
+  // Past the mount's attribute cache (1 s), so a new open sees the new version.
+  await sleep(1200);
+  return (await entryOf(regions.mirror('eu'), path)) as Entry;
+}
+
+describe('an open file keeps its version', () => {
+  let regions: Regions;
+  let replicator: Replicator;
+  const mounts: RunningMount[] = [];
+
+  beforeAll(async () => {
+    regions = await createRegions({ chunkSize: MiB });
+    replicator = await startReplicator(regions, 'eu');
+  });
+
+  afterAll(async () => {
+    await Promise.allSettled(mounts.map((m) => m.stop()));
+    detachAll();
+    await replicator?.stop();
+    await regions?.close();
+  });
+
+  it('the open handle reads the old bytes to the end, a new open reads the new bytes', async () => {
+    const path = '/models/a/model-00001-of-00001.safetensors';
+    const [v1, v2] = [randomBytes(SIZE), randomBytes(SIZE)];
+    await putBytes(regions, { [path]: v1 });
+    await waitForConvergence(regions, 'eu', 30_000);
+    const mount = await startMount({ config: regions.configPath, region: 'eu', mountpoint: join(regions.dir, 'mnt-cached') });
+    mounts.push(mount);
+    const file = join(mount.mountpoint, path);
+    const old = await open(file, 'r');
+    try {
+      const head = await readAt(old, 0, MiB);
+      await replaceAtSource(regions, path, v2);
+      // The old handle goes on reading after the replacement: still version 1, to the end.
+      const rest = await readAt(old, MiB, SIZE);
+      expect(sha(Buffer.concat([head, rest]))).toBe(sha(v1));
+      // A new open (the old one still open) reads version 2.
+      const fresh = await open(file, 'r');
+      try {
+        expect(sha(await readAt(fresh, 0, SIZE + 1))).toBe(sha(v2));
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await old.close();
+    }
+    expect(sh(`sha256sum '${file}'`).stdout.split(' ')[0]).toBe(sha(v2));
+  });
+
+  it('with --direct-io, the two versions stay apart even when both are read at once', async () => {
+    const path = '/models/b/model.safetensors';
+    const [v1, v2] = [randomBytes(SIZE), randomBytes(SIZE)];
+    await putBytes(regions, { [path]: v1 });
+    await waitForConvergence(regions, 'eu', 30_000);
+    const mount = await startMount({
+      config: regions.configPath,
+      region: 'eu',
+      mountpoint: join(regions.dir, 'mnt-direct'),
+      args: ['--direct-io'],
+    });
+    mounts.push(mount);
+    const file = join(mount.mountpoint, path);
+    const old = await open(file, 'r');
+    try {
+      const head = await readAt(old, 0, MiB);
+      await replaceAtSource(regions, path, v2);
+      const fresh = await open(file, 'r');
+      try {
+        // The new version is read whole first, then the old handle reads on and reads it all again.
+        expect(sha(await readAt(fresh, 0, SIZE + 1))).toBe(sha(v2));
+        expect(sha(Buffer.concat([head, await readAt(old, MiB, SIZE)]))).toBe(sha(v1));
+        expect(sha(await readAt(old, 0, SIZE + 1))).toBe(sha(v1));
+        expect(sha(await readAt(fresh, 0, SIZE + 1))).toBe(sha(v2));
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await old.close();
+    }
+  });
+});
+
+describe('a mirror whose store lacks the data', () => {
+  let regions: Regions;
+  let mount: RunningMount;
+  const token = randomBytes(8).toString('hex');
+  const model = { path: '/models/cold/model.safetensors', bytes: randomBytes(5 * MiB + 321) };
+  const broken = { path: '/models/cold/broken.bin', bytes: randomBytes(3 * MiB) };
+
+  beforeAll(async () => {
+    regions = await createRegions({ chunkSize: MiB });
+    await putBytes(regions, { [model.path]: model.bytes, [broken.path]: broken.bytes });
+    // Metadata only: the mirror knows the files, its store holds none of their bytes.
+    const mirror = regions.mirror('eu');
+    await mirror.mirror.apply(await regions.source.meta.readChanges('0-0'));
+    mount = await startMount({
+      config: regions.configPath,
+      region: 'eu',
+      mountpoint: join(regions.dir, 'mnt'),
+      env: { FERRY_MOUNT_METRICS_TOKEN: token },
+    });
+  });
+
+  afterAll(async () => {
+    await mount?.stop();
+    detachAll();
+    await regions?.close();
+  });
+
+  it('reads through the source and queues the chunks it read for copying (backfill)', async () => {
+    const mirror = regions.mirror('eu');
+    const entry = (await entryOf(mirror, model.path)) as Entry;
+    const ids = entry.chunks.map((c) => c.id);
+    expect(await mirror.mirror.missing(ids)).toEqual(ids);
+    const result = sh(`sha256sum '${join(mount.mountpoint, model.path)}'`);
+    expect(result.stdout.split(' ')[0]).toBe(sha(model.bytes));
+
+    const metrics = await fetch(`${mount.address}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    const text = await metrics.text();
+    const fromSource = Number(/ferry_mount_tier_bytes_total\{tier="source:src"[^}]*\} (\d+)/.exec(text)?.[1]);
+    expect(fromSource).toBe(model.bytes.length);
+    expect((await fetch(`${mount.address}/metrics`)).status).toBe(401);
+
+    // Every chunk read from the source is a copy job of the mirror's queue, keyed by chunk id.
+    const queue = (await mirror.copyQueue())?.queue;
+    const jobs = await Promise.all(ids.map((id) => queue?.getJob(id)));
+    expect(jobs.map((j) => j?.data.chunk)).toEqual(ids);
+    // The mirror's replicator works the queue: the chunks land in its store.
+    const replicator = await startReplicator(regions, 'eu');
+    try {
+      await waitFor(async () => (await mirror.mirror.missing(ids)).length === 0, 30_000, 'the backfilled chunks in the mirror');
+      for (const id of ids) expect((await mirror.store.head(chunkKey(id))).size).toBeGreaterThan(0);
+    } finally {
+      await replicator.stop();
+    }
+  });
+
+  it('a chunk no tier has is EIO, with one log line naming it', async () => {
+    const entry = (await entryOf(regions.source, broken.path)) as Entry;
+    const lost = entry.chunks[1]?.id as ChunkId;
+    await regions.source.store.delete(chunkKey(lost));
+    const file = join(mount.mountpoint, broken.path);
+    for (let i = 0; i < 2; i++) {
+      const result = sh(`cat '${file}' > /dev/null`);
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toContain('Input/output error');
+    }
+    // The first chunk still reads.
+    expect(sh(`head -c 1000 '${file}' | wc -c`).stdout.trim()).toBe('1000');
+    const logged = () =>
+      mount
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('chunk unreadable'));
+    await waitFor(() => logged().length > 0, 5000, 'the log line of the unreadable chunk');
+    await sleep(300);
+    const lines = logged();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(lost);
+    expect(lines[0]).toContain(broken.path);
+  });
+});

@@ -1,0 +1,83 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { freePort } from '@ferry/runtime';
+import { command, type RedisProcess, requireRedisServer, spawnRedis, waitUntil } from './redis-process.js';
+
+const run = promisify(execFile);
+
+export interface RunningRedisCluster {
+  /** `127.0.0.1:<port>` of each master. */
+  nodes: string[];
+  /** What a region's `redis` says for this cluster. */
+  target: { cluster: string[] };
+  processes: RedisProcess[];
+  /** Which master serves a key (asks the cluster). */
+  nodeOf(key: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A Redis Cluster of `masters` (default 3) redis-server processes on free loopback ports, no
+ * replicas, nothing persisted: `redis-server --cluster-enabled yes` per node, then
+ * `redis-cli --cluster create`. Resolves when every node reports `cluster_state:ok`.
+ */
+export async function startRedisCluster(options: { masters?: number } = {}): Promise<RunningRedisCluster> {
+  requireRedisServer();
+  const masters = options.masters ?? 3;
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-redis-cluster-'));
+  const processes: RedisProcess[] = [];
+  const stop = async () => {
+    await Promise.allSettled(processes.map((p) => p.stop()));
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < masters; i++) {
+      const [port, busPort] = [await freePort(), await freePort()];
+      processes.push(
+        await spawnRedis(dir, port, [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(dir, `nodes-${port}.conf`),
+          // The bus port is named, not port + 10000, which may be taken (or beyond 65535).
+          '--cluster-port',
+          String(busPort),
+          '--cluster-node-timeout',
+          '2000',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+        ]),
+      );
+    }
+    const nodes = processes.map((p) => p.address);
+    await run('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes']);
+    for (const p of processes) {
+      await waitUntil(
+        `cluster_state:ok on ${p.address}`,
+        async () => String(await command(p.port, ['CLUSTER', 'INFO'])).includes('cluster_state:ok'),
+        20_000,
+      );
+    }
+    return {
+      nodes,
+      target: { cluster: nodes },
+      processes,
+      async nodeOf(key: string) {
+        const slot = Number(await command(processes[0]?.port as number, ['CLUSTER', 'KEYSLOT', key]));
+        const ranges = (await command(processes[0]?.port as number, ['CLUSTER', 'SLOTS'])) as Array<[number, number, [string, number]]>;
+        const owner = ranges.find(([from, to]) => slot >= from && slot <= to);
+        if (!owner) throw new Error(`no node serves slot ${slot}`);
+        return `${owner[2][0]}:${owner[2][1]}`;
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

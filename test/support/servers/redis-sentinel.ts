@@ -1,0 +1,118 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '@ferry/runtime';
+import { command, type RedisProcess, requireRedisServer, spawnRedis, waitUntil } from './redis-process.js';
+
+export const SENTINEL_MASTER = 'mymaster';
+
+export interface RunningSentinel {
+  /** What a region's `redis` says for this master (db 0 unless given). */
+  target(db?: number): { sentinels: string[]; name: string; db: number };
+  /** The redis-server processes: the first started as master, the second as its replica. */
+  servers: RedisProcess[];
+  sentinels: RedisProcess[];
+  /** `host:port` of the master as the sentinels report it now. */
+  master(): Promise<string>;
+  /** The server process that is the master now. */
+  masterProcess(): Promise<RedisProcess>;
+  /** Wait until the sentinels report a master other than `old`, and it says it is a master. */
+  waitForNewMaster(old: string, ms?: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+async function replicationRole(port: number): Promise<string | undefined> {
+  return /role:(\w+)/.exec(String(await command(port, ['INFO', 'replication'])))?.[1];
+}
+
+/**
+ * One master, one replica and three sentinels (quorum 2), all redis-server processes on free
+ * loopback ports, nothing persisted. A master is declared down after 1 s, so a killed master is
+ * replaced within a few seconds. Resolves when the replica is in sync and every sentinel knows
+ * the replica and the other two sentinels (a failover needs their votes).
+ */
+export async function startRedisSentinel(): Promise<RunningSentinel> {
+  requireRedisServer();
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-redis-sentinel-'));
+  const servers: RedisProcess[] = [];
+  const sentinels: RedisProcess[] = [];
+  const stop = async () => {
+    await Promise.allSettled([...sentinels, ...servers].map((p) => p.stop()));
+    await rm(dir, { recursive: true, force: true });
+  };
+  const noPersistence = ['--save', '', '--appendonly', 'no'];
+  try {
+    const master = await spawnRedis(dir, await freePort(), noPersistence);
+    servers.push(master);
+    const replica = await spawnRedis(dir, await freePort(), [...noPersistence, '--replicaof', '127.0.0.1', String(master.port)]);
+    servers.push(replica);
+    await waitUntil(
+      'the replica to sync',
+      async () => String(await command(replica.port, ['INFO', 'replication'])).includes('master_link_status:up'),
+      20_000,
+    );
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort();
+      const conf = join(dir, `sentinel-${port}.conf`);
+      // Sentinel rewrites its config file (what it learns), so each has its own, writable one.
+      await writeFile(
+        conf,
+        [
+          `sentinel monitor ${SENTINEL_MASTER} 127.0.0.1 ${master.port} 2`,
+          `sentinel down-after-milliseconds ${SENTINEL_MASTER} 1000`,
+          `sentinel failover-timeout ${SENTINEL_MASTER} 10000`,
+          `sentinel parallel-syncs ${SENTINEL_MASTER} 1`,
+          '',
+        ].join('\n'),
+      );
+      sentinels.push(await spawnRedis(dir, port, [conf, '--sentinel']));
+    }
+    for (const s of sentinels) {
+      await waitUntil(
+        `sentinel ${s.address} to know the replica and the other sentinels`,
+        async () =>
+          ((await command(s.port, ['SENTINEL', 'REPLICAS', SENTINEL_MASTER])) as unknown[]).length === 1 &&
+          ((await command(s.port, ['SENTINEL', 'SENTINELS', SENTINEL_MASTER])) as unknown[]).length === 2,
+        30_000,
+      );
+    }
+    const masterAddress = async (): Promise<string> => {
+      for (const s of sentinels) {
+        try {
+          const [host, port] = (await command(s.port, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER])) as [string, string];
+          return `${host}:${port}`;
+        } catch {}
+      }
+      throw new Error('no sentinel answers');
+    };
+    return {
+      target: (db = 0) => ({ sentinels: sentinels.map((s) => s.address), name: SENTINEL_MASTER, db }),
+      servers,
+      sentinels,
+      master: masterAddress,
+      async masterProcess() {
+        const address = await masterAddress();
+        const found = servers.find((s) => s.address === address);
+        if (!found) throw new Error(`the master ${address} is none of the servers started`);
+        return found;
+      },
+      async waitForNewMaster(old: string, ms = 30_000) {
+        let now = old;
+        await waitUntil(
+          `the sentinels to promote a new master (was ${old})`,
+          async () => {
+            now = await masterAddress();
+            const server = servers.find((s) => s.address === now);
+            return now !== old && server !== undefined && (await replicationRole(server.port)) === 'master';
+          },
+          ms,
+        );
+        return now;
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,83 @@
+import { execFile } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** PEM files of a private CA and of a server certificate it signed, for 127.0.0.1 and localhost. */
+export interface TestCertificates {
+  /** The CA certificate clients trust (`tls.ca`, `--ca-bundle`). */
+  ca: string;
+  cert: string;
+  key: string;
+  /** A second server pair from the same CA (for a reload). */
+  renewed: { cert: string; key: string };
+}
+
+async function serverPair(dir: string, name: string, ca: { cert: string; key: string }): Promise<{ cert: string; key: string }> {
+  const key = join(dir, `${name}.key`);
+  const csr = join(dir, `${name}.csr`);
+  const cert = join(dir, `${name}.pem`);
+  const ext = join(dir, `${name}.ext`);
+  await writeFile(ext, 'subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth\n');
+  await run('openssl', [
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    csr,
+    '-subj',
+    `/CN=${name}`,
+  ]);
+  await run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca.cert,
+    '-CAkey',
+    ca.key,
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-out',
+    cert,
+    '-extfile',
+    ext,
+  ]);
+  return { cert, key };
+}
+
+/** Make a CA and two server certificates with the `openssl` binary under `dir`. */
+export async function makeCertificates(dir: string): Promise<TestCertificates> {
+  await mkdir(dir, { recursive: true });
+  const ca = { cert: join(dir, 'ca.pem'), key: join(dir, 'ca.key') };
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    ca.key,
+    '-out',
+    ca.cert,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=Ferry test CA',
+  ]);
+  const server = await serverPair(dir, 'server', ca);
+  const renewed = await serverPair(dir, 'renewed', ca);
+  return { ca: ca.cert, ...server, renewed };
+}
