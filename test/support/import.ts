@@ -94,7 +94,7 @@ export async function writeTree(root: string, objects: Iterable<OriginObject>, l
 }
 
 /** A ustar header of a regular file. */
-function tarHeader(name: string, size: number, mtime: number): Buffer {
+export function tarHeader(name: string, size: number, mtime: number): Buffer {
   const h = Buffer.alloc(512);
   h.write(name, 0, 100);
   h.write('0000644\0', 100);

@@ -51,6 +51,8 @@ export interface RegionSpec {
   warm?: Array<{ path: string; replicas?: number }>;
   copy?: { concurrency?: number; attempts?: number; bytesPerSecond?: number; reconcileEvery?: string | number; backlog?: number };
   api?: { listen?: string; token?: string; readToken?: string; adminToken?: string; open?: boolean };
+  gc?: { every?: string | number; grace?: string | number };
+  scrub?: { bytesPerSecond?: string | number };
 }
 
 /** A region opened the way the services open one, plus where the test keeps it. */
@@ -121,6 +123,8 @@ export async function createRegions(
       ...(spec.cache ? { cache: spec.cache } : {}),
       ...(spec.warm ? { warm: spec.warm } : {}),
       ...(spec.api ? { api: spec.api } : {}),
+      ...(spec.gc ? { gc: spec.gc } : {}),
+      ...(spec.scrub ? { scrub: spec.scrub } : {}),
     };
   }
   const doc = {

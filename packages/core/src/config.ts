@@ -53,6 +53,20 @@ const regionSchema = z
       // above are the only ones: code reads `copy.concurrency`, never `?? 8`.
       .prefault({}),
     warm: z.array(warmRuleSchema).max(100).default([]),
+    /** Garbage collection by the region's leading daemon; none when absent. */
+    gc: z
+      .object({
+        every: duration.default(3_600_000).refine((ms) => ms >= 100, 'must be at least 100ms'),
+        /** A chunk unreferenced (or an orphan object) for less than this is kept. */
+        grace: duration.default(86_400_000),
+      })
+      .strict()
+      .optional(),
+    /** Background scrub: re-read every chunk of the region's store at this rate; none when absent. */
+    scrub: z
+      .object({ bytesPerSecond: size.default(50 * 2 ** 20).refine((n) => n >= 1024, 'must be at least 1KiB') })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((region, ctx) => {

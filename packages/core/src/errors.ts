@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'RANGE_NOT_SATISFIABLE'
   | 'CONFLICT'
   | 'FENCED'
+  | 'CHUNK_CLAIMED'
   | 'LOCAL_IO';
 
 export interface FerryErrorOptions {
@@ -91,6 +92,19 @@ export class ConflictError extends FerryError {
  */
 export class FencedError extends FerryError {
   readonly code = 'FENCED';
+}
+/**
+ * A commit refused because garbage collection has claimed some of its chunks: their objects are
+ * being (or have been) deleted. Nothing was written; the writer uploads those chunks again once
+ * the claims are gone and commits again.
+ */
+export class ChunkClaimedError extends FerryError {
+  readonly code = 'CHUNK_CLAIMED';
+  readonly chunks: readonly string[];
+  constructor(message: string, options: FerryErrorOptions & { chunks: readonly string[] }) {
+    super(message, options);
+    this.chunks = options.chunks;
+  }
 }
 /** A local file or directory could not be read or written. */
 export class LocalIoError extends FerryError {

@@ -25,6 +25,7 @@ export {
 export { formatDuration, parseDuration } from './duration.js';
 export {
   AccessDeniedError,
+  ChunkClaimedError,
   ConflictError,
   CorruptError,
   type ErrorCode,

@@ -6,12 +6,25 @@
 -- occurrence of the new entries and -1 per occurrence in the entries they replace (a count
 -- reaching 0 leaves refs and enters unreferenced with the record's time); the volume's epoch is
 -- made if there is none (the first commit makes the volume).
+-- Garbage collection (gc-claim.lua, gc-finish.lua): a chunk that GC has claimed is one whose
+-- object is being deleted or is gone, so no new reference to it may be committed: the commit is
+-- refused ({'claimed', ids…}, nothing changes) when any chunk of the batch is in gc-claims. The
+-- writer then waits until those claims are gone (the objects deleted), uploads those chunks again
+-- and commits again. A chunk that is not claimed is either referenced or unreferenced-but-kept,
+-- and this step (which revives it: it leaves unreferenced) happens before any later claim could
+-- see it, since claims are taken only from the unreferenced set, in a script of their own.
+-- The record that drops a chunk's last reference is kept with it in unreferenced-by.
+-- A writer passes `since`, the server time (ms) at which it began to look at references and the
+-- store: a chunk GC finished deleting at or after then (gc-deleted) may be one it saw and skipped,
+-- so it is refused the same way; a `since` older than gc-deleted keeps (`keep` ms) is refused as
+-- {'stale'} (the writer looks again). '' (an import: its chunks are read at their origin) checks
+-- only claims.
 -- Returns {'ok', id, count}.
--- KEYS: entries, paths, log, refs, unreferenced, epoch
--- ARGV: maxlen, epoch candidate, then per entry: path, rest (src/entry.ts), space-separated chunk ids.
+-- KEYS: entries, paths, log, refs, unreferenced, epoch, unreferenced-by, gc-claims, gc-deleted
+-- ARGV: maxlen, epoch candidate, since, keep, then per entry: path, rest (src/entry.ts), space-separated chunk ids.
 -- The caller has checked the batch itself: valid entries, no path twice, none under another.
 local entries, paths, log, refs, unref = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local first = 3
+local first = 5
 
 local known = {}
 for i = first, #ARGV, 3 do
@@ -20,6 +33,22 @@ for i = first, #ARGV, 3 do
   local ancestor = file_ancestor(entries, path, known)
   if ancestor then return { 'file', path, ancestor } end
 end
+
+local since = tonumber(ARGV[3])
+if since then
+  local t = redis.call('TIME')
+  if since < tonumber(t[1]) * 1000 - tonumber(ARGV[4]) then return { 'stale' } end
+end
+local claimed = { 'claimed' }
+for i = first, #ARGV, 3 do
+  for chunk in string.gmatch(ARGV[i + 2], '%S+') do
+    local gone = since and redis.call('ZSCORE', KEYS[9], chunk)
+    if redis.call('HEXISTS', KEYS[8], chunk) == 1 or (gone and tonumber(gone) >= since) then
+      claimed[#claimed + 1] = chunk
+    end
+  end
+end
+if #claimed > 1 then return claimed end
 
 local items = {}
 for i = first, #ARGV, 3 do items[#items + 1] = log_entry(ARGV[i], ARGV[i + 1]) end
@@ -35,5 +64,5 @@ for i = first, #ARGV, 3 do
   redis.call('HSET', entries, path, stored_entry(id, path, ARGV[i + 1]))
   redis.call('ZADD', paths, 0, path)
 end
-apply_deltas(deltas, refs, unref, id_ms(id))
+apply_deltas(deltas, refs, unref, id_ms(id), nil, nil, KEYS[7], id)
 return { 'ok', id, #items }

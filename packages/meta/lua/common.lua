@@ -111,8 +111,10 @@ end
 
 -- Counts that reach 0 leave `refs` and enter `unreferenced` at `ms`; counts that leave 0 leave
 -- `unreferenced`. In a mirror (`present_key` and `missing_key` given) the set of referenced chunks
--- the store lacks follows in the same step, so its size is the number of missing chunks.
-local function apply_deltas(deltas, refs_key, unref_key, ms, present_key, missing_key)
+-- the store lacks follows in the same step, so its size is the number of missing chunks. In the
+-- source (`by_key` given) the record `by_id` that dropped a chunk's last reference is kept with
+-- it: garbage collection there waits until every mirror has acknowledged that record.
+local function apply_deltas(deltas, refs_key, unref_key, ms, present_key, missing_key, by_key, by_id)
   -- Counts that reach 0 are removed and recorded in bulk: one HDEL and one ZADD per 500 chunks
   -- instead of one each per chunk (a 100 GB file has 12,800).
   local gone = {}
@@ -124,19 +126,23 @@ local function apply_deltas(deltas, refs_key, unref_key, ms, present_key, missin
         gone[#gone + 1] = id
       elseif count == by then
         redis.call('ZREM', unref_key, id)
+        if by_key then redis.call('HDEL', by_key, id) end
         if missing_key and redis.call('SISMEMBER', present_key, id) == 0 then redis.call('SADD', missing_key, id) end
       end
     end
   end
   for first = 1, #gone, 500 do
     local last = math.min(first + 499, #gone)
-    local scored = {}
+    local scored, by = {}, {}
     for i = first, last do
       scored[#scored + 1] = ms
       scored[#scored + 1] = gone[i]
+      by[#by + 1] = gone[i]
+      by[#by + 1] = by_id
     end
     redis.call('HDEL', refs_key, unpack(gone, first, last))
     redis.call('ZADD', unref_key, unpack(scored))
+    if by_key then redis.call('HSET', by_key, unpack(by)) end
     if missing_key then redis.call('SREM', missing_key, unpack(gone, first, last)) end
   end
 end

@@ -11,7 +11,9 @@
 -- directory (the caller calls again). A directory that fits in one batch is removed in one
 -- record, as before batches existed.
 -- Returns {'ok', id, removed, more}.
--- KEYS: entries, paths, log, refs, unreferenced, epoch
+-- The record that drops a chunk's last reference is kept with it in unreferenced-by (garbage
+-- collection in the source waits until every mirror has acknowledged it).
+-- KEYS: entries, paths, log, refs, unreferenced, epoch, unreferenced-by
 -- ARGV: maxlen, path, recursive ('1' or '0'), max files, max chunks, max bytes, epoch candidate
 local entries, paths, log, refs, unref = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local path, recursive = ARGV[2], ARGV[3] == '1'
@@ -42,7 +44,7 @@ for i, victim in ipairs(victims) do
   redis.call('HDEL', entries, victim)
   redis.call('ZREM', paths, victim)
 end
-apply_deltas(deltas, refs, unref, id_ms(id))
+apply_deltas(deltas, refs, unref, id_ms(id), nil, nil, KEYS[7], id)
 local more = 0
 if not single and #redis.call('ZRANGEBYLEX', paths, lo, hi, 'LIMIT', 0, 1) > 0 then more = 1 end
 return { 'ok', id, #victims, more }

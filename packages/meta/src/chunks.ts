@@ -64,12 +64,22 @@ export class MirrorChunks {
 
   /**
    * The chunk is in this region's store: present, not missing, no failure to report. Any replica
-   * may say so (the bytes are there whoever copied them), so this is not fenced.
+   * may say so (the bytes are there whoever copied them), so this is not fenced. Refused (false)
+   * while garbage collection has the chunk claimed or deleted it at or after `since` (the server
+   * time before the caller looked at the store): the caller copies it again.
    */
-  async markPresent(id: ChunkId): Promise<void> {
+  async markPresent(id: ChunkId, options: { since?: number } = {}): Promise<boolean> {
     const chunk = parseChunkId(id);
     const k = this.#keys;
-    await this.#call(() => this.#redis.multi().sadd(k.present, chunk).srem(k.missing, chunk).hdel(k.copyFailures, chunk).exec());
+    const keys = [k.present, k.missing, k.copyFailures, k.gcClaims, k.gcDeleted];
+    const since = options.since === undefined ? '' : String(Math.floor(options.since));
+    return (await this.#call(() => runScript(this.#redis, 'present', keys, [chunk, since]))) === 1;
+  }
+
+  /** The Redis server's clock, ms (`markPresent`'s `since`). */
+  async serverTime(): Promise<number> {
+    const [sec, usec] = await this.#call(() => this.#redis.time());
+    return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
   }
 
   async recordFailure(failure: CopyFailure): Promise<void> {

@@ -57,8 +57,8 @@ export interface FolderOps {
 
 /** delete.lua until the folder is empty; the path is normalised. */
 export async function deleteInBatches(o: FolderOps, p: string, recursive: boolean): Promise<DeleteResult> {
-  const { entries, paths, log, refs, unreferenced, epoch } = o.keys;
-  const keys = [entries, paths, log, refs, unreferenced, epoch];
+  const { entries, paths, log, refs, unreferenced, epoch, unreferencedBy } = o.keys;
+  const keys = [entries, paths, log, refs, unreferenced, epoch, unreferencedBy];
   let removed = 0;
   let batches = 0;
   for (;;) {

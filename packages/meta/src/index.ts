@@ -11,6 +11,7 @@ export {
   volumePath,
 } from './entry.js';
 export { type DeleteResult, FOLDER_BATCH, type RenameResult } from './folders.js';
+export { type ClaimBatch, type ClaimOptions, GcMeta } from './gc.js';
 export { compareIds, idTime, isStreamId, NO_VERSION, parseStreamId, STREAM_ID_PATTERN } from './ids.js';
 export {
   checkKeySlots,
@@ -29,6 +30,7 @@ export { historyChange, type LogBounds, type MirrorPosition, needsResync, type S
 export {
   type CommitResult,
   DEFAULT_LOG_MAX_LEN,
+  GC_DELETED_KEEP_MS,
   Meta,
   type MetaOptions,
   type ReadChangesOptions,

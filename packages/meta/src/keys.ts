@@ -74,6 +74,16 @@ export interface VolumeKeys {
   readonly copyFailures: string;
   /** Hash: facts about the reconciler's passes (when, how many chunks missing, queued) for status. */
   readonly reconcile: string;
+  /** Hash: unreferenced chunk id → id of the change record that dropped its last reference (source side). */
+  readonly unreferencedBy: string;
+  /** Hash: chunk id → `<ms> <owner>` of the garbage collection that claimed it to delete its object. */
+  readonly gcClaims: string;
+  /** Sorted set: chunk id → ms when GC finished deleting its object (kept for a day; see lua/gc-claim.lua). */
+  readonly gcDeleted: string;
+  /** Hash: garbage-collection and verify counters and the last pass's figures, for status. */
+  readonly gcInfo: string;
+  /** String: owner of the garbage-collection pass running in this region (PX: the pass renews it). */
+  readonly gcLock: string;
 }
 
 export function volumeKeys(volume: string): VolumeKeys {
@@ -103,6 +113,11 @@ export function volumeKeys(volume: string): VolumeKeys {
     missing: `${base}:missing`,
     copyFailures: `${base}:copy-failures`,
     reconcile: `${base}:reconcile`,
+    unreferencedBy: `${base}:unreferenced-by`,
+    gcClaims: `${base}:gc-claims`,
+    gcDeleted: `${base}:gc-deleted`,
+    gcInfo: `${base}:gc`,
+    gcLock: `${base}:gc-lock`,
   });
 }
 

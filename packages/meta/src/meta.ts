@@ -1,4 +1,5 @@
 import {
+  ChunkClaimedError,
   ConflictError,
   type Entry,
   InvalidArgumentError,
@@ -65,6 +66,12 @@ export interface ScanPage {
 
 export const DEFAULT_LOG_MAX_LEN = 1_000_000;
 
+/**
+ * How long the time GC finished deleting a chunk is kept (lua/gc-finish.lua): a writer's look at
+ * the store older than this cannot be checked against it, so its commit is refused.
+ */
+export const GC_DELETED_KEEP_MS = 24 * 3600_000;
+
 function count(value: number | undefined, fallback: number, max: number, what: string): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value < 1 || value > max)
@@ -112,6 +119,12 @@ export class Meta {
     this.#batchChunks = count(options.folderBatchChunks, FOLDER_BATCH.chunks, 10_000_000, 'folderBatchChunks');
     this.#batchBytes = count(options.folderBatchBytes, FOLDER_BATCH.bytes, 2 ** 30, 'folderBatchBytes');
     this.#log = (options.logger ?? silentLogger).child({ volume: this.volume });
+  }
+
+  /** The Redis server's clock, ms: what `commit`'s `since` is compared with. */
+  async serverTime(): Promise<number> {
+    const [sec, usec] = await this.#call(() => this.#redis.time());
+    return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
   }
 
   async #call<T>(fn: () => Promise<T>, redis: RedisClient = this.#redis): Promise<T> {
@@ -173,15 +186,38 @@ export class Meta {
     return found;
   }
 
-  /** Write entries (new or replacing files) as one atomic change record. */
-  async commit(entries: NewEntry[]): Promise<CommitResult> {
+  /**
+   * Write entries (new or replacing files) as one atomic change record. `since` is the server
+   * time (`serverTime()`) at which the writer began to look at references and the store to skip
+   * uploads: ChunkClaimedError names the chunks garbage collection claimed, or deleted since then
+   * (upload them again, then commit again); a `since` older than GC_DELETED_KEEP_MS is refused
+   * the same way, naming no chunk (look again).
+   */
+  async commit(entries: NewEntry[], options: { since?: number } = {}): Promise<CommitResult> {
     if (!Array.isArray(entries) || entries.length === 0) throw new InvalidArgumentError('commit: no entries');
     const valid = entries.map(validateNewEntry);
     checkBatch(valid);
-    const args = [this.#logMaxLen, epochCandidate(), ...valid.flatMap((e) => [e.path, entryRest(e), chunkIdList(e)])];
-    const { entries: h, paths, log, refs, unreferenced, epoch } = this.keys;
-    const result = outcome(await this.#call(() => runScript(this.#redis, 'commit', [h, paths, log, refs, unreferenced, epoch], args)));
+    const since = options.since === undefined ? '' : String(Math.floor(options.since));
+    const args = [
+      this.#logMaxLen,
+      epochCandidate(),
+      since,
+      GC_DELETED_KEEP_MS,
+      ...valid.flatMap((e) => [e.path, entryRest(e), chunkIdList(e)]),
+    ];
+    const { entries: h, paths, log, refs, unreferenced, epoch, unreferencedBy, gcClaims, gcDeleted } = this.keys;
+    const keys = [h, paths, log, refs, unreferenced, epoch, unreferencedBy, gcClaims, gcDeleted];
+    const reply = await this.#call(() => runScript(this.#redis, 'commit', keys, args));
+    const result = outcome(reply);
     if ('failure' in result) {
+      if (result.failure === 'claimed' || result.failure === 'stale') {
+        const chunks = result.args;
+        const why =
+          chunks.length > 0
+            ? `garbage collection deleted or is deleting ${chunks.length} of its chunks (${chunks[0]}…)`
+            : 'its look at the store is too old';
+        throw new ChunkClaimedError(`commit: ${why}; upload them again`, { chunks });
+      }
       const [path, ancestor] = result.args;
       if (result.failure === 'dir') throw new ConflictError(`commit ${path}: is an existing directory`);
       if (result.failure === 'file') throw new ConflictError(`commit ${path}: ${ancestor} is a file`);
@@ -338,6 +374,13 @@ export class Meta {
     const ids = chunkIds.map((id) => parseChunkId(id));
     const counts = await this.#call(() => this.#redis.hmget(this.keys.refs, ...ids));
     return counts.map((c) => Number(c ?? 0));
+  }
+
+  /** Of these chunks, those garbage collection has claimed (their objects are being deleted). */
+  async claimedChunks(chunkIds: readonly string[]): Promise<string[]> {
+    if (chunkIds.length === 0) return [];
+    const claims = await this.#call(() => this.#redis.hmget(this.keys.gcClaims, ...chunkIds));
+    return chunkIds.filter((_, i) => claims[i] !== null);
   }
 
   /** Record that `region` has applied the log up to `id`. Never moves an ack back; returns the ack now stored. */

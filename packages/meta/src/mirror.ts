@@ -154,8 +154,12 @@ export class MirrorMeta {
     return this.chunks.isPresent(id);
   }
 
-  markPresent(id: ChunkId): Promise<void> {
-    return this.chunks.markPresent(id);
+  serverTime(): Promise<number> {
+    return this.chunks.serverTime();
+  }
+
+  markPresent(id: ChunkId, options: { since?: number } = {}): Promise<boolean> {
+    return this.chunks.markPresent(id, options);
   }
 
   /** Whether any entry in this region references the chunk. */

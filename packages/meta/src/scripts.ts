@@ -13,8 +13,8 @@ import { assertOneSlot } from './slots.js';
 const LUA_DIR = new URL('../lua/', import.meta.url);
 
 const SCRIPTS = {
-  commit: { file: 'commit.lua', keys: 6 },
-  delete: { file: 'delete.lua', keys: 6 },
+  commit: { file: 'commit.lua', keys: 9 },
+  delete: { file: 'delete.lua', keys: 7 },
   rename: { file: 'rename.lua', keys: 5 },
   list: { file: 'list.lua', keys: 2 },
   ack: { file: 'ack.lua', keys: 1 },
@@ -25,6 +25,10 @@ const SCRIPTS = {
   track: { file: 'track.lua', keys: 3 },
   reconcile: { file: 'reconcile.lua', keys: 6 },
   lease: { file: 'lease.lua', keys: 2 },
+  gcClaim: { file: 'gc-claim.lua', keys: 5 },
+  gcFinish: { file: 'gc-finish.lua', keys: 7 },
+  present: { file: 'present.lua', keys: 5 },
+  gcOrphans: { file: 'gc-orphans.lua', keys: 4 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

@@ -168,6 +168,31 @@ export class FsStore implements ObjectStore {
     }
   }
 
+  async sweepTemp(before: number): Promise<{ files: number; bytes: number }> {
+    const found = { files: 0, bytes: 0 };
+    let dir: string;
+    try {
+      dir = join(await this.#ready(), TMP_DIR);
+    } catch (err) {
+      if (err instanceof NotFoundError) return found;
+      throw err;
+    }
+    // One directory read: temp files are few (one per write in flight or killed).
+    const names = await readdir(dir).catch((err) => {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [] as string[];
+      throw localIoError(err, `${this.url}: list`, TMP_DIR);
+    });
+    for (const name of names) {
+      const file = join(dir, name);
+      const st = await lstat(file).catch(() => undefined);
+      if (!st?.isFile() || st.mtimeMs >= before) continue;
+      await unlink(file).catch(() => {});
+      found.files += 1;
+      found.bytes += st.size;
+    }
+    return found;
+  }
+
   async delete(key: string): Promise<void> {
     let file: string;
     try {

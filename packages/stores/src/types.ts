@@ -81,5 +81,10 @@ export interface ObjectStore {
   delete(key: string): Promise<void>;
   /** Keys starting with `prefix`, in ascending UTF-8 byte order, one page at a time. */
   list(prefix: string, options?: ListOptions): AsyncIterable<ListPage>;
+  /**
+   * Remove the store's own leftovers of writes that never finished (the file store's `.part`
+   * files) last modified before `before` (ms); stores that leave none do not have it.
+   */
+  sweepTemp?(before: number): Promise<{ files: number; bytes: number }>;
   close?(): Promise<void>;
 }

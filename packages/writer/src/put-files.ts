@@ -1,4 +1,6 @@
-import type { Entry, Logger, NewEntry } from '@ferry/core';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ChunkClaimedError, ConflictError, type Entry, type Logger, type NewEntry } from '@ferry/core';
+import type { Meta } from '@ferry/meta';
 import { type StageFigures, type StageOptions, stageFiles } from './stage.js';
 
 export interface PutOptions extends StageOptions {
@@ -12,12 +14,42 @@ export interface PutSummary extends StageFigures {
   entries: Entry[];
 }
 
+/** Times a put stages and commits again after garbage collection took chunks it relied on. */
+const CLAIM_RETRIES = 5;
+/** How long a put waits for garbage collection to finish deleting the chunks it needs again. */
+const CLAIM_WAIT_MS = 120_000;
+
 /**
  * Upload the chunks of the files that the store lacks, then commit all changed entries in one
- * atomic batch: a mirror never shows half of what one put wrote.
+ * atomic batch: a mirror never shows half of what one put wrote. When garbage collection claimed
+ * or deleted a chunk this put found and skipped (the commit says so), the put waits until those
+ * deletes are done and stages again, which uploads them.
  */
 export async function putFiles(options: PutOptions): Promise<PutSummary> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await stageAndCommit(options);
+    } catch (err) {
+      if (!(err instanceof ChunkClaimedError) || attempt >= CLAIM_RETRIES) throw err;
+      options.logger.info({ chunks: err.chunks.length, attempt }, 'garbage collection took chunks this put skipped; uploading them again');
+      await waitForClaims(options.meta, err.chunks);
+    }
+  }
+}
+
+async function waitForClaims(meta: Meta, chunks: readonly string[]): Promise<void> {
+  const deadline = Date.now() + CLAIM_WAIT_MS;
+  while ((await meta.claimedChunks(chunks)).length > 0) {
+    if (Date.now() > deadline)
+      throw new ConflictError(`put: garbage collection still holds ${chunks.length} chunks this put needs; try again`);
+    await sleep(100);
+  }
+}
+
+async function stageAndCommit(options: PutOptions): Promise<PutSummary> {
   const { meta } = options;
+  // Taken before any chunk is looked at: the commit refuses chunks GC deleted after this.
+  const since = await meta.serverTime();
   const { entries, ...summary } = await stageFiles(options);
   // Files whose content is already there as-is are left alone: no new version, no change record,
   // nothing for mirrors to replay.
@@ -32,7 +64,7 @@ export async function putFiles(options: PutOptions): Promise<PutSummary> {
         .at(-1) ?? '0-0';
     return { ...summary, filesChanged: 0, version, entries: unchanged };
   }
-  const committed = await meta.commit(changed);
+  const committed = await meta.commit(changed, { since });
   options.logger.info({ files: changed.length, version: committed.version }, 'committed');
   return { ...summary, filesChanged: changed.length, version: committed.version, entries: [...committed.entries, ...unchanged] };
 }

@@ -228,6 +228,31 @@ export function buildProgram(): Command {
       ),
     );
 
+  common(program.command('gc'))
+    .description(
+      "delete from a region's store the chunks nothing references for at least --grace (in the source, only once every mirror has applied the change that dropped them), orphan objects and temp files older than --grace",
+    )
+    .option('-r, --region <name>', 'region whose store to collect (default: the source region)')
+    .option('--grace <duration>', 'keep what became garbage less than this long ago', '24h')
+    .option('--dry-run', 'report what would be deleted; delete nothing', false)
+    .action(
+      action(async (ctx, out, opts: { region?: string; grace: string; dryRun: boolean }) =>
+        (await import('./commands/gc.js')).gcCommand(ctx, out, opts),
+      ),
+    );
+
+  common(regionOption(program.command('verify [path]')))
+    .description(
+      "check that every chunk of a path (or the volume) is in a region's store and hashes to its id; exits 1 naming each bad or missing chunk and the files that use it",
+    )
+    .option('--repair', 'copy bad and missing chunks again (from the source, or in the source from a mirror) and wait for them', false)
+    .option('--sample <percent>', 'check this percent of the chunks, chosen at random')
+    .action(
+      action(async (ctx, out, path: string | undefined, opts: { region?: string; repair: boolean; sample?: string }) =>
+        (await import('./commands/verify.js')).verifyCommand(ctx, out, path, opts),
+      ),
+    );
+
   common(regionOption(program.command('status [path]')))
     .description('replication state per region: lag, missing chunks, queues, failures; for a path, how complete each region is')
     .action(

@@ -12,7 +12,11 @@ function setup() {
   const failures: CopyFailure[] = [];
   const presence: ChunkPresence = {
     isPresent: async (id) => present.has(id),
-    markPresent: async (id) => void present.add(id),
+    markPresent: async (id) => {
+      present.add(id);
+      return true;
+    },
+    serverTime: async () => Date.now(),
     isReferenced: async () => true,
     recordCopyFailure: async (f) => void failures.push(f),
   };

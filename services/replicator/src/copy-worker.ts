@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { type ChunkId, CorruptError, chunkKey, isFerryError, type Logger, messageOf, NotFoundError } from '@ferry/core';
+import { type ChunkId, CorruptError, chunkKey, isFerryError, type Logger, messageOf, NotFoundError, TransientError } from '@ferry/core';
 import { hashedChunkVerifier, type KnownHashes, openOriginRead } from '@ferry/fetch';
 import { type CopyJob, parseCopyJob, toJobError } from '@ferry/jobs';
 import type { CopyFailure } from '@ferry/meta';
@@ -10,7 +10,10 @@ import type { Throttle } from './throttle.js';
 /** What the copy worker needs to know and record about the region's chunks. */
 export interface ChunkPresence {
   isPresent(id: ChunkId): Promise<boolean>;
-  markPresent(id: ChunkId): Promise<void>;
+  /** False when garbage collection claimed the chunk, or deleted it at or after `since`. */
+  markPresent(id: ChunkId, options?: { since?: number }): Promise<boolean>;
+  /** The metadata's clock, ms (`markPresent`'s `since`). */
+  serverTime(): Promise<number>;
   /** Whether any entry in this region still references the chunk. */
   isReferenced(id: ChunkId): Promise<boolean>;
   /** Keep the last failure of a chunk's copy visible (status, metrics) until it is copied. */
@@ -49,8 +52,9 @@ export function createCopyProcessor(options: CopyProcessorOptions): (data: unkno
   return async (data) => {
     const job = parseCopyJob(data);
     if (await presence.isPresent(job.chunk)) return 'present';
+    const since = await presence.serverTime();
     if (await inStore(target, job)) {
-      await presence.markPresent(job.chunk);
+      if (!(await presence.markPresent(job.chunk, { since }))) throw collecting(job.chunk);
       metrics.chunksFound.inc({ region });
       return 'found';
     }
@@ -83,11 +87,16 @@ export function createCopyProcessor(options: CopyProcessorOptions): (data: unkno
       }
       throw err;
     }
-    await presence.markPresent(job.chunk);
+    if (!(await presence.markPresent(job.chunk, { since }))) throw collecting(job.chunk);
     metrics.chunksCopied.inc({ region });
     metrics.bytesCopied.inc({ region }, job.size);
     return 'copied';
   };
+}
+
+/** Garbage collection took the chunk while it was found or copied: the next attempt copies it again. */
+function collecting(chunk: ChunkId): TransientError {
+  return new TransientError(`chunk ${chunk} was being collected while it was copied; it is copied again`);
 }
 
 /** Whether the target store already holds the chunk whole; a store that cannot answer fails the attempt. */

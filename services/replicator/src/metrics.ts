@@ -9,6 +9,69 @@ export interface ChunkGaugeSource {
   failures(): Promise<Array<{ chunk: string; code: string; error: string; attempts: number }>>;
 }
 
+/** What the garbage-collection and scrub gauges read at scrape time: the region's gc hash in Redis. */
+export interface GcGaugeSource {
+  region: string;
+  info(): Promise<Record<string, string>>;
+}
+
+/** Gauges over the region's gc counters, read once per scrape. */
+function gcGauges(registry: ReturnType<typeof serviceRegistry>, source: GcGaugeSource | undefined) {
+  const gauge = (name: string, help: string, field: string) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['region'],
+      registers: [registry],
+      async collect() {
+        if (source) this.set({ region: source.region }, Number((await source.info())[field] ?? 0));
+      },
+    });
+  return {
+    gcReclaimableBytes: gauge(
+      'ferry_gc_reclaimable_bytes',
+      'Bytes of unreferenced chunks past grace found by the last pass',
+      'reclaimable-bytes',
+    ),
+    gcReclaimedBytes: gauge(
+      'ferry_gc_reclaimed_bytes',
+      'Bytes deleted from the region store by garbage collection, ever',
+      'reclaimed-bytes',
+    ),
+    gcReclaimedChunks: gauge(
+      'ferry_gc_reclaimed_chunks',
+      'Objects deleted from the region store by garbage collection, ever',
+      'reclaimed-chunks',
+    ),
+    gcLastPass: gauge('ferry_gc_last_pass_timestamp_ms', 'When the last garbage-collection pass started', 'last-pass-at'),
+    scrubVerified: gauge('ferry_scrub_chunks_verified', 'Chunks read back and found to hash to their id, ever', 'verified-chunks'),
+    scrubBad: gauge('ferry_scrub_chunks_bad', 'Chunks found missing or not hashing to their id, ever', 'bad-chunks'),
+    scrubRepaired: gauge('ferry_scrub_chunks_repaired', 'Bad or missing chunks copied again by a repair, ever', 'repaired-chunks'),
+    gcHeldBack: new Gauge({
+      name: 'ferry_gc_held_back_bytes',
+      help: 'Source only: bytes past grace kept because this mirror has not acknowledged the record that dropped them (last pass)',
+      labelNames: ['region', 'mirror'],
+      registers: [registry],
+      async collect() {
+        if (!source) return;
+        this.reset();
+        for (const [mirror, held] of Object.entries(heldBackOf(await source.info()))) {
+          this.set({ region: source.region, mirror }, held.bytes);
+        }
+      },
+    }),
+  };
+}
+
+/** The last pass's held-back figures per mirror, from the gc hash. */
+export function heldBackOf(info: Record<string, string>): Record<string, { chunks: number; bytes: number }> {
+  try {
+    return JSON.parse(info['held-back'] ?? '{}') as Record<string, { chunks: number; bytes: number }>;
+  } catch {
+    return {};
+  }
+}
+
 /** Failing chunks shown one by one in /metrics (the count covers them all). */
 const FAILURE_SERIES = 10;
 
@@ -17,12 +80,13 @@ const FAILURE_SERIES = 10;
  * tests); the process metrics (CPU, memory, event loop) only when asked. The chunk gauges read
  * the region's counters at scrape time when `chunks` is given (a mirror).
  */
-export function createMetrics(options: { processMetrics?: boolean; chunks?: ChunkGaugeSource } = {}) {
+export function createMetrics(options: { processMetrics?: boolean; chunks?: ChunkGaugeSource; gc?: GcGaugeSource } = {}) {
   const registry = serviceRegistry({ defaultMetrics: options.processMetrics ?? false });
   const labelNames = ['region'] as const;
   const chunks = options.chunks;
   return {
     registry,
+    ...gcGauges(registry, options.gc),
     lagRecords: new Gauge({
       name: 'ferry_replicator_lag_records',
       help: 'Change records not yet applied',

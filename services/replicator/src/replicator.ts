@@ -1,7 +1,7 @@
 import { type CacheNodeClient, Membership } from '@ferry/cache';
 import { type FerryConfig, InvalidConfigError, type Logger, type RegionConfig, regionConfig, type WarmRule } from '@ferry/core';
 import { QUEUES, queuePrefix } from '@ferry/jobs';
-import { duplicateConnection, Lease, Meta, type RedisClient } from '@ferry/meta';
+import { duplicateConnection, GcMeta, Lease, Meta, type RedisClient } from '@ferry/meta';
 import { cacheClient, hasCacheAccess, openRegion, type Region } from '@ferry/region';
 import { closeGracefully } from '@ferry/runtime';
 import type { ObjectStore } from '@ferry/stores';
@@ -9,6 +9,7 @@ import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { build as buildApi, listen as listenApi } from './app.js';
 import { copyJobHandler, createCopyProcessor } from './copy-worker.js';
+import { type RegionMaintenance, startMaintenance } from './maintenance.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
 import { type RegionStatus, regionStatus } from './status.js';
@@ -46,6 +47,8 @@ export interface ReplicatorOptions {
   stopTimeoutMs?: number;
   /** Warm worker tuning: how long a fill waits for the copy before reading through from the source, how often it looks. */
   warm?: { copyWaitMs?: number; recheckMs?: number };
+  /** Pause between background scrub passes (default a minute; tests shorten it). */
+  scrubPauseMs?: number;
   /** Export the process metrics (CPU, memory, event loop) too: on for the daemon process, off in tests. */
   processMetrics?: boolean;
 }
@@ -67,6 +70,8 @@ export class Replicator {
   readonly #region: Region;
   #watcher: Watcher | undefined;
   #reconciler: Reconciler | undefined;
+  /** Garbage collection and the background scrub, on the leading replica (in the source, under a lease of its own). */
+  #maintenance: RegionMaintenance | undefined;
   #worker: Worker | undefined;
   /** BullMQ does not close connections it is given, so the daemon keeps and closes this one. */
   #workerRedis: RedisClient | undefined;
@@ -103,8 +108,10 @@ export class Replicator {
         : {}),
     });
     const mirror = this.#region.mirror;
+    const gcMeta = new GcMeta({ redis: this.#region.redis, keys: this.#region.meta.keys, mirror: mirror !== undefined });
     this.metrics = createMetrics({
       processMetrics: options.processMetrics ?? false,
+      gc: { region, info: () => gcMeta.info() },
       ...(mirror
         ? {
             chunks: {
@@ -205,6 +212,15 @@ export class Replicator {
       watcher.start();
       this.#reconciler.start();
     }
+    const watcher = this.#watcher;
+    this.#maintenance = startMaintenance({
+      region: this.#region,
+      own,
+      ...(watcher ? { token: () => watcher.token } : {}),
+      leaseTtlMs: this.#o.watcher?.leaseTtlMs ?? config.replicator.leaseTtl,
+      ...(this.#o.scrubPauseMs === undefined ? {} : { scrubPauseMs: this.#o.scrubPauseMs }),
+      logger: this.#log,
+    });
     if (hasCacheAccess(own.cache, 'write')) this.#startWarm(own.cache, own.copy.concurrency, own.warm);
     if (listen) {
       this.#api = buildApi({
@@ -343,10 +359,12 @@ export class Replicator {
     // Closing the source metadata first cuts a waiting read short, so the watcher stops at once.
     const watcherStopped = this.#watcher?.stop();
     const reconcilerStopped = this.#reconciler?.stop();
+    const maintenanceStopped = this.#maintenance?.stop();
     await this.#region.interruptSourceReads();
     await watcherStopped;
     await this.#warmRules?.stop();
     await reconcilerStopped;
+    await maintenanceStopped;
     await this.#worker?.close();
     this.#workerRedis?.disconnect();
     await this.#warmWorker?.close();

@@ -1,6 +1,37 @@
 import type { ChunkId } from '@ferry/core';
-import { type CopyFailure, idTime, type Meta, type MirrorMeta } from '@ferry/meta';
+import { type CopyFailure, GcMeta, idTime, type Meta, type MirrorMeta } from '@ferry/meta';
 import type { Region } from '@ferry/region';
+import { heldBackOf } from './metrics.js';
+
+/** Garbage collection and scrub figures of a region, from its gc hash. */
+export interface GcStatus {
+  /** When the last pass started (ms), if one ran. */
+  lastPassAt?: number;
+  /** Found by the last pass: unreferenced chunks past grace it could delete. */
+  reclaimable: { chunks: number; bytes: number };
+  /** Deleted by every pass so far. */
+  reclaimed: { chunks: number; bytes: number };
+  /** Source only, last pass: what each mirror's missing acknowledgement keeps. */
+  heldBack: Record<string, { chunks: number; bytes: number }>;
+  /** Scrub and verify, ever: chunks read back whole, found bad or missing, copied again. */
+  verified: number;
+  bad: number;
+  repaired: number;
+}
+
+export async function gcStatus(region: Region): Promise<GcStatus> {
+  const info = await new GcMeta({ redis: region.redis, keys: region.meta.keys, mirror: !region.isSource }).info();
+  const n = (field: string) => Number(info[field] ?? 0);
+  return {
+    ...(info['last-pass-at'] ? { lastPassAt: n('last-pass-at') } : {}),
+    reclaimable: { chunks: n('reclaimable-chunks'), bytes: n('reclaimable-bytes') },
+    reclaimed: { chunks: n('reclaimed-chunks'), bytes: n('reclaimed-bytes') },
+    heldBack: heldBackOf(info),
+    verified: n('verified-chunks'),
+    bad: n('bad-chunks'),
+    repaired: n('repaired-chunks'),
+  };
+}
 
 export interface RegionStatus {
   region: string;
@@ -14,6 +45,7 @@ export interface RegionStatus {
   failures?: Array<{ chunk: string; error: string; code: string; attempts: number; at: number }>;
   resync?: Record<string, string>;
   reconcile?: Record<string, string>;
+  gc?: GcStatus;
 }
 
 /**
@@ -33,7 +65,7 @@ export async function lagOf(source: Meta, mirror: MirrorMeta, cursor: string | u
 export async function regionStatus(region: Region): Promise<RegionStatus> {
   const { mirror } = region;
   const copies = await region.copyQueue();
-  if (!mirror) return { region: region.name, role: 'source' };
+  if (!mirror) return { region: region.name, role: 'source', gc: await gcStatus(region) };
   const cursor = await mirror.cursor();
   const [lag, counts, failures, resync, reconcile] = await Promise.all([
     lagOf(region.sourceMeta, mirror, cursor),
@@ -55,6 +87,7 @@ export async function regionStatus(region: Region): Promise<RegionStatus> {
     failures: failures.failures.map(shownFailure),
     resync,
     reconcile,
+    gc: await gcStatus(region),
   };
   if (cursor) status.cursor = cursor;
   if (copies) status.queue = await copies.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed');

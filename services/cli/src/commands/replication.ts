@@ -1,5 +1,5 @@
 import { Membership, type Residency, residency } from '@ferry/cache';
-import { type ChunkId, InvalidArgumentError, type Logger, normalizePath, regionConfig } from '@ferry/core';
+import { type ChunkId, formatBytes, InvalidArgumentError, type Logger, normalizePath, regionConfig } from '@ferry/core';
 import type { CopyRequest } from '@ferry/jobs';
 import { cacheClient, hasCacheAccess } from '@ferry/region';
 import { presence, type RegionStatus, Replicator, regionStatus } from '@ferry/replicator';
@@ -58,8 +58,24 @@ export async function retryFailedCommand(ctx: Context, out: Output, opts: { regi
   ]);
 }
 
+/** The gc and scrub lines of `ferry status`. */
+function humanGc(s: RegionStatus): string[] {
+  const g = s.gc;
+  if (!g) return [];
+  const last = g.lastPassAt ? `last pass ${new Date(g.lastPassAt).toISOString()}` : 'no pass yet';
+  const lines = [
+    `  gc:       ${last}; reclaimable ${formatBytes(g.reclaimable.bytes)} (${g.reclaimable.chunks} chunks), reclaimed ${formatBytes(g.reclaimed.bytes)} (${g.reclaimed.chunks} objects)`,
+  ];
+  for (const [mirror, held] of Object.entries(g.heldBack)) {
+    lines.push(`  held:     ${formatBytes(held.bytes)} (${held.chunks} chunks) until mirror ${mirror} acknowledges the deletes`);
+  }
+  if (g.verified + g.bad + g.repaired > 0)
+    lines.push(`  verify:   ${g.verified} chunks verified, ${g.bad} bad or missing, ${g.repaired} repaired`);
+  return lines;
+}
+
 function humanStatus(s: RegionStatus): string[] {
-  if (s.role === 'source') return [`${s.region} (source)`];
+  if (s.role === 'source') return [`${s.region} (source)`, ...humanGc(s)];
   const lag = s.lag ? `${s.lag.records ?? 'unknown number of'} records, ${s.lag.seconds.toFixed(1)} s` : 'unknown';
   const chunks = s.chunks
     ? `${s.chunks.present}/${s.chunks.referenced} present, ${s.chunks.missing} missing, ${s.chunks.failing} failing`
@@ -76,6 +92,7 @@ function humanStatus(s: RegionStatus): string[] {
     lines.push(
       `  reconcile: last pass ${new Date(Number(s.reconcile.at)).toISOString()}, ${s.reconcile.missing ?? 0} missing, ${s.reconcile.queued ?? 0} queued`,
     );
+  lines.push(...humanGc(s));
   return lines;
 }
 

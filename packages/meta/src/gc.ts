@@ -1,0 +1,149 @@
+import type { VolumeKeys } from './keys.js';
+import { GC_DELETED_KEEP_MS } from './meta.js';
+import type { RedisClient } from './redis.js';
+import { translateRedisError } from './redis-errors.js';
+import { runScript } from './scripts.js';
+
+/** One step of `GcMeta.claim`. */
+export interface ClaimBatch {
+  /** Chunks claimed (or, dry, that would be): delete their objects, then `finish` them. */
+  claimable: string[];
+  /** Chunks past grace kept because these mirrors have not acknowledged the record that dropped them. */
+  held: Array<{ chunk: string; mirrors: string[] }>;
+  /** Members of the unreferenced set read; fewer than `limit` means the end. */
+  read: number;
+}
+
+export interface ClaimOptions {
+  /** Only chunks unreferenced at or before this server time (ms). */
+  cutoff: number;
+  /** Members to skip (those held by earlier steps of the same pass). */
+  offset: number;
+  limit: number;
+  dryRun: boolean;
+  /** In the source: the mirror regions whose acks gate collection. Empty in a mirror. */
+  mirrors: readonly string[];
+}
+
+/**
+ * The Redis side of garbage collection in one region (protocol: lua/gc-claim.lua): claims of
+ * unreferenced chunks and of orphans, the end of a claim after the object is deleted, and the
+ * counters that status and metrics show.
+ */
+export class GcMeta {
+  readonly #redis: RedisClient;
+  readonly #keys: VolumeKeys;
+  readonly #mirror: boolean;
+
+  constructor(options: { redis: RedisClient; keys: VolumeKeys; mirror: boolean }) {
+    this.#redis = options.redis;
+    this.#keys = options.keys;
+    this.#mirror = options.mirror;
+  }
+
+  async #call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw translateRedisError(err, this.#redis);
+    }
+  }
+
+  async serverTime(): Promise<number> {
+    const [sec, usec] = await this.#call(() => this.#redis.time());
+    return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+  }
+
+  async claim(options: ClaimOptions): Promise<ClaimBatch> {
+    const k = this.#keys;
+    const args = [Math.floor(options.cutoff), options.offset, options.limit, options.dryRun ? '1' : '0', ...options.mirrors];
+    const keys = [k.unreferenced, k.unreferencedBy, k.refs, k.gcClaims, k.acks];
+    const [claimable, held, read] = (await this.#call(() => runScript(this.#redis, 'gcClaim', keys, args))) as [string[], string[], number];
+    const pairs: ClaimBatch['held'] = [];
+    for (let i = 0; i + 1 < held.length; i += 2) pairs.push({ chunk: held[i] as string, mirrors: (held[i + 1] as string).split(',') });
+    return { claimable, held: pairs, read: Number(read) };
+  }
+
+  /** Claim the orphans among these ids (objects no record here knows). */
+  async claimOrphans(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const k = this.#keys;
+    return (await this.#call(() =>
+      runScript(this.#redis, 'gcOrphans', [k.refs, k.unreferenced, k.gcClaims, k.present], [...ids]),
+    )) as string[];
+  }
+
+  /** End the claims of chunks whose objects are deleted; counts `bytes` as reclaimed. */
+  async finish(ids: readonly string[], bytes: number): Promise<void> {
+    if (ids.length === 0) return;
+    const k = this.#keys;
+    const keys = [k.gcClaims, k.gcDeleted, k.extHashes, k.gcInfo, k.present, k.missing, k.refs];
+    await this.#call(() => runScript(this.#redis, 'gcFinish', keys, [bytes, GC_DELETED_KEEP_MS, this.#mirror ? '1' : '0', ...ids]));
+  }
+
+  /** Claims left by a pass that stopped before finishing them, page by page. */
+  async *scanClaims(count = 500): AsyncGenerator<string[]> {
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.#call(() => this.#redis.hscan(this.#keys.gcClaims, cursor, 'COUNT', count));
+      cursor = next;
+      yield flat.filter((_, i) => i % 2 === 0);
+    } while (cursor !== '0');
+  }
+
+  /** Which of these ids some record here knows (referenced, unreferenced, or claimed). */
+  async known(ids: readonly string[]): Promise<boolean[]> {
+    if (ids.length === 0) return [];
+    const k = this.#keys;
+    const tx = this.#redis.multi();
+    for (const id of ids) tx.hexists(k.refs, id).zscore(k.unreferenced, id).hexists(k.gcClaims, id);
+    const replies = (await this.#call(() => tx.exec())) ?? [];
+    return ids.map((_, i) => replies.slice(i * 3, i * 3 + 3).some(([, v]) => v !== null && v !== 0));
+  }
+
+  /** Take the region's collection lock (one pass at a time); false when another pass holds it. */
+  async lock(owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.#call(() => this.#redis.set(this.#keys.gcLock, owner, 'PX', ttlMs, 'NX'))) === 'OK';
+  }
+
+  async unlock(owner: string): Promise<void> {
+    const key = this.#keys.gcLock;
+    if ((await this.#call(() => this.#redis.get(key))) === owner) await this.#call(() => this.#redis.del(key));
+  }
+
+  /** Add to counters (reclaimed, verified…) and set the last pass's figures. */
+  async record(increments: Record<string, number>, figures: Record<string, string | number> = {}): Promise<void> {
+    const tx = this.#redis.multi();
+    for (const [field, by] of Object.entries(increments)) if (by !== 0) tx.hincrby(this.#keys.gcInfo, field, by);
+    const flat = Object.entries(figures).flatMap(([f, v]) => [f, String(v)]);
+    if (flat.length > 0) tx.hset(this.#keys.gcInfo, ...flat);
+    await this.#call(() => tx.exec());
+  }
+
+  /** Counters and the last pass's figures (all numbers but `*-at` times and `held-*` lists). */
+  async info(): Promise<Record<string, string>> {
+    return this.#call(() => this.#redis.hgetall(this.#keys.gcInfo));
+  }
+
+  /**
+   * In a mirror: the store no longer holds these chunks whole (a scrub found them bad, and their
+   * objects were deleted): they leave present and enter missing, so a copy (or the reconciler)
+   * brings them back. The source keeps no such sets.
+   */
+  async markLost(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0 || !this.#mirror) return;
+    const k = this.#keys;
+    await this.#call(() =>
+      this.#redis
+        .multi()
+        .srem(k.present, ...ids)
+        .sadd(k.missing, ...ids)
+        .exec(),
+    );
+  }
+
+  async exthash(ids: readonly string[]): Promise<Array<string | null>> {
+    if (ids.length === 0) return [];
+    return this.#call(() => this.#redis.hmget(this.#keys.extHashes, ...ids));
+  }
+}
