@@ -127,7 +127,7 @@ export const memory = {
     return {
       rows,
       notes: [
-        'Peak resident set size of each process (process.resourceUsage().maxRSS at exit).',
+        'Peak resident set size of each process (VmHWM at exit).',
         'The gateway keeps hot chunks in process memory up to reader.memoryBytes (default 256 MiB); that cache is part of its figure.',
       ],
     };
