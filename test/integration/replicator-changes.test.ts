@@ -201,6 +201,32 @@ describe('replication of changes', () => {
     expect((await replicator.status()).failures).toEqual([]);
   });
 
+  it('keeps no failure record for a chunk that was copied or deleted since its copy failed', async () => {
+    regions = await createRegions({ chunkSize: 64 * KiB, mirrors: { eu: { copy: { attempts: 1 } } } });
+    const r = regions;
+    const target = new FaultStore({ inner: createStore(r.config.regions.eu?.store as string), failWhen: (op) => op === 'put' });
+    const replicator = await replicators.start(r, { stores: { target } });
+    const { entries } = await putBytes(r, { '/g/doomed.bin': randomBytes(130 * KiB), '/g/kept.bin': randomBytes(10 * KiB) });
+    const doomed = entries[0]?.chunks.map((c) => c.id) ?? [];
+    const kept = entries[1]?.chunks[0]?.id as ChunkId;
+    await waitFor(async () => ((await replicator.status()).failures ?? []).length === 4, 30_000, 'every copy to fail once');
+    const mirror = r.mirror('eu').mirror;
+
+    // The file is deleted at the source: its chunks' failure records go with the record that
+    // dropped their last reference, not at the next reconcile pass.
+    await r.source.meta.delete('/g/doomed.bin');
+    await waitFor(async () => (await r.mirror('eu').meta.tryStat('/g/doomed.bin')) === undefined, 10_000, 'the delete to reach the mirror');
+    expect(((await replicator.status()).failures ?? []).map((f) => f.chunk)).toEqual([kept]);
+    // A job that was still running for a deleted chunk fails after the delete: nothing is kept.
+    const late = { chunk: doomed[0] as ChunkId, error: 'late', code: 'TRANSIENT', attempts: 1, at: Date.now() };
+    expect(await mirror.recordCopyFailure(late)).toBe(false);
+    // A second job for a chunk another one already copied fails after it: nothing is kept either.
+    expect(await mirror.markPresent(kept)).toBe(true);
+    expect(await mirror.recordCopyFailure({ ...late, chunk: kept })).toBe(false);
+    expect((await replicator.status()).failures).toEqual([]);
+    expect(await mirror.counts()).toMatchObject({ failing: 0 });
+  });
+
   it('never stores a corrupt source chunk, reports it by name, and converges after retry-failed', async () => {
     regions = await createRegions({ chunkSize: 64 * KiB, mirrors: { eu: { copy: { attempts: 2 } } } });
     const r = regions;

@@ -9,11 +9,13 @@
 -- reaching 0 leaves refs and enters unreferenced); the cursor becomes the record id, and the
 -- tracking hash's `added` (records the source ever added up to this one) is set when known.
 -- Returns {'ok', id, written, removed}.
--- KEYS: entries, paths, refs, unreferenced, cursor, fence, resync, present, missing, tracking
+-- KEYS: entries, paths, refs, unreferenced, cursor, fence, resync, present, missing, tracking,
+-- copy failures
 -- ARGV: token, id, added ('' when unknown), number of del paths, del paths…, then per put entry:
 -- path, rest, chunk ids
 local entries, paths, refs, unref, cursor_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local fence, resync, present, missing, tracking = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local failures = KEYS[11]
 local refused = fence_refusal(fence, ARGV[1])
 if refused then return refused end
 local id, added = ARGV[2], ARGV[3]
@@ -47,7 +49,7 @@ for i = 5 + ndel, #ARGV, 3 do
     written = written + 1
   end
 end
-apply_deltas(deltas, refs, unref, id_ms(id), present, missing)
+apply_deltas(deltas, refs, unref, id_ms(id), present, missing, nil, nil, failures)
 redis.call('SET', cursor_key, id)
 if added ~= '' then redis.call('HSET', tracking, 'added', added) end
 return { 'ok', id, written, removed }

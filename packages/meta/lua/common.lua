@@ -111,10 +111,11 @@ end
 
 -- Counts that reach 0 leave `refs` and enter `unreferenced` at `ms`; counts that leave 0 leave
 -- `unreferenced`. In a mirror (`present_key` and `missing_key` given) the set of referenced chunks
--- the store lacks follows in the same step, so its size is the number of missing chunks. In the
+-- the store lacks follows in the same step, so its size is the number of missing chunks, and a
+-- chunk nothing references any more loses its copy failure record (`failures_key`). In the
 -- source (`by_key` given) the record `by_id` that dropped a chunk's last reference is kept with
 -- it: garbage collection there waits until every mirror has acknowledged that record.
-local function apply_deltas(deltas, refs_key, unref_key, ms, present_key, missing_key, by_key, by_id)
+local function apply_deltas(deltas, refs_key, unref_key, ms, present_key, missing_key, by_key, by_id, failures_key)
   -- Counts that reach 0 are removed and recorded in bulk: one HDEL and one ZADD per 500 chunks
   -- instead of one each per chunk (a 100 GB file has 12,800).
   local gone = {}
@@ -144,6 +145,7 @@ local function apply_deltas(deltas, refs_key, unref_key, ms, present_key, missin
     redis.call('ZADD', unref_key, unpack(scored))
     if by_key then redis.call('HSET', by_key, unpack(by)) end
     if missing_key then redis.call('SREM', missing_key, unpack(gone, first, last)) end
+    if failures_key then redis.call('HDEL', failures_key, unpack(gone, first, last)) end
   end
 end
 

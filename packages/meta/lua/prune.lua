@@ -13,10 +13,12 @@
 -- epoch and the count of records the source had added at the snapshot, the seen set is dropped
 -- and the resync is 'done', in the same step, so the log is read on from exactly there.
 -- Returns {'ok', removed}.
--- KEYS: entries, paths, refs, unreferenced, seen, cursor, resync, fence, present, missing, tracking
+-- KEYS: entries, paths, refs, unreferenced, seen, cursor, resync, fence, present, missing, tracking,
+-- copy failures
 -- ARGV: token, resync id, last page ('1'/'0'), paths…
 local entries, paths, refs, unref, seen, cursor_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local resync, fence, present, missing, tracking = KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local failures = KEYS[12]
 local refused = fence_refusal(fence, ARGV[1])
 if refused then return refused end
 local info = redis.call('HMGET', resync, 'id', 'state', 'pages', 'seen', 'snapshot', 'epoch', 'added')
@@ -49,7 +51,7 @@ for i = 4, #ARGV do
     end
   end
 end
-apply_deltas(deltas, refs, unref, redis.call('TIME')[1] * 1000, present, missing)
+apply_deltas(deltas, refs, unref, redis.call('TIME')[1] * 1000, present, missing, nil, nil, failures)
 redis.call('HINCRBY', resync, 'removed', removed)
 if ARGV[3] == '1' then
   redis.call('SET', cursor_key, snapshot)

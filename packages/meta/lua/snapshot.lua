@@ -8,10 +8,10 @@
 -- already newer are kept; reference counts and the set of missing chunks follow; the resync hash
 -- counts the page. The cursor is not moved (prune.lua finishes the resync).
 -- Returns {'ok', written}.
--- KEYS: entries, paths, refs, unreferenced, seen, resync, fence, present, missing
+-- KEYS: entries, paths, refs, unreferenced, seen, resync, fence, present, missing, copy failures
 -- ARGV: token, resync id, page number, then per entry: path, version, rest, chunk ids
 local entries, paths, refs, unref, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local resync, fence, present, missing = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local resync, fence, present, missing, failures = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local refused = fence_refusal(fence, ARGV[1])
 if refused then return refused end
 local info = redis.call('HMGET', resync, 'id', 'state', 'pages', 'seen')
@@ -35,7 +35,7 @@ for i = 4, #ARGV, 4 do
     written = written + 1
   end
 end
-apply_deltas(deltas, refs, unref, now, present, missing)
+apply_deltas(deltas, refs, unref, now, present, missing, nil, nil, failures)
 redis.call('SADD', seen, page_marker(page))
 redis.call('HSET', resync, 'pages', page)
 redis.call('HINCRBY', resync, 'entries', count)

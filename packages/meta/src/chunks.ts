@@ -82,9 +82,15 @@ export class MirrorChunks {
     return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
   }
 
-  async recordFailure(failure: CopyFailure): Promise<void> {
+  /**
+   * Keep the failure, unless the chunk is present by now or no longer referenced (another job
+   * for the same chunk finished first): returns whether it was kept.
+   */
+  async recordFailure(failure: CopyFailure): Promise<boolean> {
     const chunk = parseChunkId(failure.chunk);
-    await this.#call(() => this.#redis.hset(this.#keys.copyFailures, chunk, JSON.stringify({ ...failure, chunk })));
+    const k = this.#keys;
+    const args = [chunk, JSON.stringify({ ...failure, chunk })];
+    return (await this.#call(() => runScript(this.#redis, 'copyFailure', [k.copyFailures, k.present, k.refs], args))) === 1;
   }
 
   /** Up to `limit` failure records (HSCAN order), and how many there are. */
@@ -138,6 +144,16 @@ export class MirrorChunks {
       const [next, ids] = await this.#call(() => this.#redis.sscan(this.#keys.missing, cursor, 'COUNT', count));
       cursor = next;
       yield ids as ChunkId[];
+    } while (cursor !== '0');
+  }
+
+  /** Chunk ids with a failure record, page by page (the reconciler drops those no longer needed). */
+  async *scanFailing(count = 1000): AsyncGenerator<ChunkId[]> {
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.#call(() => this.#redis.hscan(this.#keys.copyFailures, cursor, 'COUNT', count));
+      cursor = next;
+      yield flat.filter((_, i) => i % 2 === 0) as ChunkId[];
     } while (cursor !== '0');
   }
 

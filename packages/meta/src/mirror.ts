@@ -80,7 +80,19 @@ export class MirrorMeta {
     const result: ApplyResult = { applied: 0, written: 0, removed: 0, cursor: undefined };
     if (records.length === 0) return result;
     const k = this.keys;
-    const keys = [k.entries, k.paths, k.refs, k.unreferenced, k.cursor, k.fence, k.resyncInfo, k.present, k.missing, k.tracking];
+    const keys = [
+      k.entries,
+      k.paths,
+      k.refs,
+      k.unreferenced,
+      k.cursor,
+      k.fence,
+      k.resyncInfo,
+      k.present,
+      k.missing,
+      k.tracking,
+      k.copyFailures,
+    ];
     const replies = await this.#call(() =>
       Promise.all(
         records.map((record, i) => {
@@ -167,7 +179,7 @@ export class MirrorMeta {
     return (await this.#call(() => this.#redis.hexists(this.keys.refs, parseChunkId(id)))) === 1;
   }
 
-  recordCopyFailure(failure: CopyFailure): Promise<void> {
+  recordCopyFailure(failure: CopyFailure): Promise<boolean> {
     return this.chunks.recordFailure(failure);
   }
 

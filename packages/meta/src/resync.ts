@@ -105,7 +105,7 @@ function slices(page: Entry[]): Entry[][] {
 
 export async function snapshotPage(redis: RedisClient, keys: VolumeKeys, resync: Resync, page: Entry[], token: string): Promise<number> {
   const k = keys;
-  const scriptKeys = [k.entries, k.paths, k.refs, k.unreferenced, resync.seen, k.resyncInfo, k.fence, k.present, k.missing];
+  const scriptKeys = [k.entries, k.paths, k.refs, k.unreferenced, resync.seen, k.resyncInfo, k.fence, k.present, k.missing, k.copyFailures];
   let written = 0;
   for (const slice of slices(page)) {
     const args = [
@@ -137,6 +137,7 @@ export async function finishResync(redis: RedisClient, keys: VolumeKeys, resync:
     k.present,
     k.missing,
     k.tracking,
+    k.copyFailures,
   ];
   let removed = 0;
   let from = '-';

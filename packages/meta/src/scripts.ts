@@ -18,10 +18,10 @@ const SCRIPTS = {
   rename: { file: 'rename.lua', keys: 5 },
   list: { file: 'list.lua', keys: 2 },
   ack: { file: 'ack.lua', keys: 1 },
-  apply: { file: 'apply.lua', keys: 10 },
+  apply: { file: 'apply.lua', keys: 11 },
   resync: { file: 'resync.lua', keys: 2 },
-  snapshot: { file: 'snapshot.lua', keys: 9 },
-  prune: { file: 'prune.lua', keys: 11 },
+  snapshot: { file: 'snapshot.lua', keys: 10 },
+  prune: { file: 'prune.lua', keys: 12 },
   track: { file: 'track.lua', keys: 3 },
   reconcile: { file: 'reconcile.lua', keys: 6 },
   lease: { file: 'lease.lua', keys: 2 },
@@ -29,6 +29,7 @@ const SCRIPTS = {
   gcFinish: { file: 'gc-finish.lua', keys: 7 },
   present: { file: 'present.lua', keys: 5 },
   gcOrphans: { file: 'gc-orphans.lua', keys: 4 },
+  copyFailure: { file: 'copy-failure.lua', keys: 3 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

@@ -17,7 +17,7 @@ export interface ChunkPresence {
   /** Whether any entry in this region still references the chunk. */
   isReferenced(id: ChunkId): Promise<boolean>;
   /** Keep the last failure of a chunk's copy visible (status, metrics) until it is copied. */
-  recordCopyFailure(failure: CopyFailure): Promise<void>;
+  recordCopyFailure(failure: CopyFailure): Promise<unknown>;
 }
 
 export interface CopyProcessorOptions {

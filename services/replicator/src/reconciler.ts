@@ -98,7 +98,7 @@ export class Reconciler {
     if (this.#stopping || this.#o.token() !== token) throw new PassAborted();
   }
 
-  /** One pass over the region's entries and its missing set; returns how many copies it queued. */
+  /** One pass over the region's entries, its missing set and its failure records; returns how many copies it queued. */
   async pass(token: string): Promise<{ missing: number; queued: number }> {
     const { meta, mirror, copies, metrics, region, logger } = this.#o;
     const started = Date.now();
@@ -129,6 +129,11 @@ export class Reconciler {
     } while (cursor);
     // Members of the missing set that no entry references any more (or that are present) leave it.
     for await (const ids of mirror.chunks.scanMissing()) {
+      this.#check(token);
+      if (ids.length > 0) await mirror.chunks.reconcile(ids, token);
+    }
+    // Failure records of chunks that were deleted (or copied) since they failed are dropped.
+    for await (const ids of mirror.chunks.scanFailing()) {
       this.#check(token);
       if (ids.length > 0) await mirror.chunks.reconcile(ids, token);
     }
