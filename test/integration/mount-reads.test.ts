@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { type ChunkId, chunkKey, type Entry } from '@ferry/core';
 import type { Replicator } from '@ferry/replicator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -87,35 +89,73 @@ describe('an open file keeps its version', () => {
     expect(sh(`sha256sum '${file}'`).stdout.split(' ')[0]).toBe(sha(v2));
   });
 
-  it('with --direct-io, the two versions stay apart even when both are read at once', async () => {
-    const path = '/models/b/model.safetensors';
+  for (const mode of ['cached', 'direct-io'] as const) {
+    it(`${mode}: the two versions stay apart even when both are read at once`, async () => {
+      const path = `/models/${mode}/model.safetensors`;
+      const [v1, v2] = [randomBytes(SIZE), randomBytes(SIZE)];
+      await putBytes(regions, { [path]: v1 });
+      await waitForConvergence(regions, 'eu', 30_000);
+      const mount = await startMount({
+        config: regions.configPath,
+        region: 'eu',
+        mountpoint: join(regions.dir, `mnt-${mode}-both`),
+        args: mode === 'direct-io' ? ['--direct-io'] : [],
+      });
+      mounts.push(mount);
+      const file = join(mount.mountpoint, path);
+      const old = await open(file, 'r');
+      try {
+        const head = await readAt(old, 0, MiB);
+        await replaceAtSource(regions, path, v2);
+        const fresh = await open(file, 'r');
+        try {
+          // The new version is read whole first (its pages cached, in the default mode), then the
+          // old handle reads on and reads it all again, then the new one again.
+          expect(sha(await readAt(fresh, 0, SIZE + 1))).toBe(sha(v2));
+          expect(sha(Buffer.concat([head, await readAt(old, MiB, SIZE)]))).toBe(sha(v1));
+          expect(sha(await readAt(old, 0, SIZE + 1))).toBe(sha(v1));
+          expect(sha(await readAt(fresh, 0, SIZE + 1))).toBe(sha(v2));
+          // Each version is its own inode: what tools see tells them apart too.
+          const [oldStat, freshStat] = await Promise.all([old.stat(), fresh.stat()]);
+          expect(oldStat.ino).not.toBe(freshStat.ino);
+        } finally {
+          await fresh.close();
+        }
+      } finally {
+        await old.close();
+      }
+    });
+  }
+
+  it('two versions memory-mapped at once (MAP_SHARED, as safetensors maps) each read their own bytes', async () => {
+    const path = '/models/mapped/model.safetensors';
     const [v1, v2] = [randomBytes(SIZE), randomBytes(SIZE)];
     await putBytes(regions, { [path]: v1 });
     await waitForConvergence(regions, 'eu', 30_000);
-    const mount = await startMount({
-      config: regions.configPath,
-      region: 'eu',
-      mountpoint: join(regions.dir, 'mnt-direct'),
-      args: ['--direct-io'],
-    });
+    const mount = await startMount({ config: regions.configPath, region: 'eu', mountpoint: join(regions.dir, 'mnt-mapped') });
     mounts.push(mount);
     const file = join(mount.mountpoint, path);
-    const old = await open(file, 'r');
+    const script = [
+      'import hashlib, mmap, sys',
+      "f = open(sys.argv[1], 'rb')",
+      'old = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)',
+      'head = old[: 1 << 20]',
+      "print('mapped', flush=True)",
+      'sys.stdin.readline()',
+      "g = open(sys.argv[1], 'rb')",
+      'new = mmap.mmap(g.fileno(), 0, access=mmap.ACCESS_READ)',
+      'sha = lambda b: hashlib.sha256(b).hexdigest()',
+      'print(sha(new[:]), sha(old[:]), sha(new[:]), flush=True)',
+    ].join('\n');
+    const python = spawn('python3', ['-c', script, file], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines = createInterface({ input: python.stdout })[Symbol.asyncIterator]();
     try {
-      const head = await readAt(old, 0, MiB);
+      expect((await lines.next()).value).toBe('mapped');
       await replaceAtSource(regions, path, v2);
-      const fresh = await open(file, 'r');
-      try {
-        // The new version is read whole first, then the old handle reads on and reads it all again.
-        expect(sha(await readAt(fresh, 0, SIZE + 1))).toBe(sha(v2));
-        expect(sha(Buffer.concat([head, await readAt(old, MiB, SIZE)]))).toBe(sha(v1));
-        expect(sha(await readAt(old, 0, SIZE + 1))).toBe(sha(v1));
-        expect(sha(await readAt(fresh, 0, SIZE + 1))).toBe(sha(v2));
-      } finally {
-        await fresh.close();
-      }
+      python.stdin.write('go\n');
+      expect(String((await lines.next()).value).split(' ')).toEqual([sha(v2), sha(v1), sha(v2)]);
     } finally {
-      await old.close();
+      python.kill();
     }
   });
 });

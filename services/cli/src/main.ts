@@ -182,11 +182,7 @@ export function buildProgram(): Command {
     .option('--foreground', 'stay in the foreground (logs on stdout); otherwise run in the background once mounted', false)
     .option('--force', 'detach a stale (or live) mount left on <mountpoint> first', false)
     .option('--allow-other', 'let other users read the mount (FUSE allow_other)', false)
-    .option(
-      '--direct-io',
-      'bypass the kernel page cache: every read is served from the version its file handle opened (no shared mmap)',
-      false,
-    )
+    .option('--direct-io', 'bypass the kernel page cache: every read reaches the mount (no shared mmap, no kernel read-ahead)', false)
     .option('--listen <host:port>', "metrics and health address (default: mount.listen of the config; 'off' for none)")
     .action(
       action(async (ctx, out, mountpoint: string, opts: MountCommandOptions) =>

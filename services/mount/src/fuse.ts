@@ -1,112 +1,115 @@
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { messageOf, UnavailableError } from '@ferry/core';
 
 const run = promisify(execFile);
 
-/** A stat as fuse-native takes it (times as Date or ms). */
-export interface FuseStat {
+/** What the kernel is told about a file or directory (`ino` is the inode number the mount chose). */
+export interface FuseAttr {
+  ino: number;
   mode: number;
   size: number;
-  mtime: Date;
-  atime: Date;
-  ctime: Date;
+  mtimeMs: number;
   nlink: number;
   uid: number;
   gid: number;
-  blocks?: number;
-  blksize?: number;
 }
 
-type Callback<T = never> = (code: number, value?: T) => void;
+/** The requests the binding hands over (its `enum op`). */
+export const FuseOp = {
+  EXIT: 0,
+  LOOKUP: 1,
+  FORGET: 2,
+  GETATTR: 3,
+  OPEN: 4,
+  READ: 5,
+  RELEASE: 6,
+  OPENDIR: 7,
+  READDIR: 8,
+  RELEASEDIR: 9,
+} as const;
 
-/** The operations the mount implements, in fuse-native's callback style (code 0 or a negative errno). */
-export interface FuseOps {
-  init(cb: (code: number) => void): void;
-  statfs(path: string, cb: Callback<object>): void;
-  getattr(path: string, cb: Callback<FuseStat>): void;
-  access(path: string, mode: number, cb: (code: number) => void): void;
-  readdir(path: string, cb: (code: number, names?: string[], stats?: FuseStat[]) => void): void;
-  open(path: string, flags: number, cb: Callback<number>): void;
-  opendir(path: string, flags: number, cb: Callback<number>): void;
-  releasedir(path: string, fd: number, cb: (code: number) => void): void;
-  read(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytesOrCode: number) => void): void;
-  release(path: string, fd: number, cb: (code: number) => void): void;
-  readlink(path: string, cb: Callback<string>): void;
-  getxattr(path: string, name: string, position: number, cb: (code: number, value?: Buffer | null) => void): void;
-  listxattr(path: string, cb: (code: number, list?: string[]) => void): void;
-  // Every way of changing the tree: refused with EROFS (the kernel refuses most first: `ro`).
-  write(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (code: number) => void): void;
-  create(path: string, mode: number, cb: (code: number) => void): void;
-  truncate(path: string, size: number, cb: (code: number) => void): void;
-  ftruncate(path: string, fd: number, size: number, cb: (code: number) => void): void;
-  utimens(path: string, atime: number, mtime: number, cb: (code: number) => void): void;
-  chmod(path: string, mode: number, cb: (code: number) => void): void;
-  chown(path: string, uid: number, gid: number, cb: (code: number) => void): void;
-  mknod(path: string, mode: number, dev: number, cb: (code: number) => void): void;
-  mkdir(path: string, mode: number, cb: (code: number) => void): void;
-  rmdir(path: string, cb: (code: number) => void): void;
-  unlink(path: string, cb: (code: number) => void): void;
-  rename(src: string, dest: string, cb: (code: number) => void): void;
-  link(src: string, dest: string, cb: (code: number) => void): void;
-  symlink(src: string, dest: string, cb: (code: number) => void): void;
-  setxattr(path: string, name: string, value: Buffer, position: number, flags: number, cb: (code: number) => void): void;
-  removexattr(path: string, name: string, cb: (code: number) => void): void;
+/** An opaque request of the kernel; answered exactly once through `FuseReplies`. */
+export type FuseRequest = bigint;
+
+/**
+ * One request: `ino` is the inode asked about (a lookup's parent), `name` a lookup's name; `a`,
+ * `b` and `fh` by op — open/opendir: flags; read/readdir: size, offset, handle; forget: count;
+ * release/releasedir: handle.
+ */
+export type FuseHandler = (
+  op: number,
+  req: FuseRequest | undefined,
+  ino: number,
+  name: string | undefined,
+  a: number,
+  b: number,
+  fh: number,
+) => void;
+
+/** The answers to the kernel (errno positive). */
+export interface FuseReplies {
+  err(req: FuseRequest, errno: number): void;
+  entry(req: FuseRequest, attr: FuseAttr, entryTimeoutSeconds: number, attrTimeoutSeconds: number): void;
+  attr(req: FuseRequest, attr: FuseAttr, attrTimeoutSeconds: number): void;
+  open(req: FuseRequest, fh: number, options: { directIo: boolean; keepCache: boolean }): void;
+  buf(req: FuseRequest, data: Buffer, length: number): void;
+  /** Directory entries from index `start` on, as many as fit in `size` bytes. */
+  dir(req: FuseRequest, size: number, names: string[], inos: number[], modes: number[], start: number): void;
 }
 
 export interface FuseMountOptions {
-  /** Kernel cache of names and attributes, in seconds (libfuse's entry_timeout and attr_timeout). */
-  attrTimeoutSeconds: number;
-  /** An operation not answered within this fails (fuse-native answers it with ETIMEDOUT). */
-  opTimeoutMs: number;
   /** `fsname` in the mount table (`ferry:<volume>`). */
   fsname: string;
   /** Let other users (and other containers' users) read the mount. */
   allowOther: boolean;
-  /** Bypass the kernel page cache (see README: strict versions per open file, no shared mmap). */
-  directIo: boolean;
 }
-
-interface NativeFuse {
-  mnt: string;
-  _thread: Buffer;
-  mount(cb: (err: Error | null) => void): void;
-  unmount(cb: (err: Error | null) => void): void;
-  _fuseOptions(): string;
-  _close(cb: (err: Error | null) => void): void;
-}
-
-type NativeFuseClass = (new (mnt: string, ops: FuseOps, opts: object) => NativeFuse) & { prototype: NativeFuse };
 
 interface Binding {
-  fuse_native_unmount(mnt: string, thread: Buffer): void;
+  mount(mountpoint: string, options: string, handler: FuseHandler): object;
+  unref(session: object): void;
+  replyErr(req: FuseRequest, errno: number): void;
+  replyEntry(req: FuseRequest, attr: number[], entryTimeout: number, attrTimeout: number): void;
+  replyAttr(req: FuseRequest, attr: number[], attrTimeout: number): void;
+  replyOpen(req: FuseRequest, fh: number, directIo: boolean, keepCache: boolean): void;
+  replyBuf(req: FuseRequest, data: Buffer, length: number): void;
+  replyDir(req: FuseRequest, size: number, names: string[], inos: number[], modes: number[], start: number): void;
 }
 
-let loaded: { Fuse: NativeFuseClass; binding: Binding } | undefined;
+let loaded: Binding | undefined;
 
 /**
- * fuse-native and its compiled binding, loaded on first use so that every other command works on
- * a machine without libfuse. A missing libfuse.so.2 is one clear error naming the packages.
+ * The binding (native/ferry_fuse.c, built at install), loaded on first use so that every other
+ * command works on a machine without libfuse. A missing libfuse.so.2 is one clear error naming
+ * the packages.
  */
-export function loadFuse(): { Fuse: NativeFuseClass; binding: Binding } {
+export function loadFuse(): Binding {
   if (loaded) return loaded;
   const require = createRequire(import.meta.url);
   try {
-    const Fuse = require('fuse-native') as NativeFuseClass;
-    // The same binding fuse-native loaded (node-gyp-build caches by directory): its unmount
-    // cleanup is needed after an unmount fuse-native did not do itself (see FuseSession.close).
-    const dir = dirname(require.resolve('fuse-native/package.json'));
-    const binding = createRequire(require.resolve('fuse-native'))('node-gyp-build')(dir) as Binding;
-    loaded = { Fuse, binding };
+    loaded = require('../build/Release/ferry_fuse.node') as Binding;
     return loaded;
   } catch (err) {
     throw new UnavailableError(
-      `cannot load FUSE (fuse-native over libfuse 2): ${messageOf(err).split('\n')[0]}; install it with: apt-get install -y libfuse2 fuse`,
+      `cannot load FUSE (libfuse 2): ${messageOf(err).split('\n')[0]}; install it with: apt-get install -y libfuse2 fuse (and build the binding with npm ci)`,
       { cause: err },
     );
   }
+}
+
+const attrArray = (a: FuseAttr): number[] => [a.ino, a.mode, a.size, a.mtimeMs, a.nlink, a.uid, a.gid];
+
+/** The replies through the binding. */
+export function bindingReplies(binding: Binding = loadFuse()): FuseReplies {
+  return {
+    err: (req, errno) => binding.replyErr(req, errno),
+    entry: (req, attr, entryTimeout, attrTimeout) => binding.replyEntry(req, attrArray(attr), entryTimeout, attrTimeout),
+    attr: (req, attr, timeout) => binding.replyAttr(req, attrArray(attr), timeout),
+    open: (req, fh, o) => binding.replyOpen(req, fh, o.directIo, o.keepCache),
+    buf: (req, data, length) => binding.replyBuf(req, data, length),
+    dir: (req, size, names, inos, modes, start) => binding.replyDir(req, size, names, inos, modes, start),
+  };
 }
 
 /** A path's fusermount run; rejects with fusermount's own message. */
@@ -148,68 +151,56 @@ export async function detachLazily(mountpoint: string): Promise<void> {
 }
 
 /**
- * One FUSE session of fuse-native: mount, and an unmount that reports a busy mount instead of
- * always detaching lazily (fuse-native's own `unmount` runs `fusermount -uz` right away).
+ * One FUSE session: mount (libfuse's loop runs on a thread of the binding and hands each request
+ * to `handler`), and an unmount that reports a busy mount instead of always detaching lazily.
+ * The session is never destroyed while the process lives: a reply may still come for a request
+ * handed over just before the unmount, and libfuse answers it harmlessly (ENODEV) only while the
+ * channel exists.
  */
 export class FuseSession {
   readonly mountpoint: string;
-  readonly #native: NativeFuse;
   readonly #binding: Binding;
-  #mounted = false;
+  readonly #handler: FuseHandler;
+  readonly #options: FuseMountOptions;
+  #session: object | undefined;
+  #exited: () => void = () => {};
+  /** Settles when libfuse's loop has ended (unmounted, or detached and its last file closed). */
+  readonly exited: Promise<void>;
 
-  constructor(options: { mountpoint: string; ops: FuseOps; mount: FuseMountOptions }) {
-    const { Fuse, binding } = loadFuse();
+  constructor(options: { mountpoint: string; handler: FuseHandler; mount: FuseMountOptions }) {
+    this.#binding = loadFuse();
     this.mountpoint = options.mountpoint;
-    this.#binding = binding;
-    const m = options.mount;
-    // fuse-native passes only the options it knows; ro, direct_io and the timeouts (0 included,
-    // which it would drop) are added to its option string.
-    const extra = [
-      'ro',
-      'default_permissions',
-      `entry_timeout=${m.attrTimeoutSeconds}`,
-      `attr_timeout=${m.attrTimeoutSeconds}`,
-      'negative_timeout=0',
-      ...(m.directIo ? ['direct_io'] : []),
-    ];
-    class Session extends Fuse {
-      override _fuseOptions(): string {
-        const base = super._fuseOptions();
-        return base ? `${base},${extra.join(',')}` : `-o${extra.join(',')}`;
-      }
-    }
-    this.#native = new Session(options.mountpoint, options.ops, {
-      fsname: m.fsname,
-      subtype: 'ferry',
-      allowOther: m.allowOther,
-      timeout: m.opTimeoutMs,
-      mkdir: false,
+    this.#handler = options.handler;
+    this.#options = options.mount;
+    this.exited = new Promise((resolve) => {
+      this.#exited = resolve;
     });
   }
 
-  mount(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#native.mount((err) => {
-        if (err) {
-          reject(new UnavailableError(`cannot mount ${this.mountpoint}: ${messageOf(err)}`, { cause: err }));
-          return;
-        }
-        this.#mounted = true;
-        resolve();
-      });
-    });
+  mount(): void {
+    const m = this.#options;
+    const options = ['ro', 'default_permissions', `fsname=${m.fsname}`, 'subtype=ferry', ...(m.allowOther ? ['allow_other'] : [])];
+    const handler: FuseHandler = (op, ...rest) => {
+      if (op === FuseOp.EXIT) this.#exited();
+      else this.#handler(op, ...rest);
+    };
+    try {
+      this.#session = this.#binding.mount(this.mountpoint, options.join(','), handler);
+    } catch (err) {
+      throw new UnavailableError(`cannot mount ${this.mountpoint}: ${messageOf(err)}`, { cause: err });
+    }
   }
 
   /** Unmount (or detach lazily when busy). The FUSE thread keeps serving open files of a detached mount. */
   async unmount(): Promise<UnmountOutcome> {
-    if (!this.#mounted) return { kind: 'unmounted' };
+    if (!this.#session) return { kind: 'unmounted' };
     return unmountPath(this.mountpoint);
   }
 
-  /** Release the binding's event-loop handle so the process can exit; after `unmount`. */
+  /** Let the process exit even if the FUSE thread still serves a detached mount; after `unmount`. */
   release(): void {
-    if (!this.#mounted) return;
-    this.#mounted = false;
-    this.#binding.fuse_native_unmount(this.#native.mnt, this.#native._thread);
+    if (!this.#session) return;
+    this.#binding.unref(this.#session);
+    this.#session = undefined;
   }
 }

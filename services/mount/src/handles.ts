@@ -71,7 +71,7 @@ export class OpenFiles {
   open(entry: Entry): number {
     const starts = [0];
     for (const ref of entry.chunks) starts.push((starts.at(-1) as number) + ref.size);
-    // fuse-native carries the handle as a uint32; skip 0 and ids still open after a wrap.
+    // Handles stay below 2^32 (exact as JavaScript numbers); skip 0 and ids still open after a wrap.
     do {
       this.#nextId = this.#nextId >= 0xffff_fffe ? 1 : this.#nextId + 1;
     } while (this.#handles.has(this.#nextId));

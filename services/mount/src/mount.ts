@@ -5,8 +5,9 @@ import { closeGracefully, listen } from '@ferry/runtime';
 import type { ObjectStore } from '@ferry/stores';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import { FuseSession, type UnmountOutcome } from './fuse.js';
+import { bindingReplies, FuseSession, type UnmountOutcome } from './fuse.js';
 import { OpenFiles } from './handles.js';
+import { Inodes } from './inodes.js';
 import { createMetrics, type MountMetrics } from './metrics.js';
 import { type MountpointState, prepareMountpoint } from './mountpoint.js';
 import { Namespace } from './namespace.js';
@@ -53,6 +54,8 @@ export class MountService {
   readonly region: string;
   readonly reader: RegionReader;
   readonly files: OpenFiles;
+  /** The inodes the kernel holds: one per directory, one per version of each file. */
+  readonly inodes = new Inodes();
   readonly metrics: MountMetrics;
   mountpoint: string;
   address: string | undefined;
@@ -112,24 +115,23 @@ export class MountService {
     }
     const session = new FuseSession({
       mountpoint: this.mountpoint,
-      ops: createOps({
+      handler: createOps({
         namespace: this.#namespace,
+        inodes: this.inodes,
         files: this.files,
+        replies: bindingReplies(),
         metrics: this.metrics,
         logger: this.#log,
+        attrTimeoutMs: config.mount.attrTimeout,
+        opTimeoutMs: config.mount.opTimeout,
+        directIo: this.#o.directIo ?? false,
         uid: process.getuid?.() ?? 0,
         gid: process.getgid?.() ?? 0,
         mountedAt: new Date(),
       }),
-      mount: {
-        attrTimeoutSeconds: config.mount.attrTimeout / 1000,
-        opTimeoutMs: config.mount.opTimeout,
-        fsname: `ferry:${config.volume}`,
-        allowOther: this.#o.allowOther ?? false,
-        directIo: this.#o.directIo ?? false,
-      },
+      mount: { fsname: `ferry:${config.volume}`, allowOther: this.#o.allowOther ?? false },
     });
-    await session.mount();
+    session.mount();
     this.#session = session;
     this.#log.info({ mountpoint: this.mountpoint, path: base, directIo: this.#o.directIo ?? false }, 'mounted');
     const address = this.#o.listen ?? config.mount.listen;

@@ -72,18 +72,6 @@ export class Namespace {
     return promise;
   }
 
-  /** The entry a new open reads: asked of Redis now, so an open never starts on an old version. */
-  async openEntry(mountPath: string): Promise<Entry> {
-    const path = this.volumePath(mountPath);
-    const entry = await this.#meta.tryStat(path);
-    if (entry) {
-      this.#remember(path, { kind: 'file', entry }, this.#now());
-      return entry;
-    }
-    const node = await this.lookup(mountPath);
-    throw new NotFoundError(node?.kind === 'dir' ? `${path}: is a directory` : `${path}: no such file`);
-  }
-
   /** The names in a directory with what each is (every page of the listing). */
   async readdir(mountPath: string): Promise<Array<{ name: string; node: MountNode }>> {
     const dir = this.volumePath(mountPath);

@@ -1,16 +1,25 @@
 import type { Entry, Logger } from '@ferry/core';
-import { messageOf } from '@ferry/core';
+import { messageOf, NotFoundError } from '@ferry/core';
 import { Errno, errnoOf, wantsWrite } from './errno.js';
-import type { FuseOps, FuseStat } from './fuse.js';
+import { type FuseAttr, type FuseHandler, FuseOp, type FuseReplies, type FuseRequest } from './fuse.js';
 import type { OpenFiles } from './handles.js';
+import { type Inode, type Inodes, ROOT_INO } from './inodes.js';
 import type { MountMetrics } from './metrics.js';
-import type { MountNode, Namespace } from './namespace.js';
+import type { Namespace } from './namespace.js';
 
 export interface OpsOptions {
   namespace: Namespace;
+  inodes: Inodes;
   files: OpenFiles;
+  replies: FuseReplies;
   metrics: MountMetrics;
   logger: Logger;
+  /** How long the kernel trusts a name (and a directory's attributes), ms: changes show after at most this. */
+  attrTimeoutMs: number;
+  /** A request not answered within this is answered ETIMEDOUT, ms. */
+  opTimeoutMs: number;
+  /** Bypass the kernel page cache (no shared mmap); the default keeps each version's pages. */
+  directIo: boolean;
   /** Owner shown for every file (the mounting user). */
   uid: number;
   gid: number;
@@ -19,142 +28,161 @@ export interface OpsOptions {
 }
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(Errno).map(([name, code]) => [code, name]));
-const BLOCK = 512;
+const OP_NAMES = new Map<number, string>(Object.entries(FuseOp).map(([name, op]) => [op, name.toLowerCase()]));
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o40000;
+/** A file's attributes never change (a new version is a new inode): the kernel may keep them. */
+const FILE_ATTR_SECONDS = 24 * 3600;
+/** readdir's d_ino for names not looked up yet (libfuse's FUSE_UNKNOWN_INO). */
+const UNKNOWN_INO = 0xffff_ffff;
 
-function fileStat(entry: Entry, uid: number, gid: number): FuseStat {
-  const time = new Date(entry.mtime);
-  return {
-    mode: 0o100444,
-    size: entry.size,
-    mtime: time,
-    atime: time,
-    ctime: time,
-    nlink: 1,
-    uid,
-    gid,
-    blocks: Math.ceil(entry.size / BLOCK),
-    blksize: 128 * 1024,
-  };
+interface Listing {
+  names: string[];
+  inos: number[];
+  modes: number[];
 }
 
-function dirStat(time: Date, uid: number, gid: number): FuseStat {
-  return { mode: 0o40555, size: 4096, mtime: time, atime: time, ctime: time, nlink: 2, uid, gid, blocks: 8, blksize: 4096 };
-}
+type Outcome = { code: number; reply?: (req: FuseRequest) => void };
 
 /**
- * The FUSE operations over the namespace and the open files: lookups and listings from the
- * region's metadata, reads from the pinned version of each open file, and EROFS for every way of
- * changing anything. Each call is counted and timed by operation and result.
+ * The FUSE requests over the namespace, the inode table and the open files: lookups and listings
+ * from the region's metadata, reads from the version an inode stands for, EROFS for opens that
+ * would write (the binding refuses every other change itself). Each request is counted and timed
+ * by operation and result, and answered exactly once — ETIMEDOUT when it takes longer than
+ * `opTimeoutMs`.
  */
-export function createOps(options: OpsOptions): FuseOps {
-  const { namespace, files, metrics, logger, uid, gid } = options;
-  const stat = (node: MountNode): FuseStat =>
-    node.kind === 'file' ? fileStat(node.entry, uid, gid) : dirStat(options.mountedAt, uid, gid);
+export function createOps(options: OpsOptions): FuseHandler {
+  const { namespace, inodes, files, replies, metrics, logger, uid, gid } = options;
+  const entrySeconds = options.attrTimeoutMs / 1000;
+  const listings = new Map<number, Listing>();
+  let nextListing = 1;
 
-  /** Run one call: its code (0 or -errno) is counted; unexpected failures are logged (EIO). */
-  function call<T>(op: string, work: () => Promise<{ code: number; value?: T }>, reply: (code: number, value?: T) => void): void {
+  const attrOf = (inode: Inode): FuseAttr => {
+    const { node } = inode;
+    if (node.kind === 'file') {
+      const { size, mtime } = node.entry;
+      return { ino: inode.ino, mode: S_IFREG | 0o444, size, mtimeMs: mtime, nlink: 1, uid, gid };
+    }
+    return { ino: inode.ino, mode: S_IFDIR | 0o555, size: 4096, mtimeMs: options.mountedAt.getTime(), nlink: 2, uid, gid };
+  };
+  const attrSeconds = (inode: Inode) => (inode.node.kind === 'file' ? FILE_ATTR_SECONDS : entrySeconds);
+  const childPath = (dir: string, name: string) => (dir === '/' ? `/${name}` : `${dir}/${name}`);
+
+  /** Run one request: its code (0 or -errno) is counted; unexpected failures are logged (EIO). */
+  function call(op: string, req: FuseRequest, work: () => Promise<Outcome>): void {
     const started = process.hrtime.bigint();
+    let answered = false;
+    const answer = ({ code, reply }: Outcome) => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
+      metrics.ops.inc({ op, result: code >= 0 ? 'ok' : (ERRNO_NAMES.get(code) ?? String(-code)) });
+      metrics.seconds.observe({ op }, Number(process.hrtime.bigint() - started) / 1e9);
+      if (reply) reply(req);
+      else replies.err(req, -code);
+    };
+    const timer = setTimeout(() => {
+      logger.warn({ op, ms: options.opTimeoutMs }, `${op} not answered in time: ETIMEDOUT`);
+      answer({ code: Errno.ETIMEDOUT });
+    }, options.opTimeoutMs);
     work()
-      .catch((err: unknown) => {
+      .catch((err: unknown): Outcome => {
         // A read fails only for want of a good chunk (a missing one included): EIO, never ENOENT.
         const code = op === 'read' ? Errno.EIO : errnoOf(err);
         if (code === Errno.EIO && op !== 'read') logger.error({ op, reason: messageOf(err) }, `${op} failed: EIO`);
-        return { code, value: undefined };
+        return { code };
       })
-      .then(({ code, value }) => {
-        metrics.ops.inc({ op, result: code >= 0 ? 'ok' : (ERRNO_NAMES.get(code) ?? String(-code)) });
-        metrics.seconds.observe({ op }, Number(process.hrtime.bigint() - started) / 1e9);
-        reply(code, value);
-      });
+      .then(answer);
   }
 
-  const readOnly =
-    (op: string) =>
-    (...args: unknown[]): void => {
-      metrics.ops.inc({ op, result: 'EROFS' });
-      (args.at(-1) as (code: number) => void)(Errno.EROFS);
-    };
+  const known = (ino: number): Inode => {
+    const inode = inodes.get(ino);
+    if (!inode) throw new NotFoundError(`inode ${ino} is not known`);
+    return inode;
+  };
 
-  return {
-    init: (cb) => cb(0),
-    statfs: (_path, cb) =>
-      cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 1, namemax: 255 }),
-    getattr: (path, cb) =>
-      call(
-        'getattr',
-        async () => {
-          if (path === '/') return { code: 0, value: dirStat(options.mountedAt, uid, gid) };
-          const node = await namespace.lookup(path);
-          return node ? { code: 0, value: stat(node) } : { code: Errno.ENOENT };
-        },
-        cb,
-      ),
-    access: (path, _mode, cb) =>
-      call('access', async () => ({ code: path === '/' || (await namespace.lookup(path)) ? 0 : Errno.ENOENT }), cb),
-    readdir: (path, cb) =>
-      call(
-        'readdir',
-        async () => {
-          const children = await namespace.readdir(path);
-          return { code: 0, value: ['.', '..', ...children.map((c) => c.name)] };
-        },
-        (code, names) => cb(code, names),
-      ),
-    opendir: (path, _flags, cb) =>
-      call(
-        'opendir',
-        async () => {
-          if (path === '/') return { code: 0, value: 0 };
-          const node = await namespace.lookup(path);
-          if (!node) return { code: Errno.ENOENT };
-          return node.kind === 'dir' ? { code: 0, value: 0 } : { code: Errno.ENOTDIR };
-        },
-        cb,
-      ),
-    releasedir: (_path, _fd, cb) => cb(0),
-    open: (path, flags, cb) =>
-      call(
-        'open',
-        async () => {
-          if (wantsWrite(flags)) return { code: Errno.EROFS };
-          const entry = await namespace.openEntry(path);
-          return { code: 0, value: files.open(entry) };
-        },
-        cb,
-      ),
-    read: (_path, fd, buf, len, pos, cb) =>
-      call(
-        'read',
-        async () => {
-          const n = await files.read(fd, buf, len, pos);
-          if (n === undefined) return { code: Errno.EBADF };
-          metrics.bytesRead.inc(n);
-          return { code: n };
-        },
-        (code) => cb(code),
-      ),
-    release: (_path, fd, cb) => {
-      files.release(fd);
-      cb(0);
-    },
-    readlink: (_path, cb) => cb(Errno.EINVAL),
-    getxattr: (_path, _name, _position, cb) => cb(Errno.ENODATA),
-    listxattr: (_path, cb) => cb(0, []),
-    write: readOnly('write'),
-    create: readOnly('create'),
-    truncate: readOnly('truncate'),
-    ftruncate: readOnly('ftruncate'),
-    utimens: readOnly('utimens'),
-    chmod: readOnly('chmod'),
-    chown: readOnly('chown'),
-    mknod: readOnly('mknod'),
-    mkdir: readOnly('mkdir'),
-    rmdir: readOnly('rmdir'),
-    unlink: readOnly('unlink'),
-    rename: readOnly('rename'),
-    link: readOnly('link'),
-    symlink: readOnly('symlink'),
-    setxattr: readOnly('setxattr'),
-    removexattr: readOnly('removexattr'),
+  async function lookup(parentIno: number, name: string): Promise<Outcome> {
+    const parent = inodes.get(parentIno);
+    if (!parent) return { code: Errno.ENOENT };
+    if (parent.node.kind !== 'dir') return { code: Errno.ENOTDIR };
+    const path = childPath(parent.node.path, name);
+    const node = await namespace.lookup(path);
+    if (!node) return { code: Errno.ENOENT };
+    const inode = inodes.lookup(node.kind === 'file' ? { kind: 'file', path, entry: node.entry } : { kind: 'dir', path });
+    const attr = attrOf(inode);
+    return { code: 0, reply: (req) => replies.entry(req, attr, entrySeconds, attrSeconds(inode)) };
+  }
+
+  async function opendir(ino: number): Promise<Outcome> {
+    const inode = inodes.get(ino);
+    if (!inode) return { code: Errno.ENOENT };
+    if (inode.node.kind !== 'dir') return { code: Errno.ENOTDIR };
+    const children = await namespace.readdir(inode.node.path);
+    const listing: Listing = { names: ['.', '..'], inos: [ino, ino === ROOT_INO ? ROOT_INO : UNKNOWN_INO], modes: [S_IFDIR, S_IFDIR] };
+    for (const child of children) {
+      listing.names.push(child.name);
+      listing.inos.push(UNKNOWN_INO);
+      listing.modes.push(child.node.kind === 'file' ? S_IFREG : S_IFDIR);
+    }
+    const fh = nextListing++;
+    listings.set(fh, listing);
+    return { code: 0, reply: (req) => replies.open(req, fh, { directIo: false, keepCache: false }) };
+  }
+
+  async function open(ino: number, flags: number): Promise<Outcome> {
+    if (wantsWrite(flags)) return { code: Errno.EROFS };
+    const { node } = known(ino);
+    if (node.kind !== 'file') return { code: Errno.EISDIR };
+    const fh = files.open(node.entry as Entry);
+    // An inode is one version, so its cached pages stay right for every later open of it.
+    const directIo = options.directIo;
+    return { code: 0, reply: (req) => replies.open(req, fh, { directIo, keepCache: !directIo }) };
+  }
+
+  async function read(fh: number, size: number, offset: number): Promise<Outcome> {
+    const buffer = Buffer.allocUnsafe(size);
+    const n = await files.read(fh, buffer, size, offset);
+    if (n === undefined) return { code: Errno.EBADF };
+    metrics.bytesRead.inc(n);
+    return { code: n, reply: (req) => replies.buf(req, buffer, n) };
+  }
+
+  return (op, req, ino, name, a, b, fh) => {
+    if (op === FuseOp.FORGET) {
+      inodes.forget(ino, a);
+      return;
+    }
+    if (req === undefined) return;
+    const opName = OP_NAMES.get(op) ?? String(op);
+    switch (op) {
+      case FuseOp.LOOKUP:
+        return call(opName, req, () => lookup(ino, name ?? ''));
+      case FuseOp.GETATTR:
+        return call(opName, req, async () => {
+          const inode = known(ino);
+          const attr = attrOf(inode);
+          return { code: 0, reply: (r) => replies.attr(r, attr, attrSeconds(inode)) };
+        });
+      case FuseOp.OPEN:
+        return call(opName, req, () => open(ino, a));
+      case FuseOp.READ:
+        return call(opName, req, () => read(fh, a, b));
+      case FuseOp.RELEASE:
+        files.release(fh);
+        return replies.err(req, 0);
+      case FuseOp.OPENDIR:
+        return call(opName, req, () => opendir(ino));
+      case FuseOp.READDIR:
+        return call(opName, req, async () => {
+          const listing = listings.get(fh);
+          if (!listing) return { code: Errno.EBADF };
+          return { code: 0, reply: (r) => replies.dir(r, a, listing.names, listing.inos, listing.modes, b) };
+        });
+      case FuseOp.RELEASEDIR:
+        listings.delete(fh);
+        return replies.err(req, 0);
+      default:
+        return replies.err(req, -Errno.ENOSYS);
+    }
   };
 }

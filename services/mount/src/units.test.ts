@@ -1,11 +1,24 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { type ChunkRef, type Entry, InvalidPathError, NotFoundError, nativeChunkId, parseConfig, UnavailableError } from '@ferry/core';
+import {
+  type ChunkRef,
+  type Entry,
+  InvalidPathError,
+  NotFoundError,
+  nativeChunkId,
+  parseConfig,
+  silentLogger,
+  UnavailableError,
+} from '@ferry/core';
 import type { ListOptions, ListPage } from '@ferry/meta';
 import { describe, expect, it } from 'vitest';
 import { Errno, errnoOf, wantsWrite } from './errno.js';
+import { FuseOp, type FuseReplies } from './fuse.js';
 import { OpenFiles } from './handles.js';
+import { Inodes, ROOT_INO } from './inodes.js';
+import { createMetrics } from './metrics.js';
 import { parseMountInfo } from './mountpoint.js';
 import { Namespace, type NamespaceMeta } from './namespace.js';
+import { createOps } from './ops.js';
 
 function fileOf(path: string, sizes: number[], version = '1-0'): { entry: Entry; chunks: Map<string, Buffer> } {
   const chunks = new Map<string, Buffer>();
@@ -115,7 +128,6 @@ describe('Namespace', () => {
     expect(await ns.lookup('/m/sub')).toEqual({ kind: 'dir' });
     expect(await ns.lookup('/m/none')).toBeUndefined();
     expect((await ns.readdir('/m')).map((c) => `${c.name}:${c.node.kind}`)).toEqual(['a.bin:file', 'sub:dir']);
-    await expect(ns.openEntry('/m/sub')).rejects.toThrow(/is a directory/);
     expect(() => ns.volumePath('/m/../x')).toThrow(InvalidPathError);
   });
 
@@ -134,6 +146,124 @@ describe('Namespace', () => {
     now = 1600;
     await ns.lookup('/a');
     expect(calls).toEqual(['stat /a', 'stat /a', 'list /']);
+  });
+});
+
+/** Replies recorded as [request, kind, value] instead of sent to a kernel. */
+function recordingReplies(): {
+  replies: FuseReplies;
+  log: Array<[bigint, string, unknown]>;
+  next: () => Promise<[bigint, string, unknown]>;
+} {
+  const log: Array<[bigint, string, unknown]> = [];
+  const waiting: Array<(r: [bigint, string, unknown]) => void> = [];
+  const push = (entry: [bigint, string, unknown]) => {
+    log.push(entry);
+    waiting.shift()?.(entry);
+  };
+  let seen = 0;
+  return {
+    log,
+    next: () => {
+      const at = seen++;
+      return at < log.length ? Promise.resolve(log[at] as [bigint, string, unknown]) : new Promise((r) => waiting.push(r));
+    },
+    replies: {
+      err: (req, errno) => push([req, 'err', errno]),
+      entry: (req, attr) => push([req, 'entry', attr]),
+      attr: (req, attr) => push([req, 'attr', attr]),
+      open: (req, fh, o) => push([req, 'open', { fh, ...o }]),
+      buf: (req, data, length) => push([req, 'buf', Buffer.from(data.subarray(0, length))]),
+      dir: (req, _size, names, _inos, _modes, start) => push([req, 'dir', names.slice(start)]),
+    },
+  };
+}
+
+describe('Inodes', () => {
+  it('gives each version of a path its own inode, and drops an inode when the kernel forgets it', () => {
+    const inodes = new Inodes();
+    const v1 = fileOf('/m/a.bin', [1], '1-0').entry;
+    const v2 = { ...v1, version: '2-0' };
+    const a1 = inodes.lookup({ kind: 'file', path: '/m/a.bin', entry: v1 });
+    expect(inodes.lookup({ kind: 'file', path: '/m/a.bin', entry: v1 }).ino).toBe(a1.ino);
+    const a2 = inodes.lookup({ kind: 'file', path: '/m/a.bin', entry: v2 });
+    expect(a2.ino).not.toBe(a1.ino);
+    expect(a1.ino).not.toBe(ROOT_INO);
+    inodes.forget(a1.ino, 1);
+    expect(inodes.get(a1.ino)).toBeDefined();
+    inodes.forget(a1.ino, 1);
+    expect(inodes.get(a1.ino)).toBeUndefined();
+    // A forgotten version looked up again gets a new number (numbers are not reused).
+    expect(inodes.lookup({ kind: 'file', path: '/m/a.bin', entry: v1 }).ino).toBeGreaterThan(a2.ino);
+    inodes.forget(ROOT_INO, 10);
+    expect(inodes.get(ROOT_INO)).toBeDefined();
+  });
+});
+
+describe('the request handler', () => {
+  it('pins the version an inode was looked up with: an open after the path changed still reads it', async () => {
+    const v1 = fileOf('/m/a.bin', [4, 4], '1-0');
+    const v2 = fileOf('/m/a.bin', [3], '2-0');
+    let current = v1.entry;
+    const meta: NamespaceMeta = {
+      tryStat: async (path) => (path === '/m/a.bin' ? current : undefined),
+      list: async (dir) => {
+        if (dir === '/') return { items: [{ kind: 'dir', path: '/m' }] };
+        if (dir === '/m') return { items: [{ kind: 'file', entry: current }] };
+        throw new NotFoundError(`${dir}: no such directory`);
+      },
+    };
+    const chunks = new Map([...v1.chunks, ...v2.chunks]);
+    const files = new OpenFiles({ fetch: async (ref) => chunks.get(ref.id) as Buffer, prefetch: 0 });
+    const { replies, next } = recordingReplies();
+    const handle = createOps({
+      namespace: new Namespace({ meta, base: '/', ttlMs: 0 }),
+      inodes: new Inodes(),
+      files,
+      replies,
+      metrics: createMetrics({ volume: 'v', region: 'r', openFiles: () => files.size }),
+      logger: silentLogger,
+      attrTimeoutMs: 1000,
+      opTimeoutMs: 5000,
+      directIo: false,
+      uid: 1,
+      gid: 1,
+      mountedAt: new Date(0),
+    });
+    handle(FuseOp.LOOKUP, 1n, ROOT_INO, 'm', 0, 0, 0);
+    const [, kind, dir] = await next();
+    expect(kind).toBe('entry');
+    const dirIno = (dir as { ino: number }).ino;
+    handle(FuseOp.LOOKUP, 2n, dirIno, 'a.bin', 0, 0, 0);
+    const old = (await next())[2] as { ino: number; size: number };
+    expect(old.size).toBe(8);
+    current = v2.entry;
+    handle(FuseOp.LOOKUP, 3n, dirIno, 'a.bin', 0, 0, 0);
+    const fresh = (await next())[2] as { ino: number; size: number };
+    expect(fresh).toMatchObject({ size: 3 });
+    expect(fresh.ino).not.toBe(old.ino);
+    // The old inode opens and reads version 1, with its pages kept; the new one reads version 2.
+    handle(FuseOp.OPEN, 4n, old.ino, undefined, 0, 0, 0);
+    const opened = (await next())[2] as { fh: number; keepCache: boolean; directIo: boolean };
+    expect(opened).toMatchObject({ keepCache: true, directIo: false });
+    handle(FuseOp.READ, 5n, old.ino, undefined, 100, 0, opened.fh);
+    expect((await next())[2]).toEqual(Buffer.concat([...v1.chunks.values()]));
+    handle(FuseOp.OPEN, 6n, fresh.ino, undefined, 0, 0, 0);
+    const opened2 = (await next())[2] as { fh: number };
+    handle(FuseOp.READ, 7n, fresh.ino, undefined, 100, 0, opened2.fh);
+    expect((await next())[2]).toEqual(Buffer.concat([...v2.chunks.values()]));
+    // Opening for writing, a name that is not there, an unknown inode.
+    handle(FuseOp.OPEN, 8n, fresh.ino, undefined, 0o1, 0, 0);
+    expect(await next()).toEqual([8n, 'err', 30]);
+    handle(FuseOp.LOOKUP, 9n, dirIno, 'none', 0, 0, 0);
+    expect(await next()).toEqual([9n, 'err', 2]);
+    handle(FuseOp.GETATTR, 10n, 9999, undefined, 0, 0, 0);
+    expect(await next()).toEqual([10n, 'err', 2]);
+    // A listing: the dot entries, then the names.
+    handle(FuseOp.OPENDIR, 11n, dirIno, undefined, 0, 0, 0);
+    const listing = (await next())[2] as { fh: number };
+    handle(FuseOp.READDIR, 12n, dirIno, undefined, 4096, 1, listing.fh);
+    expect(await next()).toEqual([12n, 'dir', ['..', 'a.bin']]);
   });
 });
 
