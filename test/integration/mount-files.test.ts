@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { mountAt } from '@ferry/mount';
 import type { Replicator } from '@ferry/replicator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detachAll, type RunningMount, sh, startMount } from '../support/mounts.js';
@@ -91,6 +92,13 @@ describe('ferry mount of a mirror region', () => {
         .map((line) => line.split(/\s+/).reverse()),
     );
     expect(got).toEqual(Object.fromEntries(paths.map((p) => [local(p), sha(files.get(p) as Buffer)])));
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('reads ahead at least a chunk and 8 MiB, not the kernel default of 128 KiB (root)', async () => {
+    const device = (await mountAt(mnt))?.device;
+    expect(device).toMatch(/^\d+:\d+$/);
+    const kb = Number((await readFile(`/sys/class/bdi/${device}/read_ahead_kb`, 'utf8')).trim());
+    expect(kb).toBe(8192);
   });
 
   it('ls -l, stat and find show the tree as read-only files and directories', () => {

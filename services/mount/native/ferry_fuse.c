@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 enum op {
   OP_EXIT = 0,
@@ -424,18 +425,35 @@ static napi_value js_reply_open(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* replyBuf(req, buffer, length) */
-static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+/* replyData(req, buffers): the buffers in order, gathered by the kernel write (no copy here). */
+static napi_value js_reply_data(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   fuse_req_t req = req_arg(env, argv[0]);
   if (req == NULL) return NULL;
-  void *data = NULL;
-  size_t size = 0;
-  CHECK(napi_get_buffer_info(env, argv[1], &data, &size));
-  size_t length = (size_t)number_arg(env, argv[2]);
-  fuse_reply_buf(req, (const char *)data, length < size ? length : size);
+  uint32_t count = 0;
+  CHECK(napi_get_array_length(env, argv[1], &count));
+  struct iovec small[4];
+  struct iovec *iov = count <= 4 ? small : calloc(count, sizeof(struct iovec));
+  if (iov == NULL) {
+    fuse_reply_err(req, ENOMEM);
+    return NULL;
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    void *data = NULL;
+    size_t size = 0;
+    if (napi_get_element(env, argv[1], i, &item) != napi_ok || napi_get_buffer_info(env, item, &data, &size) != napi_ok) {
+      if (iov != small) free(iov);
+      fuse_reply_err(req, EIO);
+      return NULL;
+    }
+    iov[i].iov_base = data;
+    iov[i].iov_len = size;
+  }
+  fuse_reply_iov(req, iov, (int)count);
+  if (iov != small) free(iov);
   return NULL;
 }
 
@@ -492,7 +510,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("replyEntry", js_reply_entry);
   EXPORT("replyAttr", js_reply_attr);
   EXPORT("replyOpen", js_reply_open);
-  EXPORT("replyBuf", js_reply_buf);
+  EXPORT("replyData", js_reply_data);
   EXPORT("replyDir", js_reply_dir);
   return exports;
 }

@@ -54,7 +54,8 @@ export interface FuseReplies {
   entry(req: FuseRequest, attr: FuseAttr, entryTimeoutSeconds: number, attrTimeoutSeconds: number): void;
   attr(req: FuseRequest, attr: FuseAttr, attrTimeoutSeconds: number): void;
   open(req: FuseRequest, fh: number, options: { directIo: boolean; keepCache: boolean }): void;
-  buf(req: FuseRequest, data: Buffer, length: number): void;
+  /** File bytes, sent as they are (views of verified chunks: no copy). */
+  data(req: FuseRequest, parts: Buffer[]): void;
   /** Directory entries from index `start` on, as many as fit in `size` bytes. */
   dir(req: FuseRequest, size: number, names: string[], inos: number[], modes: number[], start: number): void;
 }
@@ -73,7 +74,7 @@ interface Binding {
   replyEntry(req: FuseRequest, attr: number[], entryTimeout: number, attrTimeout: number): void;
   replyAttr(req: FuseRequest, attr: number[], attrTimeout: number): void;
   replyOpen(req: FuseRequest, fh: number, directIo: boolean, keepCache: boolean): void;
-  replyBuf(req: FuseRequest, data: Buffer, length: number): void;
+  replyData(req: FuseRequest, parts: Buffer[]): void;
   replyDir(req: FuseRequest, size: number, names: string[], inos: number[], modes: number[], start: number): void;
 }
 
@@ -107,7 +108,7 @@ export function bindingReplies(binding: Binding = loadFuse()): FuseReplies {
     entry: (req, attr, entryTimeout, attrTimeout) => binding.replyEntry(req, attrArray(attr), entryTimeout, attrTimeout),
     attr: (req, attr, timeout) => binding.replyAttr(req, attrArray(attr), timeout),
     open: (req, fh, o) => binding.replyOpen(req, fh, o.directIo, o.keepCache),
-    buf: (req, data, length) => binding.replyBuf(req, data, length),
+    data: (req, parts) => binding.replyData(req, parts),
     dir: (req, size, names, inos, modes, start) => binding.replyDir(req, size, names, inos, modes, start),
   };
 }

@@ -93,11 +93,23 @@ export class OpenFiles {
    * the fetch engine's error for a chunk no tier has a good copy of (logged here, once).
    */
   async read(fh: number, into: Buffer, length: number, position: number): Promise<number | undefined> {
+    const parts = await this.slices(fh, Math.min(length, into.length), position);
+    if (!parts) return undefined;
+    let copied = 0;
+    for (const part of parts) copied += part.copy(into, copied);
+    return copied;
+  }
+
+  /**
+   * The bytes `read` would copy, as views of the verified chunks (no copy: the FUSE reply sends
+   * them as they are). Empty at the end of the file; undefined for an unknown handle.
+   */
+  async slices(fh: number, length: number, position: number): Promise<Buffer[] | undefined> {
     const handle = this.#handles.get(fh);
     if (!handle) return undefined;
     const { entry, starts } = handle;
-    const end = Math.min(entry.size, position + Math.min(length, into.length));
-    if (position >= end) return 0;
+    const end = Math.min(entry.size, position + length);
+    if (position >= end) return [];
     const first = chunkAt(starts, position);
     const last = chunkAt(starts, end - 1);
     const sequential = position === handle.next;
@@ -109,15 +121,15 @@ export class OpenFiles {
       parts.push(part);
     }
     if (sequential) this.#readAhead(handle, last);
-    let copied = 0;
+    const views: Buffer[] = [];
     for (const [k, part] of parts.entries()) {
       const bytes = await part;
       const chunkStart = starts[first + k] as number;
       const from = Math.max(position, chunkStart) - chunkStart;
       const to = Math.min(end, chunkStart + bytes.length) - chunkStart;
-      copied += bytes.copy(into, copied, from, to);
+      if (to > from) views.push(bytes.subarray(from, to));
     }
-    return copied;
+    return views;
   }
 
   #chunk(entry: Entry, starts: number[], index: number): Promise<Buffer> {

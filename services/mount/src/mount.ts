@@ -9,9 +9,12 @@ import { bindingReplies, FuseSession, type UnmountOutcome } from './fuse.js';
 import { OpenFiles } from './handles.js';
 import { Inodes } from './inodes.js';
 import { createMetrics, type MountMetrics } from './metrics.js';
-import { type MountpointState, prepareMountpoint } from './mountpoint.js';
+import { type MountpointState, prepareMountpoint, setReadAhead } from './mountpoint.js';
 import { Namespace } from './namespace.js';
 import { createOps } from './ops.js';
+
+/** The kernel's read-ahead on the mount: at least this, and a chunk. */
+const READ_AHEAD_MIN = 8 * 1024 * 1024;
 
 export interface MountOptions {
   config: FerryConfig;
@@ -133,6 +136,12 @@ export class MountService {
     });
     session.mount();
     this.#session = session;
+    const readAhead = Math.max(READ_AHEAD_MIN, config.chunkSize);
+    if (!(this.#o.directIo ?? false) && !(await setReadAhead(this.mountpoint, readAhead)))
+      this.#log.info(
+        { mountpoint: this.mountpoint },
+        'kernel read-ahead left at its default (read_ahead_kb not writable): sequential reads are slower',
+      );
     this.#log.info({ mountpoint: this.mountpoint, path: base, directIo: this.#o.directIo ?? false }, 'mounted');
     const address = this.#o.listen ?? config.mount.listen;
     if (address) {

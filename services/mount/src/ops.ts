@@ -140,11 +140,11 @@ export function createOps(options: OpsOptions): FuseHandler {
   }
 
   async function read(fh: number, size: number, offset: number): Promise<Outcome> {
-    const buffer = Buffer.allocUnsafe(size);
-    const n = await files.read(fh, buffer, size, offset);
-    if (n === undefined) return { code: Errno.EBADF };
+    const parts = await files.slices(fh, size, offset);
+    if (parts === undefined) return { code: Errno.EBADF };
+    const n = parts.reduce((sum, part) => sum + part.length, 0);
     metrics.bytesRead.inc(n);
-    return { code: n, reply: (req) => replies.buf(req, buffer, n) };
+    return { code: n, reply: (req) => replies.data(req, parts) };
   }
 
   return (op, req, ino, name, a, b, fh) => {

@@ -173,7 +173,7 @@ function recordingReplies(): {
       entry: (req, attr) => push([req, 'entry', attr]),
       attr: (req, attr) => push([req, 'attr', attr]),
       open: (req, fh, o) => push([req, 'open', { fh, ...o }]),
-      buf: (req, data, length) => push([req, 'buf', Buffer.from(data.subarray(0, length))]),
+      data: (req, parts) => push([req, 'data', Buffer.concat(parts)]),
       dir: (req, _size, names, _inos, _modes, start) => push([req, 'dir', names.slice(start)]),
     },
   };
@@ -286,14 +286,14 @@ describe('errno and flags', () => {
 });
 
 describe('parseMountInfo', () => {
-  it('reads mount points (with escaped spaces), types and sources', () => {
+  it('reads mount points (with escaped spaces), devices, types and sources', () => {
     const text = [
       '22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/vda rw',
       '98 22 0:45 / /tmp/my\\040mnt rw,nosuid,nodev,relatime shared:60 - fuse.ferry ferry:models rw,user_id=0,group_id=0',
     ].join('\n');
     expect(parseMountInfo(text)).toEqual([
-      { mountpoint: '/', fstype: 'ext4', source: '/dev/vda' },
-      { mountpoint: '/tmp/my mnt', fstype: 'fuse.ferry', source: 'ferry:models' },
+      { mountpoint: '/', device: '0:21', fstype: 'ext4', source: '/dev/vda' },
+      { mountpoint: '/tmp/my mnt', device: '0:45', fstype: 'fuse.ferry', source: 'ferry:models' },
     ]);
   });
 });

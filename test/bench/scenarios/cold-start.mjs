@@ -69,7 +69,11 @@ export const coldStart = {
       source: 'src',
       regions: {
         src: { store: `file://${src}`, redis: `${redis.url}/6` },
-        eu: { store: `file://${freshDir(join(work, 'cold-eu'))}`, redis: `${redis.url}/7`, cache: { replicas: 1, token: TOKEN } },
+        eu: {
+          store: `file://${freshDir(join(work, 'cold-eu'))}`,
+          redis: `${redis.url}/7`,
+          cache: { replicas: 1, readToken: TOKEN, writeToken: TOKEN },
+        },
       },
     });
     await mustRun(process.execPath, [FERRY_BIN, 'put', model, '/m/model.safetensors', '--config', config]);

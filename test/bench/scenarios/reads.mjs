@@ -108,7 +108,11 @@ async function prepareMirror({ work, redis, bytes }) {
     source: 'src',
     regions: {
       src: { store: `file://${src}`, redis: `${redis.url}/10` },
-      eu: { store: `file://${eu}`, redis: `${redis.url}/11`, cache: { replicas: 1, token: TOKEN, connectTimeoutMs: 500 } },
+      eu: {
+        store: `file://${eu}`,
+        redis: `${redis.url}/11`,
+        cache: { replicas: 1, readToken: TOKEN, writeToken: TOKEN, connectTimeoutMs: 500 },
+      },
     },
   });
   await mustRun(process.execPath, [FERRY_BIN, 'put', file, '/m/model.safetensors', '--config', config]);
