@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { launchRedisServer, waitForRedis } from '@ferry/runtime';
 
 const run = promisify(execFile);
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -29,31 +30,11 @@ export async function redisServer(dir, { aof = false } = {}) {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const cli = async (...args) => (await run('redis-cli', ['-p', String(port), ...args])).stdout.trim();
-  const start = async () => {
-    await run('redis-server', [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      aof ? 'yes' : 'no',
-      '--daemonize',
-      'yes',
-      '--dir',
-      dir,
-      '--pidfile',
-      join(dir, 'redis.pid'),
-      '--logfile',
-      join(dir, 'redis.log'),
-    ]);
-    await waitFor(async () => (await cli('ping').catch(() => '')) === 'PONG', 10_000, `redis on ${port}`);
-  };
+  const start = () => launchRedisServer({ port, dir, appendonly: aof });
   const stop = async () => {
     // SHUTDOWN flushes the append-only file first: a restart, not a loss.
     await cli('shutdown').catch(() => {});
-    await waitFor(async () => (await cli('ping').catch(() => 'down')) === 'down', 10_000, `redis on ${port} to stop`);
+    await waitForRedis(port, 'down');
   };
   await start();
   return { url: `redis://127.0.0.1:${port}`, port, cli, start, stop };

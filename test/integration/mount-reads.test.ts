@@ -61,14 +61,19 @@ describe('an open file keeps its version', () => {
     await regions?.close();
   });
 
+  /** Version 1 of `path` at the source, in the mirror, and a mount of the mirror: the file's path there. */
+  async function mountedVersion1(path: string, v1: Buffer, name: string, args: string[] = []): Promise<string> {
+    await putBytes(regions, { [path]: v1 });
+    await waitForConvergence(regions, 'eu', 30_000);
+    const mount = await startMount({ config: regions.configPath, region: 'eu', mountpoint: join(regions.dir, name), args });
+    mounts.push(mount);
+    return join(mount.mountpoint, path);
+  }
+
   it('the open handle reads the old bytes to the end, a new open reads the new bytes', async () => {
     const path = '/models/a/model-00001-of-00001.safetensors';
     const [v1, v2] = [randomBytes(SIZE), randomBytes(SIZE)];
-    await putBytes(regions, { [path]: v1 });
-    await waitForConvergence(regions, 'eu', 30_000);
-    const mount = await startMount({ config: regions.configPath, region: 'eu', mountpoint: join(regions.dir, 'mnt-cached') });
-    mounts.push(mount);
-    const file = join(mount.mountpoint, path);
+    const file = await mountedVersion1(path, v1, 'mnt-cached');
     const old = await open(file, 'r');
     try {
       const head = await readAt(old, 0, MiB);
@@ -93,16 +98,7 @@ describe('an open file keeps its version', () => {
     it(`${mode}: the two versions stay apart even when both are read at once`, async () => {
       const path = `/models/${mode}/model.safetensors`;
       const [v1, v2] = [randomBytes(SIZE), randomBytes(SIZE)];
-      await putBytes(regions, { [path]: v1 });
-      await waitForConvergence(regions, 'eu', 30_000);
-      const mount = await startMount({
-        config: regions.configPath,
-        region: 'eu',
-        mountpoint: join(regions.dir, `mnt-${mode}-both`),
-        args: mode === 'direct-io' ? ['--direct-io'] : [],
-      });
-      mounts.push(mount);
-      const file = join(mount.mountpoint, path);
+      const file = await mountedVersion1(path, v1, `mnt-${mode}-both`, mode === 'direct-io' ? ['--direct-io'] : []);
       const old = await open(file, 'r');
       try {
         const head = await readAt(old, 0, MiB);
@@ -130,11 +126,7 @@ describe('an open file keeps its version', () => {
   it('two versions memory-mapped at once (MAP_SHARED, as safetensors maps) each read their own bytes', async () => {
     const path = '/models/mapped/model.safetensors';
     const [v1, v2] = [randomBytes(SIZE), randomBytes(SIZE)];
-    await putBytes(regions, { [path]: v1 });
-    await waitForConvergence(regions, 'eu', 30_000);
-    const mount = await startMount({ config: regions.configPath, region: 'eu', mountpoint: join(regions.dir, 'mnt-mapped') });
-    mounts.push(mount);
-    const file = join(mount.mountpoint, path);
+    const file = await mountedVersion1(path, v1, 'mnt-mapped');
     const script = [
       'import hashlib, mmap, sys',
       "f = open(sys.argv[1], 'rb')",

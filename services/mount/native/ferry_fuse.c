@@ -358,24 +358,25 @@ static napi_value js_unref(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The arguments of a reply function: argv[0] is the request handle, `req` (the function returns
+ * with a pending TypeError when it is not one). */
+#define REPLY_ARGS(n)                                                \
+  size_t argc = n;                                                   \
+  napi_value argv[n];                                                \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));       \
+  fuse_req_t req = req_arg(env, argv[0]);                            \
+  if (req == NULL) return NULL
+
 /* replyErr(req, errno) — errno positive. */
 static napi_value js_reply_err(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  fuse_req_t req = req_arg(env, argv[0]);
-  if (req == NULL) return NULL;
+  REPLY_ARGS(2);
   fuse_reply_err(req, (int)number_arg(env, argv[1]));
   return NULL;
 }
 
 /* replyEntry(req, attr, entryTimeoutSeconds, attrTimeoutSeconds) */
 static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  fuse_req_t req = req_arg(env, argv[0]);
-  if (req == NULL) return NULL;
+  REPLY_ARGS(4);
   struct fuse_entry_param e;
   memset(&e, 0, sizeof(e));
   if (stat_arg(env, argv[1], &e.attr) != 0) {
@@ -392,11 +393,7 @@ static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
 
 /* replyAttr(req, attr, attrTimeoutSeconds) */
 static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  fuse_req_t req = req_arg(env, argv[0]);
-  if (req == NULL) return NULL;
+  REPLY_ARGS(3);
   struct stat st;
   if (stat_arg(env, argv[1], &st) != 0) {
     fuse_reply_err(req, EIO);
@@ -408,11 +405,7 @@ static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
 
 /* replyOpen(req, fh, directIo, keepCache) */
 static napi_value js_reply_open(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  fuse_req_t req = req_arg(env, argv[0]);
-  if (req == NULL) return NULL;
+  REPLY_ARGS(4);
   struct fuse_file_info fi;
   memset(&fi, 0, sizeof(fi));
   fi.fh = (uint64_t)number_arg(env, argv[1]);
@@ -427,11 +420,7 @@ static napi_value js_reply_open(napi_env env, napi_callback_info info) {
 
 /* replyData(req, buffers): the buffers in order, gathered by the kernel write (no copy here). */
 static napi_value js_reply_data(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  fuse_req_t req = req_arg(env, argv[0]);
-  if (req == NULL) return NULL;
+  REPLY_ARGS(2);
   uint32_t count = 0;
   CHECK(napi_get_array_length(env, argv[1], &count));
   struct iovec small[4];
@@ -459,11 +448,7 @@ static napi_value js_reply_data(napi_env env, napi_callback_info info) {
 
 /* replyDir(req, size, names, inos, modes, start): entries from index `start` that fit in `size`. */
 static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  fuse_req_t req = req_arg(env, argv[0]);
-  if (req == NULL) return NULL;
+  REPLY_ARGS(6);
   size_t size = (size_t)number_arg(env, argv[1]);
   uint32_t count = 0;
   CHECK(napi_get_array_length(env, argv[2], &count));

@@ -13,6 +13,63 @@ export interface RunningRedis {
   stop(): Promise<void>;
 }
 
+export interface RedisServerOptions {
+  port: number;
+  /** Working directory: pid file, log file, and the dump or append-only file if any. */
+  dir: string;
+  /** Keep an append-only file (a restart keeps the data). Default no. */
+  appendonly?: boolean;
+  /** The RDB file name (SAVE writes it; it is read at start). Default redis' own. */
+  dbfilename?: string;
+  /** Run redis-server under this command (e.g. `['nice', '-n', '-20']`). */
+  prefix?: string[];
+}
+
+/**
+ * Start a daemonized redis-server on 127.0.0.1:`port` with no periodic snapshots, and wait until
+ * it answers PING. The one way every private server (the embedded default, tests, the chaos run)
+ * is launched.
+ */
+export async function launchRedisServer(options: RedisServerOptions): Promise<void> {
+  const { port, dir } = options;
+  const [command, ...prefix] = [...(options.prefix ?? []), 'redis-server'];
+  await run(command as string, [
+    ...prefix,
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    options.appendonly ? 'yes' : 'no',
+    ...(options.dbfilename ? ['--dbfilename', options.dbfilename] : []),
+    '--daemonize',
+    'yes',
+    '--dir',
+    dir,
+    '--pidfile',
+    join(dir, 'redis.pid'),
+    '--logfile',
+    join(dir, 'redis.log'),
+  ]);
+  await waitForRedis(port, 'up');
+}
+
+/** Wait until the server on `port` answers PING (`up`) or no longer does (`down`); 10 s at most. */
+export async function waitForRedis(port: number, state: 'up' | 'down'): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const answered = await run('redis-cli', ['-p', String(port), 'ping']).then(
+      ({ stdout }) => stdout.trim() === 'PONG',
+      () => false,
+    );
+    if (answered === (state === 'up')) return;
+    if (Date.now() > deadline) throw new Error(`redis-server on port ${port} is not ${state} after 10 s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /**
  * A private redis-server on a free loopback port, nothing persisted. Used by the tests and by
  * `ferry demo`'s embedded default, never the machine's shared Redis.
@@ -25,25 +82,7 @@ export async function startRedis(): Promise<RunningRedis> {
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     try {
-      await run('redis-server', [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--daemonize',
-        'yes',
-        '--dir',
-        dir,
-        '--pidfile',
-        join(dir, 'redis.pid'),
-        '--logfile',
-        join(dir, 'redis.log'),
-      ]);
-      await waitForPing(port);
+      await launchRedisServer({ port, dir });
       return {
         url: `redis://127.0.0.1:${port}`,
         port,
@@ -55,18 +94,5 @@ export async function startRedis(): Promise<RunningRedis> {
     } catch (err) {
       if (attempt >= 3) throw err;
     }
-  }
-}
-
-async function waitForPing(port: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      const { stdout } = await run('redis-cli', ['-p', String(port), 'ping']);
-      if (stdout.trim() === 'PONG') return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-    }
-    await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -1,6 +1,6 @@
 export { type BearerAuthOptions, type BearerRolesOptions, bearerAuth, bearerOf, bearerRoles, hasBearer, sameSecret } from './auth.js';
 export { type BudgetLease, InFlightBudget, type InFlightBudgetOptions } from './budget.js';
-export { type RunningRedis, startRedis } from './embedded-redis.js';
+export { launchRedisServer, type RedisServerOptions, type RunningRedis, startRedis, waitForRedis } from './embedded-redis.js';
 export { freePort } from './free-port.js';
 export { type BoundAddress, listen, parseListenAddress } from './listen.js';
 export { type ServiceRegistryOptions, serviceRegistry } from './metrics.js';

@@ -3,6 +3,7 @@ import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { launchRedisServer, waitForRedis } from '@ferry/runtime';
 import { freePort } from './free-port.js';
 
 const run = promisify(execFile);
@@ -44,50 +45,10 @@ export async function privateRedis(options: { rdb?: boolean; raisedPriority?: bo
   const dir = await mkdtemp(join(tmpdir(), 'ferry-private-redis-'));
   const port = await freePort();
   const cli = async (...args: string[]) => (await run('redis-cli', ['-p', String(port), ...args])).stdout.trim();
-  const start = async () => {
-    const [command, ...prefix] = [...nice, 'redis-server'];
-    await run(command as string, [
-      ...prefix,
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--dbfilename',
-      options.rdb ? 'dump.rdb' : 'none.rdb',
-      '--daemonize',
-      'yes',
-      '--dir',
-      dir,
-      '--pidfile',
-      join(dir, 'redis.pid'),
-      '--logfile',
-      join(dir, 'redis.log'),
-    ]);
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
-        if ((await cli('ping')) === 'PONG') return;
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
+  const start = () => launchRedisServer({ port, dir, dbfilename: options.rdb ? 'dump.rdb' : 'none.rdb', prefix: nice });
   const shutdown = async () => {
     await cli('shutdown', 'nosave').catch(() => {});
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      try {
-        await cli('ping');
-      } catch {
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitForRedis(port, 'down');
   };
   await start();
   return {
