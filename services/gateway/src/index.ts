@@ -12,7 +12,7 @@ export {
   listKeys,
   prefixDir,
 } from './listing.js';
-export { createMetrics, type GatewayMetrics, type TierBytesSource } from './metrics.js';
+export { createMetrics, type GatewayMetrics } from './metrics.js';
 export {
   type ByteRange,
   checkPreconditions,

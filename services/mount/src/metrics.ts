@@ -1,10 +1,5 @@
-import { serviceRegistry } from '@ferry/runtime';
+import { serviceRegistry, type TierBytesSource, tierBytesCounter } from '@ferry/runtime';
 import { Counter, Gauge, Histogram } from 'prom-client';
-
-/** Where the reader's per-tier byte counts come from (RegionReader.chunks.stats). */
-export interface TierBytesSource {
-  stats: { bytes: Record<string, number> };
-}
 
 /**
  * The mount's Prometheus metrics in a registry of its own (tests run several mounts in one
@@ -51,17 +46,7 @@ export function createMetrics(options: {
         if (openFiles) this.set(openFiles());
       },
     }),
-    tierBytes: new Counter({
-      name: 'ferry_mount_tier_bytes_total',
-      help: 'Chunk bytes the reader got from each tier (memory, cache, store, source, origin)',
-      labelNames: ['tier'] as const,
-      registers: [registry],
-      collect() {
-        if (!tiers) return;
-        this.reset();
-        for (const [tier, bytes] of Object.entries(tiers.stats.bytes)) this.inc({ tier }, bytes);
-      },
-    }),
+    tierBytes: tierBytesCounter('ferry_mount_tier_bytes_total', registry, tiers),
   };
 }
 

@@ -3,7 +3,7 @@ export { type BudgetLease, InFlightBudget, type InFlightBudgetOptions } from './
 export { launchRedisServer, type RedisServerOptions, type RunningRedis, startRedis, waitForRedis } from './embedded-redis.js';
 export { freePort } from './free-port.js';
 export { type BoundAddress, listen, parseListenAddress } from './listen.js';
-export { type ServiceRegistryOptions, serviceRegistry } from './metrics.js';
+export { type ServiceRegistryOptions, serviceRegistry, type TierBytesSource, tierBytesCounter } from './metrics.js';
 export {
   DEFAULT_SERVER_LIMITS,
   readServerTls,

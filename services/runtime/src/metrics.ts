@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
 
 export interface ServiceRegistryOptions {
   /** Labels every metric of the registry carries (volume, region). */
@@ -19,4 +19,24 @@ export function serviceRegistry(options: ServiceRegistryOptions = {}): Registry 
   if (options.labels) registry.setDefaultLabels(options.labels);
   if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
   return registry;
+}
+
+/** Where a reader's per-tier byte counts come from (RegionReader.chunks.stats). */
+export interface TierBytesSource {
+  stats: { bytes: Record<string, number> };
+}
+
+/** `<name>{tier}`: the chunk bytes a service's reader got from each tier, read when scraped. */
+export function tierBytesCounter(name: string, registry: Registry, tiers: TierBytesSource | undefined): Counter<'tier'> {
+  return new Counter({
+    name,
+    help: 'Chunk bytes the reader got from each tier (memory, cache, store, source, origin)',
+    labelNames: ['tier'] as const,
+    registers: [registry],
+    collect() {
+      if (!tiers) return;
+      this.reset();
+      for (const [tier, bytes] of Object.entries(tiers.stats.bytes)) this.inc({ tier }, bytes);
+    },
+  });
 }
