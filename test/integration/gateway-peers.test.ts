@@ -5,7 +5,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ACCESS_KEY, type GatewayFixture, startGateway } from '../support/gateway.js';
+import { ACCESS_KEY, type GatewayFixture, startGateway, writeRcloneConfig } from '../support/gateway.js';
 
 // The real S3 clients people point at a mirror: the aws CLI and rclone download a model folder
 // through the gateway, byte for byte. CI installs them with `apt-get install -y awscli rclone`.
@@ -97,20 +97,7 @@ it('rclone copy downloads the model byte-identical', async () => {
   const target = join(fx.root, 'rclone-out');
   await mkdir(home, { recursive: true });
   const config = join(home, 'rclone.conf');
-  await writeFile(
-    config,
-    [
-      '[gw]',
-      'type = s3',
-      'provider = Other',
-      `endpoint = ${fx.endpoint}`,
-      'force_path_style = true',
-      `access_key_id = ${ACCESS_KEY}`,
-      `secret_access_key = ${fx.secret}`,
-      'region = us-east-1',
-      '',
-    ].join('\n'),
-  );
+  await writeRcloneConfig(config, fx);
   const args = ['copy', `gw:${fx.volume}/models/llama-tiny`, target, '--config', config, '--low-level-retries', '1', '--retries', '1'];
   await run(rclone, args, { env: peerEnv(home), timeout: 60_000 });
   await expectSameModel(target);

@@ -2,15 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { type ChunkId, chunkKey } from '@ferry/core';
 import type { ObjectStore } from '@ferry/stores';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRegions, fileDigest, putBytes, type Regions, runCli, waitForConvergence } from '../support/regions.js';
+import { createRegions, fileDigest, KiB, putBytes, type Regions, runCli, waitForConvergence } from '../support/regions.js';
 import { startReplicator } from '../support/replicators.js';
 
 /*
  * Garbage collection gated on mirrors: a source with two mirrors (in-process daemons, real Redis,
  * file:// stores), one mirror stopped before it applies a delete. `ferry gc` runs as a process.
  */
-
-const KiB = 1024;
 
 let regions: Regions | undefined;
 const running: Array<{ stop(): Promise<void> }> = [];

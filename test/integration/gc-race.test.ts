@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   createRegions,
   fileDigest,
+  KiB,
   objectDigest,
   putLocal,
   type RegionHandle,
@@ -24,7 +25,6 @@ import { startReplicator } from '../support/replicators.js';
  * npm test keeps it shorter; RACE_SECONDS=60 runs the full minute).
  */
 
-const KiB = 1024;
 const RACE_MS = Number(process.env.RACE_SECONDS ?? 20) * 1000;
 const PATHS = ['/race/a.bin', '/race/b.bin', '/race/c.bin'];
 

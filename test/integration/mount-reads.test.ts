@@ -7,7 +7,7 @@ import { type ChunkId, chunkKey, type Entry } from '@ferry/core';
 import type { Replicator } from '@ferry/replicator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detachAll, type RunningMount, sh, startMount } from '../support/mounts.js';
-import { createRegions, entryOf, MiB, putBytes, type Regions, waitFor, waitForConvergence } from '../support/regions.js';
+import { createRegions, entryOf, MiB, putBytes, type Regions, sleep, waitFor, waitForConvergence } from '../support/regions.js';
 import { startReplicator } from '../support/replicators.js';
 
 /*
@@ -18,7 +18,6 @@ import { startReplicator } from '../support/replicators.js';
 
 const SIZE = 6 * MiB;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
   const buffer = Buffer.alloc(length);

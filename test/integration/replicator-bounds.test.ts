@@ -4,7 +4,7 @@ import { CopyQueue } from '@ferry/jobs';
 import { FOLDER_BATCH } from '@ferry/meta';
 import { createStore } from '@ferry/stores';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRegions, MiB, type Regions, runCli, stageBytes, waitFor, waitForConvergence } from '../support/regions.js';
+import { createRegions, KiB, MiB, type Regions, runCli, stageBytes, waitFor, waitForConvergence } from '../support/regions.js';
 import { StartedReplicators } from '../support/replicators.js';
 import { type PrivateRedis, privateRedis } from '../support/servers/private-redis.js';
 
@@ -14,7 +14,6 @@ import { type PrivateRedis, privateRedis } from '../support/servers/private-redi
  * 1 MiB; and a new mirror of 200,000 chunks whose copy queue never holds more than copy.backlog.
  */
 
-const KiB = 1024;
 const SLOW_US = 50_000;
 
 let regions: Regions | undefined;

@@ -9,10 +9,12 @@ import {
   createRegions,
   entryOf,
   fileDigest,
+  KiB,
   objectDigest,
   putBytes,
   type Regions,
   runCli,
+  sleep,
   stageBytes,
   verifyMirrorChunks,
   waitFor,
@@ -25,9 +27,6 @@ import { StartedReplicators } from '../support/replicators.js';
  * Redis, file:// stores): visibility latency, renames and deletes, a trimmed log, flaky stores,
  * and a corrupt chunk at the source.
  */
-
-const KiB = 1024;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let regions: Regions | undefined;
 const replicators = new StartedReplicators();

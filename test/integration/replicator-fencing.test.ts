@@ -5,6 +5,7 @@ import {
   createRegions,
   type Daemon,
   differences,
+  KiB,
   putBytes,
   type Regions,
   startDaemon,
@@ -20,8 +21,6 @@ import { freePort } from '../support/servers/free-port.js';
  * before it froze, and its first write is refused by the fencing token: it counts it, steps down,
  * and the mirror still equals the source.
  */
-
-const KiB = 1024;
 
 let regions: Regions | undefined;
 let daemons: Daemon[] = [];

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   createRegions,
   differences,
+  KiB,
   putBytes,
   type Regions,
   regionState,
@@ -18,8 +19,6 @@ import { type PrivateRedis, privateRedis } from '../support/servers/private-redi
  * at its cursor), does a full resync, and ends with exactly the source's entries, deletions
  * included.
  */
-
-const KiB = 1024;
 
 let regions: Regions | undefined;
 let redis: PrivateRedis | undefined;

@@ -7,10 +7,12 @@ import {
   createRegions,
   type Daemon,
   differences,
+  KiB,
   MiB,
   putBytes,
   type Regions,
   runCli,
+  sleep,
   startDaemon,
   verifyMirrorChunks,
   waitFor,
@@ -23,9 +25,6 @@ import { freePort } from '../support/servers/free-port.js';
  * process of its own (built CLI), killed with SIGKILL at random points while the source keeps
  * changing, and stopped with SIGTERM.
  */
-
-const KiB = 1024;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let regions: Regions | undefined;
 let daemons: Daemon[] = [];

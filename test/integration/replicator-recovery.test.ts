@@ -8,9 +8,11 @@ import {
   createRegions,
   type Daemon,
   differences,
+  KiB,
   putBytes,
   type Regions,
   regionState,
+  sleep,
   stageBytes,
   startDaemon,
   verifyMirrorChunks,
@@ -26,9 +28,6 @@ import { type RunningS3rver, startS3rver } from '../support/servers/s3rver.js';
  * Recovery without a person: a source store outage longer than the copy retry budget, a resync
  * that loses its seen set, a mirror whose Redis lost everything, and a stop while Redis is gone.
  */
-
-const KiB = 1024;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let regions: Regions | undefined;
 const replicators = new StartedReplicators();

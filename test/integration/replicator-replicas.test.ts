@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   createRegions,
   differences,
+  KiB,
   putBytes,
   type Regions,
   regionState,
@@ -20,8 +21,6 @@ import { StartedReplicators, startReplicator } from '../support/replicators.js';
  * Acceptance 8 and 9: several replicas of the daemon in one region (one leads the watcher, all
  * copy; a stopped leader is replaced within seconds), overlapping resyncs, and the control API.
  */
-
-const KiB = 1024;
 
 let regions: Regions | undefined;
 const replicators = new StartedReplicators();

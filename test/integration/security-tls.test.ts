@@ -14,7 +14,7 @@ import { freePort } from '@ferry/runtime';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CacheRegions, sha256Of } from '../support/cache-cluster.js';
 import { expectOneLineError, expectSuccess, jsonResult, runFerry } from '../support/cli.js';
-import { ACCESS_KEY, type GatewayFixture, startGateway } from '../support/gateway.js';
+import { ACCESS_KEY, type GatewayFixture, startGateway, writeRcloneConfig } from '../support/gateway.js';
 import { testLogger } from '../support/replicators.js';
 import { makeCertificates, type TestCertificates } from '../support/tls.js';
 
@@ -119,20 +119,7 @@ describe('the gateway over TLS', () => {
 
   it('rclone with --ca-cert copies byte-identical', async () => {
     const config = join(home, 'rclone.conf');
-    await writeFile(
-      config,
-      [
-        '[gw]',
-        'type = s3',
-        'provider = Other',
-        `endpoint = ${fx.endpoint}`,
-        'force_path_style = true',
-        `access_key_id = ${ACCESS_KEY}`,
-        `secret_access_key = ${fx.secret}`,
-        'region = us-east-1',
-        '',
-      ].join('\n'),
-    );
+    await writeRcloneConfig(config, fx);
     const target = join(fx.root, 'rclone-out');
     const args = ['copy', `gw:${fx.volume}/models/tls`, target, '--config', config, '--retries', '1', '--low-level-retries', '1'];
     await run('rclone', [...args, '--ca-cert', certs.ca], { env: peerEnv(), timeout: 60_000 });

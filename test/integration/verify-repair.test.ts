@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   createRegions,
   fileDigest,
+  KiB,
   objectDigest,
   putBytes,
   type Regions,
@@ -20,8 +21,6 @@ import { startReplicator } from '../support/replicators.js';
  * file:// stores); bit rot and a lost object are made by hand in the store's files, and
  * `ferry verify` runs as a process.
  */
-
-const KiB = 1024;
 
 let regions: Regions | undefined;
 const running: Array<{ stop(): Promise<void> }> = [];

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CacheMember, CacheNodeClient, Membership, metricValue, rendezvousOwners } from '@ferry/cache';
-import { type ChunkId, type ChunkRef, chunkKey, type NewEntry, nativeChunkId, parseConfig, sha256Hex, silentLogger } from '@ferry/core';
+import { type ChunkId, type ChunkRef, chunkKey, type NewEntry, nativeChunkId, parseConfig, sha256Hex } from '@ferry/core';
 import { FILLS_PER_ADD, WarmQueue } from '@ferry/jobs';
 import { connectRedis, Meta, MirrorMeta } from '@ferry/meta';
 import type { WarmupState } from '@ferry/region';

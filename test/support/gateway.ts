@@ -183,3 +183,20 @@ export function rawRequest(
 export function errorCode(body: Buffer | string): string | undefined {
   return /<Code>([^<]*)<\/Code>/.exec(body.toString())?.[1];
 }
+
+/** An rclone config at `path` with one remote, `gw`, for the fixture's gateway (path-style S3). */
+export async function writeRcloneConfig(path: string, fx: Pick<GatewayFixture, 'endpoint' | 'secret'>): Promise<string> {
+  const lines = [
+    '[gw]',
+    'type = s3',
+    'provider = Other',
+    `endpoint = ${fx.endpoint}`,
+    'force_path_style = true',
+    `access_key_id = ${ACCESS_KEY}`,
+    `secret_access_key = ${fx.secret}`,
+    'region = us-east-1',
+    '',
+  ];
+  await writeFile(path, lines.join('\n'));
+  return path;
+}

@@ -31,7 +31,9 @@ import { uniqueName } from './random.js';
  * tests. Everything a test needs to drive the source, look into a mirror and compare the two.
  */
 
+export const KiB = 1024;
 export const MiB = 2 ** 20;
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = join(REPO, 'services/cli/dist/bin.js');
 

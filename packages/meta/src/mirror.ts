@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { type ChunkId, ConflictError, type Entry, parseChunkId } from '@ferry/core';
 import { type ChunkCounts, type CopyFailure, MirrorChunks } from './chunks.js';
 import { chunkIdList, entryRest } from './entry.js';

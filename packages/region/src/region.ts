@@ -10,7 +10,6 @@ import {
   pingRedis,
   type RedisClient,
   type RedisServerReport,
-  requireRedisVersion,
   translateRedisError,
 } from '@ferry/meta';
 import { createStore, type ObjectStore, StoresByUrl } from '@ferry/stores';
