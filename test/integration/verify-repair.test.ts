@@ -54,7 +54,8 @@ describe('ferry verify', () => {
     const r = regions;
     const daemon = await startReplicator(r, 'eu');
     running.push(daemon);
-    const { entries } = await putBytes(r, { '/m/a.bin': randomBytes(200 * KiB), '/m/b.bin': randomBytes(100 * KiB) });
+    const bBytes = randomBytes(100 * KiB);
+    const { entries } = await putBytes(r, { '/m/a.bin': randomBytes(200 * KiB), '/m/b.bin': bBytes });
     await waitForConvergence(r, 'eu', 30_000);
     const a = entries.find((e) => e.path === '/m/a.bin');
     const b = entries.find((e) => e.path === '/m/b.bin');
@@ -90,6 +91,13 @@ describe('ferry verify', () => {
     expect(again.json.bad).toEqual([]);
     expect(again.json.chunks).toBe(entries.flatMap((e) => e.chunks).length);
     for (const path of ['/m/a.bin', '/m/b.bin']) expect(await fileDigest(r.mirror('eu'), path)).toBe(await fileDigest(r.source, path));
+    // A second file with b's bytes shares its chunks: the volume's check meets each chunk once,
+    // and leaves no trace of what it met in Redis.
+    await putBytes(r, { '/m/b-again.bin': bBytes });
+    await waitForConvergence(r, 'eu', 30_000);
+    const shared = await verify(r, ['--region', 'eu']);
+    expect(shared.json.chunks).toBe(entries.flatMap((e) => e.chunks).length);
+    expect(await r.mirror('eu').redis.keys('*verify-seen*')).toEqual([]);
 
     const status = await runCli(['status', '--region', 'eu', '--json', '--config', r.configPath]);
     // Counted per check, ever: three verifies found the same two chunks bad (the sampled one perhaps some), one repaired them.

@@ -142,6 +142,29 @@ export class GcMeta {
     );
   }
 
+  /**
+   * Of these chunk ids, which `key` (a verifySeenKey) had not seen yet; all are added. The set
+   * expires a day after its last use, so a run that dies leaves nothing for long.
+   */
+  async firstSeen(key: string, ids: readonly string[]): Promise<boolean[]> {
+    if (ids.length === 0) return [];
+    const replies = await this.#call(async () => {
+      const batch = this.#redis.pipeline();
+      for (const id of ids) batch.sadd(key, id);
+      batch.pexpire(key, 24 * 3600 * 1000);
+      return (await batch.exec()) ?? [];
+    });
+    return ids.map((_, i) => {
+      const [err, added] = replies[i] ?? [new Error('no reply'), 0];
+      if (err) throw translateRedisError(err, this.#redis);
+      return added === 1;
+    });
+  }
+
+  async dropSeen(key: string): Promise<void> {
+    await this.#call(() => this.#redis.del(key));
+  }
+
   async exthash(ids: readonly string[]): Promise<Array<string | null>> {
     if (ids.length === 0) return [];
     return this.#call(() => this.#redis.hmget(this.#keys.extHashes, ...ids));

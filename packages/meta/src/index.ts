@@ -22,6 +22,7 @@ export {
   REGION_PATTERN,
   VOLUME_PATTERN,
   type VolumeKeys,
+  verifySeenKey,
   volumeKeys,
 } from './keys.js';
 export { Lease } from './lease.js';

@@ -121,6 +121,11 @@ export function volumeKeys(volume: string): VolumeKeys {
   });
 }
 
+/** Set: chunk ids one `ferry verify` run has already met (its memory stays in Redis, not the process); dropped at its end. */
+export function verifySeenKey(volume: string, run: string): string {
+  return `ferry:{${parseVolume(volume)}}:verify-seen:${run}`;
+}
+
 /** Hash: the checkpoint of import `id` (source side), next to the volume's keys; `:seen:<run>` sets hang off it. */
 export function importCheckpointKey(volume: string, id: string): string {
   return `ferry:{${parseVolume(volume)}}:import:${id}`;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import {
   type ChunkId,
@@ -12,7 +12,7 @@ import {
   NotFoundError,
   normalizePath,
 } from '@ferry/core';
-import { GcMeta } from '@ferry/meta';
+import { GcMeta, verifySeenKey } from '@ferry/meta';
 import type { Region } from './region.js';
 import { type ChunkUse, repairChunks } from './repair.js';
 
@@ -72,27 +72,41 @@ export async function verifyRegion(region: Region, options: VerifyOptions = {}):
   const gc = new GcMeta({ redis: region.redis, keys: region.meta.keys, mirror: !region.isSource });
   const report: VerifyReport = { region: region.name, path, chunks: 0, bytes: 0, bad: [], repaired: 0, pending: 0 };
   const bad = new Map<string, { use: ChunkUse; problem: ChunkProblem; detail: string }>();
-  const seen = new Set<string>();
+  // Which chunks were met already: a path's entries are read whole anyway, so a set in memory;
+  // the whole volume's chunks may be tens of millions, so a set in Redis, dropped at the end.
+  const seenKey = options.path === undefined ? verifySeenKey(region.volume, randomUUID()) : undefined;
+  const seenHere = new Set<string>();
+  const firstSeen = async (ids: string[]): Promise<boolean[]> => {
+    if (seenKey) return gc.firstSeen(seenKey, ids);
+    return ids.map((id) => !seenHere.has(id) && Boolean(seenHere.add(id)));
+  };
   const sums = new Map<string, string | null>();
-  for await (const entries of walk(region, options.path === undefined ? undefined : path)) {
-    options.check?.();
-    let uses = chunkUses(entries).filter((u) => !seen.has(u.id) && sampled(options.samplePercent));
-    for (const u of uses) seen.add(u.id);
-    if (region.mirror && uses.length > 0) {
-      // A mirror that is catching up lacks these by design: not bit rot, and already queued.
-      const pending = new Set<string>(await region.mirror.missing(uses.map((u) => u.id)));
-      report.pending += pending.size;
-      uses = uses.filter((u) => !pending.has(u.id));
+  try {
+    for await (const entries of walk(region, options.path === undefined ? undefined : path)) {
+      options.check?.();
+      const all = chunkUses(entries);
+      const first = await firstSeen(all.map((u) => u.id));
+      let uses = all.filter((_, i) => first[i] && sampled(options.samplePercent));
+      if (region.mirror && uses.length > 0) {
+        // A mirror that is catching up lacks these by design: not bit rot, and already queued.
+        const pending = new Set<string>(await region.mirror.missing(uses.map((u) => u.id)));
+        report.pending += pending.size;
+        uses = uses.filter((u) => !pending.has(u.id));
+      }
+      const recorded = await gc.exthash(uses.map((u) => u.id));
+      for (const [i, u] of uses.entries()) if (recorded[i]) sums.set(u.id, recorded[i] ?? null);
+      await forEachLimit(uses, VERIFY_CONCURRENCY, async (use) => {
+        await options.throttle?.take(use.size);
+        const problem = await checkChunk(region, use, sums.get(use.id) ?? null);
+        report.chunks += 1;
+        report.bytes += use.size;
+        if (problem) bad.set(use.id, { use, ...problem });
+      });
+      // Recorded hashes are kept only for what a repair will check again.
+      for (const use of uses) if (!bad.has(use.id)) sums.delete(use.id);
     }
-    const recorded = await gc.exthash(uses.map((u) => u.id));
-    for (const [i, u] of uses.entries()) if (recorded[i]) sums.set(u.id, recorded[i] ?? null);
-    await forEachLimit(uses, VERIFY_CONCURRENCY, async (use) => {
-      await options.throttle?.take(use.size);
-      const problem = await checkChunk(region, use, sums.get(use.id) ?? null);
-      report.chunks += 1;
-      report.bytes += use.size;
-      if (problem) bad.set(use.id, { use, ...problem });
-    });
+  } finally {
+    if (seenKey) await gc.dropSeen(seenKey).catch(() => {});
   }
   const files = await filesOf(region, options.path === undefined ? undefined : path, new Set(bad.keys()));
   let repaired = new Set<string>();
