@@ -136,7 +136,7 @@ describe('dashboard and alerts against the metrics the services export', () => {
   });
 
   it('every metric the alerts query is exported', () => {
-    expect(alerts.length).toBe(5);
+    expect(alerts.length).toBe(6);
     const unknown = alerts.flatMap((r) =>
       metricNames(r.expr)
         .filter((name) => !SYNTHETIC.has(name) && !isExported(name, families))
