@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ChunkId, sha256Hex } from '@ferry/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -120,5 +121,44 @@ describe('a Sentinel failover in the middle of replication', () => {
 
     const stopped = await d.terminate();
     expect(stopped.code, (await d.output()).slice(-3000)).toBe(0);
+  });
+});
+
+describe('Sentinels and servers that require passwords', () => {
+  let sentinel: RunningSentinel;
+  let regions: Regions;
+
+  beforeAll(async () => {
+    sentinel = await startRedisSentinel({ password: 'server-secret', sentinelPassword: 'sentinel-secret' });
+    regions = await createRegions({
+      chunkSize: MiB,
+      source: { redis: sentinel.target(0) },
+      mirrors: { eu: { redis: sentinel.target(1) } },
+    });
+  });
+
+  afterAll(async () => {
+    await regions?.close();
+    await sentinel?.stop();
+  });
+
+  it('a put and a read through the CLI find the master with both passwords, and say so in one line when the sentinel password is wrong', async () => {
+    const bytes = randomBytes(3 * MiB + 17);
+    await putBytes(regions, { '/auth/model.bin': bytes });
+    const cat = await runFerry(['cat', '/auth/model.bin', '--config', regions.configPath]);
+    expect(cat.code).toBe(0);
+    expect(sha256Hex(cat.stdoutBytes)).toBe(sha256Hex(bytes));
+
+    const wrong = join(regions.dir, 'wrong-sentinel-password.yaml');
+    const config = JSON.parse(await readFile(regions.configPath, 'utf8'));
+    config.regions.src.redis.sentinelPassword = 'not-the-password';
+    await writeFile(wrong, JSON.stringify(config));
+    const refused = await runFerry(['ls', '/auth', '--config', wrong]);
+    expect(refused.code).not.toBe(0);
+    const lines = String(refused.stderr).trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^ferry: .*sentinels .*(WRONGPASS|NOAUTH|password|All sentinels are unreachable)/i);
+    expect(lines[0]).not.toContain('sentinel-secret');
+    expect(lines[0]).not.toContain('not-the-password');
   });
 });

@@ -38,6 +38,8 @@ export const REDACT_PATHS = [
   '*.adminToken',
   'password',
   '*.password',
+  'sentinelPassword',
+  '*.sentinelPassword',
   'secretAccessKey',
   '*.secretAccessKey',
   'authorization',

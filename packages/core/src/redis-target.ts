@@ -20,8 +20,10 @@ const sentinelSchema = z
     sentinels: hostPortList,
     /** The master's name in the Sentinel configuration (`sentinel monitor <name> …`). */
     name: z.string().min(1),
-    /** The password of the master and its replicas (not of the sentinels). */
+    /** The password of the master and its replicas. */
     password: z.string().min(1).optional(),
+    /** The sentinels' own password (`requirepass` in their configuration), when they have one. */
+    sentinelPassword: z.string().min(1).optional(),
     db: z.number().int().min(0).max(15).default(0),
   })
   .strict();

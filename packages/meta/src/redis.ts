@@ -64,6 +64,7 @@ function sentinelClient(target: RedisSentinelTarget, options: ConnectRedisOption
     name: target.name,
     db: target.db,
     ...(target.password ? { password: target.password } : {}),
+    ...(target.sentinelPassword ? { sentinelPassword: target.sentinelPassword } : {}),
     lazyConnect: options.lazy ?? false,
     enableOfflineQueue: true,
     retryStrategy,

@@ -46,7 +46,7 @@ export interface RedisProcess {
  * `<dir>/redis-<port>.log`, nothing persisted unless the args say otherwise; resolves once it
  * answers PING.
  */
-export async function spawnRedis(dir: string, port: number, args: string[]): Promise<RedisProcess> {
+export async function spawnRedis(dir: string, port: number, args: string[], options: { password?: string } = {}): Promise<RedisProcess> {
   killAllOnExit();
   const log = join(dir, `redis-${port}.log`);
   const child = spawn(
@@ -76,7 +76,7 @@ export async function spawnRedis(dir: string, port: number, args: string[]): Pro
     tail: async () => (await readFile(log, 'utf8').catch(() => '')).split('\n').slice(-20).join('\n'),
   };
   try {
-    await waitUntil(`redis-server on port ${port}`, async () => (await command(port, ['PING'])) === 'PONG', 10_000);
+    await waitUntil(`redis-server on port ${port}`, async () => (await command(port, ['PING'], options.password)) === 'PONG', 10_000);
   } catch (err) {
     await proc.kill();
     throw new Error(`${(err as Error).message}: ${await proc.tail()}`);
@@ -85,8 +85,15 @@ export async function spawnRedis(dir: string, port: number, args: string[]): Pro
 }
 
 /** One command on a short-lived connection (no retries): its reply, or the error. */
-export async function command(port: number, args: Array<string | number>): Promise<unknown> {
-  const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+export async function command(port: number, args: Array<string | number>, password?: string): Promise<unknown> {
+  const redis = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    ...(password ? { password } : {}),
+  });
   redis.on('error', () => {});
   try {
     await redis.connect();

@@ -8,7 +8,7 @@ export const SENTINEL_MASTER = 'mymaster';
 
 export interface RunningSentinel {
   /** What a region's `redis` says for this master (db 0 unless given). */
-  target(db?: number): { sentinels: string[]; name: string; db: number };
+  target(db?: number): { sentinels: string[]; name: string; db: number; password?: string; sentinelPassword?: string };
   /** The redis-server processes: the first started as master, the second as its replica. */
   servers: RedisProcess[];
   sentinels: RedisProcess[];
@@ -21,8 +21,11 @@ export interface RunningSentinel {
   stop(): Promise<void>;
 }
 
-async function replicationRole(port: number): Promise<string | undefined> {
-  return /role:(\w+)/.exec(String(await command(port, ['INFO', 'replication'])))?.[1];
+export interface SentinelOptions {
+  /** requirepass of the master and the replica (and the sentinels' auth-pass for them). */
+  password?: string;
+  /** requirepass of the sentinels themselves. */
+  sentinelPassword?: string;
 }
 
 /**
@@ -31,7 +34,11 @@ async function replicationRole(port: number): Promise<string | undefined> {
  * replaced within a few seconds. Resolves when the replica is in sync and every sentinel knows
  * the replica and the other two sentinels (a failover needs their votes).
  */
-export async function startRedisSentinel(): Promise<RunningSentinel> {
+export async function startRedisSentinel(options: SentinelOptions = {}): Promise<RunningSentinel> {
+  const { password, sentinelPassword } = options;
+  const serverCommand = (port: number, args: Array<string | number>) => command(port, args, password);
+  const sentinelCommand = (port: number, args: Array<string | number>) => command(port, args, sentinelPassword);
+  const replicationRole = async (port: number) => /role:(\w+)/.exec(String(await serverCommand(port, ['INFO', 'replication'])))?.[1];
   requireRedisServer();
   const dir = await mkdtemp(join(tmpdir(), 'ferry-redis-sentinel-'));
   const servers: RedisProcess[] = [];
@@ -40,15 +47,17 @@ export async function startRedisSentinel(): Promise<RunningSentinel> {
     await Promise.allSettled([...sentinels, ...servers].map((p) => p.stop()));
     await rm(dir, { recursive: true, force: true });
   };
-  const noPersistence = ['--save', '', '--appendonly', 'no'];
+  const noPersistence = ['--save', '', '--appendonly', 'no', ...(password ? ['--requirepass', password, '--masterauth', password] : [])];
   try {
-    const master = await spawnRedis(dir, await freePort(), noPersistence);
+    const master = await spawnRedis(dir, await freePort(), noPersistence, { password });
     servers.push(master);
-    const replica = await spawnRedis(dir, await freePort(), [...noPersistence, '--replicaof', '127.0.0.1', String(master.port)]);
+    const replica = await spawnRedis(dir, await freePort(), [...noPersistence, '--replicaof', '127.0.0.1', String(master.port)], {
+      password,
+    });
     servers.push(replica);
     await waitUntil(
       'the replica to sync',
-      async () => String(await command(replica.port, ['INFO', 'replication'])).includes('master_link_status:up'),
+      async () => String(await serverCommand(replica.port, ['INFO', 'replication'])).includes('master_link_status:up'),
       20_000,
     );
     for (let i = 0; i < 3; i++) {
@@ -62,31 +71,42 @@ export async function startRedisSentinel(): Promise<RunningSentinel> {
           `sentinel down-after-milliseconds ${SENTINEL_MASTER} 1000`,
           `sentinel failover-timeout ${SENTINEL_MASTER} 10000`,
           `sentinel parallel-syncs ${SENTINEL_MASTER} 1`,
+          ...(password ? [`sentinel auth-pass ${SENTINEL_MASTER} ${password}`] : []),
+          ...(sentinelPassword ? [`requirepass ${sentinelPassword}`] : []),
           '',
         ].join('\n'),
       );
-      sentinels.push(await spawnRedis(dir, port, [conf, '--sentinel']));
+      sentinels.push(await spawnRedis(dir, port, [conf, '--sentinel'], { password: sentinelPassword }));
     }
     for (const s of sentinels) {
       await waitUntil(
         `sentinel ${s.address} to know the replica and the other sentinels`,
         async () =>
-          ((await command(s.port, ['SENTINEL', 'REPLICAS', SENTINEL_MASTER])) as unknown[]).length === 1 &&
-          ((await command(s.port, ['SENTINEL', 'SENTINELS', SENTINEL_MASTER])) as unknown[]).length === 2,
+          ((await sentinelCommand(s.port, ['SENTINEL', 'REPLICAS', SENTINEL_MASTER])) as unknown[]).length === 1 &&
+          ((await sentinelCommand(s.port, ['SENTINEL', 'SENTINELS', SENTINEL_MASTER])) as unknown[]).length === 2,
         30_000,
       );
     }
     const masterAddress = async (): Promise<string> => {
       for (const s of sentinels) {
         try {
-          const [host, port] = (await command(s.port, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER])) as [string, string];
+          const [host, port] = (await sentinelCommand(s.port, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER])) as [
+            string,
+            string,
+          ];
           return `${host}:${port}`;
         } catch {}
       }
       throw new Error('no sentinel answers');
     };
     return {
-      target: (db = 0) => ({ sentinels: sentinels.map((s) => s.address), name: SENTINEL_MASTER, db }),
+      target: (db = 0) => ({
+        sentinels: sentinels.map((s) => s.address),
+        name: SENTINEL_MASTER,
+        db,
+        ...(password ? { password } : {}),
+        ...(sentinelPassword ? { sentinelPassword } : {}),
+      }),
       servers,
       sentinels,
       master: masterAddress,
