@@ -192,6 +192,53 @@ describe('global caps', () => {
     }
   });
 
+  it('a node admits an upload before reading its body: past maxBytesInFlight it is 503 at once, and taken once there is room', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-limits-upload-'));
+    const cache = await DiskCache.open({ dir, capacity: 1 << 24 });
+    const metrics = createCacheMetrics();
+    const app = build({ cache, token: TOKEN, maxChunkBytes: 1 << 20, metrics, limits: { maxStreams: 100, maxBytesInFlight: 64 * 1024 } });
+    const { port } = await listen(app, '127.0.0.1:0');
+    const [a, b] = [randomBytes(48 * 1024), randomBytes(48 * 1024)];
+    const aId = nativeChunkId(sha256Hex(a));
+    const bId = nativeChunkId(sha256Hex(b));
+    const put = (id: string, bytes: Buffer, options: { hold?: boolean } = {}) => {
+      const req = request({
+        host: '127.0.0.1',
+        port,
+        method: 'PUT',
+        path: `/chunks/${id}`,
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/octet-stream', 'content-length': bytes.length },
+      });
+      const answered = new Promise<{ status: number; retryAfter?: string; body: string }>((resolve, reject) => {
+        req.on('response', (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (t) => (body += t));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string, body }));
+        });
+        req.on('error', reject);
+      });
+      // Half the body, then wait: the upload is in flight and holds its declared size.
+      req.write(bytes.subarray(0, bytes.length / 2));
+      if (!options.hold) req.end(bytes.subarray(bytes.length / 2));
+      return { answered, finish: () => req.end(bytes.subarray(bytes.length / 2)) };
+    };
+    try {
+      const first = put(aId, a, { hold: true });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect((await metrics.registry.getSingleMetric('ferry_cache_inflight_bytes')?.get())?.values[0]?.value).toBe(a.length);
+      const refused = await put(bId, b).answered;
+      expect(refused).toMatchObject({ status: 503, retryAfter: '1' });
+      expect(JSON.parse(refused.body).error).toBe('BUSY');
+      first.finish();
+      expect((await first.answered).status).toBe(201);
+      expect((await put(bId, b).answered).status).toBe(201);
+      expect(cache.has(aId) && cache.has(bId)).toBe(true);
+    } finally {
+      await app.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('the gateway answers SlowDown beyond maxStreams and serves again once a stream ends; anonymous requests may not set response-* headers', async () => {
     const fx = await startGateway({ anonymous: true, limits: { maxStreams: 1 }, memoryBytes: 0 });
     try {

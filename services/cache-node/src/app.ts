@@ -358,7 +358,18 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
     return { id, state: state === 'corrupt' ? 'evicted' : state };
   });
 
-  app.put('/chunks/:id', { bodyLimit: maxChunkBytes }, async (req, reply) => {
+  /**
+   * An upload holds its body in memory until it is verified and written, so it is admitted like
+   * a read, before the body is read: past the node's limits it is answered 503 at once and
+   * nothing of it is held.
+   */
+  const admitUpload = async (req: FastifyRequest, reply: FastifyReply) => {
+    const declared = Number(req.headers['x-ferry-size'] ?? req.headers['content-length']);
+    if (!Number.isSafeInteger(declared) || declared < 1 || declared > maxChunkBytes) return; // the handler says why
+    if (!admit(reply, chunkParam(req), declared)) return reply;
+  };
+
+  app.put('/chunks/:id', { bodyLimit: maxChunkBytes, onRequest: admitUpload }, async (req, reply) => {
     const id = chunkParam(req);
     const declared = req.headers['x-ferry-size'] ?? req.headers['content-length'];
     if (declared === undefined) return reply.code(411).send({ error: 'LENGTH_REQUIRED', message: 'send x-ferry-size or Content-Length' });
