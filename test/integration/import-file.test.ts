@@ -243,6 +243,38 @@ describe('ferry import from file:// (10,000 objects)', () => {
     }
   });
 
+  it('waits out a garbage-collection claim on a chunk it commits, then commits (no upload: the origin holds it)', async () => {
+    const subUrl = originStoreUrl(`file://${originDir}/deep`);
+    const keys = [...objects.keys()].filter((k) => k.startsWith('deep/'));
+    const name = uniqueName('imp');
+    const claims = volumeKeys(name).gcClaims;
+    let claimed: string | undefined;
+    class ClaimedOnce extends Meta {
+      override async commit(entries: NewEntry[]) {
+        if (!claimed) {
+          // Garbage collection claims a chunk this batch references, and finishes 300 ms later.
+          claimed = entries[0]?.chunks[0]?.id as string;
+          await redis.hset(claims, claimed, `${Date.now()} gc-test`);
+          setTimeout(() => void redis.hdel(claims, claimed as string), 300);
+        }
+        return super.commit(entries);
+      }
+    }
+    const started = Date.now();
+    const summary = await importPrefix({
+      redis,
+      meta: new ClaimedOnce({ redis, volume: name }),
+      origin: createStore(subUrl),
+      originUrl: subUrl,
+      target: TARGET,
+      chunkSize: CHUNK,
+    });
+    expect(claimed).toMatch(/^ext-/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(summary).toMatchObject({ listed: keys.length, new: keys.length, skipped: 0 });
+    expect((await volumeEntries(redis, name)).size).toBe(keys.length);
+  });
+
   it('after 1 % of the origin changes, writes exactly those; --delete removes only vanished imported files', async () => {
     const keys = [...objects.keys()];
     const overwritten = keys.filter((_, i) => i % 100 === 5).slice(0, 40);

@@ -1,5 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { ConflictError, CorruptError, type Entry, forEachLimit, type Logger, type NewEntry, readAhead, silentLogger } from '@ferry/core';
+import {
+  ChunkClaimedError,
+  ConflictError,
+  CorruptError,
+  type Entry,
+  forEachLimit,
+  type Logger,
+  type NewEntry,
+  readAhead,
+  silentLogger,
+} from '@ferry/core';
 import { decodeStoredEntry, type Meta, type RedisClient, translateRedisError, volumePath } from '@ferry/meta';
 import type { ObjectInfo, ObjectStore } from '@ferry/stores';
 import { Checkpoint, type CheckpointState, emptyCounts, type ImportCounts } from './checkpoint.js';
@@ -182,7 +192,11 @@ export async function importPrefix(options: ImportOptions): Promise<ImportSummar
       const refused = new Set<string>();
       const commit = async (items: Pending[]) => {
         if (items.length === 0) return;
-        if (!dryRun) await meta.commit(items.map((p) => p.entry));
+        if (!dryRun)
+          await commitPastClaims(
+            meta,
+            items.map((p) => p.entry),
+          );
         (items.at(-1) as Pending).page.counts.commits += dryRun ? 0 : 1;
       };
       const newPaths = batch.filter((p) => p.kind === 'new').map((p) => p.entry.path);
@@ -348,4 +362,21 @@ export async function importPrefix(options: ImportOptions): Promise<ImportSummar
     seconds,
     objectsPerSecond: Math.round(perSecond()),
   };
+}
+
+/**
+ * Commit, and when garbage collection has claimed a chunk the entries name (an imported object
+ * that became unreferenced and is referenced again), wait until its claim is over and commit
+ * again: an imported chunk needs no upload, its origin holds it.
+ */
+async function commitPastClaims(meta: Meta, entries: NewEntry[]): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await meta.commit(entries);
+      return;
+    } catch (err) {
+      if (!(err instanceof ChunkClaimedError) || attempt >= 3) throw err;
+      await meta.waitUntilUnclaimed(err.chunks);
+    }
+  }
 }

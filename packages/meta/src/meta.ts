@@ -383,6 +383,20 @@ export class Meta {
     return chunkIds.filter((_, i) => claims[i] !== null);
   }
 
+  /**
+   * Wait until garbage collection holds none of these chunks (its deletes are done), so a commit
+   * refused with ChunkClaimedError can be tried again; ConflictError after `timeoutMs`.
+   */
+  async waitUntilUnclaimed(chunkIds: readonly string[], timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((await this.claimedChunks(chunkIds)).length > 0) {
+      if (Date.now() > deadline) {
+        throw new ConflictError(`garbage collection still holds ${chunkIds.length} chunks this change needs; try again`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   /** Record that `region` has applied the log up to `id`. Never moves an ack back; returns the ack now stored. */
   async setAck(region: string, id: string): Promise<string> {
     const args = [parseRegion(region), parseStreamId(id, 'ack id')];

@@ -1,6 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { ChunkClaimedError, ConflictError, type Entry, type Logger, type NewEntry } from '@ferry/core';
-import type { Meta } from '@ferry/meta';
+import { ChunkClaimedError, type Entry, type Logger, type NewEntry } from '@ferry/core';
 import { type StageFigures, type StageOptions, stageFiles } from './stage.js';
 
 export interface PutOptions extends StageOptions {
@@ -32,17 +30,8 @@ export async function putFiles(options: PutOptions): Promise<PutSummary> {
     } catch (err) {
       if (!(err instanceof ChunkClaimedError) || attempt >= CLAIM_RETRIES) throw err;
       options.logger.info({ chunks: err.chunks.length, attempt }, 'garbage collection took chunks this put skipped; uploading them again');
-      await waitForClaims(options.meta, err.chunks);
+      await options.meta.waitUntilUnclaimed(err.chunks, CLAIM_WAIT_MS);
     }
-  }
-}
-
-async function waitForClaims(meta: Meta, chunks: readonly string[]): Promise<void> {
-  const deadline = Date.now() + CLAIM_WAIT_MS;
-  while ((await meta.claimedChunks(chunks)).length > 0) {
-    if (Date.now() > deadline)
-      throw new ConflictError(`put: garbage collection still holds ${chunks.length} chunks this put needs; try again`);
-    await sleep(100);
   }
 }
 
