@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ChunkId, sha256Hex } from '@ferry/core';
+import { lastRedisError } from '@ferry/meta';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFerry, sha256File } from '../support/cli.js';
 import {
@@ -94,7 +95,14 @@ describe('a Sentinel failover in the middle of replication', () => {
       90_000,
       'the source client to reach the new master',
       100,
-    );
+    ).catch(async (err) => {
+      // What the client was doing, for a failure that only a loaded machine shows.
+      const client = regions.source.redis as { status?: string };
+      const last = lastRedisError(regions.source.redis);
+      throw new Error(
+        `${(err as Error).message}: client ${client.status}, last error ${last?.message ?? 'none'}; sentinels say ${await sentinel.master().catch((e) => (e as Error).message)} (was ${old})`,
+      );
+    });
     await putBytes(regions, { '/models/b/model.safetensors': randomBytes(3 * MiB) });
 
     let last: string[] = [];

@@ -39,7 +39,7 @@ export {
 } from './meta.js';
 export { type ApplyResult, type FenceToken, MirrorMeta, type Tracking } from './mirror.js';
 export { type ChangeOp, type ChangeRecord, parseChangeRecord, type RawStreamRecord } from './record.js';
-export { type ConnectRedisOptions, connectRedis, describeRedis, duplicateConnection, type RedisClient } from './redis.js';
+export { type ConnectRedisOptions, connectRedis, describeRedis, duplicateConnection, lastRedisError, type RedisClient } from './redis.js';
 export { pingRedis, translateRedisError } from './redis-errors.js';
 export { checkRedisServer, judgeRedisServer, parseRedisInfo, type RedisServerReport } from './redis-server.js';
 export { checkRedisVersion, MIN_REDIS_MAJOR, redisVersionOf, requireRedisVersion } from './redis-version.js';
