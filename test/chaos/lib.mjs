@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { launchRedisServer, waitForRedis } from '@ferry/runtime';
+import { spawnS3rver } from '../support/servers/s3rver-process.mjs';
 
 const run = promisify(execFile);
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -46,22 +47,8 @@ export async function s3Server(dir, bucket) {
   let child;
   let port = 0;
   const start = async () => {
-    child = spawn(
-      process.execPath,
-      ['--openssl-legacy-provider', join(ROOT, 'test/support/servers/s3rver-main.mjs'), dir, bucket, String(port)],
-      {
-        stdio: ['pipe', 'pipe', 'ignore'],
-        env: { ...process.env, NODE_OPTIONS: '' },
-      },
-    );
-    const endpoint = await new Promise((resolve, reject) => {
-      let out = '';
-      child.once('exit', (code) => reject(new Error(`s3rver exited ${code}`)));
-      child.stdout.setEncoding('utf8').on('data', (t) => {
-        out += t;
-        if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]).endpoint);
-      });
-    });
+    let endpoint;
+    ({ child, endpoint } = await spawnS3rver(dir, [bucket], port));
     port = Number(new URL(endpoint).port);
     return endpoint;
   };

@@ -6,6 +6,7 @@ import { open } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnS3rver } from '../../support/servers/s3rver-process.mjs';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const FERRY_BIN = join(ROOT, 'services/cli/dist/bin.js');
@@ -113,22 +114,7 @@ export async function startRedis() {
 
 /** An s3rver child process with the given buckets; `{ endpoint, stop }`. */
 export async function startS3rver(dir, buckets) {
-  const child = spawn(
-    process.execPath,
-    ['--openssl-legacy-provider', join(ROOT, 'test/support/servers/s3rver-main.mjs'), dir, buckets.join(',')],
-    {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_OPTIONS: '' },
-    },
-  );
-  const endpoint = await new Promise((resolve, reject) => {
-    let out = '';
-    child.once('exit', (code) => reject(new Error(`s3rver exited ${code}`)));
-    child.stdout.setEncoding('utf8').on('data', (t) => {
-      out += t;
-      if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]).endpoint);
-    });
-  });
+  const { child, endpoint } = await spawnS3rver(dir, buckets);
   return {
     endpoint,
     async stop() {
