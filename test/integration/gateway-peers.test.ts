@@ -5,7 +5,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ACCESS_KEY, type GatewayFixture, startGateway, writeRcloneConfig } from '../support/gateway.js';
+import { type GatewayFixture, peerEnv, startGateway, writeRcloneConfig } from '../support/gateway.js';
 
 // The real S3 clients people point at a mirror: the aws CLI and rclone download a model folder
 // through the gateway, byte for byte. CI installs them with `apt-get install -y awscli rclone`.
@@ -27,23 +27,6 @@ let fx: GatewayFixture;
 function binary(name: string, candidates: string[], apt: string): string {
   for (const path of candidates) if (existsSync(path)) return path;
   throw new Error(`${name} is not installed (looked at ${candidates.join(', ')}): run \`apt-get install -y ${apt}\``);
-}
-
-/** The environment of a peer: our keys only, no CA bundle override, no instance-metadata probing. */
-function peerEnv(home: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) if (name.startsWith('AWS_') || name.startsWith('RCLONE_')) delete env[name];
-  return {
-    ...env,
-    HOME: home,
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_ACCESS_KEY_ID: ACCESS_KEY,
-    AWS_SECRET_ACCESS_KEY: fx.secret,
-    AWS_DEFAULT_REGION: 'us-east-1',
-    AWS_CONFIG_FILE: join(home, 'aws-config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(home, 'aws-credentials'),
-    AWS_PAGER: '',
-  };
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -79,15 +62,15 @@ it('aws s3 sync downloads the model byte-identical, and a second sync copies not
   // Small parts so the 24 MiB shard is fetched as concurrent ranged GETs, as real shards are.
   await writeFile(join(home, 'aws-config'), '[default]\ns3 =\n  multipart_threshold = 8MB\n  multipart_chunksize = 5MB\n');
   const args = ['s3', 'sync', `s3://${fx.volume}/models/llama-tiny`, target, '--endpoint-url', fx.endpoint, '--no-progress'];
-  const first = await run(aws, args, { env: peerEnv(home), timeout: 60_000 });
+  const first = await run(aws, args, { env: peerEnv(home, fx), timeout: 60_000 });
   expect(first.stdout.match(/^download:/gm)?.length, first.stdout + first.stderr).toBe(Object.keys(MODEL).length);
   await expectSameModel(target);
   const shard = await stat(join(target, 'model-00001-of-00002.safetensors'));
   const entry = await fx.source.meta.stat('/models/llama-tiny/model-00001-of-00002.safetensors');
   expect(Math.floor(shard.mtimeMs / 1000)).toBe(Math.floor(entry.mtime / 1000));
-  const second = await run(aws, args, { env: peerEnv(home), timeout: 60_000 });
+  const second = await run(aws, args, { env: peerEnv(home, fx), timeout: 60_000 });
   expect(second.stdout.trim()).toBe('');
-  const ls = await run(aws, ['s3', 'ls', `s3://${fx.volume}/models/`, '--endpoint-url', fx.endpoint], { env: peerEnv(home) });
+  const ls = await run(aws, ['s3', 'ls', `s3://${fx.volume}/models/`, '--endpoint-url', fx.endpoint], { env: peerEnv(home, fx) });
   expect(ls.stdout).toMatch(/PRE llama-tiny\/\n\s+PRE other\//);
 });
 
@@ -99,11 +82,11 @@ it('rclone copy downloads the model byte-identical', async () => {
   const config = join(home, 'rclone.conf');
   await writeRcloneConfig(config, fx);
   const args = ['copy', `gw:${fx.volume}/models/llama-tiny`, target, '--config', config, '--low-level-retries', '1', '--retries', '1'];
-  await run(rclone, args, { env: peerEnv(home), timeout: 60_000 });
+  await run(rclone, args, { env: peerEnv(home, fx), timeout: 60_000 });
   await expectSameModel(target);
-  const again = await run(rclone, [...args, '-v'], { env: peerEnv(home), timeout: 60_000 });
+  const again = await run(rclone, [...args, '-v'], { env: peerEnv(home, fx), timeout: 60_000 });
   expect(again.stderr).toMatch(/There was nothing to transfer/);
-  const listed = await run(rclone, ['lsf', '-R', `gw:${fx.volume}/models/llama-tiny`, '--config', config], { env: peerEnv(home) });
+  const listed = await run(rclone, ['lsf', '-R', `gw:${fx.volume}/models/llama-tiny`, '--config', config], { env: peerEnv(home, fx) });
   expect(
     listed.stdout
       .split('\n')

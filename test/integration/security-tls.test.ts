@@ -14,7 +14,7 @@ import { freePort } from '@ferry/runtime';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CacheRegions, sha256Of } from '../support/cache-cluster.js';
 import { expectOneLineError, expectSuccess, jsonResult, runFerry } from '../support/cli.js';
-import { ACCESS_KEY, type GatewayFixture, startGateway, writeRcloneConfig } from '../support/gateway.js';
+import { type GatewayFixture, peerEnv, startGateway, writeRcloneConfig } from '../support/gateway.js';
 import { testLogger } from '../support/replicators.js';
 import { makeCertificates, type TestCertificates } from '../support/tls.js';
 
@@ -67,23 +67,6 @@ describe('the gateway over TLS', () => {
   let certs: TestCertificates;
   let home: string;
 
-  function peerEnv(): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    for (const name of Object.keys(env))
-      if (name.startsWith('AWS_') || name.startsWith('RCLONE_') || name.startsWith('SSL_')) delete env[name];
-    return {
-      ...env,
-      HOME: home,
-      AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_ACCESS_KEY_ID: ACCESS_KEY,
-      AWS_SECRET_ACCESS_KEY: fx.secret,
-      AWS_DEFAULT_REGION: 'us-east-1',
-      AWS_CONFIG_FILE: join(home, 'aws-config'),
-      AWS_SHARED_CREDENTIALS_FILE: join(home, 'aws-credentials'),
-      AWS_PAGER: '',
-    };
-  }
-
   beforeAll(async () => {
     const dir = join(tmpdir(), `ferry-tls-${randomBytes(4).toString('hex')}`);
     certs = await makeCertificates(dir);
@@ -101,12 +84,12 @@ describe('the gateway over TLS', () => {
     expect(fx.endpoint.startsWith('https://')).toBe(true);
     const target = join(fx.root, 'aws-out');
     const args = ['s3', 'sync', `s3://${fx.volume}/models/tls`, target, '--endpoint-url', fx.endpoint, '--no-progress'];
-    await run('/usr/bin/aws', [...args, '--ca-bundle', certs.ca], { env: peerEnv(), timeout: 60_000 });
+    await run('/usr/bin/aws', [...args, '--ca-bundle', certs.ca], { env: peerEnv(home, fx), timeout: 60_000 });
     expect(await filesUnder(target)).toEqual(Object.keys(MODEL).sort());
     for (const [name, bytes] of Object.entries(MODEL)) expect((await readFile(join(target, name))).equals(bytes), name).toBe(true);
 
     const refused = await run('/usr/bin/aws', [...args.slice(0, 3), join(fx.root, 'aws-no-ca'), ...args.slice(4)], {
-      env: peerEnv(),
+      env: peerEnv(home, fx),
       timeout: 60_000,
     }).then(
       () => undefined,
@@ -122,7 +105,7 @@ describe('the gateway over TLS', () => {
     await writeRcloneConfig(config, fx);
     const target = join(fx.root, 'rclone-out');
     const args = ['copy', `gw:${fx.volume}/models/tls`, target, '--config', config, '--retries', '1', '--low-level-retries', '1'];
-    await run('rclone', [...args, '--ca-cert', certs.ca], { env: peerEnv(), timeout: 60_000 });
+    await run('rclone', [...args, '--ca-cert', certs.ca], { env: peerEnv(home, fx), timeout: 60_000 });
     for (const [name, bytes] of Object.entries(MODEL)) expect((await readFile(join(target, name))).equals(bytes), name).toBe(true);
   });
 

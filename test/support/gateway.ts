@@ -200,3 +200,26 @@ export async function writeRcloneConfig(path: string, fx: Pick<GatewayFixture, '
   await writeFile(path, lines.join('\n'));
   return path;
 }
+
+/**
+ * The environment of a peer tool (aws CLI, rclone) run against the fixture's gateway: our keys
+ * only, its config files under `home`, no instance-metadata probing, and none of the machine's
+ * AWS_*, RCLONE_* or SSL_* settings (no CA bundle override).
+ */
+export function peerEnv(home: string, fx: Pick<GatewayFixture, 'secret'>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('AWS_') || name.startsWith('RCLONE_') || name.startsWith('SSL_')) delete env[name];
+  }
+  return {
+    ...env,
+    HOME: home,
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_ACCESS_KEY_ID: ACCESS_KEY,
+    AWS_SECRET_ACCESS_KEY: fx.secret,
+    AWS_DEFAULT_REGION: 'us-east-1',
+    AWS_CONFIG_FILE: join(home, 'aws-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(home, 'aws-credentials'),
+    AWS_PAGER: '',
+  };
+}
