@@ -16,10 +16,13 @@ const PACKAGE_ARROWS = {
   jobs: ['core', 'stores', 'meta'],
   fetch: ['core', 'stores'],
   reader: ['core', 'stores', 'meta', 'jobs', 'fetch'],
-  cache: ['core', 'meta', 'fetch'],
-  region: ['core', 'stores', 'meta', 'jobs', 'fetch', 'cache', 'reader'],
+  cache: ['core', 'meta', 'fetch', 'http'],
+  region: ['core', 'stores', 'meta', 'jobs', 'fetch', 'cache', 'reader', 'http'],
+  http: ['core'],
   writer: ['core', 'stores', 'meta'],
   importer: ['core', 'stores', 'meta'],
+  // The service runtime: what the services share to serve (HTTP app, listen, auth hooks, stop).
+  runtime: ['core'],
 };
 
 const packageRules = Object.entries(PACKAGE_ARROWS).map(([name, allowed]) => ({
@@ -31,6 +34,17 @@ const packageRules = Object.entries(PACKAGE_ARROWS).map(([name, allowed]) => ({
   from: { path: `^packages/${name}/` },
   to: { path: '^(packages|services)/', pathNot: `^packages/(${[name, ...allowed].join('|')})/` },
 }));
+
+/** A rule: code under `from` (but not `except`) may not import the npm package(s) `library`. */
+function onlyIn(name, library, from, except, { comment, typeOnlyAllowed = false }) {
+  return {
+    name,
+    comment,
+    severity: 'error',
+    from: { path: from, ...(except ? { pathNot: except } : {}) },
+    to: { path: `(^|/)node_modules/(${library})/`, ...(typeOnlyAllowed ? { dependencyTypesNot: ['type-only'] } : {}) },
+  };
+}
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -44,40 +58,35 @@ module.exports = {
     },
     ...packageRules,
     {
-      name: 'arrow-runtime',
-      comment: 'services/runtime is shared by the services: it imports only @ferry/core among ours',
-      severity: 'error',
-      from: { path: '^services/runtime/' },
-      to: { path: '^(packages|services)/', pathNot: '^(packages/core|services/runtime)/' },
-    },
-    {
       name: 'arrow-mount',
-      comment: 'services/mount reads a region: it imports core, stores, meta, reader, region and services/runtime among ours',
+      comment: 'services/mount reads a region: it imports core, stores, meta, reader, region and runtime among ours',
       severity: 'error',
       from: { path: '^services/mount/' },
-      to: { path: '^(packages|services)/', pathNot: '^(packages/(core|stores|meta|reader|region)|services/(mount|runtime))/' },
+      to: { path: '^(packages|services)/', pathNot: '^(packages/(core|stores|meta|reader|region|runtime)|services/mount)/' },
     },
     {
       name: 'services-not-services',
-      comment: 'a service imports packages and services/runtime, never another service (only the cli does)',
+      comment: 'a service imports packages, never another service (only the cli does)',
       severity: 'error',
-      from: { path: '^services/([^/]+)/', pathNot: '^services/(cli|runtime)/' },
-      to: { path: '^services/', pathNot: '^services/($1|runtime)/' },
+      from: { path: '^services/([^/]+)/', pathNot: '^services/cli/' },
+      to: { path: '^services/', pathNot: '^services/$1/' },
     },
-    {
-      name: 'no-fastify-in-packages',
-      comment: 'only services serve HTTP: packages do not import fastify',
-      severity: 'error',
-      from: { path: '^packages/' },
-      to: { path: '(^|/)node_modules/(fastify|@fastify)/' },
-    },
-    {
-      name: 'no-pino-in-packages',
+    // Libraries that only one place may import (a type-only import is no use of the library).
+    onlyIn('no-fastify-in-packages', 'fastify|@fastify', '^packages/', '^packages/runtime/', {
+      comment: 'only services serve HTTP (through packages/runtime, the one package made for them): packages do not import fastify',
+    }),
+    onlyIn('no-pino-in-packages', 'pino', '^packages/', undefined, {
       comment: 'services own the root logger: packages take a Logger and may import pino only as a type',
-      severity: 'error',
-      from: { path: '^packages/' },
-      to: { path: '(^|/)node_modules/pino/', dependencyTypesNot: ['type-only'] },
-    },
+      typeOnlyAllowed: true,
+    }),
+    onlyIn('redis-only-in-meta', 'ioredis', '^(packages|services)/', '^packages/meta/', {
+      comment:
+        'Redis only inside packages/meta: every other package and service uses its parts (calls are checked by scripts/check-arrows.mjs)',
+      typeOnlyAllowed: true,
+    }),
+    onlyIn('one-http-client', 'undici', '^(packages|services)/', '^packages/http/', {
+      comment: "one HTTP client (packages/http) talks to Ferry's services: nobody else imports undici",
+    }),
     {
       name: 'no-circular',
       comment: 'no circular imports (type-only cycles included: they make the build order ambiguous)',

@@ -15,6 +15,23 @@ const CHECKS = [
   { pattern: /import\s*\{[^}]*\bWorker\b[^}]*\}\s*from\s*'bullmq'/, why: 'imports the BullMQ Worker (only services run workers)' },
 ];
 
+/**
+ * Redis only inside packages/meta: a Redis command called on a client (`redis.get(`,
+ * `this.#redis.hset(`, `region.redis.ping(`) anywhere else. Connection handling (disconnect, quit,
+ * duplicate, events) is fine: the region owns its connections.
+ */
+const REDIS_CALL =
+  /\b(?:redis|#redis|sourceRedis|connection)\s*\.\s*(?!disconnect\b|quit\b|duplicate\b|on\b|once\b|off\b|status\b|options\b)([a-z][a-zA-Z]*)\s*\(/;
+
+/**
+ * One HTTP client: outside packages/http, no request made with node:http(s) or the global fetch (undici
+ * imports are dependency-cruiser's). The GCS
+ * backend's byte transfers (stores/src/gcs-http.ts) speak GCS's upload protocol with the SDK's
+ * credentials on agents of their own, and are that backend's edge, not a client of Ferry's services.
+ */
+const HTTP_CLIENT = [/import\s*\{[^}]*\b(?:request|get|Agent)\b[^}]*\}\s*from\s*'node:https?'/, /\bglobalThis\.fetch\(/];
+const HTTP_CLIENT_EXEMPT = [/^packages\/http\//, /^packages\/stores\/src\/gcs-http\.ts$/];
+
 /** Comments may mention these calls; strings and code may not. Keeps line numbers. */
 function withoutComments(text) {
   return text.replace(/\/\*[\s\S]*?\*\//g, (c) => c.replace(/[^\n]/g, ' ')).replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
@@ -28,11 +45,47 @@ function* sources(dir) {
   }
 }
 
+/** Redis commands outside packages/meta and HTTP clients outside packages/http, in packages and services, as "file:line: what". */
+function findLayerViolations(root) {
+  const found = [];
+  for (const group of ['packages', 'services']) {
+    let names;
+    try {
+      names = readdirSync(join(root, group));
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      let files;
+      try {
+        files = [...sources(join(root, group, name, 'src'))];
+      } catch {
+        continue;
+      }
+      for (const file of files) {
+        const rel = relative(root, file);
+        const lines = withoutComments(readFileSync(file, 'utf8')).split('\n');
+        lines.forEach((line, i) => {
+          const redis = group === 'packages' && name === 'meta' ? null : REDIS_CALL.exec(line);
+          if (redis) found.push(`${rel}:${i + 1}: calls Redis (${redis[1]}) outside packages/meta`);
+          if (!HTTP_CLIENT_EXEMPT.some((p) => p.test(rel)) && HTTP_CLIENT.some((p) => p.test(line))) {
+            found.push(`${rel}:${i + 1}: an HTTP client outside packages/http`);
+          }
+        });
+      }
+    }
+  }
+  return found;
+}
+
 /** Violations in `root`/packages/<name>/src, as "file:line: what". */
 export function findCallViolations(root) {
-  const found = [];
+  const found = findLayerViolations(root);
   const packages = join(root, 'packages');
   for (const name of readdirSync(packages)) {
+    // The service runtime is the library of what services share to serve (listen, the HTTP app);
+    // only services import it (.dependency-cruiser.cjs), so its calls are the services' calls.
+    if (name === 'runtime') continue;
     let files;
     try {
       files = [...sources(join(packages, name, 'src'))];
@@ -66,8 +119,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const found = findCallViolations(root);
   for (const line of found) console.error(`error ${line}`);
   if (found.length > 0) {
-    console.error(`\n${found.length} call${found.length > 1 ? 's' : ''} against DESIGN.md's arrows in packages/*/src`);
+    console.error(`\n${found.length} call${found.length > 1 ? 's' : ''} against DESIGN.md's arrows`);
     process.exit(1);
   }
-  console.log('no listen, createServer, pino() or BullMQ Worker in packages/*/src');
+  console.log('no listen, createServer, pino() or BullMQ Worker in packages/*/src; Redis only in meta; one HTTP client');
 }

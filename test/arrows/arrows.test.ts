@@ -7,8 +7,9 @@ import { describe, expect, it } from 'vitest';
 
 /*
  * The lint's arrow rules catch wrong arrows: a fixture with a package importing a service, cache
- * importing reader, a package serving with fastify and a service importing another, next to
- * arrows that are allowed (stores → core, a type-only pino import, the cli → services).
+ * importing reader, a package serving with fastify, a service importing another, a client of its
+ * own on undici, a Redis command outside meta, next to arrows that are allowed (stores → core, a
+ * type-only pino import, the cli → services, Redis inside meta).
  */
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const fixture = fileURLToPath(new URL('./fixture', import.meta.url));
@@ -32,7 +33,9 @@ describe('arrow rules', () => {
       'arrow-cache: packages/cache/src/index.ts → packages/reader/src/index.ts',
       'arrow-core: packages/core/src/index.ts → services/gateway/src/index.ts',
       expect.stringMatching(/^no-fastify-in-packages: packages\/meta\/src\/index\.ts → .*node_modules\/fastify\//),
+      expect.stringMatching(/^one-http-client: packages\/cache\/src\/client\.ts → .*node_modules\/undici\//),
       'packages-not-services: packages/core/src/index.ts → services/gateway/src/index.ts',
+      expect.stringMatching(/^redis-only-in-meta: services\/gateway\/src\/redis\.ts → .*node_modules\/ioredis\//),
       'services-not-services: services/gateway/src/index.ts → services/replicator/src/index.ts',
     ]);
   });
@@ -48,6 +51,10 @@ describe('arrow rules', () => {
     // A BullMQ Worker is a service's; a worker_threads Worker (the hash pool) is not.
     expect(failed?.stderr).toContain('packages/cache/src/queue.ts:4: starts a BullMQ Worker (only services run workers)');
     expect(failed?.stderr).not.toContain('packages/stores/src/threads.ts');
+    // Redis is meta's to speak, and HTTP the one client's.
+    expect(failed?.stderr).toContain('packages/reader/src/health.ts:6: calls Redis (ping) outside packages/meta');
+    expect(failed?.stderr).toContain('packages/reader/src/health.ts:2: an HTTP client outside packages/http');
+    expect(failed?.stderr).not.toContain('packages/meta/src/redis.ts');
   });
 
   it('pass on the repository itself', async () => {

@@ -1,6 +1,8 @@
 // `npm run bench`: runs the scenarios side by side with their peers in one run and writes a
 // report (markdown table, JSON, SVG chart of the ratios) to test/bench/results/.
 // Flags: --scenario id[,id…]  --size <factor> (1 = the defaults; 0.25 for a quick look)  --out <dir>
+// --readers n[,n…] (cold-start: reader processes per round, default 1,4,16)
+// (and the flags of the fan-out simulation, scenarios/fanout.mjs: --hosts, --model-size, …)
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,14 +10,16 @@ import { parseArgs } from 'node:util';
 import { renderMarkdown, renderSvg } from './lib/report.mjs';
 import { machine, ROOT, startRedis } from './lib/util.mjs';
 import { coldStart } from './scenarios/cold-start.mjs';
+import { FANOUT_FLAGS, fanout } from './scenarios/fanout.mjs';
 import { importScenario } from './scenarios/import.mjs';
 import { memory } from './scenarios/memory.mjs';
 import { metadataLag } from './scenarios/metadata-lag.mjs';
 import { mirrorFile, mirrorS3 } from './scenarios/mirror.mjs';
 import { mountScenario } from './scenarios/mount.mjs';
 import { reads } from './scenarios/reads.mjs';
+import { scale } from './scenarios/scale.mjs';
 
-const SCENARIOS = [mirrorFile, mirrorS3, metadataLag, importScenario, reads, coldStart, mountScenario, memory];
+const SCENARIOS = [mirrorFile, mirrorS3, metadataLag, importScenario, reads, coldStart, mountScenario, memory, fanout, scale];
 
 const { values } = parseArgs({
   options: {
@@ -23,6 +27,9 @@ const { values } = parseArgs({
     size: { type: 'string', default: '1' },
     out: { type: 'string', default: join(ROOT, 'test/bench/results') },
     work: { type: 'string', default: join(tmpdir(), 'ferry-bench') },
+    // cold-start: the reader counts, e.g. 1,16 (default 1,4,16)
+    readers: { type: 'string' },
+    ...FANOUT_FLAGS,
   },
 });
 const size = Number(values.size);
@@ -52,9 +59,10 @@ try {
       result =
         scenario.available && !scenario.available()
           ? { rows: [], notes: [`not available: ${scenario.unavailableReason}`] }
-          : await scenario.run({ work, redis, size });
+          : await scenario.run({ work, redis, size, flags: values });
     } catch (err) {
       result = { rows: [], notes: [`failed: ${err.message}`] };
+      if (process.env.FERRY_BENCH_STACK) console.error(err);
     }
     rmSync(work, { recursive: true, force: true });
     const entry = { id: scenario.id, title: scenario.title, seconds: (Date.now() - started) / 1000, ...result };

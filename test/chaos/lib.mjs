@@ -3,28 +3,19 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, openSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { launchRedisServer, waitForRedis } from '@ferry/runtime';
+import { freePort, launchRedisServer, waitForRedis } from '@ferry/runtime';
 import { spawnS3rver } from '../support/servers/s3rver-process.mjs';
+import { waitFor } from '../support/wait.mjs';
 
 const run = promisify(execFile);
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const FERRY_BIN = join(ROOT, 'services/cli/dist/bin.js');
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** A redis-server in `dir` on a fixed port; `aof` keeps its data across a restart. */
 export async function redisServer(dir, { aof = false } = {}) {
@@ -84,14 +75,7 @@ export function startReplicator({ region, configPath, log, env }) {
   };
 }
 
-export async function waitFor(check, timeoutMs, what, everyMs = 50) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
+export { waitFor };
 
 export async function sha256Of(stream) {
   const hash = createHash('sha256');

@@ -1,19 +1,23 @@
 // `npm run chaos`: a source (s3rver store, redis-server with an append-only file) and a mirror
 // (file:// store, its own redis-server), changes at the source throughout, and the faults a
 // mirror must survive by itself: the replicator killed with SIGKILL 20 times at random moments,
-// the source's Redis restarted, the mirror's Redis flushed, the source store gone for 2 minutes.
+// the source's Redis restarted, the mirror's Redis flushed (with the mirror's GC on), the source
+// store gone for 2 minutes; garbage collection at grace 0 in both regions (a daemon per region),
+// and readers in the mirror that open a file, keep it open while changes go on, then read every
+// byte: each read is whole and right, or fails cleanly as gone (grace 0 keeps nothing for them).
 // Then the mirror must hold exactly the source's entries and every file byte for byte.
 // Prints one summary line; exits 0 when the mirror is byte-identical, 1 otherwise.
 // Flags: --minutes <n> (the fault window, default 7; about 3 more to converge and check)  --keep
-import { randomBytes, randomInt } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { chunkKey, parseConfig } from '@ferry/core';
+import { chunkKey, parseConfig, silentLogger } from '@ferry/core';
 import { connectRedis, Meta } from '@ferry/meta';
+import { openReader, openRegion } from '@ferry/region';
 import { createStore } from '@ferry/stores';
-import { stageFiles } from '@ferry/writer';
+import { putFiles } from '@ferry/writer';
 import { formatMs, redisServer, s3Server, sha256Of, sleep, startReplicator, waitFor } from './lib.mjs';
 
 const { values } = parseArgs({ options: { minutes: { type: 'string', default: '7' }, keep: { type: 'boolean', default: false } } });
@@ -42,11 +46,13 @@ const doc = {
     src: {
       store: `s3://src/models?endpoint=${encodeURIComponent(s3.endpoint)}&forcePathStyle=1&checksums=when_required&region=us-east-1`,
       redis: `${sourceRedis.url}/0`,
+      gc: { every: '5s', grace: '0s' },
     },
     eu: {
       store: `file://${join(work, 'eu-store')}?fsync=0`,
       redis: `${mirrorRedis.url}/0`,
       copy: { concurrency: 8, attempts: 3, reconcileEvery: '10s', backlog: 2000 },
+      gc: { every: '5s', grace: '0s' },
     },
   },
   replicator: { leaseTtl: '3s', stopTimeout: '5s' },
@@ -66,9 +72,18 @@ const euStore = createStore(config.regions.eu.store);
 
 const counts = { put: 0, model: 0, overwrite: 0, renameFile: 0, renameDir: 0, deleteFile: 0, deleteDir: 0, failed: 0 };
 let mutating = true;
+const quiet = silentLogger;
 async function put(files) {
-  const { entries } = await stageFiles({ store: srcStore, meta, files, chunkSize: config.chunkSize, concurrency: 4 });
-  await meta.commit(entries);
+  // `ferry put`'s own code: its chunks held against the source's GC until the commit.
+  await putFiles({
+    store: srcStore,
+    meta,
+    files,
+    chunkSize: config.chunkSize,
+    concurrency: 4,
+    holdTtlMs: config.writer.holdTtl,
+    logger: quiet,
+  });
 }
 const mutator = (async () => {
   let n = 0;
@@ -120,6 +135,35 @@ const mutator = (async () => {
 // Faults.
 
 let daemon = startReplicator({ region: 'eu', configPath, log, env: s3env });
+// The source's daemon: its garbage collection (the source has no watcher).
+const sourceLog = join(work, 'replicator-src.log');
+const sourceDaemon = startReplicator({ region: 'src', configPath, log: sourceLog, env: s3env });
+
+// Readers in the mirror: open a file, hold it 0-3 s while the source changes, then read it all.
+const reads = { whole: 0, gone: 0, bad: [] };
+const euRegion = openRegion({ config, region: 'eu', role: 'client', logger: quiet, clientName: 'chaos-reader' });
+const reader = openReader(euRegion, { memoryBytes: 0, cache: false });
+const reading = (async () => {
+  while (mutating) {
+    try {
+      const listed = await euRegion.meta.list('/', { recursive: true });
+      const files = listed.items.filter((i) => i.kind === 'file');
+      if (files.length === 0) {
+        await sleep(500);
+        continue;
+      }
+      const entry = await reader.stat(files[randomInt(files.length)].entry.path);
+      await sleep(randomInt(0, 3_000));
+      const hash = createHash('sha256');
+      for (let at = 0; at < entry.size; at += 4 * MiB) hash.update(await reader.read(entry, at, Math.min(4 * MiB, entry.size - at)));
+      if (entry.sha256 && hash.digest('hex') !== entry.sha256) reads.bad.push(`${entry.path}: wrong bytes`);
+      else reads.whole += 1;
+    } catch (err) {
+      if (err.code === 'NOT_FOUND' || err.code === 'UNAVAILABLE' || err.code === 'TRANSIENT') reads.gone += 1;
+      else reads.bad.push(`${err.code ?? 'error'}: ${err.message}`);
+    }
+  }
+})();
 let kills = 0;
 const killer = (async () => {
   const times = Array.from({ length: KILLS }, () => randomInt(5_000, windowMs - 5_000)).sort((a, b) => a - b);
@@ -153,6 +197,7 @@ const faulting = Promise.all([
 await Promise.all([killer, faulting, sleep(windowMs)]);
 mutating = false;
 await mutator;
+await reading;
 const lastChange = Date.now();
 
 // ---------------------------------------------------------------------------------------------
@@ -167,7 +212,7 @@ async function differences() {
     euRedis.hgetall(keys.refs),
     srcRedis.zrange(keys.paths, 0, -1),
     euRedis.zrange(keys.paths, 0, -1),
-    meta.logBounds(),
+    meta.log.logBounds(),
     euRedis.get(keys.cursor),
   ]);
   const problems = [];
@@ -225,9 +270,16 @@ if (converged) {
   }
 }
 await daemon.terminate();
+await sourceDaemon.terminate();
+await euRegion.close();
 const text = readFileSync(log, 'utf8');
+const sourceText = readFileSync(sourceLog, 'utf8');
+const passes = (t) => t.split('\n').filter((l) => l.includes('"msg":"garbage collection"')).length;
+const reclaimed = async (redis) => Number((await redis.hget(keys.gcInfo, 'reclaimed-bytes').catch(() => 0)) ?? 0);
+const gcLine = `gc: ${passes(sourceText)} passes in src, ${passes(text)} in eu, ${((await reclaimed(srcRedis)) / MiB).toFixed(1)} + ${((await reclaimed(euRedis)) / MiB).toFixed(1)} MiB reclaimed; `;
+const readLine = `readers: ${reads.whole} whole reads, ${reads.gone} of deleted files gone, ${reads.bad.length} bad${reads.bad.length ? ` (${reads.bad.slice(0, 3).join('; ')})` : ''}; `;
 const logged = (msg) => text.split('\n').filter((l) => l.includes(`"msg":"${msg}`)).length;
-const pass = converged && bad.length === 0;
+const pass = converged && bad.length === 0 && reads.bad.length === 0;
 const mutations = Object.entries(counts)
   .filter(([k]) => k !== 'failed')
   .reduce((a, [, v]) => a + v, 0);
@@ -237,6 +289,8 @@ console.log(
     (converged
       ? `converged ${formatMs(convergedMs)} after the last change; ${files} files, ${(bytes / MiB).toFixed(0)} MiB ${bad.length === 0 ? 'byte-identical' : `with ${bad.length} differing (${bad.slice(0, 3).join(', ')})`}; `
       : `not converged after ${formatMs(convergedMs)}: ${last.slice(0, 5).join('; ')}; `) +
+    gcLine +
+    readLine +
     `${logged('full resync')} resyncs, ${logged('a write was refused')} fenced writes, ${logged('stop deadline passed')} cut-off stops (log: ${values.keep || !pass ? log : 'removed'})`,
 );
 srcRedis.disconnect();

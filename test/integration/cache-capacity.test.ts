@@ -1,5 +1,6 @@
-import { type CacheMember, CacheNodeClient, metricValue, rendezvousOwners, residency } from '@ferry/cache';
+import { type CacheNodeClient, metricValue, rendezvousOwners, residency } from '@ferry/cache';
 import type { ChunkId } from '@ferry/core';
+import type { CacheMember } from '@ferry/meta';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CacheRegions, type ModelFile, runWarmup } from '../support/cache-cluster.js';
 
@@ -14,19 +15,13 @@ describe('a warmup larger than the nodes’ capacity', () => {
   beforeAll(async () => {
     r = await CacheRegions.create(inject('redisUrl'), { chunkSize: MiB });
     // 48 MiB × 2 replicas = 96 MiB of placements for 36 MiB of disk.
-    [model] = await Promise.all([
-      r.putModel('/models/big', 3, 16 * MiB),
-      r.startNodes([
-        { id: 'n1', weight: 1, capacity: '6MiB' },
-        { id: 'n2', weight: 2, capacity: '12MiB' },
-        { id: 'n3', weight: 3, capacity: '18MiB' },
-      ]),
-    ]);
-    members = await r.members();
-    client = new CacheNodeClient({ token: r.token });
+    ({ model, members, client } = await r.modelOnNodes({ dir: '/models/big', files: 3, fileBytes: 16 * MiB }, [
+      { id: 'n1', weight: 1, capacity: '6MiB' },
+      { id: 'n2', weight: 2, capacity: '12MiB' },
+      { id: 'n3', weight: 3, capacity: '18MiB' },
+    ]));
   });
   afterAll(async () => {
-    await client?.close();
     await r?.close();
   });
 

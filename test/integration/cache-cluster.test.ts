@@ -1,7 +1,8 @@
 import { open, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type CacheMember, CacheNodeClient, metricValue, regionCacheTier, rendezvousOwners, residency } from '@ferry/cache';
+import { type CacheNodeClient, metricValue, regionCacheTier, rendezvousOwners, residency } from '@ferry/cache';
 import { type ChunkId, type ChunkRef, chunkKey, sha256Hex, silentLogger } from '@ferry/core';
+import type { CacheMember } from '@ferry/meta';
 import { RegionReader } from '@ferry/reader';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CacheRegions, CountingStore, type ModelFile, runWarmup, sha256Of } from '../support/cache-cluster.js';
@@ -25,21 +26,18 @@ describe('a cache cluster of 3 node processes (weights 1:2:3) in a mirror region
 
   beforeAll(async () => {
     r = await CacheRegions.create(inject('redisUrl'), { chunkSize: MiB });
-    const [files] = await Promise.all([
-      // 256 MiB in 1 MiB chunks: 4 shards of 64 MiB.
-      r.putModel('/models/llama', 4, 64 * MiB),
-      r.startNodes([
+    // 256 MiB in 1 MiB chunks: 4 shards of 64 MiB.
+    ({ model, members, client } = await r.modelOnNodes(
+      { dir: '/models/llama', files: 4, fileBytes: 64 * MiB },
+      [
         { id: 'n1', weight: 1, capacity: '1GiB' },
         { id: 'n2', weight: 2, capacity: '1GiB' },
         { id: 'n3', weight: 3, capacity: '1GiB' },
-      ]),
-    ]);
-    model = files;
-    members = await r.members();
-    client = new CacheNodeClient({ token: r.token, connectTimeoutMs: 200 });
+      ],
+      { connectTimeoutMs: 200 },
+    ));
   });
   afterAll(async () => {
-    await client?.close();
     await r?.close();
   });
 

@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
-import { CacheNodeClient, cacheTier, Heartbeat, Membership } from '@ferry/cache';
+import { CacheNodeClient, cacheTier, Heartbeat } from '@ferry/cache';
 import { type ChunkId, nativeChunkId, sha256Hex } from '@ferry/core';
-import { connectRedis, volumeKeys } from '@ferry/meta';
+import { connectRedis, Membership, volumeKeys } from '@ferry/meta';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { uniqueName } from '../support/random.js';
@@ -69,6 +69,32 @@ describe('cache membership in the region Redis', () => {
     } finally {
       await client.close();
       hung.close();
+    }
+  });
+
+  it('a node slow to answer a read-through is waited for (readThroughTimeoutMs), other requests are not', async () => {
+    // A node that fills a chunk for a crowd of cold readers answers late; giving up would send the
+    // reader to the source. The same delay on a request that never reads through is a timeout.
+    const bytes = Buffer.from('0123456789');
+    const slow = createServer((socket) => {
+      socket.once('data', () => {
+        setTimeout(() => {
+          socket.end(`HTTP/1.1 200 OK\r\ncontent-length: ${bytes.length}\r\nconnection: close\r\n\r\n${bytes}`);
+        }, 800);
+      });
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    const node = { id: 'slow', url: `http://127.0.0.1:${(slow.address() as { port: number }).port}` };
+    const client = new CacheNodeClient({ token: 't', connectTimeoutMs: 200, requestTimeoutMs: 300, readThroughTimeoutMs: 5_000 });
+    const id = nativeChunkId(sha256Hex(bytes));
+    try {
+      expect(await client.get(node, id, { size: bytes.length })).toEqual(bytes);
+      expect(client.isDown(node)).toBe(false);
+      await expect(client.head(node, id)).rejects.toThrow(/HEADERS_TIMEOUT/);
+      expect(client.isDown(node)).toBe(true);
+    } finally {
+      await client.close();
+      slow.close();
     }
   });
 });

@@ -6,6 +6,7 @@ import { build, createCacheMetrics, DiskCache, type Upstream } from '@ferry/cach
 import { type ChunkId, externalChunkId, nativeChunkId, sha256Hex } from '@ferry/core';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { cacheLimits } from '../support/defaults.js';
 
 const TOKEN = 'node-token-123';
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -27,8 +28,9 @@ async function node(options: { capacity?: number; upstream?: Upstream; dir?: str
   const known = options.hashes;
   const app = build({
     cache,
-    token: TOKEN,
+    tokens: { read: TOKEN, write: TOKEN },
     maxChunkBytes: 1 << 20,
+    limits: cacheLimits(),
     metrics,
     ...(options.upstream ? { upstream: options.upstream } : {}),
     ...(known ? { hashes: { get: async (id: string) => known.get(id) } } : {}),

@@ -12,6 +12,7 @@ import { createStore, type ObjectStore } from '@ferry/stores';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { CACHE_CLIENT, cacheLimits, READER } from '../support/defaults.js';
 import { uniqueName } from '../support/random.js';
 
 // A cache node fills an imported file's external chunks from the origin object that the
@@ -45,7 +46,15 @@ async function node() {
       return createStore(url);
     },
   });
-  const app = build({ cache, token: TOKEN, maxChunkBytes: CHUNK, metrics, upstream, entries: meta });
+  const app = build({
+    cache,
+    tokens: { read: TOKEN, write: TOKEN },
+    maxChunkBytes: CHUNK,
+    limits: cacheLimits(),
+    metrics,
+    upstream,
+    entries: meta,
+  });
   apps.push(app);
   return { app, cache, metrics };
 }
@@ -69,7 +78,7 @@ beforeAll(async () => {
   redis = connectRedis(inject('redisUrl'), { name: 'cache-node-origin' });
   meta = new Meta({ redis, volume: uniqueName('cno') });
   const originUrl = originStoreUrl(`file://${originDir}`);
-  await importPrefix({ meta, redis, origin: createStore(originUrl), originUrl, target: '/imp', chunkSize: CHUNK });
+  await importPrefix({ meta, origin: createStore(originUrl), originUrl, target: '/imp', chunkSize: CHUNK });
   entries = { a: await meta.stat('/imp/a.bin'), b: await meta.stat('/imp/b.bin') };
   expect(entries.a.chunks.map((c) => c.id.slice(0, 4))).toEqual(['ext-', 'ext-', 'ext-', 'ext-']);
 });
@@ -114,7 +123,7 @@ describe('cache node read-through from an origin', () => {
   it('serves a reader through the cache tier, which names the file of each external chunk', async () => {
     const { app } = await node();
     const bound = await listen(app, '127.0.0.1:0');
-    const client = new CacheNodeClient({ token: TOKEN });
+    const client = new CacheNodeClient({ token: TOKEN, ...CACHE_CLIENT });
     try {
       const tier = cacheTier({
         members: () => [{ id: 'n1', url: `http://127.0.0.1:${bound.port}`, weight: 1, capacity: 1 << 20, used: 0, seenMs: Date.now() }],
@@ -127,6 +136,7 @@ describe('cache node read-through from an origin', () => {
         region: 'r',
         store: createStore(`file://${await mkdtemp(join(work, 'empty-'))}`),
         cache: tier,
+        ...READER,
       });
       expect(await reader.read(entries.a, 0, files.a.length)).toEqual(files.a);
       expect(reader.chunks.stats.chunks.cache).toBe(entries.a.chunks.length);

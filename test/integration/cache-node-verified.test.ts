@@ -6,6 +6,7 @@ import { build, createCacheMetrics, DiskCache, startScrub } from '@ferry/cache-n
 import { type ChunkId, nativeChunkId, sha256Hex, silentLogger } from '@ferry/core';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { cacheLimits } from '../support/defaults.js';
 
 /*
  * A cache node verifies a chunk when it enters and keeps the file's verified state (size, mtime,
@@ -51,7 +52,7 @@ async function node() {
   dirs.push(dir);
   const metrics = createCacheMetrics();
   const cache = await DiskCache.open({ dir, capacity: 8 << 20, onEvict: (_id, reason) => metrics.evictions.inc({ reason }) });
-  const app = build({ cache, token: TOKEN, maxChunkBytes: 4 << 20, metrics });
+  const app = build({ cache, tokens: { read: TOKEN, write: TOKEN }, maxChunkBytes: 4 << 20, limits: cacheLimits(), metrics });
   apps.push(app);
   const put = async (c: { id: ChunkId; bytes: Buffer }) => {
     const res = await app.inject({

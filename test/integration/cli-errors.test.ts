@@ -115,15 +115,24 @@ describe('operation failures (exit 1)', () => {
       [['rm', '/nope']],
       [['stat', '/m']],
       [['put', missing, '/m3']],
+      [['rm', '/m']],
     ]);
-    const [stat, get, cat, ls, rmr, dir, put] = results as FerryResult[];
+    const [stat, get, cat, ls, rmr, dir, put, rmDir] = results as FerryResult[];
     expectOneLineError(stat as FerryResult, 1, 'stat /m/nope: no such file');
-    expectOneLineError(get as FerryResult, 1, '/m/nope: no such file');
+    expect(expectOneLineError(get as FerryResult, 1)).toBe('ferry: /m/nope: no such file or directory');
     expectOneLineError(cat as FerryResult, 1, '/m/nope: no such file');
     expectOneLineError(ls as FerryResult, 1, '/nope: no such file or directory');
     expectOneLineError(rmr as FerryResult, 1, '/nope: no such file or directory');
     expectOneLineError(dir as FerryResult, 1, 'stat /m: no such file; it is a directory');
     expectOneLineError(put as FerryResult, 1, `cannot read ${missing}: no such file or directory`);
+    expectOneLineError(rmDir as FerryResult, 2, 'delete /m: is a directory; remove it and everything below with -R (ferry rm -R)');
+  });
+
+  it('gc --dry-run reports what it would delete and says nothing of temp files it did not look at', async () => {
+    const dry = await runFerry(['gc', '--dry-run'], { config });
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/^src: would delete \d+ chunks? \([^)]*\), \d+ of them orphans\n/);
+    expect(dry.stdout).not.toContain('temp file');
   });
 
   // As root (CI containers often are), chmod 000 does not stop reads: nothing to test there.

@@ -1,19 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Hex } from '@ferry/core';
-import { connectRedis, Meta, parseChangeRecord } from '@ferry/meta';
+import { Meta, parseChangeRecord } from '@ferry/meta';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  type CliWorkspace,
+  cliWorkspace,
   expectOneLineError,
   expectSuccess,
   type FerryResult,
   jsonLines,
   jsonResult,
   lines,
-  requireBuiltCli,
   runFerry,
   sourceOnlyConfig,
   spawnFerry,
@@ -27,6 +27,7 @@ import { uniqueName } from '../support/random.js';
 
 const CHUNK = 64 * 1024;
 
+let workspace: CliWorkspace | undefined;
 let redisUrl: string;
 let redis: Redis;
 let work: string;
@@ -45,17 +46,14 @@ const files = new Map<string, Buffer>([
 const PICKED = ['model-00001-of-00002.safetensors', 'empty.txt', 'tokenizer/special tokens ü.txt'];
 
 beforeAll(async () => {
-  requireBuiltCli();
-  redisUrl = `${inject('redisUrl')}/0`;
-  redis = connectRedis(redisUrl, { name: 'cli-namespace' });
-  work = await mkdtemp(join(tmpdir(), 'ferry-cli-ns-'));
+  workspace = await cliWorkspace('cli-namespace');
+  ({ redisUrl, redis, work } = workspace);
   model = join(work, 'model');
   await writeFolder(model, files);
 });
 
 afterAll(async () => {
-  redis?.disconnect();
-  if (work) await rm(work, { recursive: true, force: true });
+  await workspace?.close();
 });
 
 async function writeFolder(dir: string, content: Map<string, Buffer>): Promise<void> {

@@ -1,15 +1,15 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connectRedis, Meta } from '@ferry/meta';
+import { Meta } from '@ferry/meta';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  type CliWorkspace,
+  cliWorkspace,
   expectOneLineError,
   expectSuccess,
   type FerryResult,
   jsonResult,
-  requireBuiltCli,
   runFerry,
   sha256File,
   sourceOnlyConfig,
@@ -38,6 +38,7 @@ const CHUNK = 8 * MiB;
  */
 const RSS_LIMIT = 384 * MiB;
 
+let workspace: CliWorkspace | undefined;
 let redisUrl: string;
 let redis: Redis;
 let work: string;
@@ -48,10 +49,8 @@ const SHARD = 'model-00001-of-00001.safetensors';
 const CONFIG_JSON = '{"architectures":["Big"],"hidden_size":8192}\n';
 
 beforeAll(async () => {
-  requireBuiltCli();
-  redisUrl = `${inject('redisUrl')}/0`;
-  redis = connectRedis(redisUrl, { name: 'cli-transfer' });
-  work = await mkdtemp(join(tmpdir(), 'ferry-cli-transfer-'));
+  workspace = await cliWorkspace('cli-transfer');
+  ({ redisUrl, redis, work } = workspace);
   model = join(work, 'model');
   await mkdir(model);
   shardSha = await writeRandomFile(join(model, SHARD), GiB);
@@ -59,8 +58,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  redis?.disconnect();
-  if (work) await rm(work, { recursive: true, force: true });
+  await workspace?.close();
 });
 
 function rss(result: FerryResult): number {
@@ -198,7 +196,7 @@ describe('ferry put / get of a 1 GiB file', () => {
       expect(`sha256-${await sha256File(join(storeDir, stored.key))}`).toBe(id);
     }
     const meta = new Meta({ redis, volume });
-    expect(await meta.refCounts([...chunks.keys()])).toEqual([...chunks.keys()].map(() => 0));
+    expect(await meta.refs.refCounts([...chunks.keys()])).toEqual([...chunks.keys()].map(() => 0));
     expect(await redis.hlen(meta.keys.entries)).toBe(0);
     expect(await redis.xlen(meta.keys.log)).toBe(0);
 
@@ -218,6 +216,38 @@ describe('ferry put / get of a 1 GiB file', () => {
     const summary = jsonResult(again);
     expect(summary).toMatchObject({ filesChanged: 1, chunks: size / CHUNK, chunksPresent: chunks.size });
     expect(summary.chunksUploaded).toBe(size / CHUNK - chunks.size);
+    await rm(storeDir, { recursive: true, force: true });
+  }, 300_000);
+});
+
+describe('ferry get --verify-file', () => {
+  it('hashes the whole file against its recorded sha256 only when asked', async () => {
+    if (!workspace) throw new Error('no workspace');
+    const volume = uniqueName('verify-file');
+    const storeDir = join(work, `${volume}-store`);
+    const config = await writeFerryConfig(work, sourceOnlyConfig(volume, `file://${storeDir}`, redisUrl), `${volume}.yaml`);
+    const file = join(work, `${volume}.bin`);
+    const sha = await writeRandomFile(file, 20 * MiB);
+    expectSuccess(await runFerry(['put', file, '/v/f.bin', '--json'], { config, timeoutMs: 120_000 }));
+
+    const out = join(work, `${volume}-out`);
+    const get = await runFerry(['get', '/v/f.bin', `${out}-1`, '--verify-file'], { config, timeoutMs: 120_000 });
+    expectSuccess(get);
+    expect(await sha256File(`${out}-1`)).toBe(sha);
+
+    // A recorded sha256 that the chunks do not add up to: every chunk is still right by its id,
+    // so a plain get writes the file; --verify-file hashes the whole file and refuses it.
+    const meta = new Meta({ redis, volume });
+    const entry = JSON.parse((await redis.hget(meta.keys.entries, '/v/f.bin')) as string);
+    expect(entry.sha256).toBe(sha);
+    await redis.hset(meta.keys.entries, '/v/f.bin', JSON.stringify({ ...entry, sha256: 'ab'.repeat(32) }));
+    expectSuccess(await runFerry(['get', '/v/f.bin', `${out}-2`], { config, timeoutMs: 120_000 }));
+    expect(await sha256File(`${out}-2`)).toBe(sha);
+    expectOneLineError(
+      await runFerry(['get', '/v/f.bin', `${out}-3`, '--verify-file'], { config, timeoutMs: 120_000 }),
+      1,
+      'whole-file sha256 mismatch',
+    );
     await rm(storeDir, { recursive: true, force: true });
   }, 300_000);
 });

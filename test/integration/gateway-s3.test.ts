@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import {
   DeleteObjectCommand,
   GetBucketLocationCommand,
@@ -251,6 +253,52 @@ describe('GetObject / HeadObject', () => {
     const late = await fetch(expired);
     expect(late.status).toBe(403);
     expect(errorCode(Buffer.from(await late.arrayBuffer()))).toBe('AccessDenied');
+  });
+});
+
+const run = promisify(execFile);
+
+/** `aws s3 presign` of the aws CLI v1 on PATH, which signs presigned URLs with signature version 2. */
+async function awsV1Presign(key: string, expiresIn: number, secret = fx.secret): Promise<string> {
+  const env = {
+    ...process.env,
+    AWS_ACCESS_KEY_ID: ACCESS_KEY,
+    AWS_SECRET_ACCESS_KEY: secret,
+    AWS_DEFAULT_REGION: 'us-east-1',
+    AWS_CONFIG_FILE: '/dev/null',
+    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
+  const args = ['s3', 'presign', `s3://${fx.volume}/${key}`, '--endpoint-url', fx.endpoint, '--expires-in', String(expiresIn)];
+  const url = (await run('aws', args, { env, encoding: 'utf8' })).stdout.trim();
+  expect(url, 'this test needs the aws CLI v1 first on PATH (its presign makes SigV2 URLs)').toContain('AWSAccessKeyId=');
+  return url;
+}
+
+/** GET with curl (the gateway runs in this process: never a synchronous spawn): the status and the body. */
+async function curl(url: string): Promise<{ status: number; body: Buffer }> {
+  const out = (await run('curl', ['-s', '-w', '\n%{http_code}', url], { encoding: 'buffer', maxBuffer: 64 << 20 })).stdout;
+  const cut = out.lastIndexOf(10);
+  return { status: Number(out.subarray(cut + 1).toString()), body: out.subarray(0, cut) };
+}
+
+describe('signature version 2 presigned URLs (aws CLI v1 `presign`)', () => {
+  it('read with curl while valid; a wrong secret, a changed key or a passed Expires are refused with the reason', async () => {
+    const shard = await curl(await awsV1Presign('models/llm/model-00001.safetensors', 600));
+    expect(shard.status, shard.body.toString().slice(0, 300)).toBe(200);
+    expect(sha(shard.body)).toBe(sha(big));
+    const odd = await curl(await awsV1Presign('many/space name+plus.bin', 600));
+    expect([odd.status, odd.body.toString()]).toEqual([200, 'odd']);
+
+    const wrong = await curl(await awsV1Presign('top.bin', 600, `${fx.secret}x`));
+    expect([wrong.status, errorCode(wrong.body)]).toEqual([403, 'SignatureDoesNotMatch']);
+    const changed = await curl((await awsV1Presign('top.bin', 600)).replace('top.bin', 'many/f01.bin'));
+    expect([changed.status, errorCode(changed.body)]).toEqual([403, 'SignatureDoesNotMatch']);
+    const soon = await awsV1Presign('top.bin', 1);
+    await new Promise((r) => setTimeout(r, 2100));
+    const late = await curl(soon);
+    expect([late.status, errorCode(late.body)]).toEqual([403, 'AccessDenied']);
+    expect(late.body.toString()).toContain('request has expired');
   });
 });
 

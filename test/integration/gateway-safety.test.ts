@@ -10,22 +10,16 @@ import { Meta } from '@ferry/meta';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COPY_QUEUE } from '../support/defaults.js';
 import { errorCode, type GatewayFixture, rawRequest, startGateway } from '../support/gateway.js';
 import { uniqueName } from '../support/random.js';
+import { waitFor } from '../support/wait.mjs';
 
 // Keys from the network never reach outside the volume; a client that goes away stops the reads;
 // a mirror serves through the source; nothing secret is logged.
 
 const SECRET = Buffer.from('SECRET-BYTES-OUTSIDE-THE-VOLUME');
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** A Logger that keeps every line it is given (with its bindings) as JSON text. */
 function recordingLogger(lines: string[], bindings: Record<string, unknown> = {}): Logger {
@@ -214,7 +208,7 @@ describe('a mirror region', () => {
       { connection: redis, prefix },
     );
     try {
-      await waitUntil(async () => (await queue.getJobState(chunk)) === 'failed');
+      await waitFor(async () => (await queue.getJobState(chunk)) === 'failed', 10_000, 'the copy job to fail');
     } finally {
       await worker.close();
       await queue.close();
@@ -231,9 +225,13 @@ describe('a mirror region', () => {
     expect(bytes['source:src']).toBe(shard.length);
     expect(bytes['store:eu']).toBe(0);
     // The queue holds a copy job of every chunk, waiting to run: the failed one was replaced, not ignored.
-    const queue = new CopyQueue({ connection: fx.mirror?.redis as Redis, volume: fx.volume });
+    const queue = new CopyQueue({ connection: fx.mirror?.redis as Redis, volume: fx.volume, ...COPY_QUEUE });
     try {
-      await waitUntil(async () => (await Promise.all(chunks.map((c) => queue.queue.getJobState(c)))).every((s) => s === 'prioritized'));
+      await waitFor(
+        async () => (await Promise.all(chunks.map((c) => queue.queue.getJobState(c)))).every((s) => s === 'prioritized'),
+        10_000,
+        'the backfill jobs to be queued',
+      );
     } catch {
       expect(await Promise.all(chunks.map((c) => queue.queue.getJobState(c)))).toEqual(chunks.map(() => 'prioritized'));
     } finally {

@@ -3,8 +3,9 @@ import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { collectGarbage } from '@ferry/region';
 import type { ObjectStore } from '@ferry/stores';
-import { afterEach, describe, expect, it } from 'vitest';
-import { CLI, createRegions, REPO, type Regions, waitFor, writeRandomFile } from '../support/regions.js';
+import { describe, expect, it } from 'vitest';
+import { CLI, REPO, type Regions, waitFor, writeRandomFile } from '../support/regions.js';
+import { useRegions } from '../support/scope.js';
 
 /*
  * What a `kill -9` of `ferry put` leaves in the source store (uploaded chunks no record knows,
@@ -14,12 +15,7 @@ import { CLI, createRegions, REPO, type Regions, waitFor, writeRandomFile } from
 
 const MiB = 2 ** 20;
 
-let regions: Regions | undefined;
-
-afterEach(async () => {
-  await regions?.close();
-  regions = undefined;
-});
+const scope = useRegions();
 
 async function storeKeys(store: ObjectStore): Promise<Set<string>> {
   const keys = new Set<string>();
@@ -49,7 +45,8 @@ async function killedPut(r: Regions, local: string, path: string): Promise<Set<s
 
 describe('gc of what killed puts leave', () => {
   it('sweeps the orphans and temp files of a kill -9 of a put once they are older than the grace, and keeps fresh ones', async () => {
-    regions = await createRegions({ chunkSize: 256 * 1024 });
+    // A killed put's holds keep its uploads from GC for holdTtl after its last renewal.
+    const regions = await scope.regions({ chunkSize: 256 * 1024, writer: { holdTtl: '1s' } });
     const r = regions;
     const root = r.source.root as string;
     await mkdir(root, { recursive: true });

@@ -1,21 +1,12 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chunkDigest, chunkKey, isChunkId } from '@ferry/core';
 import { collectGarbage } from '@ferry/region';
 import type { ObjectStore } from '@ferry/stores';
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createRegions,
-  fileDigest,
-  KiB,
-  objectDigest,
-  putLocal,
-  type RegionHandle,
-  type Regions,
-  waitForConvergence,
-} from '../support/regions.js';
-import { startReplicator } from '../support/replicators.js';
+import { describe, expect, it } from 'vitest';
+import { fileDigest, KiB, objectDigest, putLocal, type RegionHandle, waitForConvergence } from '../support/regions.js';
+import { useRegions } from '../support/scope.js';
 
 /*
  * Writers against garbage collection: 8 clients put and delete the same few files in a loop
@@ -28,14 +19,7 @@ import { startReplicator } from '../support/replicators.js';
 const RACE_MS = Number(process.env.RACE_SECONDS ?? 20) * 1000;
 const PATHS = ['/race/a.bin', '/race/b.bin', '/race/c.bin'];
 
-let regions: Regions | undefined;
-const running: Array<{ stop(): Promise<void> }> = [];
-
-afterEach(async () => {
-  await Promise.allSettled(running.splice(0).map((r) => r.stop()));
-  await regions?.close();
-  regions = undefined;
-});
+const scope = useRegions();
 
 /** Object keys under chunks/ in a store. */
 async function storedChunks(store: ObjectStore): Promise<string[]> {
@@ -64,22 +48,25 @@ async function checkRegion(region: RegionHandle): Promise<void> {
 describe('gc racing writers', () => {
   it(`8 clients put and delete the same files while both regions collect with grace 0; afterwards every file reads back the same in the source and the mirror, and no store holds an object nobody needs (about ${RACE_MS / 1000} s)`, async () => {
     const gc = { every: 100, grace: 0 };
-    regions = await createRegions({ chunkSize: 16 * KiB, source: { gc }, mirrors: { eu: { gc } } });
+    // Short holds: the puts' chunks are held only while a put is running (and 1 s after).
+    const regions = await scope.regions({ chunkSize: 16 * KiB, source: { gc }, mirrors: { eu: { gc } }, writer: { holdTtl: '1s' } });
     const r = regions;
-    running.push(await startReplicator(r, 'src'));
-    running.push(await startReplicator(r, 'eu'));
+    const daemons = [await scope.replicator(r, {}, 'src'), await scope.replicator(r, {}, 'eu')];
     const blocks = Array.from({ length: 6 }, () => randomBytes(16 * KiB));
     const variants: string[] = [];
-    for (let i = 0; i < 10; i++) {
+    // Many variants, each with a tail chunk of its own: a running put holds its chunks, so GC
+    // only gets the tails of variants no put has used for a while (the shared blocks stay held).
+    for (let i = 0; i < 40; i++) {
       const local = join(r.dir, `variant-${i}.bin`);
       const parts = Array.from({ length: 2 + randomInt(4) }, () => blocks[randomInt(blocks.length)] as Buffer);
-      if (i % 3 === 0) parts.push(randomBytes(5 * KiB)); // a tail chunk of its own
+      parts.push(randomBytes(5 * KiB));
       await writeFile(local, Buffer.concat(parts));
       variants.push(local);
     }
     const deadline = Date.now() + RACE_MS;
     let puts = 0;
     let deletes = 0;
+    let fresh = 0;
     const client = async () => {
       while (Date.now() < deadline) {
         const path = PATHS[randomInt(PATHS.length)] as string;
@@ -89,7 +76,15 @@ describe('gc racing writers', () => {
           });
           deletes += 1;
         } else {
-          await putLocal(r, variants[randomInt(variants.length)] as string, path);
+          let local = variants[randomInt(variants.length)] as string;
+          if (randomInt(2) === 0) {
+            // Half the puts end in a chunk no other put has: once overwritten or deleted and no
+            // longer held, only garbage collection removes it.
+            const own = join(r.dir, `fresh-${fresh++}.bin`);
+            await writeFile(own, Buffer.concat([await readFile(local), randomBytes(3 * KiB)]));
+            local = own;
+          }
+          await putLocal(r, local, path);
           puts += 1;
         }
       }
@@ -104,7 +99,8 @@ describe('gc racing writers', () => {
     }
     await waitForConvergence(r, 'eu', 60_000);
     // The daemons stop; one more pass per region, the mirror first (the source waits for its ack).
-    await Promise.all(running.splice(0).map((d) => d.stop()));
+    await Promise.all(daemons.map((d) => d.stop()));
+    await new Promise((resolve) => setTimeout(resolve, 1_100)); // the last puts' holds expire
     await collectGarbage(r.mirror('eu'), { graceMs: 0 });
     await collectGarbage(r.source, { graceMs: 0 });
     await checkRegion(r.source);

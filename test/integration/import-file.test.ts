@@ -1,13 +1,20 @@
-import { mkdtemp, readFile, rm, unlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { externalChunkId, type NewEntry, TransientError, UnavailableError } from '@ferry/core';
 import { importId, importPrefix, originStoreUrl } from '@ferry/importer';
 import { connectRedis, Meta, volumeKeys } from '@ferry/meta';
 import { compareKeys, createStore, type ObjectStore } from '@ferry/stores';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { expectOneLineError, type FerryResult, requireBuiltCli, runFerry, sourceOnlyConfig, writeFerryConfig } from '../support/cli.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type CliWorkspace,
+  cliWorkspace,
+  expectOneLineError,
+  type FerryResult,
+  runFerry,
+  sourceOnlyConfig,
+  writeFerryConfig,
+} from '../support/cli.js';
 import {
   changesAfter,
   importSummary,
@@ -31,6 +38,7 @@ const CHUNK = 64 * KiB;
 const COUNT = 10_000;
 const TARGET = '/imported';
 
+let workspace: CliWorkspace | undefined;
 let redisUrl: string;
 let redis: Redis;
 let work: string;
@@ -67,10 +75,8 @@ function pathOf(key: string): string {
 const invalidKeys = ['bad\u0001control.bin', 'back\\slash.bin', `${'long-segment-'.padEnd(200, 'x')}/`.repeat(5).concat('too-long.bin')];
 
 beforeAll(async () => {
-  requireBuiltCli();
-  redisUrl = `${inject('redisUrl')}/0`;
-  redis = connectRedis(redisUrl, { name: 'import-file' });
-  work = await mkdtemp(join(tmpdir(), 'ferry-import-'));
+  workspace = await cliWorkspace('import-file');
+  ({ redisUrl, redis, work } = workspace);
   originDir = join(work, 'origin');
   originUrl = originStoreUrl(`file://${originDir}`);
   const all: OriginObject[] = [...originObjects(COUNT, CHUNK)];
@@ -79,8 +85,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  redis?.disconnect();
-  if (work) await rm(work, { recursive: true, force: true });
+  await workspace?.close();
 });
 
 describe('ferry import from file:// (10,000 objects)', () => {
@@ -144,7 +149,6 @@ describe('ferry import from file:// (10,000 objects)', () => {
     try {
       const again = await importPrefix({
         meta: new Meta({ redis: counted, volume: a.name }),
-        redis: counted,
         origin: createStore(originUrl),
         originUrl,
         target: TARGET,
@@ -264,7 +268,6 @@ describe('ferry import from file:// (10,000 objects)', () => {
     }
     const started = Date.now();
     const summary = await importPrefix({
-      redis,
       meta: new ClaimedOnce({ redis, volume: name }),
       origin: createStore(subUrl),
       originUrl: subUrl,
@@ -343,7 +346,6 @@ describe('ferry import from file:// (10,000 objects)', () => {
     };
     const failing = importPrefix({
       meta: new Meta({ redis, volume: a.name }),
-      redis,
       origin: flaky,
       originUrl,
       target: TARGET,
@@ -365,6 +367,8 @@ describe('ferry import from file:// (10,000 objects)', () => {
     const deletes = await changesAfter(redis, a.name, beforeDelete);
     expect(deletes.put).toEqual([]);
     expect(deletes.del).toEqual(removed.map(pathOf).sort());
+    // Every delete is a change record of its own, and the summary counts each one.
+    expect(synced.commits).toBe(deletes.records);
     const after = await volumeEntries(redis, a.name);
     expect(after.get(`${TARGET}/added/by-hand.txt`)?.origin).toBeUndefined();
     expect(after.get(`${TARGET}/added/put-conflict.bin`)?.origin).toBeUndefined();

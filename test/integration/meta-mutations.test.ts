@@ -77,13 +77,13 @@ describe('commit and stat', () => {
 
   it('replacing a file moves reference counts and times unreferenced chunks', async () => {
     await meta.commit([file('/a', ['x', 'x', 'y']), file('/b', ['y'])]);
-    expect(await meta.refCounts([chunk('x'), chunk('y'), chunk('z')])).toEqual([2, 2, 0]);
+    expect(await meta.refs.refCounts([chunk('x'), chunk('y'), chunk('z')])).toEqual([2, 2, 0]);
     const { version } = await meta.commit([file('/a', ['z', 'y'])]);
-    expect(await meta.refCounts([chunk('x'), chunk('y'), chunk('z')])).toEqual([0, 2, 1]);
+    expect(await meta.refs.refCounts([chunk('x'), chunk('y'), chunk('z')])).toEqual([0, 2, 1]);
     expect(await redis.hexists(meta.keys.refs, chunk('x'))).toBe(0);
     expect(await redis.zscore(meta.keys.unreferenced, chunk('x'))).toBe(version.split('-')[0]);
     await meta.commit([file('/c', ['x'])]);
-    expect(await meta.refCount(chunk('x'))).toBe(1);
+    expect(await meta.refs.refCount(chunk('x'))).toBe(1);
     expect(await redis.zscore(meta.keys.unreferenced, chunk('x'))).toBeNull();
   });
 
@@ -149,17 +149,19 @@ describe('delete', () => {
     const { version, removed } = await meta.delete('/a');
     expect(removed).toBe(1);
     expect(await meta.tryStat('/a')).toBeUndefined();
-    expect(await meta.refCount(chunk('x'))).toBe(1);
+    expect(await meta.refs.refCount(chunk('x'))).toBe(1);
     expect((await records()).at(-1)).toEqual({ id: version, op: 'delete', put: [], del: ['/a'], time: expect.any(Number) });
   });
 
   it('removes a directory only with recursive', async () => {
     await meta.commit([file('/d/a', ['x']), file('/d/e/b', ['x', 'y']), file('/d2/c')]);
-    await expect(meta.delete('/d')).rejects.toThrow(new InvalidArgumentError('delete /d: is a directory; use recursive'));
+    await expect(meta.delete('/d')).rejects.toThrow(
+      new InvalidArgumentError('delete /d: is a directory; remove it and everything below with -R (ferry rm -R)'),
+    );
     const { removed } = await meta.delete('/d', { recursive: true });
     expect(removed).toBe(2);
     expect(await paths()).toEqual(['/d2/c']);
-    expect(await meta.refCounts([chunk('x'), chunk('y')])).toEqual([0, 0]);
+    expect(await meta.refs.refCounts([chunk('x'), chunk('y')])).toEqual([0, 0]);
     expect(await redis.zcard(meta.keys.unreferenced)).toBe(2);
     expect((await records()).at(-1)?.del).toEqual(['/d/a', '/d/e/b']);
   });
@@ -179,7 +181,7 @@ describe('rename', () => {
     expect(moved).toBe(1);
     expect(await meta.stat('/b/c')).toEqual({ ...file('/a', ['x']), path: '/b/c', version });
     expect(await meta.tryStat('/a')).toBeUndefined();
-    expect(await meta.refCount(chunk('x'))).toBe(1);
+    expect(await meta.refs.refCount(chunk('x'))).toBe(1);
     const last = (await records()).at(-1);
     expect(last).toMatchObject({ id: version, op: 'rename', del: ['/a'] });
     expect(last?.put).toEqual([await meta.stat('/b/c')]);

@@ -163,7 +163,7 @@ describe('a mirror whose store lacks the data', () => {
     await putBytes(regions, { [model.path]: model.bytes, [broken.path]: broken.bytes });
     // Metadata only: the mirror knows the files, its store holds none of their bytes.
     const mirror = regions.mirror('eu');
-    await mirror.mirror.apply(await regions.source.meta.readChanges('0-0'));
+    await mirror.mirror.apply(await regions.source.meta.log.readChanges('0-0'));
     mount = await startMount({
       config: regions.configPath,
       region: 'eu',
@@ -195,7 +195,7 @@ describe('a mirror whose store lacks the data', () => {
     // Every chunk read from the source is a copy job of the mirror's queue, keyed by chunk id.
     const queue = (await mirror.copyQueue())?.queue;
     const jobs = await Promise.all(ids.map((id) => queue?.getJob(id)));
-    expect(jobs.map((j) => j?.data.chunk)).toEqual(ids);
+    expect(jobs.map((j) => (j?.data as { chunk?: string } | undefined)?.chunk)).toEqual(ids);
     // The mirror's replicator works the queue: the chunks land in its store.
     const replicator = await startReplicator(regions, 'eu');
     try {

@@ -13,6 +13,7 @@ import { planPut, putFiles } from '@ferry/writer';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { readStream } from '../support/bytes.js';
+import { COPY_QUEUE, READER } from '../support/defaults.js';
 import { uniqueName } from '../support/random.js';
 import { waitFor } from '../support/regions.js';
 
@@ -65,13 +66,21 @@ async function regionsWithFile(bytes: Buffer): Promise<Regions & { entry: Entry 
     meta: new Meta({ redis: mirrorRedis, volume }),
     mirror: mirrorMeta,
     redis: mirrorRedis,
-    copies: new CopyQueue({ connection: mirrorRedis, volume }),
+    copies: new CopyQueue({ connection: mirrorRedis, volume, ...COPY_QUEUE }),
   };
   const local = join(root, 'model.bin');
   await writeFile(local, bytes);
   const { files } = await planPut(local, '/models/m/model.bin');
-  await putFiles({ store: source.store, meta: source.meta, files, chunkSize: CHUNK, concurrency: 4, logger: silentLogger });
-  await mirrorMeta.apply(await source.meta.readChanges('0-0'));
+  await putFiles({
+    store: source.store,
+    meta: source.meta,
+    files,
+    chunkSize: CHUNK,
+    concurrency: 4,
+    holdTtlMs: config.writer.holdTtl,
+    logger: silentLogger,
+  });
+  await mirrorMeta.apply(await source.meta.log.readChanges('0-0'));
   source.store.gets.clear();
   return {
     config,
@@ -95,6 +104,7 @@ function readerOf(r: Regions, store: ObjectStore = r.mirror.store): RegionReader
     source: { name: 'src', store: r.source.store },
     backfill: async (requests) => void (await r.mirror.copies.enqueue(requests)),
     memoryBytes: 0,
+    prefetch: READER.prefetch,
   });
 }
 

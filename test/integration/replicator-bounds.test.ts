@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { type ChunkId, chunkKey, type NewEntry, nativeChunkId, sha256Hex } from '@ferry/core';
-import { CopyQueue } from '@ferry/jobs';
+import { type ChunkId, chunkKey, type NewEntry, nativeChunkId, sha256Hex, silentLogger } from '@ferry/core';
+import { COPY_BATCH, CopyQueue } from '@ferry/jobs';
 import { FOLDER_BATCH } from '@ferry/meta';
 import { createStore } from '@ferry/stores';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createRegions, KiB, MiB, type Regions, runCli, stageBytes, waitFor, waitForConvergence } from '../support/regions.js';
-import { StartedReplicators } from '../support/replicators.js';
-import { type PrivateRedis, privateRedis } from '../support/servers/private-redis.js';
+import { putFiles } from '@ferry/writer';
+import { describe, expect, it } from 'vitest';
+import { COPY_QUEUE } from '../support/defaults.js';
+import { KiB, MiB, type Regions, runCli, stageBytes, waitFor, waitForConvergence } from '../support/regions.js';
+import { useRegions } from '../support/scope.js';
+import type { PrivateRedis } from '../support/servers/private-redis.js';
 
 /*
  * Bounded steps: a folder of 20,000 files moved and removed, and 300 entries of 10 GiB shards,
@@ -16,17 +18,7 @@ import { type PrivateRedis, privateRedis } from '../support/servers/private-redi
 
 const SLOW_US = 50_000;
 
-let regions: Regions | undefined;
-let redis: PrivateRedis | undefined;
-const replicators = new StartedReplicators();
-
-afterEach(async () => {
-  await replicators.stopAll();
-  await regions?.close();
-  regions = undefined;
-  await redis?.close();
-  redis = undefined;
-});
+const scope = useRegions();
 
 /** Commands the server logged as slower than 50 ms since the last reset: "<ms> ms <command> <first args>". */
 async function slowCommands(regions: Regions): Promise<string[]> {
@@ -75,12 +67,12 @@ async function largestRecord(regions: Regions, after: string): Promise<number> {
 
 describe('bounded steps', () => {
   it('`ferry mv` and `ferry rm -R` of a folder of 20,000 files: no Redis command over 50 ms, records under 1 MiB, the mirror converges', async () => {
-    redis = await privateRedis({ raisedPriority: true });
-    regions = await createRegions({ chunkSize: 64 * KiB, sourceRedis: redis.url, mirrorRedis: redis.url });
+    const redis = await scope.redis({ raisedPriority: true });
+    const regions = await scope.regions({ chunkSize: 64 * KiB, sourceRedis: redis.url, mirrorRedis: redis.url });
     const r = regions;
     const [template] = await stageBytes(r, { '/t': randomBytes(700) });
-    await replicators.start(r);
-    const before = (await r.source.meta.logBounds()).last ?? '0-0';
+    await scope.replicator(r);
+    const before = (await r.source.meta.log.logBounds()).last ?? '0-0';
     const logs = await withoutSlowCommands(r, redis as PrivateRedis, async (attempt) => {
       const big = `/big${attempt}`;
       for (let i = 0; i < 20_000; i += 1000) {
@@ -105,13 +97,56 @@ describe('bounded steps', () => {
       expect(await r.mirror('eu').redis.hlen(r.mirror('eu').meta.keys.entries)).toBe(0);
     });
     expect(unbounded(logs.at(-1), 160), `slow commands of each attempt: ${JSON.stringify(logs)}`).toEqual([]);
-    // The commits of the set-up are single records of 1,000 entries; the mv and rm records are smaller.
+    // The commits of the set-up are records of 250 entries (a commit's step); the mv and rm records are no larger.
     expect(await largestRecord(r, before)).toBeLessThan(1.1 * MiB);
   });
 
+  it('a put of 100,000 small files, the mirror catching up, and `ferry rm -R` of them: no Redis command over 50 ms', async () => {
+    const redis = await scope.redis({ raisedPriority: true });
+    const name = randomBytes(4).toString('hex');
+    const r = await scope.regions({
+      chunkSize: 64 * KiB,
+      sourceRedis: redis.url,
+      mirrorRedis: redis.url,
+      source: { store: `memory://src-${name}` },
+      mirrors: { eu: { store: `memory://eu-${name}` } },
+    });
+    await scope.replicator(r);
+    const count = 100_000;
+    // 1,000 distinct contents: the copies stay few, the metadata is 100,000 files.
+    const files = Array.from({ length: count }, (_, i) => ({
+      path: `/many/d${i % 20}/f${String(i).padStart(6, '0')}.json`,
+      bytes: Buffer.from(`{"shard": ${i % 1000}}`),
+    }));
+    const logs = await withoutSlowCommands(r, redis as PrivateRedis, async (attempt) => {
+      const started = Date.now();
+      const put = await putFiles({
+        store: r.source.store,
+        meta: r.source.meta,
+        files: files.map((f) => ({ ...f, path: f.path.replace('/many/', `/many${attempt}/`) })),
+        chunkSize: r.config.chunkSize,
+        concurrency: 8,
+        holdTtlMs: r.config.writer.holdTtl,
+        logger: silentLogger,
+      });
+      expect(put).toMatchObject({ filesChanged: count, records: count / FOLDER_BATCH.files, chunks: count });
+      if (attempt === 0) expect(put.chunksUploaded).toBe(1000);
+      const putSeconds = (Date.now() - started) / 1000;
+      await waitForConvergence(r, 'eu', 120_000);
+      const mirrorSeconds = (Date.now() - started) / 1000 - putSeconds;
+      console.log(`put of ${count} small files: ${putSeconds.toFixed(1)} s; the mirror complete ${mirrorSeconds.toFixed(1)} s later`);
+      expect(await r.mirror('eu').meta.tryStat(`/many${attempt}/d7/f099987.json`)).toBeDefined();
+      const rm = await runCli(['rm', '-R', `/many${attempt}`, '--json', '--config', r.configPath]);
+      expect(rm.code, rm.stderr).toBe(0);
+      await waitForConvergence(r, 'eu', 120_000);
+      expect(await r.mirror('eu').redis.hlen(r.mirror('eu').meta.keys.entries)).toBe(0);
+    });
+    expect(unbounded(logs.at(-1), 1200), `slow commands of each attempt: ${JSON.stringify(logs)}`).toEqual([]);
+  });
+
   it('rename and delete of 300 entries of 10 GiB shards (1,280 chunks each): no Redis command over 50 ms, records under about 1 MiB', async () => {
-    redis = await privateRedis({ raisedPriority: true });
-    regions = await createRegions({ chunkSize: 8 * MiB, sourceRedis: redis.url, mirrorRedis: redis.url });
+    const redis = await scope.redis({ raisedPriority: true });
+    const regions = await scope.regions({ chunkSize: 8 * MiB, sourceRedis: redis.url, mirrorRedis: redis.url });
     const r = regions;
     const shard = (path: string): NewEntry => ({
       path,
@@ -127,7 +162,7 @@ describe('bounded steps', () => {
           Array.from({ length: 5 }, (_, j) => shard(`/shards${attempt}/model-${String(i + j).padStart(3, '0')}.safetensors`)),
         );
       }
-      before = (await r.source.meta.logBounds()).last as string;
+      before = (await r.source.meta.log.logBounds()).last as string;
       await redis?.cli('slowlog', 'reset');
       const moved = await r.source.meta.rename(`/shards${attempt}`, '/old-shards');
       expect(moved).toMatchObject({ moved: 300, batches: 300 });
@@ -140,9 +175,10 @@ describe('bounded steps', () => {
   });
 
   it('a new mirror of a volume of 200,000 chunks never holds more than copy.backlog copy jobs, and is refilled as copies finish', async () => {
-    const backlog = 1000;
+    // Jobs, each of up to COPY_BATCH.chunks small chunks: 40 jobs hold up to 2,560 chunks.
+    const backlog = 40;
     const name = randomBytes(4).toString('hex');
-    regions = await createRegions({
+    const regions = await scope.regions({
       chunkSize: KiB,
       source: { store: `memory://src-${name}` },
       mirrors: { eu: { store: `memory://eu-${name}`, copy: { backlog, reconcileEvery: '1s', concurrency: 16 } } },
@@ -166,7 +202,7 @@ describe('bounded steps', () => {
     }
     expect(await r.source.redis.hlen(r.source.meta.keys.refs)).toBe(200_000);
 
-    const copies = new CopyQueue({ connection: r.mirror('eu').redis, volume: r.volume });
+    const copies = new CopyQueue({ connection: r.mirror('eu').redis, volume: r.volume, ...COPY_QUEUE });
     let most = 0;
     let sampling = true;
     const sampler = (async () => {
@@ -177,11 +213,13 @@ describe('bounded steps', () => {
     })();
     const m = r.mirror('eu');
     try {
-      await replicators.start(r);
-      // Ten times the backlog copied: the queue was refilled again and again.
-      await waitFor(async () => (await m.redis.scard(m.meta.keys.present)) >= 10 * backlog, 150_000, '10,000 chunks copied', 200);
-      expect(await m.redis.hlen(m.meta.keys.entries)).toBe(2_000);
-      expect(await m.redis.scard(m.meta.keys.missing)).toBeGreaterThan(150_000);
+      await scope.replicator(r);
+      // The metadata is not held back by a full queue: every entry is applied while most chunks are still missing.
+      await waitFor(async () => (await m.redis.hlen(m.meta.keys.entries)) === 2_000, 60_000, 'every entry applied', 200);
+      expect(await m.redis.scard(m.meta.keys.missing)).toBeGreaterThan(100_000);
+      // Ten times what a full queue holds copied: the queue was refilled again and again.
+      const refills = 10 * backlog * COPY_BATCH.chunks;
+      await waitFor(async () => (await m.redis.scard(m.meta.keys.present)) >= refills, 150_000, `${refills} chunks copied`, 200);
     } finally {
       sampling = false;
       await sampler;

@@ -4,15 +4,13 @@ import { join } from 'node:path';
 import { type ChunkId, chunkKey } from '@ferry/core';
 import type { Meta } from '@ferry/meta';
 import { createStore, FaultStore } from '@ferry/stores';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  createRegions,
   entryOf,
   fileDigest,
   KiB,
   objectDigest,
   putBytes,
-  type Regions,
   runCli,
   sleep,
   stageBytes,
@@ -20,7 +18,7 @@ import {
   waitFor,
   waitForConvergence,
 } from '../support/regions.js';
-import { StartedReplicators } from '../support/replicators.js';
+import { useRegions } from '../support/scope.js';
 
 /*
  * Acceptance 2, 4, 5, 6 and 7: how changes at the source reach a mirror (in-process daemons, real
@@ -28,14 +26,7 @@ import { StartedReplicators } from '../support/replicators.js';
  * and a corrupt chunk at the source.
  */
 
-let regions: Regions | undefined;
-const replicators = new StartedReplicators();
-
-afterEach(async () => {
-  await replicators.stopAll();
-  await regions?.close();
-  regions = undefined;
-});
+const scope = useRegions();
 
 async function listPaths(meta: Meta, dir: string): Promise<string[]> {
   return (await meta.list(dir, { recursive: true })).items.map((i) => (i.kind === 'file' ? i.entry.path : `${i.path}/`));
@@ -47,9 +38,9 @@ function percentile(sorted: number[], p: number): number {
 
 describe('replication of changes', () => {
   it('shows new files in the mirror within a second of their commit (p99 over 200 commits)', async () => {
-    regions = await createRegions({ chunkSize: 64 * KiB });
+    const regions = await scope.regions({ chunkSize: 64 * KiB });
     const r = regions;
-    await replicators.start(r);
+    await scope.replicator(r);
     await putBytes(r, { '/vis/warmup': randomBytes(100) });
     await waitForConvergence(r, 'eu', 20_000);
 
@@ -91,7 +82,7 @@ describe('replication of changes', () => {
   });
 
   it('follows renames and deletes of files and directories', async () => {
-    regions = await createRegions({ chunkSize: 64 * KiB });
+    const regions = await scope.regions({ chunkSize: 64 * KiB });
     const r = regions;
     const files: Record<string, Buffer> = {};
     for (const path of [
@@ -105,7 +96,7 @@ describe('replication of changes', () => {
     ])
       files[path] = randomBytes(100 * KiB + path.length);
     await putBytes(r, files);
-    await replicators.start(r);
+    await scope.replicator(r);
     await waitForConvergence(r, 'eu', 20_000);
     const mirror = r.mirror('eu');
     expect(await listPaths(mirror.meta, '/m')).toEqual(Object.keys(files).sort());
@@ -137,15 +128,14 @@ describe('replication of changes', () => {
   });
 
   it('does a full resync, deletes included, when the log was trimmed past its cursor', async () => {
-    regions = await createRegions({ chunkSize: 64 * KiB });
+    const regions = await scope.regions({ chunkSize: 64 * KiB });
     const r = regions;
     const first: Record<string, Buffer> = {};
     for (let i = 0; i < 30; i++) first[`/t/d${i % 3}/f${i}`] = randomBytes(20 * KiB + i);
     await putBytes(r, first);
-    const before = await replicators.start(r);
+    const before = await scope.replicator(r);
     await waitForConvergence(r, 'eu', 20_000);
     await before.stop();
-    replicators.forget(before);
 
     // While the daemon is down: new files, a file and a directory deleted, a rename, then the
     // log is trimmed to its last record.
@@ -154,12 +144,12 @@ describe('replication of changes', () => {
     await r.source.meta.delete('/t/d1', { recursive: true });
     await r.source.meta.rename('/t/d2', '/t/moved');
     await putBytes(r, { '/t/last': randomBytes(1000) });
-    const removed = await r.source.meta.trimLog(1, { exact: true });
+    const removed = await r.source.meta.log.trimLog(1, { exact: true });
     expect(removed).toBeGreaterThan(1);
     const cursorBefore = await r.mirror('eu').mirror.cursor();
-    expect((await r.source.meta.logBounds()).first).not.toBe(cursorBefore);
+    expect((await r.source.meta.log.logBounds()).first).not.toBe(cursorBefore);
 
-    const after = await replicators.start(r);
+    const after = await scope.replicator(r);
     await waitForConvergence(r, 'eu', 30_000);
     expect((await after.metrics.resyncs.get()).values[0]?.value).toBe(1);
     const status = await after.status();
@@ -178,7 +168,7 @@ describe('replication of changes', () => {
   });
 
   it('converges through 5 % transient failures of both stores', async () => {
-    regions = await createRegions({ chunkSize: 64 * KiB });
+    const regions = await scope.regions({ chunkSize: 64 * KiB });
     const r = regions;
     const config = r.config.regions;
     const source = new FaultStore({ inner: createStore(config.src?.store as string), failRate: 0.05, truncateRate: 0.02, seed: 7 });
@@ -186,7 +176,7 @@ describe('replication of changes', () => {
     const batch: Record<string, Buffer> = {};
     for (let i = 0; i < 20; i++) batch[`/f/batch/${i}`] = randomBytes(64 * KiB * (1 + (i % 5)) + i);
     await putBytes(r, batch);
-    const replicator = await replicators.start(r, { stores: { source, target } });
+    const replicator = await scope.replicator(r, { stores: { source, target } });
     for (let i = 0; i < 20; i++) {
       await putBytes(r, { [`/f/live/${i}`]: randomBytes(64 * KiB * (1 + (i % 4)) + 7 * i) });
       if (i % 5 === 4) await r.source.meta.delete(`/f/batch/${i}`);
@@ -201,10 +191,10 @@ describe('replication of changes', () => {
   });
 
   it('keeps no failure record for a chunk that was copied or deleted since its copy failed', async () => {
-    regions = await createRegions({ chunkSize: 64 * KiB, mirrors: { eu: { copy: { attempts: 1 } } } });
+    const regions = await scope.regions({ chunkSize: 64 * KiB, mirrors: { eu: { copy: { attempts: 1 } } } });
     const r = regions;
     const target = new FaultStore({ inner: createStore(r.config.regions.eu?.store as string), failWhen: (op) => op === 'put' });
-    const replicator = await replicators.start(r, { stores: { target } });
+    const replicator = await scope.replicator(r, { stores: { target } });
     const { entries } = await putBytes(r, { '/g/doomed.bin': randomBytes(130 * KiB), '/g/kept.bin': randomBytes(10 * KiB) });
     const doomed = entries[0]?.chunks.map((c) => c.id) ?? [];
     const kept = entries[1]?.chunks[0]?.id as ChunkId;
@@ -227,7 +217,7 @@ describe('replication of changes', () => {
   });
 
   it('never stores a corrupt source chunk, reports it by name, and converges after retry-failed', async () => {
-    regions = await createRegions({ chunkSize: 64 * KiB, mirrors: { eu: { copy: { attempts: 2 } } } });
+    const regions = await scope.regions({ chunkSize: 64 * KiB, mirrors: { eu: { copy: { attempts: 2 } } } });
     const r = regions;
     const { entries } = await putBytes(r, {
       '/c/a.bin': randomBytes(200 * KiB),
@@ -241,7 +231,7 @@ describe('replication of changes', () => {
     const original = Buffer.concat(good);
     await writeFile(file, randomBytes(original.length));
 
-    const replicator = await replicators.start(r);
+    const replicator = await scope.replicator(r);
     await waitFor(
       async () => {
         const s = await replicator.status();

@@ -1,18 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { metricValue } from '@ferry/cache';
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createRegions,
-  type Daemon,
-  differences,
-  KiB,
-  putBytes,
-  type Regions,
-  startDaemon,
-  verifyMirrorChunks,
-  waitFor,
-  waitForConvergence,
-} from '../support/regions.js';
+import { describe, expect, it } from 'vitest';
+import { type Daemon, differences, KiB, putBytes, verifyMirrorChunks, waitFor, waitForConvergence } from '../support/regions.js';
+import { useRegions } from '../support/scope.js';
 import { freePort } from '../support/servers/free-port.js';
 
 /*
@@ -22,20 +12,7 @@ import { freePort } from '../support/servers/free-port.js';
  * and the mirror still equals the source.
  */
 
-let regions: Regions | undefined;
-let daemons: Daemon[] = [];
-
-afterEach(async () => {
-  for (const d of daemons) {
-    if (d.child.exitCode === null && d.child.signalCode === null) {
-      d.child.kill('SIGCONT');
-      await d.kill9();
-    }
-  }
-  daemons = [];
-  await regions?.close();
-  regions = undefined;
-});
+const scope = useRegions();
 
 interface Replica {
   daemon: Daemon;
@@ -45,13 +22,12 @@ interface Replica {
 describe('fencing', () => {
   it('a leader frozen past its lease is replaced; resumed, its first write is refused (counted) and it steps down; the mirror equals the source', async () => {
     const token = randomBytes(16).toString('hex');
-    regions = await createRegions({ chunkSize: 64 * KiB, mirrors: { eu: { api: { token } } }, replicator: { leaseTtl: '2s' } });
+    const regions = await scope.regions({ chunkSize: 64 * KiB, mirrors: { eu: { api: { token } } }, replicator: { leaseTtl: '2s' } });
     const r = regions;
     const replicas: Replica[] = [];
     for (const tag of ['one', 'two']) {
       const port = await freePort();
-      const daemon = startDaemon(r, 'eu', { tag, args: ['--listen', `127.0.0.1:${port}`] });
-      daemons.push(daemon);
+      const daemon = scope.daemon(r, 'eu', { tag, args: ['--listen', `127.0.0.1:${port}`] });
       replicas.push({ daemon, api: `http://127.0.0.1:${port}` });
     }
     for (const { daemon } of replicas) {

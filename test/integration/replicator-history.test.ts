@@ -1,17 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createRegions,
-  differences,
-  KiB,
-  putBytes,
-  type Regions,
-  regionState,
-  verifyMirrorChunks,
-  waitForConvergence,
-} from '../support/regions.js';
-import { StartedReplicators } from '../support/replicators.js';
-import { type PrivateRedis, privateRedis } from '../support/servers/private-redis.js';
+import { describe, expect, it } from 'vitest';
+import { differences, KiB, putBytes, type Regions, regionState, verifyMirrorChunks, waitForConvergence } from '../support/regions.js';
+import { useRegions } from '../support/scope.js';
 
 /*
  * A source whose history changed under the mirror: its Redis came back empty and was written
@@ -20,27 +10,17 @@ import { type PrivateRedis, privateRedis } from '../support/servers/private-redi
  * included.
  */
 
-let regions: Regions | undefined;
-let redis: PrivateRedis | undefined;
-const replicators = new StartedReplicators();
-
-afterEach(async () => {
-  await replicators.stopAll();
-  await regions?.close();
-  regions = undefined;
-  await redis?.close();
-  redis = undefined;
-});
+const scope = useRegions();
 
 const paths = async (r: Regions, name: string) => Object.keys((await regionState(r.mirror(name))).entries).sort();
 
 describe('a source whose history changed', () => {
   it('came back empty and was written again: the mirror resyncs to exactly the new entries', async () => {
-    redis = await privateRedis();
-    regions = await createRegions({ chunkSize: 64 * KiB, sourceRedis: redis.url });
+    const redis = await scope.redis();
+    const regions = await scope.regions({ chunkSize: 64 * KiB, sourceRedis: redis.url });
     const r = regions;
     await putBytes(r, { '/h/a.bin': randomBytes(100 * KiB), '/h/b.bin': randomBytes(70 * KiB), '/h/c.bin': randomBytes(10) });
-    const replicator = await replicators.start(r);
+    const replicator = await scope.replicator(r);
     await waitForConvergence(r, 'eu', 20_000);
     const epoch = (await r.mirror('eu').mirror.tracking()).epoch;
     expect(epoch).toMatch(/^[0-9a-f]{16}$/);
@@ -59,11 +39,11 @@ describe('a source whose history changed', () => {
   });
 
   it('was restored from an older dump: the mirror resyncs, drops what the source no longer has, and reads on', async () => {
-    redis = await privateRedis({ rdb: true });
-    regions = await createRegions({ chunkSize: 64 * KiB, sourceRedis: redis.url });
+    const redis = await scope.redis({ rdb: true });
+    const regions = await scope.regions({ chunkSize: 64 * KiB, sourceRedis: redis.url });
     const r = regions;
     await putBytes(r, { '/r/a.bin': randomBytes(100 * KiB), '/r/b.bin': randomBytes(30 * KiB) });
-    const replicator = await replicators.start(r);
+    const replicator = await scope.replicator(r);
     await waitForConvergence(r, 'eu', 20_000);
     await redis.snapshot('older');
 

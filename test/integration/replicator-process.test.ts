@@ -2,9 +2,9 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CopyQueue } from '@ferry/jobs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { COPY_QUEUE } from '../support/defaults.js';
 import {
-  createRegions,
   type Daemon,
   differences,
   KiB,
@@ -13,11 +13,11 @@ import {
   type Regions,
   runCli,
   sleep,
-  startDaemon,
   verifyMirrorChunks,
   waitFor,
   waitForConvergence,
 } from '../support/regions.js';
+import { useRegions } from '../support/scope.js';
 import { freePort } from '../support/servers/free-port.js';
 
 /*
@@ -26,23 +26,10 @@ import { freePort } from '../support/servers/free-port.js';
  * changing, and stopped with SIGTERM.
  */
 
-let regions: Regions | undefined;
-let daemons: Daemon[] = [];
-let cleanup: Array<() => Promise<void>> = [];
-
-afterEach(async () => {
-  for (const d of daemons) if (d.child.exitCode === null && d.child.signalCode === null) await d.kill9();
-  daemons = [];
-  for (const fn of cleanup) await fn();
-  cleanup = [];
-  await regions?.close();
-  regions = undefined;
-});
+const scope = useRegions();
 
 function daemon(r: Regions, tag: string): Daemon {
-  const d = startDaemon(r, 'eu', { tag });
-  daemons.push(d);
-  return d;
+  return scope.daemon(r, 'eu', { tag });
 }
 
 async function started(d: Daemon): Promise<void> {
@@ -122,7 +109,7 @@ function sourceWorkload(r: Regions): { stop(): Promise<void>; counts: Record<str
 describe('the replicator daemon as a process', () => {
   it('converges after kill -9 at 5 random points while the source keeps changing: nothing lost, nothing twice, every chunk verified', async () => {
     // Copies are throttled so there is always a backlog for a kill to interrupt.
-    regions = await createRegions({
+    const regions = await scope.regions({
       chunkSize: 256 * KiB,
       mirrors: { eu: { copy: { bytesPerSecond: 16 * MiB, concurrency: 8 } } },
       replicator: { leaseTtl: '5s' },
@@ -133,10 +120,11 @@ describe('the replicator daemon as a process', () => {
     await putBytes(r, initial);
     const workload = sourceWorkload(r);
     const kills: string[] = [];
+    let last: Daemon | undefined;
     try {
       const m = r.mirror('eu');
-      const copies = new CopyQueue({ connection: m.redis, volume: r.volume });
-      cleanup.push(() => copies.close());
+      const copies = new CopyQueue({ connection: m.redis, volume: r.volume, ...COPY_QUEUE });
+      scope.defer(() => copies.close());
       const progress = async () => `${await m.mirror.cursor()} ${await m.redis.scard(m.meta.keys.present)}`;
       for (let k = 0; k < 5; k++) {
         const d = daemon(r, `kill${k}`);
@@ -154,13 +142,13 @@ describe('the replicator daemon as a process', () => {
         await d.kill9();
         kills.push(`${Date.now() - t0} ms after start (cursor, chunks present, copies active: ${state})`);
       }
-      const last = daemon(r, 'final');
+      last = daemon(r, 'final');
       await started(last);
       await sleep(1000);
     } finally {
       await workload.stop();
     }
-    const final = daemons.at(-1) as Daemon;
+    const final = last as Daemon;
     try {
       // Copies the killed daemons held are taken up again once their locks expire (10 s), not
       // after BullMQ's default 30 s lock and 30 s stalled check (about a minute here).
@@ -173,14 +161,14 @@ describe('the replicator daemon as a process', () => {
     const verified = await verifyMirrorChunks(r, 'eu');
     expect(verified).toBeGreaterThan(0);
     expect(await r.mirror('eu').redis.hlen(r.mirror('eu').meta.keys.entries)).toBeGreaterThan(0);
-    const bounds = await r.source.meta.logBounds();
-    expect((await r.source.meta.acks()).eu).toBe(bounds.last);
+    const bounds = await r.source.meta.log.logBounds();
+    expect((await r.source.meta.log.acks()).eu).toBe(bounds.last);
     const stopped = await final.terminate();
     expect(stopped.code, await final.output()).toBe(0);
   });
 
   it('exits 0 within a few seconds of SIGTERM, mid-copy, and a restart completes the mirror', async () => {
-    regions = await createRegions({ chunkSize: 256 * KiB, mirrors: { eu: { copy: { bytesPerSecond: 4 * MiB } } } });
+    const regions = await scope.regions({ chunkSize: 256 * KiB, mirrors: { eu: { copy: { bytesPerSecond: 4 * MiB } } } });
     const r = regions;
     await putBytes(r, { '/s/a.bin': randomBytes(12 * MiB), '/s/b.bin': randomBytes(4 * MiB) });
     const d = daemon(r, 'sigterm');
@@ -201,7 +189,7 @@ describe('the replicator daemon as a process', () => {
   });
 
   it('two daemons of one region: when the leader is killed, the other takes over within seconds', async () => {
-    regions = await createRegions({ chunkSize: 256 * KiB, replicator: { leaseTtl: '5s' } });
+    const regions = await scope.regions({ chunkSize: 256 * KiB, replicator: { leaseTtl: '5s' } });
     const r = regions;
     const one = daemon(r, 'replica1');
     const two = daemon(r, 'replica2');
@@ -227,7 +215,7 @@ describe('the replicator daemon as a process', () => {
   });
 
   it('fails to start with one line and a non-zero exit when Redis cannot be reached, instead of hanging', async () => {
-    regions = await createRegions();
+    const regions = await scope.regions();
     const port = await freePort();
     const doc = JSON.parse(await readFile(regions.configPath, 'utf8'));
     for (const region of Object.values(doc.regions) as Array<{ redis: string }>) region.redis = region.redis.replace(/:\d+\//, `:${port}/`);

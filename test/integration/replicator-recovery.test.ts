@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { createStore, FaultStore } from '@ferry/stores';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  createRegions,
   type Daemon,
   differences,
   KiB,
@@ -19,9 +18,8 @@ import {
   waitFor,
   waitForConvergence,
 } from '../support/regions.js';
-import { StartedReplicators } from '../support/replicators.js';
 import { useS3Env } from '../support/s3.js';
-import { type PrivateRedis, privateRedis } from '../support/servers/private-redis.js';
+import { useRegions } from '../support/scope.js';
 import { type RunningS3rver, startS3rver } from '../support/servers/s3rver.js';
 
 /*
@@ -29,17 +27,7 @@ import { type RunningS3rver, startS3rver } from '../support/servers/s3rver.js';
  * that loses its seen set, a mirror whose Redis lost everything, and a stop while Redis is gone.
  */
 
-let regions: Regions | undefined;
-const replicators = new StartedReplicators();
-let cleanup: Array<() => Promise<unknown> | unknown> = [];
-
-afterEach(async () => {
-  await replicators.stopAll();
-  for (const fn of cleanup.reverse()) await fn();
-  cleanup = [];
-  await regions?.close();
-  regions = undefined;
-});
+const scope = useRegions();
 
 /** Commit `n` files under `dir` that all share one small chunk (metadata-heavy volumes, cheap to make). */
 async function commitMany(r: Regions, dir: string, n: number): Promise<void> {
@@ -55,14 +43,14 @@ async function commitMany(r: Regions, dir: string, n: number): Promise<void> {
 describe('a mirror recovers by itself', () => {
   it('from a source store outage longer than the copy retry budget: failures stay visible, then it converges within two reconcile periods', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ferry-outage-'));
-    cleanup.push(() => rm(dir, { recursive: true, force: true }));
-    cleanup.push(useS3Env());
+    scope.defer(() => rm(dir, { recursive: true, force: true }));
+    scope.defer(useS3Env());
     let s3: RunningS3rver = await startS3rver({ directory: dir, buckets: ['src'] });
-    cleanup.push(() => s3.stop());
+    scope.defer(() => s3.stop());
     const store = `s3://src/outage?endpoint=${encodeURIComponent(s3.endpoint)}&forcePathStyle=1&checksums=when_required&region=us-east-1`;
     const reconcileMs = 4_000;
     // Two attempts, 500 ms apart: the whole retry budget is about half a second.
-    regions = await createRegions({
+    const regions = await scope.regions({
       chunkSize: 64 * KiB,
       source: { store },
       mirrors: { eu: { copy: { attempts: 2, reconcileEvery: reconcileMs, concurrency: 4 } } },
@@ -72,7 +60,7 @@ describe('a mirror recovers by itself', () => {
     const chunks = 16 + 11;
     await s3.stop();
 
-    const replicator = await replicators.start(r);
+    const replicator = await scope.replicator(r);
     // Every copy fails for good while the store is down (each job gave up: nothing waits or retries)
     // and each chunk stays visible with its error, in status and in /metrics.
     await waitFor(
@@ -106,19 +94,18 @@ describe('a mirror recovers by itself', () => {
   });
 
   it('from a resync whose seen set is lost between pages: nothing is pruned, the resync starts over and ends exactly at the source', async () => {
-    regions = await createRegions({ chunkSize: 64 * KiB });
+    const regions = await scope.regions({ chunkSize: 64 * KiB });
     const r = regions;
     const m = r.mirror('eu');
     await commitMany(r, '/many', 20_000);
-    const first = await replicators.start(r);
+    const first = await scope.replicator(r);
     await waitForConvergence(r, 'eu', 60_000);
     await first.stop();
-    replicators.forget(first);
 
     // While no replicator runs: 100 files go, 50 arrive, and the log is trimmed past the cursor.
     for (let i = 0; i < 100; i++) await r.source.meta.delete(`/many/f${String(i * 7).padStart(6, '0')}`);
     await commitMany(r, '/more', 50);
-    await r.source.meta.trimLog(1, { exact: true });
+    await r.source.meta.log.trimLog(1, { exact: true });
     const live = (await r.source.redis.hlen(r.source.meta.keys.entries)) as number;
 
     let lowest = Number.POSITIVE_INFINITY;
@@ -129,7 +116,7 @@ describe('a mirror recovers by itself', () => {
         await sleep(2);
       }
     })();
-    const replicator = await replicators.start(r, { watcher: { resyncPageSize: 100 } });
+    const replicator = await scope.replicator(r, { watcher: { resyncPageSize: 100 } });
     // Between two pages of the resync, its seen set is lost (an eviction, a person, a bug).
     let lost = '';
     await waitFor(
@@ -161,14 +148,13 @@ describe('a mirror recovers by itself', () => {
   });
 
   it("from losing the mirror's Redis after a complete mirror: it resyncs and copies 0 bytes (counted at the store)", async () => {
-    const redis: PrivateRedis = await privateRedis();
-    cleanup.push(() => redis.close());
-    regions = await createRegions({ chunkSize: 64 * KiB, mirrorRedis: redis.url, replicator: { leaseTtl: '2s' } });
+    const redis = await scope.redis();
+    const regions = await scope.regions({ chunkSize: 64 * KiB, mirrorRedis: redis.url, replicator: { leaseTtl: '2s' } });
     const r = regions;
     await putBytes(r, { '/m/a.bin': randomBytes(1024 * KiB), '/m/b.bin': randomBytes(300 * KiB), '/m/c.bin': randomBytes(10) });
     const target = new FaultStore({ inner: createStore(r.config.regions.eu?.store as string) });
-    cleanup.push(() => target.close());
-    const replicator = await replicators.start(r, { stores: { target }, watcher: { leaseTtlMs: 2_000 } });
+    scope.defer(() => target.close());
+    const replicator = await scope.replicator(r, { stores: { target }, watcher: { leaseTtlMs: 2_000 } });
     await waitForConvergence(r, 'eu', 30_000);
     const chunks = 16 + 5 + 1;
     expect(target.stats.calls.put).toBe(chunks);
@@ -194,14 +180,7 @@ describe('a bounded stop', () => {
   });
 
   it('a replicator whose Redis was shut down exits within replicator.stopTimeout of SIGTERM', async () => {
-    const redis = await privateRedis();
-    cleanup.push(() => redis.close());
-    regions = await createRegions({
-      chunkSize: 64 * KiB,
-      sourceRedis: redis.url,
-      mirrorRedis: redis.url,
-      replicator: { stopTimeout: '3s' },
-    });
+    const { redis, regions } = await scope.regionsOnOwnRedis({ chunkSize: 64 * KiB, replicator: { stopTimeout: '3s' } });
     const r = regions;
     daemon = startDaemon(r, 'eu', { tag: 'no-redis' });
     const d = daemon;

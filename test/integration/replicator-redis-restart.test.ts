@@ -12,6 +12,7 @@ import { planPut, putFiles } from '@ferry/writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../support/random.js';
 import { freePort } from '../support/servers/free-port.js';
+import { waitFor } from '../support/wait.mjs';
 
 const run = promisify(execFile);
 
@@ -41,19 +42,6 @@ async function startPersistentRedis(port: number, dir: string): Promise<void> {
       if (Date.now() > deadline) throw err;
     }
     await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // Redis may be down for a moment: that is the point of this test.
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -88,7 +76,15 @@ describe('the replicator and a Redis restart', () => {
       const local = join(dir, name);
       await writeFile(local, randomBytes(300 * 1024));
       const { files } = await planPut(local, `/m/${name}`);
-      await putFiles({ store: source.store, meta: source.meta, files, chunkSize: 64 * 1024, concurrency: 4, logger: silentLogger });
+      await putFiles({
+        store: source.store,
+        meta: source.meta,
+        files,
+        chunkSize: 64 * 1024,
+        concurrency: 4,
+        holdTtlMs: config.writer.holdTtl,
+        logger: silentLogger,
+      });
     };
     const complete = async (path: string) => {
       const entry = await mirrorMeta.tryStat(path);
@@ -98,14 +94,20 @@ describe('the replicator and a Redis restart', () => {
     await replicator.start();
     try {
       await put('before.bin');
-      await waitFor(() => complete('/m/before.bin'), 30_000);
+      await waitFor(() => complete('/m/before.bin'), 30_000, '/m/before.bin mirrored across the restart', {
+        everyMs: 100,
+        tolerateErrors: true,
+      });
 
       await run('redis-cli', ['-p', String(port), 'shutdown']);
       await new Promise((r) => setTimeout(r, 1500));
       await startPersistentRedis(port, dir);
 
       await put('after.bin');
-      await waitFor(() => complete('/m/after.bin'), 60_000);
+      await waitFor(() => complete('/m/after.bin'), 60_000, '/m/after.bin mirrored after the restart', {
+        everyMs: 100,
+        tolerateErrors: true,
+      });
       expect(await complete('/m/before.bin')).toBe(true);
       expect((await replicator.health()).ok).toBe(true);
     } finally {

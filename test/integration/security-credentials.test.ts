@@ -1,10 +1,20 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type CacheMember, CacheNodeClient } from '@ferry/cache';
-import { AccessDeniedError, type ChunkRef, CorruptError, chunkKey, type Entry, nativeChunkId, sha256Hex, silentLogger } from '@ferry/core';
+import { CacheNodeClient } from '@ferry/cache';
+import {
+  AccessDeniedError,
+  type ChunkRef,
+  ConflictError,
+  CorruptError,
+  chunkKey,
+  type Entry,
+  nativeChunkId,
+  sha256Hex,
+  silentLogger,
+} from '@ferry/core';
 import { importPrefix, originStoreUrl } from '@ferry/importer';
-import { ChunkHashes } from '@ferry/meta';
+import { type CacheMember, ChunkHashes } from '@ferry/meta';
 import { openReader, openRegion } from '@ferry/region';
 import { createCopyProcessor, createMetrics } from '@ferry/replicator';
 import { createStore } from '@ferry/stores';
@@ -46,13 +56,12 @@ beforeAll(async () => {
   const originUrl = originStoreUrl(`file://${originDir}`);
   await importPrefix({
     meta: r.source.meta,
-    redis: r.source.redis,
     origin: createStore(originUrl),
     originUrl,
     target: '/imp',
     chunkSize: CHUNK,
   });
-  await r.mirror.mirror.apply(await r.source.meta.readChanges((await r.mirror.mirror.cursor()) ?? '0-0'));
+  await r.mirror.mirror.apply(await r.source.meta.log.readChanges((await r.mirror.mirror.cursor()) ?? '0-0'));
   imported.a = await r.mirror.meta.stat('/imp/a.bin');
   imported.b = await r.mirror.meta.stat('/imp/b.bin');
   expect(imported.a.chunks[0]?.id.startsWith('ext-')).toBe(true);
@@ -101,7 +110,9 @@ describe('cache credentials by role', () => {
     const ref = imported.a.chunks[1] as ChunkRef;
     expect(await hashes.get(ref.id)).toBeUndefined();
     const forged = Buffer.alloc(ref.size, 'A');
-    await expect(writer.put(node, ref.id, forged)).rejects.toThrow(/HTTP 409 .*no verified hash/);
+    const refused = writer.put(node, ref.id, forged);
+    await expect(refused).rejects.toBeInstanceOf(ConflictError);
+    await expect(refused).rejects.toThrow(/no verified hash/);
     await expect(reader.put(node, ref.id, forged)).rejects.toBeInstanceOf(AccessDeniedError);
     expect(await reader.head(node, ref.id)).toBeUndefined();
   });
@@ -192,7 +203,7 @@ describe('control API credentials by role', () => {
       for (const path of ['/warmup', '/retry-failed']) {
         const denied = await as(readToken, 'POST', path);
         expect(denied.status, path).toBe(403);
-        expect(await denied.json()).toEqual({ error: 'forbidden', message: 'this request needs the admin token' });
+        expect(await denied.json()).toEqual({ error: 'ACCESS_DENIED', message: 'this request needs the admin token' });
         expect((await as(undefined, 'POST', path)).status).toBe(401);
       }
       const retried = await as(adminToken, 'POST', '/retry-failed');

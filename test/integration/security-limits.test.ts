@@ -8,6 +8,7 @@ import { build, createCacheMetrics, DiskCache, listen } from '@ferry/cache-node'
 import { type ChunkId, nativeChunkId, sha256Hex } from '@ferry/core';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cacheLimits } from '../support/defaults.js';
 import { errorCode, type GatewayFixture, rawRequest, startGateway } from '../support/gateway.js';
 
 // Services that hold under hostile clients: slowloris sockets are cut by the header timeout while
@@ -84,9 +85,9 @@ describe('slowloris and oversized heads', () => {
     await cache.put(id, chunk);
     node = build({
       cache,
-      token: TOKEN,
+      tokens: { read: TOKEN, write: TOKEN },
       maxChunkBytes: 1 << 20,
-      limits: { headersTimeout: 2_000, requestTimeout: 5_000, idleTimeout: 10_000 },
+      limits: cacheLimits({ headersTimeout: 2_000, requestTimeout: 5_000, idleTimeout: 10_000 }),
     });
     nodePort = (await listen(node, '127.0.0.1:0')).port;
   });
@@ -153,10 +154,10 @@ describe('global caps', () => {
     };
     const app = build({
       cache,
-      token: TOKEN,
+      tokens: { read: TOKEN, write: TOKEN },
       maxChunkBytes: 1 << 20,
       metrics,
-      limits: { maxStreams: 1 },
+      limits: cacheLimits({ maxStreams: 1 }),
       upstream: async (want) => {
         await gate;
         return want.id === slowId ? slow : undefined;
@@ -174,7 +175,12 @@ describe('global caps', () => {
       expect((await first).rawPayload).toEqual(slow);
 
       // The cap lifted, 20 hits of one chunk at once (maxStreams 1 would refuse them one by one, so widen it).
-      const wide = build({ cache, token: TOKEN, maxChunkBytes: 1 << 20, limits: { maxStreams: 100, maxBytesInFlight: 1 << 20 } });
+      const wide = build({
+        cache,
+        tokens: { read: TOKEN, write: TOKEN },
+        maxChunkBytes: 1 << 20,
+        limits: cacheLimits({ maxStreams: 100, maxBytesInFlight: 1 << 20 }),
+      });
       reads = 0;
       const hits = await Promise.all(
         Array.from({ length: 20 }, () => wide.inject({ method: 'GET', url: `/chunks/${heldId}`, headers: auth })),
@@ -196,7 +202,13 @@ describe('global caps', () => {
     const dir = await mkdtemp(join(tmpdir(), 'ferry-limits-upload-'));
     const cache = await DiskCache.open({ dir, capacity: 1 << 24 });
     const metrics = createCacheMetrics();
-    const app = build({ cache, token: TOKEN, maxChunkBytes: 1 << 20, metrics, limits: { maxStreams: 100, maxBytesInFlight: 64 * 1024 } });
+    const app = build({
+      cache,
+      tokens: { read: TOKEN, write: TOKEN },
+      maxChunkBytes: 1 << 20,
+      metrics,
+      limits: cacheLimits({ maxStreams: 100, maxBytesInFlight: 64 * 1024 }),
+    });
     const { port } = await listen(app, '127.0.0.1:0');
     const [a, b] = [randomBytes(48 * 1024), randomBytes(48 * 1024)];
     const aId = nativeChunkId(sha256Hex(a));

@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { freePort } from '@ferry/runtime';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { expectSuccess, type FerryProcess, runFerry, spawnFerry, writeFerryConfig, writeRandomFile } from '../support/cli.js';
 import { uniqueName } from '../support/random.js';
+import { freePort } from '../support/servers/free-port.js';
 
 // 64 clients read a 1 GiB file through one gateway process at once: the gateway's global cap on
 // streams and bytes in flight holds its peak RSS under the cap plus a fixed overhead, the requests

@@ -7,15 +7,17 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { connect } from 'node:tls';
 import { promisify } from 'node:util';
-import { type CacheMember, CacheNodeClient, metricValue } from '@ferry/cache';
+import { CacheNodeClient, metricValue } from '@ferry/cache';
 import { parseConfig } from '@ferry/core';
+import type { CacheMember } from '@ferry/meta';
 import { Replicator } from '@ferry/replicator';
-import { freePort } from '@ferry/runtime';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CacheRegions, sha256Of } from '../support/cache-cluster.js';
 import { expectOneLineError, expectSuccess, jsonResult, runFerry } from '../support/cli.js';
+import { CACHE_CLIENT } from '../support/defaults.js';
 import { type GatewayFixture, peerEnv, startGateway, writeRcloneConfig } from '../support/gateway.js';
 import { testLogger } from '../support/replicators.js';
+import { freePort } from '../support/servers/free-port.js';
 import { makeCertificates, type TestCertificates } from '../support/tls.js';
 
 // Every HTTP service over TLS with a private CA made here by `openssl`: the gateway (aws CLI and
@@ -182,7 +184,7 @@ describe('HTTPS cache nodes and control API', () => {
     const got = await runFerry(['get', '--region', 'eu', file.path, out, '--config', r.configPath], { timeoutMs: 60_000 });
     expectSuccess(got);
     expect((await sha256Of(createReadStream(out))).sha256).toBe(file.sha256);
-    const writer = new CacheNodeClient({ token: r.writeToken, ca: await readFile(certs.ca) });
+    const writer = new CacheNodeClient({ token: r.writeToken, ca: await readFile(certs.ca), ...CACHE_CLIENT });
     try {
       const text = await writer.metrics(node);
       // Every byte of the file came from the node (warmed, so all hits).
@@ -199,6 +201,10 @@ describe('HTTPS cache nodes and control API', () => {
     const noCa = join(r.root, 'no-ca.json');
     await writeFile(noCa, JSON.stringify(doc));
     const refused = await runFerry(['warmup', '/models/tls', '--region', 'eu', '--config', noCa], { timeoutMs: 60_000 });
-    expectOneLineError(refused, 1, /replicator API at https:\/\/127\.0\.0\.1:\d+\/warmup: TLS: .*certificate.* \(check api\.tls\.ca\)/);
+    expectOneLineError(
+      refused,
+      1,
+      /replicator API at https:\/\/127\.0\.0\.1:\d+\/warmup: TLS: .*certificate.* \(check regions\.eu\.api\.tls\.ca\)/,
+    );
   });
 });

@@ -1,13 +1,14 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { S3Client } from '@aws-sdk/client-s3';
 import { NotFoundError, UnavailableError } from '@ferry/core';
 import { createStore, PrefixStore } from '@ferry/stores';
 import { S3Store } from '@ferry/stores/s3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { digestStream, randomStream, readStream } from '../support/bytes.js';
 import { uniqueName } from '../support/random.js';
-import { createS3Bucket, s3Endpoint, s3Store, s3StoreFor, s3Url, useS3Env } from '../support/s3.js';
+import { createS3Bucket, S3RVER_CREDENTIALS, s3Endpoint, s3Store, s3StoreFor, s3Url, useS3Env } from '../support/s3.js';
 import { freePort } from '../support/servers/free-port.js';
 import { storeConformance } from '../support/store-conformance.js';
 
@@ -178,6 +179,48 @@ describe('S3Store against s3rver', () => {
       expect(err).toBeInstanceOf(NotFoundError);
       expect(err.message).toBe(expected);
     }
+  });
+
+  it('puts a chunk whose sha256 it is told without hashing it again: the payload hash, and x-amz-checksum-sha256 with flexible checksums', async () => {
+    const bytes = randomBytes(100_000);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const store = s3StoreFor();
+    opened.push(store);
+    await store.put('known/one', bytes, { sha256 });
+    expect((await readStream((await store.get('known/one')).body)).equals(bytes)).toBe(true);
+
+    // What leaves the SDK after signing, stopped there. A stand-in digest shows the SDK computed
+    // nothing: a hash of its own would be the real one.
+    const standIn = 'ab'.repeat(32);
+    const { endpoint, bucket } = s3Endpoint();
+    const sent = async (checksums: 'when_required' | 'when_supported', known?: string) => {
+      const client = new S3Client({
+        endpoint,
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: S3RVER_CREDENTIALS,
+        ...(checksums === 'when_required' ? { requestChecksumCalculation: 'WHEN_REQUIRED' as const } : {}),
+      });
+      let headers: Record<string, string> = {};
+      client.middlewareStack.add(
+        () => async (args) => {
+          headers = { ...(args.request as { headers: Record<string, string> }).headers };
+          throw new Error('stopped before sending');
+        },
+        { step: 'deserialize', name: 'capture' },
+      );
+      const s3 = new S3Store({ bucket, client, checksums });
+      await expect(s3.put('known/two', bytes, known ? { sha256: known } : {})).rejects.toThrow();
+      client.destroy();
+      return Object.fromEntries(Object.entries(headers).filter(([name]) => name.startsWith('x-amz-c')));
+    };
+    expect(await sent('when_required')).toEqual({ 'x-amz-content-sha256': sha256 });
+    expect(await sent('when_required', standIn)).toEqual({ 'x-amz-content-sha256': standIn });
+    expect(await sent('when_supported', standIn)).toEqual({
+      'x-amz-content-sha256': standIn,
+      'x-amz-checksum-sha256': Buffer.from(standIn, 'hex').toString('base64'),
+    });
+    expect(Object.keys(await sent('when_supported'))).toContain('x-amz-checksum-crc32');
   });
 
   it('works on a bucket of its own', async () => {

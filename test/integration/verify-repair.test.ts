@@ -2,19 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chunkDigest, chunkKey } from '@ferry/core';
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createRegions,
-  fileDigest,
-  KiB,
-  objectDigest,
-  putBytes,
-  type Regions,
-  runCli,
-  waitFor,
-  waitForConvergence,
-} from '../support/regions.js';
-import { startReplicator } from '../support/replicators.js';
+import { describe, expect, it } from 'vitest';
+import { fileDigest, KiB, objectDigest, putBytes, type Regions, runCli, waitFor, waitForConvergence } from '../support/regions.js';
+import { useRegions } from '../support/scope.js';
 
 /*
  * `ferry verify` against real stores: a source and a mirror (in-process daemon, real Redis,
@@ -22,14 +12,7 @@ import { startReplicator } from '../support/replicators.js';
  * `ferry verify` runs as a process.
  */
 
-let regions: Regions | undefined;
-const running: Array<{ stop(): Promise<void> }> = [];
-
-afterEach(async () => {
-  await Promise.allSettled(running.splice(0).map((r) => r.stop()));
-  await regions?.close();
-  regions = undefined;
-});
+const scope = useRegions();
 
 interface VerifyJson {
   chunks: number;
@@ -50,10 +33,9 @@ async function flipByte(path: string): Promise<void> {
 
 describe('ferry verify', () => {
   it('finds a flipped byte and a deleted object in a mirror store and names them, --repair copies both again, and a second verify passes', async () => {
-    regions = await createRegions({ chunkSize: 64 * KiB, mirrors: { eu: {} } });
+    const regions = await scope.regions({ chunkSize: 64 * KiB, mirrors: { eu: {} } });
     const r = regions;
-    const daemon = await startReplicator(r, 'eu');
-    running.push(daemon);
+    const daemon = await scope.replicator(r, {}, 'eu');
     const bBytes = randomBytes(100 * KiB);
     const { entries } = await putBytes(r, { '/m/a.bin': randomBytes(200 * KiB), '/m/b.bin': bBytes });
     await waitForConvergence(r, 'eu', 30_000);
@@ -101,18 +83,21 @@ describe('ferry verify', () => {
 
     const status = await runCli(['status', '--region', 'eu', '--json', '--config', r.configPath]);
     // Counted per check, ever: three verifies found the same two chunks bad (the sampled one perhaps some), one repaired them.
-    const counted = JSON.parse(status.stdout.trim()).gc;
+    const gc = JSON.parse(status.stdout.trim()).gc;
+    const counted = gc.totals;
     expect(counted.repaired).toBe(2);
     expect(counted.bad).toBeGreaterThanOrEqual(6);
+    // The state now comes first: the last check (of the whole volume) found nothing bad left.
+    expect(gc.lastCheck).toMatchObject({ path: '/', bad: 0 });
     const metrics = await daemon.metrics.registry.metrics();
     expect(metrics).toContain(`ferry_scrub_chunks_bad{region="eu"} ${counted.bad}`);
     expect(metrics).toContain('ferry_scrub_chunks_repaired{region="eu"} 2');
   }, 120_000);
 
   it("the daemon's background scrub finds a flipped byte in the mirror store and copies the chunk again", async () => {
-    regions = await createRegions({ chunkSize: 64 * KiB, mirrors: { eu: { scrub: { bytesPerSecond: '10MiB' } } } });
+    const regions = await scope.regions({ chunkSize: 64 * KiB, mirrors: { eu: { scrub: { bytesPerSecond: '10MiB' } } } });
     const r = regions;
-    running.push(await startReplicator(r, 'eu', { scrubPauseMs: 200 }));
+    await scope.replicator(r, { scrubPauseMs: 200 }, 'eu');
     const { entries } = await putBytes(r, { '/b/a.bin': randomBytes(150 * KiB) });
     await waitForConvergence(r, 'eu', 30_000);
     const id = entries[0]?.chunks[1]?.id as string;
@@ -124,9 +109,9 @@ describe('ferry verify', () => {
   }, 120_000);
 
   it('in the source, repairs a flipped byte from a mirror that holds a good copy', async () => {
-    regions = await createRegions({ chunkSize: 64 * KiB, mirrors: { eu: {} } });
+    const regions = await scope.regions({ chunkSize: 64 * KiB, mirrors: { eu: {} } });
     const r = regions;
-    running.push(await startReplicator(r, 'eu'));
+    await scope.replicator(r, {}, 'eu');
     const { entries } = await putBytes(r, { '/s/a.bin': randomBytes(150 * KiB) });
     await waitForConvergence(r, 'eu', 30_000);
     const digest = await fileDigest(r.source, '/s/a.bin');

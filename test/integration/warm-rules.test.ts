@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type CacheMember, CacheNodeClient, Membership, rendezvousOwners } from '@ferry/cache';
+import { CacheNodeClient, rendezvousOwners } from '@ferry/cache';
 import type { ChunkId } from '@ferry/core';
+import { type CacheMember, Membership } from '@ferry/meta';
 import type { WarmupState } from '@ferry/region';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningNode, startCacheNode } from '../support/cache-cluster.js';

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { type CacheMember, Membership, type Residency } from '@ferry/cache';
+import { CacheNodeClient, type Residency } from '@ferry/cache';
 import {
   type ChunkId,
   type ChunkRef,
@@ -16,11 +16,12 @@ import {
   parseConfig,
   sha256Hex,
 } from '@ferry/core';
-import { connectRedis, Meta, MirrorMeta } from '@ferry/meta';
+import { type CacheMember, connectRedis, Membership, Meta, MirrorMeta } from '@ferry/meta';
 import { FsStore, type GetOptions, type ObjectStore, type PutBody } from '@ferry/stores';
 import type { Redis } from 'ioredis';
 import { digestStream } from './bytes.js';
 import { FERRY_BIN, type FerryResult, jsonLines, runFerry } from './cli.js';
+import { CACHE_CLIENT } from './defaults.js';
 import { uniqueName } from './random.js';
 
 /** Counts the calls that read a store, so a test can say a read never reached it. */
@@ -87,6 +88,8 @@ export class CacheRegions {
   source!: { store: FsStore; meta: Meta; redis: Redis };
   mirror!: { store: FsStore; meta: Meta; mirror: MirrorMeta; redis: Redis };
   membership!: Membership;
+  /** Clients made for the tests, closed with the regions. */
+  readonly #closing: Array<() => Promise<void>> = [];
 
   static async create(
     redisUrl: string,
@@ -154,6 +157,21 @@ export class CacheRegions {
    * `files` files of `fileBytes` random bytes under `dir`, chunked, stored in both regions' stores
    * (marked present in the mirror), committed in the source in one batch and applied to the mirror.
    */
+  /**
+   * Put a model of `files` × `fileBytes` under `dir` and start the nodes meanwhile; the model's
+   * files, the live members and a client of theirs (closed with the regions).
+   */
+  async modelOnNodes(
+    model: { dir: string; files: number; fileBytes: number },
+    nodes: CacheNodeSpec[],
+    client: { connectTimeoutMs: number } = CACHE_CLIENT,
+  ): Promise<{ model: ModelFile[]; members: CacheMember[]; client: CacheNodeClient }> {
+    const [files] = await Promise.all([this.putModel(model.dir, model.files, model.fileBytes), this.startNodes(nodes)]);
+    const nodeClient = new CacheNodeClient({ token: this.token, ...client });
+    this.#closing.push(() => nodeClient.close());
+    return { model: files, members: await this.members(), client: nodeClient };
+  }
+
   async putModel(dir: string, files: number, fileBytes: number): Promise<ModelFile[]> {
     const chunkSize = this.config.chunkSize;
     const entries: NewEntry[] = [];
@@ -176,7 +194,7 @@ export class CacheRegions {
       entries.push({ path: `${dir}/${name}`, size: fileBytes, mtime: Date.now(), sha256, chunkSize, chunks });
     }
     const committed = await this.source.meta.commit(entries);
-    await this.mirror.mirror.apply(await this.source.meta.readChanges((await this.mirror.mirror.cursor()) ?? '0-0'));
+    await this.mirror.mirror.apply(await this.source.meta.log.readChanges((await this.mirror.mirror.cursor()) ?? '0-0'));
     return committed.entries.map((entry, i) => ({ entry, sha256: digests[i] as string }));
   }
 
@@ -196,6 +214,7 @@ export class CacheRegions {
   }
 
   async close(): Promise<void> {
+    await Promise.all(this.#closing.splice(0).map((fn) => fn()));
     await Promise.all(this.nodes.map((n) => n.stop()));
     this.source.redis.disconnect();
     this.mirror.redis.disconnect();

@@ -1,12 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { expect } from 'vitest';
+import { connectRedis } from '@ferry/meta';
+import type { Redis } from 'ioredis';
+import { expect, inject } from 'vitest';
 import { randomStream } from './bytes.js';
 
 /**
@@ -21,6 +23,32 @@ const MAX_RSS_MARKER = /\n?ferry-test-max-rss-kib=(\d+)\n$/;
 
 export function requireBuiltCli(): void {
   if (!existsSync(FERRY_BIN)) throw new Error(`${FERRY_BIN} is missing: run \`npx tsc -b\` first (npm test does it)`);
+}
+
+/** What a CLI test file shares: the run's Redis (database 0) and a scratch folder of its own. */
+export interface CliWorkspace {
+  redisUrl: string;
+  redis: Redis;
+  work: string;
+  close(): Promise<void>;
+}
+
+/** Check the CLI is built, connect to the run's Redis and make a scratch folder; `close()` undoes both. */
+export async function cliWorkspace(name: string): Promise<CliWorkspace> {
+  requireBuiltCli();
+  const redisUrl = `${inject('redisUrl')}/0`;
+  // A URL makes one server's client, not a Cluster's.
+  const redis = connectRedis(redisUrl, { name }) as Redis;
+  const work = await mkdtemp(join(tmpdir(), `ferry-${name}-`));
+  return {
+    redisUrl,
+    redis,
+    work,
+    async close() {
+      redis.disconnect();
+      await rm(work, { recursive: true, force: true });
+    },
+  };
 }
 
 export interface RunFerryOptions {

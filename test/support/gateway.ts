@@ -137,13 +137,14 @@ export async function startGateway(options: FixtureOptions = {}): Promise<Gatewa
         files: plan.files,
         chunkSize: config.chunkSize,
         concurrency: 4,
+        holdTtlMs: config.writer.holdTtl,
         logger: silentLogger,
       });
       return summary.entries;
     },
     async syncMirror() {
       if (!mirror) throw new Error('started without a mirror');
-      await mirror.mirror.apply(await source.meta.readChanges('0-0', { count: 10_000 }));
+      await mirror.mirror.apply(await source.meta.log.readChanges('0-0', { count: 10_000 }));
     },
     async close() {
       for (const c of clients) c.destroy();

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Entry } from '@ferry/core';
+import type { ImportSummary } from '@ferry/importer';
 import { decodeStoredEntry, volumeKeys } from '@ferry/meta';
 import type { Redis } from 'ioredis';
 import { type FerryProcess, type FerryResult, spawnFerry } from './cli.js';
@@ -30,21 +31,7 @@ export function runImportCli(args: string[], options: ImportRunOptions): Promise
 }
 
 /** The `--json` summary of an import run (its last stdout line); fails with what the CLI said. */
-export function importSummary(result: FerryResult): Record<string, unknown> & {
-  listed: number;
-  new: number;
-  changed: number;
-  unchanged: number;
-  deleted: number;
-  skipped: number;
-  commits: number;
-  objectsPerSecond: number;
-  seconds: number;
-  resumed: boolean;
-  listedThisRun: number;
-  skippedBy: Record<string, number>;
-  skippedExamples: Array<{ key: string; reason: string }>;
-} {
+export function importSummary(result: FerryResult): Record<string, unknown> & ImportSummary {
   if (result.code !== 0)
     throw new Error(`import failed (${result.code ?? result.signal}): ${result.stderr}\n${result.stdout.slice(-2000)}`);
   const last = result.stdout.trim().split('\n').at(-1) ?? '';

@@ -64,6 +64,8 @@ export async function startMount(options: {
   mountpoint: string;
   args?: string[];
   env?: Record<string, string>;
+  /** `--listen` (default 127.0.0.1:0, a free port); null: none given, so mount.listen or its default applies. */
+  listen?: string | null;
 }): Promise<RunningMount> {
   // A stale mount left there answers ENOTCONN: the directory is there, under it.
   await mkdir(options.mountpoint, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
@@ -71,7 +73,8 @@ export async function startMount(options: {
   });
   made.add(options.mountpoint);
   const args = [FERRY_BIN, 'mount', options.mountpoint, '--foreground', '--json', '--region', options.region];
-  args.push('--config', options.config, '--listen', '127.0.0.1:0', ...(options.args ?? []));
+  const listen = options.listen === undefined ? '127.0.0.1:0' : options.listen;
+  args.push('--config', options.config, ...(listen === null ? [] : ['--listen', listen]), ...(options.args ?? []));
   const proc = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, FERRY_LOG_LEVEL: 'info', NODE_OPTIONS: '', ...options.env },

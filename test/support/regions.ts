@@ -24,6 +24,9 @@ import type { ObjectStore } from '@ferry/stores';
 import { type PutSummary, planPut, putFiles, stageFiles } from '@ferry/writer';
 import { inject } from 'vitest';
 import { uniqueName } from './random.js';
+import { waitFor } from './wait.mjs';
+
+export { waitFor };
 
 /*
  * Two or more regions of one volume on the run's redis-server (one Redis database per region,
@@ -48,10 +51,17 @@ export interface RegionSpec {
   /** Store URL (default: a fresh directory, fsync off). */
   store?: string;
   /** The region's Redis (default: a database of the run's redis-server). */
-  redis?: RedisTarget;
-  cache?: { replicas?: number; token: string; connectTimeoutMs?: number };
+  redis?: RedisTarget | Record<string, unknown>;
+  cache?: { replicas?: number; token?: string; readToken?: string; writeToken?: string; connectTimeoutMs?: number };
   warm?: Array<{ path: string; replicas?: number }>;
-  copy?: { concurrency?: number; attempts?: number; bytesPerSecond?: number; reconcileEvery?: string | number; backlog?: number };
+  copy?: {
+    concurrency?: number;
+    attempts?: number;
+    bytesPerSecond?: number;
+    reconcileEvery?: string | number;
+    fullReconcileEvery?: string | number;
+    backlog?: number;
+  };
   api?: { listen?: string; token?: string; readToken?: string; adminToken?: string; open?: boolean };
   gc?: { every?: string | number; grace?: string | number };
   scrub?: { bytesPerSecond?: string | number };
@@ -98,6 +108,8 @@ export async function createRegions(
     logMaxLen?: number;
     /** The `replicator` section of the config (lease time, stop deadline). */
     replicator?: { leaseTtl?: string | number; stopTimeout?: string | number };
+    /** The `writer` section (how long a put's chunk holds last unrenewed). */
+    writer?: { holdTtl?: string | number };
     /** Redis server for the source region (default: the run's); the source uses its database 2. */
     sourceRedis?: string;
     /** Redis server for the mirror regions (default: the run's). */
@@ -135,6 +147,7 @@ export async function createRegions(
     source: 'src',
     regions,
     ...(options.logMaxLen ? { log: { maxLen: options.logMaxLen } } : {}),
+    ...(options.writer ? { writer: options.writer } : {}),
     ...(options.replicator ? { replicator: options.replicator } : {}),
   };
   const config = parseConfig(doc);
@@ -189,6 +202,20 @@ export async function stageBytes(regions: Regions, files: Record<string, Buffer>
   return entries;
 }
 
+/** How many of these chunks a store holds. */
+export async function chunksIn(store: ObjectStore, ids: readonly string[]): Promise<number> {
+  let n = 0;
+  for (const id of ids) {
+    try {
+      await store.head(chunkKey(id as ChunkId));
+      n += 1;
+    } catch {
+      // not there
+    }
+  }
+  return n;
+}
+
 /** Upload files' chunks, then commit the files as one change record. */
 export async function putBytes(regions: Regions, files: Record<string, Buffer>): Promise<{ version: string; entries: Entry[] }> {
   return regions.source.meta.commit(await stageBytes(regions, files));
@@ -203,6 +230,7 @@ export async function putLocal(regions: Regions, local: string, path: string): P
     files,
     chunkSize: regions.config.chunkSize,
     concurrency: 8,
+    holdTtlMs: regions.config.writer.holdTtl,
     logger: silentLogger,
   });
 }
@@ -225,16 +253,6 @@ export async function writeRandomFile(path: string, size: number): Promise<strin
 // ---------------------------------------------------------------------------------------------
 // Looking into a region
 
-/** Poll until `check` is true; fails with `what` after `timeoutMs`. Returns the ms it took. */
-export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string, everyMs = 25): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
 export interface RegionState {
   entries: Record<string, string>;
   refs: Record<string, string>;
@@ -244,25 +262,42 @@ export interface RegionState {
 /** Entries, reference counts and path index of a volume in one region's Redis. */
 export async function regionState(region: RegionHandle): Promise<RegionState> {
   const keys = region.meta.keys;
+  // Scans, not HGETALL: a test that checks Redis command times (SLOWLOG) reads 10⁵ entries too.
   const [entries, refs, paths] = await Promise.all([
-    region.redis.hgetall(keys.entries),
-    region.redis.hgetall(keys.refs),
-    region.redis.zrange(keys.paths, 0, -1),
+    scanHash(region.redis, keys.entries),
+    scanHash(region.redis, keys.refs),
+    scanPaths(region.redis, keys.paths),
   ]);
   return { entries, refs, paths };
+}
+
+async function scanHash(redis: RegionHandle['redis'], key: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  let cursor = '0';
+  do {
+    const [next, flat] = await redis.hscan(key, cursor, 'COUNT', 1000);
+    for (let i = 0; i < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string;
+    cursor = next;
+  } while (cursor !== '0');
+  return out;
+}
+
+async function scanPaths(redis: RegionHandle['redis'], key: string): Promise<string[]> {
+  const out: string[] = [];
+  for (let at = 0; ; at += 5000) {
+    const page = await redis.zrange(key, at, at + 4999);
+    out.push(...page);
+    if (page.length < 5000) return out;
+  }
 }
 
 /** What still differs between the source and a mirror (empty when converged). */
 export async function differences(regions: Regions, name: string): Promise<string[]> {
   const m = regions.mirror(name);
-  const [src, dst, bounds, cursor] = await Promise.all([
-    regionState(regions.source),
-    regionState(m),
-    regions.source.meta.logBounds(),
-    m.mirror.cursor(),
-  ]);
+  const [bounds, cursor] = await Promise.all([regions.source.meta.log.logBounds(), m.mirror.cursor()]);
   const problems: string[] = [];
   if (cursor !== (bounds.last ?? undefined)) problems.push(`cursor ${cursor} != source last id ${bounds.last}`);
+  const [src, dst] = await Promise.all([regionState(regions.source), regionState(m)]);
   for (const [path, json] of Object.entries(src.entries)) {
     if (dst.entries[path] === undefined) problems.push(`missing ${path}`);
     else if (dst.entries[path] !== json) problems.push(`differs ${path}`);

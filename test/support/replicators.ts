@@ -39,26 +39,3 @@ export async function startReplicator(
   await replicator.start(); // a failed start stops what it had started
   return replicator;
 }
-
-/** The replicators a test file starts, so an `afterEach` can stop whatever a test left running. */
-export class StartedReplicators {
-  #running: Replicator[] = [];
-
-  /** Start a replicator of region `eu` and remember it. */
-  async start(regions: Regions, options: Parameters<typeof startReplicator>[2] = {}): Promise<Replicator> {
-    const replicator = await startReplicator(regions, 'eu', options);
-    this.#running.push(replicator);
-    return replicator;
-  }
-
-  /** A replicator the test stopped itself. */
-  forget(replicator: Replicator): void {
-    this.#running = this.#running.filter((r) => r !== replicator);
-  }
-
-  async stopAll(): Promise<void> {
-    const running = this.#running;
-    this.#running = [];
-    await Promise.allSettled(running.map((r) => r.stop()));
-  }
-}

@@ -15,15 +15,11 @@ export interface TestCertificates {
   renewed: { cert: string; key: string };
 }
 
-async function serverPair(dir: string, name: string, ca: { cert: string; key: string }): Promise<{ cert: string; key: string }> {
-  const key = join(dir, `${name}.key`);
-  const csr = join(dir, `${name}.csr`);
-  const cert = join(dir, `${name}.pem`);
-  const ext = join(dir, `${name}.ext`);
-  await writeFile(ext, 'subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth\n');
-  await run('openssl', [
+/** `openssl req` with a new P-256 key written to `key` and its output (a request, or with -x509 a certificate) to `out`. */
+function newKey(first: string[], key: string, out: string, rest: string[]) {
+  return run('openssl', [
     'req',
-    '-new',
+    ...first,
     '-newkey',
     'ec',
     '-pkeyopt',
@@ -32,10 +28,18 @@ async function serverPair(dir: string, name: string, ca: { cert: string; key: st
     '-keyout',
     key,
     '-out',
-    csr,
-    '-subj',
-    `/CN=${name}`,
+    out,
+    ...rest,
   ]);
+}
+
+async function serverPair(dir: string, name: string, ca: { cert: string; key: string }): Promise<{ cert: string; key: string }> {
+  const key = join(dir, `${name}.key`);
+  const csr = join(dir, `${name}.csr`);
+  const cert = join(dir, `${name}.pem`);
+  const ext = join(dir, `${name}.ext`);
+  await writeFile(ext, 'subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth\n');
+  await newKey(['-new'], key, csr, ['-subj', `/CN=${name}`]);
   await run('openssl', [
     'x509',
     '-req',
@@ -60,23 +64,7 @@ async function serverPair(dir: string, name: string, ca: { cert: string; key: st
 export async function makeCertificates(dir: string): Promise<TestCertificates> {
   await mkdir(dir, { recursive: true });
   const ca = { cert: join(dir, 'ca.pem'), key: join(dir, 'ca.key') };
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    ca.key,
-    '-out',
-    ca.cert,
-    '-days',
-    '2',
-    '-subj',
-    '/CN=Ferry test CA',
-  ]);
+  await newKey(['-x509'], ca.key, ca.cert, ['-days', '2', '-subj', '/CN=Ferry test CA']);
   const server = await serverPair(dir, 'server', ca);
   const renewed = await serverPair(dir, 'renewed', ca);
   return { ca: ca.cert, ...server, renewed };

@@ -1,20 +1,6 @@
-import { rootCertificates } from 'node:tls';
-import {
-  AccessDeniedError,
-  type ChunkId,
-  CorruptError,
-  InvalidArgumentError,
-  type Logger,
-  messageOf,
-  parseChunkId,
-  silentLogger,
-  TransientError,
-  tlsFailure,
-  UnauthorizedError,
-  UnavailableError,
-} from '@ferry/core';
+import { type ChunkId, type Logger, messageOf, parseChunkId, silentLogger, UnavailableError } from '@ferry/core';
 import { readBounded } from '@ferry/fetch';
-import { Agent, type Dispatcher, request } from 'undici';
+import { HttpClient, type HttpMethod, type HttpResponse, Unreachable } from '@ferry/http';
 
 /** Enough of a member to talk to it. */
 export interface NodeRef {
@@ -25,10 +11,18 @@ export interface NodeRef {
 export interface CacheClientOptions {
   /** Bearer token sent to the nodes: `cache.readToken` for readers, `cache.writeToken` for the daemons that fill. */
   token: string;
-  /** TCP connect timeout (config `cache.connectTimeoutMs`, default 300 ms): a dead host fails fast. */
-  connectTimeoutMs?: number;
-  /** Longest wait for response headers (a read-through may fetch from a remote store first). Default 15 s. */
+  /** TCP connect timeout (config `cache.connectTimeoutMs`): a dead host fails fast. */
+  connectTimeoutMs: number;
+  /** Longest wait for response headers, and for each piece of a body. Default 15 s. */
   requestTimeoutMs?: number;
+  /**
+   * Longest wait for the headers of a chunk read that the node may read through (default
+   * `requestTimeoutMs` when that is given, else 60 s):
+   * the node may first fetch the chunk from a remote store, behind the other fills it is doing
+   * for a crowd of cold readers. Given up sooner, the reader would fetch the chunk from the
+   * source itself, the egress the cache exists to save, and skip the node for `downForMs`.
+   */
+  readThroughTimeoutMs?: number;
   /**
    * CA certificates (PEM) trusted for https:// nodes, in addition to the system store (config
    * `cache.tls.ca`, read by the caller). Without it the system store alone.
@@ -38,6 +32,8 @@ export interface CacheClientOptions {
   downForMs?: number;
   /** Connections kept per node (default 16). */
   connections?: number;
+  /** The region whose nodes these are: its config keys are named in the hints of a refusal. */
+  region?: string;
   logger?: Logger;
 }
 
@@ -50,6 +46,10 @@ export interface InventoryPage {
 
 /** Largest body accepted from a node when the chunk size is not known up front. */
 const MAX_BODY = 2 ** 30;
+const REQUEST_TIMEOUT_MS = 15_000;
+const READ_THROUGH_TIMEOUT_MS = 60_000;
+const DOWN_FOR_MS = 3_000;
+const CONNECTIONS = 16;
 
 /**
  * HTTP client of the cache nodes. A node that cannot be reached (refused, connect timeout, reset,
@@ -57,28 +57,30 @@ const MAX_BODY = 2 ** 30;
  * a dead node costs one fast failure, not one per chunk.
  */
 export class CacheNodeClient {
-  readonly #agent: Agent;
-  readonly #auth: string;
+  readonly #http: HttpClient;
   readonly #downForMs: number;
+  readonly #readThroughTimeoutMs: number;
   readonly #down = new Map<string, number>();
   readonly #log: Logger;
 
   constructor(options: CacheClientOptions) {
-    if (!options.token) throw new InvalidArgumentError('cache node client: a token is required');
-    this.#auth = `Bearer ${options.token}`;
-    this.#downForMs = options.downForMs ?? 3_000;
+    this.#downForMs = options.downForMs ?? DOWN_FOR_MS;
+    const r = options.region ?? '<r>';
+    // A client given its own request timeout (and no read-through one) waits that long for everything.
+    this.#readThroughTimeoutMs = options.readThroughTimeoutMs ?? options.requestTimeoutMs ?? READ_THROUGH_TIMEOUT_MS;
     this.#log = options.logger ?? silentLogger;
-    const requestTimeout = options.requestTimeoutMs ?? 15_000;
-    this.#agent = new Agent({
-      connect: {
-        timeout: options.connectTimeoutMs ?? 300,
-        // Node's `ca` replaces the default store, so the default roots go along with the private CA.
-        ...(options.ca ? { ca: [...rootCertificates, options.ca.toString()] } : {}),
+    this.#http = new HttpClient({
+      service: 'cache node',
+      token: options.token,
+      connectTimeoutMs: options.connectTimeoutMs,
+      requestTimeoutMs: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
+      connections: options.connections ?? CONNECTIONS,
+      ...(options.ca ? { ca: options.ca } : {}),
+      hints: {
+        401: `the node refused the token: check regions.${r}.cache.readToken / writeToken`,
+        403: `this needs the write token: regions.${r}.cache.writeToken`,
+        tls: `check regions.${r}.cache.tls.ca`,
       },
-      headersTimeout: requestTimeout,
-      bodyTimeout: requestTimeout,
-      connections: options.connections ?? 16,
-      keepAliveTimeout: 10_000,
     });
   }
 
@@ -95,48 +97,26 @@ export class CacheNodeClient {
     this.#down.set(node.id, Date.now() + this.#downForMs);
   }
 
+  /** A request to a node; one that cannot reach it (or not trust it) marks the node down. */
   async #send(
     node: NodeRef,
-    method: Dispatcher.HttpMethod,
+    method: HttpMethod,
     path: string,
-    extra: { headers?: Record<string, string>; body?: Buffer | string; signal?: AbortSignal } = {},
-  ): Promise<Dispatcher.ResponseData> {
+    extra: { headers?: Record<string, string>; body?: Buffer | string; signal?: AbortSignal; headersTimeoutMs?: number } = {},
+  ): Promise<HttpResponse> {
     try {
-      return await request(`${node.url}${path}`, {
-        method,
-        dispatcher: this.#agent,
-        headers: { authorization: this.#auth, ...extra.headers },
-        ...(extra.body !== undefined ? { body: extra.body } : {}),
-        ...(extra.signal ? { signal: extra.signal } : {}),
-      });
+      return await this.#http.send(`${node.url}${path}`, method, `cache node ${node.id} at ${node.url}`, extra);
     } catch (err) {
-      if ((err as Error).name === 'AbortError') throw err;
-      const tls = tlsFailure(err);
-      if (tls) {
-        // A node whose certificate this process cannot verify is a setup mistake, not a node down.
-        this.markDown(node, tls);
-        throw new UnauthorizedError(`cache node ${node.id} at ${node.url}: ${tls} (check regions.<r>.cache.tls.ca)`, { cause: err });
-      }
-      const reason = (err as NodeJS.ErrnoException).code ?? messageOf(err);
-      this.markDown(node, reason);
-      throw new UnavailableError(`cache node ${node.id} at ${node.url}: ${reason}`, { cause: err });
+      if (err instanceof Unreachable) this.markDown(node, err.reason);
+      // A node whose certificate this process cannot verify is a setup mistake, not a node down.
+      else if ((err as Error).name !== 'AbortError') this.markDown(node, messageOf(err as Error));
+      throw err;
     }
   }
 
   /** Turn a response that is not one of `ok` into a Ferry error (its body consumed). */
-  async #fail(node: NodeRef, what: string, res: Dispatcher.ResponseData): Promise<never> {
-    const text = await res.body.text().catch(() => '');
-    let message = text.slice(0, 200);
-    try {
-      message = String((JSON.parse(text) as { message?: unknown }).message ?? message);
-    } catch {}
-    const where = `cache node ${node.id}: ${what}`;
-    if (res.statusCode === 401)
-      throw new UnauthorizedError(`${where}: the node refused the token (check regions.<r>.cache.readToken / writeToken)`);
-    if (res.statusCode === 403) throw new AccessDeniedError(`${where}: the node needs the write token for this (cache.writeToken)`);
-    if (res.statusCode === 422) throw new CorruptError(`${where}: ${message}`);
-    if (res.statusCode >= 500) throw new TransientError(`${where}: HTTP ${res.statusCode} ${message}`);
-    throw new InvalidArgumentError(`${where}: HTTP ${res.statusCode} ${message}`);
+  async #fail(node: NodeRef, what: string, res: HttpResponse): Promise<never> {
+    throw await this.#http.failure(res, `cache node ${node.id}: ${what}`);
   }
 
   /**
@@ -148,7 +128,10 @@ export class CacheNodeClient {
   async get(node: NodeRef, id: ChunkId, options: { size?: number; path?: string; signal?: AbortSignal } = {}): Promise<Buffer | undefined> {
     const chunk = parseChunkId(id);
     const query = chunkQuery(options);
-    const res = await this.#send(node, 'GET', `/chunks/${chunk}${query}`, options.signal ? { signal: options.signal } : {});
+    const res = await this.#send(node, 'GET', `/chunks/${chunk}${query}`, {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.size !== undefined ? { headersTimeoutMs: this.#readThroughTimeoutMs } : {}),
+    });
     if (res.statusCode === 404) {
       await res.body.dump();
       return undefined;
@@ -261,7 +244,7 @@ export class CacheNodeClient {
   }
 
   close(): Promise<void> {
-    return this.#agent.close();
+    return this.#http.close();
   }
 }
 

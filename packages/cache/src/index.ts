@@ -6,18 +6,7 @@ export {
   metricValue,
   type NodeRef,
 } from './client.js';
-export {
-  type CacheMember,
-  Heartbeat,
-  type HeartbeatOptions,
-  Membership,
-  type MembershipOptions,
-  MembershipView,
-  NODE_ID_PATTERN,
-  type NodeInfo,
-  parseNodeId,
-  parseNodeInfo,
-} from './membership.js';
+export { Heartbeat, type HeartbeatOptions, MembershipView } from './membership.js';
 export { type PlacementFn, rendezvousOwners, rendezvousScore, unitHash, type Weighted } from './placement.js';
 export {
   type OverCapacity,
@@ -28,6 +17,7 @@ export {
   type WarmPlan,
   warmOrder,
 } from './plan.js';
+export { NodeLoad, readWindow } from './schedule.js';
 export { type CacheTierOptions, cacheTier, type RegionCacheTier, type RegionCacheTierOptions, regionCacheTier } from './tier.js';
 export {
   type NodeResidency,

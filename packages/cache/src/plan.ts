@@ -1,5 +1,5 @@
 import type { ChunkId, Entry } from '@ferry/core';
-import type { CacheMember } from './membership.js';
+import type { CacheMember } from '@ferry/meta';
 import { type PlacementFn, rendezvousOwners } from './placement.js';
 import { uniqueChunks, type WarmChunk } from './warm.js';
 

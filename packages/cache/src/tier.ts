@@ -1,9 +1,10 @@
 import { isFerryError, isNativeChunkId, type Logger, messageOf, silentLogger, UnauthorizedError } from '@ferry/core';
 import type { Tier } from '@ferry/fetch';
-import type { RedisClient } from '@ferry/meta';
+import { type CacheMember, Membership, type RedisClient } from '@ferry/meta';
 import { CacheNodeClient } from './client.js';
-import { type CacheMember, Membership, MembershipView } from './membership.js';
+import { MembershipView } from './membership.js';
 import { type PlacementFn, rendezvousOwners } from './placement.js';
+import { NodeLoad, readWindow } from './schedule.js';
 
 export interface CacheTierOptions {
   /** The live members; called once per chunk, so it must be cheap (MembershipView.ready). */
@@ -18,6 +19,11 @@ export interface CacheTierOptions {
   memberCount?: () => number;
   /** Chunk requests kept in flight per node by a sequential reader (default 2). */
   perNode?: number;
+  /**
+   * A node that refuses the token: `read-around` (default) logs it once and reads from the next
+   * tier; `fail` ends the read with the node's UnauthorizedError (a CLI read without --best-effort).
+   */
+  onRefusedToken?: 'read-around' | 'fail';
   logger?: Logger;
 }
 
@@ -36,16 +42,15 @@ export function cacheTier(options: CacheTierOptions): Tier {
   const log = options.logger ?? silentLogger;
   const perNode = Math.max(1, options.perNode ?? 2);
   let warnedAuth = false;
+  const failOnRefusal = options.onRefusedToken === 'fail';
   let memberCount = 0;
   /** Requests in flight per node: a chunk goes to the least busy of its owners. */
-  const busy = new Map<string, number>();
+  const load = new NodeLoad();
   const served = new Map<string, CacheMember>();
-  const byLoad = (owners: CacheMember[]) =>
-    // Stable: among owners as busy as each other, placement order (the best owner) wins.
-    owners.map((owner, rank) => ({ owner, rank, load: busy.get(owner.id) ?? 0 })).sort((a, b) => a.load - b.load || a.rank - b.rank);
   return {
     name: options.name ?? 'cache',
-    parallelism: () => (options.memberCount?.() ?? memberCount) * perNode,
+    parallelism: () => readWindow(options.memberCount?.() ?? memberCount, perNode),
+    isFatal: (err) => failOnRefusal && err instanceof UnauthorizedError,
     reportBad(ref) {
       const node = served.get(ref.id);
       if (!node) return;
@@ -61,9 +66,9 @@ export function cacheTier(options: CacheTierOptions): Tier {
       if (members.length === 0) return undefined;
       // An external chunk names its file: the node finds the origin in the region's own metadata.
       const path = context && !isNativeChunkId(ref.id) ? context.entry.path : undefined;
-      for (const { owner } of byLoad(placement(members, ref.id, options.replicas))) {
+      for (const owner of load.order(placement(members, ref.id, options.replicas))) {
         if (options.client.isDown(owner)) continue;
-        busy.set(owner.id, (busy.get(owner.id) ?? 0) + 1);
+        load.start(owner.id);
         try {
           // 404 after a read-through attempt: another owner would find the same stores empty.
           const bytes = await options.client.get(owner, ref.id, { size: ref.size, ...(path !== undefined ? { path } : {}) });
@@ -75,7 +80,8 @@ export function cacheTier(options: CacheTierOptions): Tier {
           return bytes;
         } catch (err) {
           if (err instanceof UnauthorizedError) {
-            if (!warnedAuth) log.error({ err, node: owner.id }, 'cache node refused the token; reading around the cache');
+            if (failOnRefusal) throw err;
+            if (!warnedAuth) log.warn({ err, node: owner.id }, 'cache node refused the token; reading around the cache');
             warnedAuth = true;
             return undefined;
           }
@@ -85,7 +91,7 @@ export function cacheTier(options: CacheTierOptions): Tier {
             'cache owner failed',
           );
         } finally {
-          busy.set(owner.id, (busy.get(owner.id) ?? 1) - 1);
+          load.end(owner.id);
         }
       }
       return undefined;
@@ -99,13 +105,17 @@ export interface RegionCacheTierOptions {
   volume: string;
   token: string;
   replicas: number;
-  connectTimeoutMs?: number;
+  connectTimeoutMs: number;
   /** CA certificates (PEM) trusted for https:// nodes besides the system store. */
   ca?: string | Buffer;
   /** How often the membership is re-read (default 1 s). */
   refreshMs?: number;
   /** Heartbeat age after which a node no longer counts (default 5 s). */
   staleMs?: number;
+  /** What a refused token does (see CacheTierOptions). */
+  onRefusedToken?: 'read-around' | 'fail';
+  /** The region's name, for the config keys errors name. */
+  region?: string;
   logger?: Logger;
 }
 
@@ -132,8 +142,9 @@ export function regionCacheTier(options: RegionCacheTierOptions): RegionCacheTie
   const view = new MembershipView({ membership, ...(options.refreshMs ? { refreshMs: options.refreshMs } : {}), logger });
   const client = new CacheNodeClient({
     token: options.token,
-    ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+    connectTimeoutMs: options.connectTimeoutMs,
     ...(options.ca ? { ca: options.ca } : {}),
+    ...(options.region ? { region: options.region } : {}),
     logger,
   });
   const tier = cacheTier({
@@ -141,6 +152,7 @@ export function regionCacheTier(options: RegionCacheTierOptions): RegionCacheTie
     memberCount: () => view.current.length,
     client,
     replicas: options.replicas,
+    ...(options.onRefusedToken ? { onRefusedToken: options.onRefusedToken } : {}),
     logger,
   });
   return {

@@ -1,6 +1,6 @@
 import { type Entry, type Logger, silentLogger, UnavailableError } from '@ferry/core';
+import type { CacheMember, Membership } from '@ferry/meta';
 import type { CacheNodeClient } from './client.js';
-import type { CacheMember, Membership } from './membership.js';
 import { type OverCapacity, planWarmup } from './plan.js';
 import { type Residency, residency, type WarmChunk, type WarmProgress, type WarmResult, warmChunks } from './warm.js';
 

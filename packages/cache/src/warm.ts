@@ -1,6 +1,6 @@
-import { type ChunkId, forEachLimit, type Logger, messageOf, parseChunkId, silentLogger } from '@ferry/core';
+import { type ChunkId, forEachLimit, isFerryError, type Logger, messageOf, parseChunkId, silentLogger } from '@ferry/core';
+import type { CacheMember } from '@ferry/meta';
 import type { CacheNodeClient } from './client.js';
-import type { CacheMember } from './membership.js';
 import { type PlacementFn, rendezvousOwners } from './placement.js';
 
 export interface WarmChunk {
@@ -50,7 +50,7 @@ export interface WarmResult {
   /** Placements that failed: owner unreachable, corrupt upstream, full disk… */
   failed: number;
   /** The first few failures, for the report. */
-  errors: Array<{ chunk: ChunkId; node: string; error: string }>;
+  errors: Array<{ chunk: ChunkId; node: string; error: string; code?: string }>;
 }
 
 /** The chunks once each, in the order given, with validated ids. */
@@ -84,7 +84,8 @@ export async function warmChunks(options: WarmOptions): Promise<WarmResult> {
 
   const fail = (chunk: ChunkId, node: string, err: unknown) => {
     result.failed += 1;
-    if (result.errors.length < 20) result.errors.push({ chunk, node, error: messageOf(err) });
+    if (result.errors.length < 20)
+      result.errors.push({ chunk, node, error: messageOf(err), ...(isFerryError(err) ? { code: err.code } : {}) });
     log.warn({ chunk, node, reason: messageOf(err) }, 'warming a chunk on a cache node failed');
   };
 

@@ -33,6 +33,14 @@ export function chunkDigest(id: ChunkId): string {
   return id.slice(id.indexOf('-') + 1);
 }
 
+/**
+ * The sha256 a store may be told a chunk's bytes have (`ObjectStore.put` options): a native
+ * chunk's id is its digest; an external chunk's id says nothing about its bytes.
+ */
+export function chunkSha256(id: ChunkId): { sha256?: string } {
+  return isNativeChunkId(id) ? { sha256: chunkDigest(id) } : {};
+}
+
 export interface ExternalChunkSource {
   /** Identity of the origin store (its URL without query secrets). */
   store: string;

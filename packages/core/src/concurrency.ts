@@ -169,3 +169,41 @@ export class Pause {
     this.#wake?.();
   }
 }
+
+/**
+ * One call for many keys, made as keys come in: the first key is sent at once, and keys asked for
+ * while a call is in flight go together in the next one (at most `max` per call). For a lookup
+ * many tasks make one key at a time (a Redis round trip per small file), so a slow store or
+ * server batches more and a fast one waits for nothing. `run` answers in the order of its keys;
+ * its failure fails every key of that call.
+ */
+export function coalesce<K, R>(run: (keys: K[]) => Promise<R[]>, max = 1000): (key: K) => Promise<R> {
+  let queued: Array<{ key: K; resolve: (r: R) => void; reject: (err: unknown) => void }> = [];
+  let inFlight = false;
+  const send = (): void => {
+    if (inFlight || queued.length === 0) return;
+    const batch = queued.slice(0, max);
+    queued = queued.slice(batch.length);
+    inFlight = true;
+    run(batch.map((b) => b.key))
+      .then(
+        (results) => {
+          batch.forEach((b, i) => {
+            b.resolve(results[i] as R);
+          });
+        },
+        (err: unknown) => {
+          for (const b of batch) b.reject(err);
+        },
+      )
+      .finally(() => {
+        inFlight = false;
+        send();
+      });
+  };
+  return (key) =>
+    new Promise<R>((resolve, reject) => {
+      queued.push({ key, resolve, reject });
+      send();
+    });
+}

@@ -3,25 +3,23 @@ import { parseDuration } from './duration.js';
 import { messageOf } from './errors.js';
 import { parseSize } from './size.js';
 
+/** A value written as text or a number and read by `parse`, whose one-line error becomes the field's message. */
+function parsed<T>(parse: (value: string | number) => T) {
+  return z.union([z.string(), z.number()]).transform((value, ctx) => {
+    try {
+      return parse(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: messageOf(err) });
+      return z.NEVER;
+    }
+  });
+}
+
 /** `8MiB`, `1.5 GB` or a number of bytes. */
-export const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  try {
-    return parseSize(value);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: messageOf(err) });
-    return z.NEVER;
-  }
-});
+export const size = parsed(parseSize);
 
 /** `500ms`, `10s`, `5m` or a number of milliseconds. */
-export const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  try {
-    return parseDuration(value);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: messageOf(err) });
-    return z.NEVER;
-  }
-});
+export const duration = parsed(parseDuration);
 
 /**
  * A credential. An empty value means "not held by this process", so one config file can serve

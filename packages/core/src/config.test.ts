@@ -136,12 +136,19 @@ describe('config: a region’s Redis', () => {
     const sentinel = parseConfigText(withRedis('{ sentinels: ["10.0.0.1:26379", "[::1]:26380"], name: mymaster, password: pw }'), {
       env: { FERRY_CACHE_TOKEN: 't' },
     });
-    expect(sentinel.regions.eu?.redis).toEqual({ sentinels: ['10.0.0.1:26379', '[::1]:26380'], name: 'mymaster', password: 'pw', db: 0 });
+    expect(sentinel.regions.eu?.redis).toEqual({
+      sentinels: ['10.0.0.1:26379', '[::1]:26380'],
+      name: 'mymaster',
+      password: 'pw',
+      db: 0,
+      minReplicas: 1,
+      replicaTimeout: 2000,
+    });
     expect(describeRedisTarget(sentinel.regions.eu?.redis as RedisTarget)).toBe(
       'sentinels 10.0.0.1:26379,[::1]:26380 (master mymaster, db 0)',
     );
     const cluster = parseConfigText(withRedis('{ cluster: ["a:7000", "b:7001"], password: pw }'), { env: { FERRY_CACHE_TOKEN: 't' } });
-    expect(cluster.regions.eu?.redis).toEqual({ cluster: ['a:7000', 'b:7001'], password: 'pw' });
+    expect(cluster.regions.eu?.redis).toEqual({ cluster: ['a:7000', 'b:7001'], password: 'pw', minReplicas: 1, replicaTimeout: 2_000 });
     expect(describeRedisTarget(cluster.regions.eu?.redis as RedisTarget)).toBe('cluster a:7000,b:7001');
     expect(describeRedisTarget('redis://:hunter2@eu-redis:6379/0')).not.toContain('hunter2');
     expect(parseHostPort('[::1]:26380')).toEqual({ host: '::1', port: 26380 });

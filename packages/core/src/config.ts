@@ -8,6 +8,12 @@ import { redisTargetSchema } from './redis-target.js';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:7600');
 
+/**
+ * Where `ferry mount` serves metrics and health when `mount.listen` is not set. Unset is not the
+ * same as set to this: only an unset address gives way to a free port when it is busy.
+ */
+export const MOUNT_LISTEN_DEFAULT = '127.0.0.1:9400';
+
 const storeUrl = z
   .string()
   .regex(/^(file|s3|gs|memory):\/\/\S*$/, 'expected a store URL: file:///dir, s3://bucket/prefix, gs://bucket/prefix or memory://name');
@@ -45,6 +51,11 @@ const regionSchema = z
         attempts: z.number().int().min(1).max(100).default(8),
         /** How often the leading watcher compares what the region references with what it holds and queues what is missing. */
         reconcileEvery: duration.default(60_000).refine((ms) => ms >= 100, 'must be at least 100ms'),
+        /**
+         * How often a reconcile pass walks every entry; between, a pass with nothing missing and
+         * nothing failing costs two counts (a restart or a resync makes the next pass a full one).
+         */
+        fullReconcileEvery: duration.default(86_400_000).refine((ms) => ms >= 100, 'must be at least 100ms'),
         /** Most copy jobs the queue holds at once; the reconciler refills it as copies finish. */
         backlog: z.number().int().min(1).max(1_000_000).default(10_000),
       })
@@ -105,6 +116,16 @@ const configSchema = z
       })
       .strict()
       .optional(),
+    writer: z
+      .object({
+        /**
+         * A running put holds the chunks it staged against garbage collection for this long,
+         * renewed every third of it; a put killed keeps its uploads from GC this long after.
+         */
+        holdTtl: duration.default(60_000).refine((ms) => ms >= 1000, 'must be at least 1s'),
+      })
+      .strict()
+      .prefault({}),
     reader: z
       .object({
         memoryBytes: size.default(256 * 2 ** 20),
@@ -120,8 +141,11 @@ const configSchema = z
         opTimeout: duration.default(60_000).refine((ms) => ms >= 1000 && ms <= 3_600_000, 'must be between 1s and 1h'),
         /** How long a stopping mount that is busy keeps serving its open files after the lazy detach. */
         stopTimeout: duration.default(10_000).refine((ms) => ms <= 600_000, 'must be at most 10m'),
-        /** Metrics and health address. */
-        listen: hostPort.default('127.0.0.1:9400'),
+        /**
+         * Metrics and health address. Unset: MOUNT_LISTEN_DEFAULT, or a free port on its host when
+         * another process (a second mount on the host) holds it; a set address that is busy fails.
+         */
+        listen: hostPort.optional(),
         /** Serve /metrics without a token. Off by default. */
         open: z.boolean().default(false),
       })
@@ -266,6 +290,23 @@ export function loadConfig(
   }
   return parseConfigText(text, { source: path, env, ...options });
 }
+
+/**
+ * The schema's defaults of every section, as a config that sets nothing but what is required
+ * (one region `r` with cache, api and gc sections, a gateway): what code outside the composition
+ * root (tests, benchmarks) takes when it needs a default, so no default is written twice.
+ */
+export function schemaDefaults(): FerryConfig {
+  defaults ??= parseConfig({
+    volume: 'defaults',
+    source: 'r',
+    regions: { r: { store: 'memory://defaults', redis: 'redis://127.0.0.1:6379/0', cache: {}, api: {}, gc: {}, scrub: {} } },
+    gateway: {},
+  });
+  return defaults;
+}
+
+let defaults: FerryConfig | undefined;
 
 /** The config of one region, or a clear error naming the known ones. */
 export function regionConfig(config: FerryConfig, name: string): RegionConfig {

@@ -20,6 +20,9 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'FENCED'
   | 'CHUNK_CLAIMED'
+  | 'GC_REFUSED'
+  | 'NOT_DURABLE'
+  | 'BUSY'
   | 'LOCAL_IO';
 
 export interface FerryErrorOptions {
@@ -37,79 +40,96 @@ export abstract class FerryError extends Error {
   }
 }
 
-export class NotFoundError extends FerryError {
-  readonly code = 'NOT_FOUND';
+/** The base of each error class: its stable code, and whether trying again may succeed. */
+function coded<C extends ErrorCode>(code: C, retryable = false) {
+  return class extends FerryError {
+    readonly code: C = code;
+    override readonly retryable: boolean = retryable;
+  };
 }
-export class PreconditionFailedError extends FerryError {
-  readonly code = 'PRECONDITION_FAILED';
-}
-export class InvalidPathError extends FerryError {
-  readonly code = 'INVALID_PATH';
-}
-export class InvalidConfigError extends FerryError {
-  readonly code = 'INVALID_CONFIG';
-}
-export class InvalidArgumentError extends FerryError {
-  readonly code = 'INVALID_ARGUMENT';
-}
-export class InvalidStoreUrlError extends FerryError {
-  readonly code = 'INVALID_STORE_URL';
-}
-export class ReadOnlyRegionError extends FerryError {
-  readonly code = 'READ_ONLY_REGION';
-}
+
+export class NotFoundError extends coded('NOT_FOUND') {}
+export class PreconditionFailedError extends coded('PRECONDITION_FAILED') {}
+export class InvalidPathError extends coded('INVALID_PATH') {}
+export class InvalidConfigError extends coded('INVALID_CONFIG') {}
+export class InvalidArgumentError extends coded('INVALID_ARGUMENT') {}
+export class InvalidStoreUrlError extends coded('INVALID_STORE_URL') {}
+export class ReadOnlyRegionError extends coded('READ_ONLY_REGION') {}
 /** Bytes that do not match their id (sha256, length or etag). Never served, never stored. */
-export class CorruptError extends FerryError {
-  readonly code = 'CORRUPT';
-}
-export class TransientError extends FerryError {
-  readonly code = 'TRANSIENT';
-  override readonly retryable = true;
-}
+export class CorruptError extends coded('CORRUPT') {}
+export class TransientError extends coded('TRANSIENT', true) {}
 /** Missing or wrong credentials / token. */
-export class UnauthorizedError extends FerryError {
-  readonly code = 'UNAUTHORIZED';
-}
+export class UnauthorizedError extends coded('UNAUTHORIZED') {}
 /** Credentials are fine but do not allow this operation. */
-export class AccessDeniedError extends FerryError {
-  readonly code = 'ACCESS_DENIED';
-}
+export class AccessDeniedError extends coded('ACCESS_DENIED') {}
 /** A service Ferry depends on (Redis, an object store endpoint) cannot be reached. */
-export class UnavailableError extends FerryError {
-  readonly code = 'UNAVAILABLE';
-  override readonly retryable = true;
-}
-export class RangeNotSatisfiableError extends FerryError {
-  readonly code = 'RANGE_NOT_SATISFIABLE';
-}
+export class UnavailableError extends coded('UNAVAILABLE', true) {}
+export class RangeNotSatisfiableError extends coded('RANGE_NOT_SATISFIABLE') {}
 /** A concurrent change won (e.g. a rename target appeared). Nothing was applied. */
-export class ConflictError extends FerryError {
-  readonly code = 'CONFLICT';
-}
+export class ConflictError extends coded('CONFLICT') {}
 /**
  * A write refused because the writer's fencing token is no longer the current one: another
  * replica took the lease since. Nothing was written; the writer must stop acting as the leader.
  */
-export class FencedError extends FerryError {
-  readonly code = 'FENCED';
-}
+export class FencedError extends coded('FENCED') {}
 /**
  * A commit refused because garbage collection has claimed some of its chunks: their objects are
  * being (or have been) deleted. Nothing was written; the writer uploads those chunks again once
  * the claims are gone and commits again.
  */
-export class ChunkClaimedError extends FerryError {
-  readonly code = 'CHUNK_CLAIMED';
+export class ChunkClaimedError extends coded('CHUNK_CLAIMED') {
   readonly chunks: readonly string[];
-  constructor(message: string, options: FerryErrorOptions & { chunks: readonly string[] }) {
+  constructor(message: string, options: FerryErrorOptions & { chunks?: readonly string[] } = {}) {
     super(message, options);
-    this.chunks = options.chunks;
+    this.chunks = options.chunks ?? [];
   }
 }
-/** A local file or directory could not be read or written. */
-export class LocalIoError extends FerryError {
-  readonly code = 'LOCAL_IO';
+/**
+ * Garbage collection refused to run in a region whose metadata is not whole (a mirror with no
+ * cursor, a resync under way, a fencing token Redis no longer holds): nothing was deleted.
+ * `reason` is one word (no-cursor, resync, fenced); it goes away by itself once the region's
+ * watcher has caught up.
+ */
+export class GcRefusedError extends coded('GC_REFUSED', true) {
+  readonly reason: string;
+  constructor(message: string, options: FerryErrorOptions & { reason?: string } = {}) {
+    super(message, options);
+    this.reason = options.reason ?? 'unknown';
+  }
 }
+/**
+ * A change was applied by the Redis master but fewer replicas than `minReplicas` confirmed it in
+ * time: a failover now could lose it. Running the same command again is safe.
+ */
+export class NotDurableError extends coded('NOT_DURABLE', true) {}
+/** A service at its limit of work in flight: nothing was done; try again shortly (HTTP 503 + Retry-After). */
+export class BusyError extends coded('BUSY', true) {}
+/** A local file or directory could not be read or written. */
+export class LocalIoError extends coded('LOCAL_IO') {}
+
+/** The class of each code: what a client makes of a code a service answered with. */
+export const ERROR_CLASSES: Readonly<Record<ErrorCode, new (message: string, options?: FerryErrorOptions) => FerryError>> = Object.freeze({
+  NOT_FOUND: NotFoundError,
+  PRECONDITION_FAILED: PreconditionFailedError,
+  INVALID_PATH: InvalidPathError,
+  INVALID_CONFIG: InvalidConfigError,
+  INVALID_ARGUMENT: InvalidArgumentError,
+  INVALID_STORE_URL: InvalidStoreUrlError,
+  READ_ONLY_REGION: ReadOnlyRegionError,
+  CORRUPT: CorruptError,
+  TRANSIENT: TransientError,
+  UNAUTHORIZED: UnauthorizedError,
+  ACCESS_DENIED: AccessDeniedError,
+  UNAVAILABLE: UnavailableError,
+  RANGE_NOT_SATISFIABLE: RangeNotSatisfiableError,
+  CONFLICT: ConflictError,
+  FENCED: FencedError,
+  CHUNK_CLAIMED: ChunkClaimedError,
+  GC_REFUSED: GcRefusedError,
+  NOT_DURABLE: NotDurableError,
+  BUSY: BusyError,
+  LOCAL_IO: LocalIoError,
+});
 
 export function isFerryError(err: unknown): err is FerryError {
   return err instanceof FerryError;

@@ -13,6 +13,22 @@ export function sha256Of(bytes: Uint8Array): Promise<string> {
   return hashPool().sha256(bytes);
 }
 
+/** The sha256 and length of a stream of bytes, hashed on the hash pool as they arrive (memory stays at the pool's staging). */
+export async function sha256OfStream(body: AsyncIterable<Uint8Array>): Promise<{ sha256: string; bytes: number }> {
+  const session = hashPool().session();
+  let bytes = 0;
+  try {
+    for await (const piece of body) {
+      bytes += piece.length;
+      await session.update(piece);
+    }
+  } catch (err) {
+    session.abort();
+    throw err;
+  }
+  return { sha256: await session.digest(), bytes };
+}
+
 export interface VerifyingStreamOptions {
   sha256?: string;
   length?: number;

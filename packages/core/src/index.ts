@@ -1,9 +1,11 @@
 export { BufferPool, type PooledBuffer } from './buffer-pool.js';
+export { type ByteRange, parseByteRange } from './byte-range.js';
 export {
   CHUNK_ID_PATTERN,
   type ChunkId,
   chunkDigest,
   chunkKey,
+  chunkSha256,
   type ExternalChunkSource,
   externalChunkId,
   isChunkId,
@@ -11,27 +13,32 @@ export {
   nativeChunkId,
   parseChunkId,
 } from './chunk-id.js';
-export { concurrencyLimit, forEachLimit, Pause, readAhead } from './concurrency.js';
+export { coalesce, concurrencyLimit, forEachLimit, Pause, readAhead } from './concurrency.js';
 export {
   type FerryConfig,
   loadConfig,
+  MOUNT_LISTEN_DEFAULT,
   type ParseConfigOptions,
   parseConfig,
   parseConfigText,
   type RegionConfig,
   regionConfig,
+  schemaDefaults,
   type WarmRule,
 } from './config.js';
 export { formatDuration, parseDuration } from './duration.js';
 export {
   AccessDeniedError,
+  BusyError,
   ChunkClaimedError,
   ConflictError,
   CorruptError,
+  ERROR_CLASSES,
   type ErrorCode,
   FencedError,
   FerryError,
   type FerryErrorOptions,
+  GcRefusedError,
   InvalidArgumentError,
   InvalidConfigError,
   InvalidPathError,
@@ -41,6 +48,7 @@ export {
   LocalIoError,
   localIoError,
   messageOf,
+  NotDurableError,
   NotFoundError,
   PreconditionFailedError,
   RangeNotSatisfiableError,
@@ -51,9 +59,11 @@ export {
   UnavailableError,
 } from './errors.js';
 export { HashPool, type HashPoolOptions, type HashSession, hashPool, sharedBuffer } from './hash-pool.js';
-export { sha256Hex, sha256Of, VerifyingStream, type VerifyingStreamOptions } from './hashing.js';
+export { sha256Hex, sha256Of, sha256OfStream, VerifyingStream, type VerifyingStreamOptions } from './hashing.js';
+export { errorBody, errorFromResponse, HTTP_STATUS, httpStatusOf, isErrorCode } from './http-status.js';
 export { type LogFn, type Logger, REDACT_PATHS, redactUrl, silentLogger } from './logger.js';
 export { baseName, dirPrefix, isValidPath, isWithin, joinPath, MAX_PATH_BYTES, normalizePath, parentPath } from './paths.js';
+export { seededRandom } from './random.js';
 export {
   describeRedisTarget,
   isClusterTarget,
@@ -62,6 +72,7 @@ export {
   type RedisClusterTarget,
   type RedisSentinelTarget,
   type RedisTarget,
+  replicaAcks,
 } from './redis-target.js';
 export { formatBytes, parseSize } from './size.js';
 export type { ChunkRef, Entry, NewEntry, Origin } from './types.js';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { duration } from './config-sections.js';
 import { redactUrl } from './logger.js';
 
 /*
@@ -25,6 +26,13 @@ const sentinelSchema = z
     /** The sentinels' own password (`requirepass` in their configuration), when they have one. */
     sentinelPassword: z.string().min(1).optional(),
     db: z.number().int().min(0).max(15).default(0),
+    /**
+     * A change is reported done only once this many replicas have it (WAIT): a failover then
+     * cannot lose an acknowledged put. 0 turns the wait off.
+     */
+    minReplicas: z.number().int().min(0).max(16).default(1),
+    /** How long a change waits for those replicas before it says it may be lost in a failover. */
+    replicaTimeout: duration.default(2_000),
   })
   .strict();
 
@@ -33,6 +41,9 @@ const clusterSchema = z
     /** Some of the cluster's nodes; the client learns the rest from them. */
     cluster: hostPortList,
     password: z.string().min(1).optional(),
+    /** As for Sentinel: replicas of the volume's master that must have a change before it is acknowledged. */
+    minReplicas: z.number().int().min(0).max(16).default(1),
+    replicaTimeout: duration.default(2_000),
   })
   .strict();
 
@@ -80,6 +91,12 @@ export function isClusterTarget(target: RedisTarget): target is RedisClusterTarg
 export function parseHostPort(value: string): { host: string; port: number } {
   const at = value.lastIndexOf(':');
   return { host: value.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(value.slice(at + 1)) };
+}
+
+/** How many replicas must have a change before it is acknowledged, and for how long to wait (none for a URL). */
+export function replicaAcks(target: RedisTarget): { minReplicas: number; timeoutMs: number } | undefined {
+  if (typeof target === 'string' || target.minReplicas === 0) return undefined;
+  return { minReplicas: target.minReplicas, timeoutMs: target.replicaTimeout };
 }
 
 /** The target for messages and logs: the URL without its password, or the nodes it names. */

@@ -165,6 +165,7 @@ export class ChunkReader {
         }
       } catch (err) {
         if (known === undefined && bytes !== undefined) throw err;
+        if (tier.isFatal?.(err)) throw err;
         this.stats.bad[tier.name] = (this.stats.bad[tier.name] ?? 0) + 1;
         failures.push(`${tier.name}: ${messageOf(err)}`);
         lastFailure = err;

@@ -1,7 +1,7 @@
 import { type ChunkRef, chunkKey, NotFoundError } from '@ferry/core';
 import type { ObjectStore } from '@ferry/stores';
 import { type ChunkContext, openOriginRead, originRead } from './origin.js';
-import { readBounded } from './read-bounded.js';
+import { chunkBuffer, readBounded, recycle } from './read-bounded.js';
 
 /**
  * One place a chunk can come from. `get` returns the bytes as the tier holds them (the engine
@@ -25,6 +25,8 @@ export interface Tier {
    * node re-checks its copy and evicts it). Best effort; never throws.
    */
   reportBad?(ref: ChunkRef): void;
+  /** An error of this tier that must end the read instead of trying the next tier (a refused credential the reader was told not to read around). */
+  isFatal?(err: unknown): boolean;
 }
 
 /** A region's (or the source's) object store, chunks under `chunks/ab/cd/<id>`. */
@@ -32,10 +34,13 @@ export function storeTier(name: string, store: ObjectStore): Tier {
   return {
     name,
     async get(ref) {
+      const into = chunkBuffer(ref.size);
       try {
-        const { body } = await store.get(chunkKey(ref.id));
-        return await readBounded(body, ref.size);
+        const { body } = await store.get(chunkKey(ref.id), { into });
+        return await readBounded(body, ref.size, into);
       } catch (err) {
+        // Nothing read into it (a miss is the common case of an empty region store): reuse it.
+        recycle(into);
         if (err instanceof NotFoundError) return undefined;
         throw err;
       }

@@ -1,4 +1,4 @@
-import { importCheckpointKey, type RedisClient } from '@ferry/meta';
+import type { ImportCheckpointStore, Meta } from '@ferry/meta';
 import type { SkipReason } from './keys.js';
 
 /** What an import has done so far; kept in the checkpoint so a resumed run reports the whole import. */
@@ -53,25 +53,22 @@ export interface CheckpointState {
 const TTL_SECONDS = 7 * 24 * 3600;
 
 /**
- * The checkpoint of one import (origin + target) in the source Redis, next to the volume's keys
- * (same hash tag), and the set of paths a run has listed. Neither is volume metadata: they never
- * reach the change log.
+ * The checkpoint of one import (origin + target) and the set of paths a run has listed, kept in
+ * the source Redis by meta's ImportCheckpointStore; this side knows what the fields mean.
  */
 export class Checkpoint {
-  readonly key: string;
-  readonly #redis: RedisClient;
+  readonly #store: ImportCheckpointStore;
 
-  constructor(options: { redis: RedisClient; volume: string; id: string }) {
-    this.#redis = options.redis;
-    this.key = importCheckpointKey(options.volume, options.id);
+  constructor(options: { meta: Meta; id: string }) {
+    this.#store = options.meta.importCheckpoint(options.id);
   }
 
-  seenKey(run: string): string {
-    return `${this.key}:seen:${run}`;
+  get key(): string {
+    return this.#store.key;
   }
 
   async load(): Promise<CheckpointState | undefined> {
-    const h = await this.#redis.hgetall(this.key);
+    const h = await this.#store.load();
     if (!h.run || !h.since || (h.phase !== 'list' && h.phase !== 'delete')) return undefined;
     let counts: ImportCounts;
     try {
@@ -84,44 +81,38 @@ export class Checkpoint {
 
   /** One HSET, so cursor and counts always agree. */
   async save(state: CheckpointState, about: { origin: string; target: string }): Promise<void> {
-    await Promise.all([
-      this.#redis.hset(this.key, {
-        run: state.run,
-        phase: state.phase,
-        cursor: state.cursor ?? '',
-        since: state.since,
-        seen: state.trackSeen ? '1' : '0',
-        counts: JSON.stringify(state.counts),
-        origin: about.origin,
-        target: about.target,
-        updated: String(Date.now()),
-      }),
-      this.#redis.expire(this.key, TTL_SECONDS),
-    ]);
+    const fields = {
+      run: state.run,
+      phase: state.phase,
+      cursor: state.cursor ?? '',
+      since: state.since,
+      seen: state.trackSeen ? '1' : '0',
+      counts: JSON.stringify(state.counts),
+      origin: about.origin,
+      target: about.target,
+      updated: String(Date.now()),
+    };
+    await this.#store.save(fields, TTL_SECONDS);
   }
 
-  async addSeen(run: string, paths: string[], ttlSeconds = TTL_SECONDS): Promise<void> {
-    if (paths.length === 0) return;
-    const key = this.seenKey(run);
-    await Promise.all([this.#redis.sadd(key, ...paths), this.#redis.expire(key, ttlSeconds)]);
+  addSeen(run: string, paths: string[], ttlSeconds = TTL_SECONDS): Promise<void> {
+    return this.#store.addSeen(run, paths, ttlSeconds);
   }
 
   /** The paths of `paths` the run has not listed. */
-  async unseen(run: string, paths: string[]): Promise<string[]> {
-    if (paths.length === 0) return [];
-    const member = await this.#redis.smismember(this.seenKey(run), ...paths);
-    return paths.filter((_, i) => member[i] !== 1);
+  unseen(run: string, paths: string[]): Promise<string[]> {
+    return this.#store.unseen(run, paths);
   }
 
-  async seenCount(run: string): Promise<number> {
-    return this.#redis.scard(this.seenKey(run));
+  seenCount(run: string): Promise<number> {
+    return this.#store.seenCount(run);
   }
 
-  async clearSeen(run: string): Promise<void> {
-    await this.#redis.unlink(this.seenKey(run));
+  clearSeen(run: string): Promise<void> {
+    return this.#store.clearSeen(run);
   }
 
-  async clear(run: string): Promise<void> {
-    await this.#redis.unlink(this.key, this.seenKey(run));
+  clear(run: string): Promise<void> {
+    return this.#store.clear(run);
   }
 }

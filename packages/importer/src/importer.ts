@@ -1,28 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import {
-  ChunkClaimedError,
-  ConflictError,
-  CorruptError,
-  type Entry,
-  forEachLimit,
-  type Logger,
-  type NewEntry,
-  readAhead,
-  silentLogger,
-} from '@ferry/core';
-import { decodeStoredEntry, type Meta, type RedisClient, translateRedisError, volumePath } from '@ferry/meta';
+import { ConflictError, CorruptError, type Entry, forEachLimit, type Logger, type NewEntry, readAhead, silentLogger } from '@ferry/core';
+import { type Meta, volumePath } from '@ferry/meta';
 import type { ObjectInfo, ObjectStore } from '@ferry/stores';
 import { Checkpoint, type CheckpointState, emptyCounts, type ImportCounts } from './checkpoint.js';
-import { conflictingPaths } from './conflicts.js';
+import { commitImported } from './commit.js';
+import { addCounts, skip } from './counts.js';
 import { deleteVanished } from './delete.js';
 import { importedEntry, importedFrom, sameFingerprint } from './entries.js';
-import { importId, mapKey, type SkipReason } from './keys.js';
+import { importId, mapKey } from './keys.js';
 
 export interface ImportOptions {
   /** The volume in the source region: imports are writes. */
   meta: Meta;
-  /** The source region's Redis (the client `meta` uses): entries are read and checkpoints kept there. */
-  redis: RedisClient;
   /** The origin, opened from `originUrl`; keys are listed relative to its prefix. */
   origin: ObjectStore;
   /** Canonical origin URL (originStoreUrl), recorded as every entry's `origin.store`. */
@@ -65,8 +54,6 @@ export interface ImportSummary extends ImportCounts {
   objectsPerSecond: number;
 }
 
-const MAX_EXAMPLES = 10;
-
 /** One listed page whose outcome is not final until all its entries are committed. */
 interface PageState {
   cursor: string | undefined;
@@ -80,24 +67,16 @@ interface Pending {
   page: PageState;
 }
 
-export function addCounts(into: ImportCounts, from: ImportCounts): void {
-  for (const k of ['listed', 'new', 'changed', 'unchanged', 'deleted', 'skipped', 'bytesListed', 'bytesReferenced', 'commits'] as const) {
-    into[k] += from[k];
-  }
-  for (const [reason, n] of Object.entries(from.skippedBy)) {
-    into.skippedBy[reason as SkipReason] = (into.skippedBy[reason as SkipReason] ?? 0) + (n ?? 0);
-  }
-  for (const example of from.skippedExamples) if (into.skippedExamples.length < MAX_EXAMPLES) into.skippedExamples.push(example);
-}
-
-function skip(counts: ImportCounts, key: string, reason: SkipReason): void {
-  counts.skipped += 1;
-  counts.skippedBy[reason] = (counts.skippedBy[reason] ?? 0) + 1;
-  if (counts.skippedExamples.length < MAX_EXAMPLES) counts.skippedExamples.push({ key, reason });
-}
-
 /** Listing pages read ahead of the one being compared and committed (each at most `pageSize` keys). */
 const LIST_AHEAD = 2;
+const CONCURRENCY = 4;
+const BATCH_SIZE = 500;
+const PAGE_SIZE = 1000;
+const PROGRESS_MS = 500;
+/** A pending batch smaller than a whole one is committed after this long, so a slow listing still commits. */
+const FLUSH_MS = 1000;
+/** A dry run's seen set is a scratch key that expires even if the process dies. */
+const DRY_SEEN_TTL_SECONDS = 3600;
 
 /**
  * Import the objects under an origin prefix as files under `target`, without copying them.
@@ -108,275 +87,335 @@ const LIST_AHEAD = 2;
  * re-run converges on the same entries. Deletes (sync) happen only after a complete listing.
  */
 export async function importPrefix(options: ImportOptions): Promise<ImportSummary> {
-  const started = Date.now();
-  const { meta, redis, origin, originUrl: url, chunkSize } = options;
-  const target = volumePath(options.target, 'import into');
-  const dryRun = options.dryRun ?? false;
-  const wantDelete = options.delete ?? false;
-  const concurrency = Math.max(1, options.concurrency ?? 4);
-  const batchSize = Math.max(1, options.batchSize ?? 500);
-  const progressMs = options.progressMs ?? 500;
-  const log = (options.logger ?? silentLogger).child({ import: url, target });
-  const call = async <T>(fn: () => Promise<T>): Promise<T> => {
-    try {
-      return await fn();
-    } catch (err) {
-      throw translateRedisError(err, redis);
-    }
-  };
-
-  if (target !== '/' && (await meta.tryStat(target))) throw new ConflictError(`import into ${target}: is a file, not a directory`);
-  const checkpoint = new Checkpoint({ redis, volume: meta.volume, id: importId(url, target) });
-  const about = { origin: url, target };
-  let state = dryRun ? undefined : await call(() => checkpoint.load());
-  if (state && wantDelete && !state.trackSeen) {
-    // The interrupted run did not record the paths it listed; --delete needs all of them.
-    log.info({ run: state.run }, 'interrupted import did not track listed paths; listing again from the start');
-    await call(() => checkpoint.clear(state?.run ?? ''));
-    state = undefined;
-  }
-  const resumed = state !== undefined;
-  if (state && !wantDelete && state.trackSeen) {
-    await call(() => checkpoint.clearSeen(state?.run ?? ''));
-    state.trackSeen = false;
-  }
-  const run: CheckpointState = state ?? {
-    run: `${dryRun ? 'dry-' : ''}${randomBytes(8).toString('hex')}`,
-    phase: 'list',
-    since: await meta.snapshotId(),
-    trackSeen: wantDelete,
-    counts: emptyCounts(),
-  };
-  if (resumed) log.info({ run: run.run, phase: run.phase, listed: run.counts.listed }, 'resuming import from its checkpoint');
-  // A dry run's seen set is a scratch key that expires even if the process dies.
-  const seenTtl = dryRun ? 3600 : undefined;
-  const base = run.counts;
-  let listedHere = 0;
-  let lastProgress = Date.now();
-  const perSecond = () => listedHere / Math.max(0.001, (Date.now() - started) / 1000);
-  const progress = (phase: 'list' | 'delete', extra: ImportCounts[]) => {
-    if (!options.onProgress || Date.now() - lastProgress < progressMs) return;
-    lastProgress = Date.now();
-    const total = structuredClone(base);
-    for (const c of extra) addCounts(total, c);
-    options.onProgress({ phase, ...total, objectsPerSecond: Math.round(perSecond()) });
-  };
-  let saving: Promise<void> = dryRun ? Promise.resolve() : call(() => checkpoint.save(run, about));
-  saving.catch(() => {});
-  const save = () => {
-    if (dryRun) return;
-    const snapshot = structuredClone(run);
-    saving = saving.then(() => call(() => checkpoint.save(snapshot, about)));
-    // Handled here so a failed save cannot crash the process before the final await reports it.
-    saving.catch(() => {});
-  };
-
-  if (run.phase === 'list') {
-    const pages: PageState[] = [];
-    let pending: Pending[] = [];
-    let lastFlush = Date.now();
-
-    /** Fold finished pages, in listing order, into the checkpoint. */
-    const advance = () => {
-      let moved = false;
-      while (pages[0] && pages[0].remaining === 0) {
-        const page = pages.shift() as PageState;
-        addCounts(base, page.counts);
-        if (page.cursor !== undefined) run.cursor = page.cursor;
-        moved = true;
-      }
-      if (moved) save();
-    };
-
-    const commitBatch = async (batch: Pending[]): Promise<void> => {
-      const refused = new Set<string>();
-      const commit = async (items: Pending[]) => {
-        if (items.length === 0) return;
-        if (!dryRun)
-          await commitPastClaims(
-            meta,
-            items.map((p) => p.entry),
-          );
-        (items.at(-1) as Pending).page.counts.commits += dryRun ? 0 : 1;
-      };
-      const newPaths = batch.filter((p) => p.kind === 'new').map((p) => p.entry.path);
-      try {
-        // A dry run has no commit to refuse a conflict, so it asks up front.
-        if (dryRun) for (const path of await call(() => conflictingPaths(redis, meta, newPaths))) refused.add(path);
-        await commit(batch.filter((p) => !refused.has(p.entry.path)));
-      } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-        for (const path of await call(() => conflictingPaths(redis, meta, newPaths))) refused.add(path);
-        const rest = batch.filter((p) => !refused.has(p.entry.path));
-        try {
-          await commit(rest);
-        } catch (again) {
-          if (!(again instanceof ConflictError)) throw again;
-          // Something else changed the paths meanwhile: one by one, refusing what conflicts.
-          for (const item of rest) {
-            try {
-              await commit([item]);
-            } catch (one) {
-              if (!(one instanceof ConflictError)) throw one;
-              refused.add(item.entry.path);
-            }
-          }
-        }
-      }
-      for (const item of batch) {
-        const c = item.page.counts;
-        if (refused.has(item.entry.path)) skip(c, item.entry.origin?.key ?? item.entry.path, 'conflict-directory');
-        else {
-          c[item.kind] += 1;
-          c.bytesReferenced += item.entry.size;
-        }
-        item.page.remaining -= 1;
-      }
-    };
-
-    /** Full batches of what is pending (all of it when `all`), each taken when a commit slot is free. */
-    function* flush(all: boolean): Generator<Pending[]> {
-      while (pending.length >= batchSize || (all && pending.length > 0)) {
-        const batch = pending.slice(0, batchSize);
-        pending = pending.slice(batch.length);
-        yield batch;
-      }
-      lastFlush = Date.now();
-    }
-
-    const classify = async (items: ObjectInfo[], page: PageState) => {
-      const mapped = items.map((info) => ({ info, m: mapKey(target, info.key) }));
-      const valid = mapped.flatMap(({ info, m }) => ('path' in m ? [{ info, path: m.path }] : []));
-      const stored = valid.length === 0 ? [] : await call(() => redis.hmget(meta.keys.entries, ...valid.map((v) => v.path)));
-      if (run.trackSeen)
-        await call(() =>
-          checkpoint.addSeen(
-            run.run,
-            valid.map((v) => v.path),
-            seenTtl,
-          ),
-        );
-      const existing = new Map<string, Entry>();
-      valid.forEach((v, i) => {
-        const json = stored[i];
-        if (json) existing.set(v.path, decodeStoredEntry(json));
-      });
-      for (const { info, m } of mapped) {
-        page.counts.listed += 1;
-        page.counts.bytesListed += info.size;
-        if ('reason' in m) {
-          skip(page.counts, info.key, m.reason);
-          continue;
-        }
-        const old = existing.get(m.path);
-        if (old && !importedFrom(old, url, info.key)) skip(page.counts, info.key, 'conflict');
-        else if (old && sameFingerprint(old, info)) page.counts.unchanged += 1;
-        else {
-          pending.push({ entry: importedEntry(url, m.path, info, chunkSize), kind: old ? 'changed' : 'new', page });
-          page.remaining += 1;
-        }
-      }
-      // Only now, with its outcome counted and no await since: while the lookups above were in
-      // flight, batches finishing could fold every page in `pages` into the checkpoint.
-      pages.push(page);
-    };
-
-    let failed = false;
-    /**
-     * The listing, page by page, as batches to commit. Pulled only when a commit slot is free, so
-     * a slow Redis holds the listing back instead of letting pending entries pile up.
-     */
-    async function* batches(): AsyncGenerator<Pending[]> {
-      // The next pages are listed while this one is compared and committed: listing never waits for Redis.
-      const listing = origin.list('', { ...(run.cursor ? { cursor: run.cursor } : {}), pageSize: options.pageSize ?? 1000 });
-      for await (const page of readAhead(listing, LIST_AHEAD)) {
-        // A failed batch ends the run: stop listing now, not at the next batch this would yield.
-        if (failed) return;
-        await classify(page.items, { cursor: page.cursor, counts: emptyCounts(), remaining: 0 });
-        listedHere += page.items.length;
-        yield* flush(Date.now() - lastFlush >= 1000);
-        advance();
-        progress('list', [...pages.map((p) => p.counts)]);
-      }
-      yield* flush(true);
-    }
-
-    // The first failure stops the listing and waits for the batches in flight before it is thrown.
-    await forEachLimit(batches(), concurrency, async (batch) => {
-      try {
-        await commitBatch(batch);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-      advance();
-    });
-    run.phase = 'delete';
-    run.cursor = undefined;
-    advance();
-    save();
-  }
-  await saving;
-
-  if (wantDelete) {
-    // Every valid listed path must be in the seen set; if it is not (evicted, cleared by hand),
-    // deleting would remove files whose objects still exist.
-    const invalid = Object.entries(base.skippedBy).reduce((n, [r, k]) => n + (r.startsWith('conflict') ? 0 : (k ?? 0)), 0);
-    const seen = await call(() => checkpoint.seenCount(run.run));
-    if (seen < base.listed - invalid) {
-      await call(() => checkpoint.clear(run.run));
-      throw new CorruptError(
-        `import ${url} into ${target}: the record of listed paths is incomplete (${seen} of ${base.listed - invalid}); nothing was deleted, run the import again`,
-      );
-    }
-    await deleteVanished({
-      meta,
-      checkpoint,
-      run,
-      url,
-      target,
-      dryRun,
-      concurrency,
-      onDeleted: () => {
-        base.deleted += 1;
-      },
-      onPage: () => {
-        save();
-        progress('delete', []);
-      },
-    });
-    await saving;
-  }
-  if (dryRun) await call(() => checkpoint.clearSeen(run.run));
-  else await call(() => checkpoint.clear(run.run));
-
-  const seconds = (Date.now() - started) / 1000;
-  return {
-    origin: url,
-    target,
-    dryRun,
-    delete: wantDelete,
-    resumed,
-    ...base,
-    listedThisRun: listedHere,
-    seconds,
-    objectsPerSecond: Math.round(perSecond()),
-  };
+  const run = await ImportRun.open(options);
+  if (run.state.phase === 'list') await run.list();
+  await run.saved();
+  if (run.wantDelete) await run.deleteVanished();
+  return run.finish();
 }
 
 /**
- * Commit, and when garbage collection has claimed a chunk the entries name (an imported object
- * that became unreferenced and is referenced again), wait until its claim is over and commit
- * again: an imported chunk needs no upload, its origin holds it.
+ * One run of an import, in phases: open (resume a checkpoint or start one), list (classify each
+ * listed object against its entry, commit new and changed ones in batches, fold finished pages
+ * into the checkpoint), delete (after a complete listing, the imported files whose objects are
+ * gone), finish (drop the checkpoint, report).
  */
-async function commitPastClaims(meta: Meta, entries: NewEntry[]): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await meta.commit(entries);
-      return;
-    } catch (err) {
-      if (!(err instanceof ChunkClaimedError) || attempt >= 3) throw err;
-      await meta.waitUntilUnclaimed(err.chunks);
+class ImportRun {
+  readonly #o: ImportOptions;
+  readonly #meta: Meta;
+  readonly #url: string;
+  readonly #target: string;
+  readonly #log: Logger;
+  readonly #checkpoint: Checkpoint;
+  readonly #about: { origin: string; target: string };
+  readonly #started = Date.now();
+  readonly dryRun: boolean;
+  readonly wantDelete: boolean;
+  readonly resumed: boolean;
+  /** What the checkpoint holds: the run, its phase, its cursor and the counts of finished pages. */
+  readonly state: CheckpointState;
+  #listedHere = 0;
+  #lastProgress = Date.now();
+  #saving: Promise<void> = Promise.resolve();
+
+  private constructor(options: ImportOptions, target: string, checkpoint: Checkpoint, state: CheckpointState, resumed: boolean) {
+    this.#o = options;
+    this.#meta = options.meta;
+    this.#url = options.originUrl;
+    this.#target = target;
+    this.#log = (options.logger ?? silentLogger).child({ import: this.#url, target });
+    this.#checkpoint = checkpoint;
+    this.#about = { origin: this.#url, target };
+    this.dryRun = options.dryRun ?? false;
+    this.wantDelete = options.delete ?? false;
+    this.state = state;
+    this.resumed = resumed;
+  }
+
+  /** Resume the checkpoint of this origin and target, or start a run; the first save is under way when it returns. */
+  static async open(options: ImportOptions): Promise<ImportRun> {
+    const { meta } = options;
+    const target = volumePath(options.target, 'import into');
+    const dryRun = options.dryRun ?? false;
+    const wantDelete = options.delete ?? false;
+    const log = (options.logger ?? silentLogger).child({ import: options.originUrl, target });
+    if (target !== '/' && (await meta.tryStat(target))) throw new ConflictError(`import into ${target}: is a file, not a directory`);
+    const checkpoint = new Checkpoint({ meta, id: importId(options.originUrl, target) });
+    let state = dryRun ? undefined : await checkpoint.load();
+    if (state && wantDelete && !state.trackSeen) {
+      // The interrupted run did not record the paths it listed; --delete needs all of them.
+      log.info({ run: state.run }, 'interrupted import did not track listed paths; listing again from the start');
+      await checkpoint.clear(state.run);
+      state = undefined;
     }
+    if (state && !wantDelete && state.trackSeen) {
+      await checkpoint.clearSeen(state.run);
+      state.trackSeen = false;
+    }
+    const resumed = state !== undefined;
+    const run = new ImportRun(
+      options,
+      target,
+      checkpoint,
+      state ?? {
+        run: `${dryRun ? 'dry-' : ''}${randomBytes(8).toString('hex')}`,
+        phase: 'list',
+        since: await meta.log.snapshotId(),
+        trackSeen: wantDelete,
+        counts: emptyCounts(),
+      },
+      resumed,
+    );
+    if (resumed)
+      log.info({ run: run.state.run, phase: run.state.phase, listed: run.state.counts.listed }, 'resuming import from its checkpoint');
+    run.#save();
+    return run;
+  }
+
+  /** Save the checkpoint as it is now, after the saves before it (never in a dry run). */
+  #save(): void {
+    if (this.dryRun) return;
+    const snapshot = structuredClone(this.state);
+    this.#saving = this.#saving.then(() => this.#checkpoint.save(snapshot, this.#about));
+    // Handled here so a failed save cannot crash the process before saved() reports it.
+    this.#saving.catch(() => {});
+  }
+
+  /** The saves so far have landed (or their failure is thrown). */
+  saved(): Promise<void> {
+    return this.#saving;
+  }
+
+  #perSecond(): number {
+    return this.#listedHere / Math.max(0.001, (Date.now() - this.#started) / 1000);
+  }
+
+  #progress(phase: 'list' | 'delete', extra: ImportCounts[]): void {
+    const { onProgress } = this.#o;
+    if (!onProgress || Date.now() - this.#lastProgress < (this.#o.progressMs ?? PROGRESS_MS)) return;
+    this.#lastProgress = Date.now();
+    const total = structuredClone(this.state.counts);
+    for (const c of extra) addCounts(total, c);
+    onProgress({ phase, ...total, objectsPerSecond: Math.round(this.#perSecond()) });
+  }
+
+  /** The listing phase: every page classified, its new and changed objects committed, the checkpoint moved past whole pages. */
+  async list(): Promise<void> {
+    const listing = new ListingPhase(this, this.#o);
+    await listing.run();
+    this.state.phase = 'delete';
+    this.state.cursor = undefined;
+    this.#save();
+  }
+
+  /** Called by the listing phase when pages are done: their counts and cursor enter the checkpoint. */
+  pagesDone(pages: PageState[]): void {
+    for (const page of pages) {
+      addCounts(this.state.counts, page.counts);
+      if (page.cursor !== undefined) this.state.cursor = page.cursor;
+    }
+    if (pages.length > 0) this.#save();
+  }
+
+  listed(n: number, inFlight: ImportCounts[]): void {
+    this.#listedHere += n;
+    this.#progress('list', inFlight);
+  }
+
+  get checkpoint(): Checkpoint {
+    return this.#checkpoint;
+  }
+
+  get target(): string {
+    return this.#target;
+  }
+
+  /** The delete phase: files this import made whose objects the complete listing no longer had. */
+  async deleteVanished(): Promise<void> {
+    const { counts } = this.state;
+    // Every valid listed path must be in the seen set; if it is not (evicted, cleared by hand),
+    // deleting would remove files whose objects still exist.
+    const invalid = Object.entries(counts.skippedBy).reduce((n, [r, k]) => n + (r.startsWith('conflict') ? 0 : (k ?? 0)), 0);
+    const seen = await this.#checkpoint.seenCount(this.state.run);
+    if (seen < counts.listed - invalid) {
+      await this.#checkpoint.clear(this.state.run);
+      throw new CorruptError(
+        `import ${this.#url} into ${this.#target}: the record of listed paths is incomplete (${seen} of ${counts.listed - invalid}); nothing was deleted, run the import again`,
+      );
+    }
+    await deleteVanished({
+      meta: this.#meta,
+      checkpoint: this.#checkpoint,
+      run: this.state,
+      url: this.#url,
+      target: this.#target,
+      dryRun: this.dryRun,
+      concurrency: Math.max(1, this.#o.concurrency ?? CONCURRENCY),
+      onDeleted: () => {
+        counts.deleted += 1;
+        // Each delete is a change record of its own (a dry run writes none).
+        if (!this.dryRun) counts.commits += 1;
+      },
+      onPage: () => {
+        this.#save();
+        this.#progress('delete', []);
+      },
+    });
+    await this.#saving;
+  }
+
+  /** Drop the checkpoint (the run is complete) and report the whole import. */
+  async finish(): Promise<ImportSummary> {
+    if (this.dryRun) await this.#checkpoint.clearSeen(this.state.run);
+    else await this.#checkpoint.clear(this.state.run);
+    return {
+      origin: this.#url,
+      target: this.#target,
+      dryRun: this.dryRun,
+      delete: this.wantDelete,
+      resumed: this.resumed,
+      ...this.state.counts,
+      listedThisRun: this.#listedHere,
+      seconds: (Date.now() - this.#started) / 1000,
+      objectsPerSecond: Math.round(this.#perSecond()),
+    };
+  }
+}
+
+/**
+ * The listing phase of one run. The origin is listed from the checkpoint's cursor, a few pages
+ * ahead of the one being compared; each page's objects are classified against the entries they
+ * would map to (one Redis round trip a page); new and changed ones wait in `pending` until a whole
+ * batch is there (or a second has passed) and are committed by up to `concurrency` commits at once.
+ * A page counts as done when all its entries are committed, and pages are folded into the
+ * checkpoint in listing order only, so the cursor never moves past an uncommitted entry.
+ */
+class ListingPhase {
+  readonly #run: ImportRun;
+  readonly #o: ImportOptions;
+  readonly #batchSize: number;
+  readonly #pages: PageState[] = [];
+  #pending: Pending[] = [];
+  #lastFlush = Date.now();
+  #failed = false;
+
+  constructor(run: ImportRun, options: ImportOptions) {
+    this.#run = run;
+    this.#o = options;
+    this.#batchSize = Math.max(1, options.batchSize ?? BATCH_SIZE);
+  }
+
+  async run(): Promise<void> {
+    // The first failure stops the listing and waits for the batches in flight before it is thrown.
+    await forEachLimit(this.#batches(), Math.max(1, this.#o.concurrency ?? CONCURRENCY), async (batch) => {
+      try {
+        await this.#commit(batch);
+      } catch (err) {
+        this.#failed = true;
+        throw err;
+      }
+      this.#advance();
+    });
+    this.#advance();
+  }
+
+  /** Fold finished pages, in listing order, into the checkpoint. */
+  #advance(): void {
+    const done: PageState[] = [];
+    while (this.#pages[0] && this.#pages[0].remaining === 0) done.push(this.#pages.shift() as PageState);
+    this.#run.pagesDone(done);
+  }
+
+  async #commit(batch: Pending[]): Promise<void> {
+    const newPaths = batch.filter((p) => p.kind === 'new').map((p) => p.entry.path);
+    const { refused, records } = await commitImported(
+      this.#o.meta,
+      batch.map((p) => p.entry),
+      newPaths,
+      this.#run.dryRun,
+    );
+    const last = batch.at(-1);
+    if (last) last.page.counts.commits += records;
+    for (const item of batch) {
+      const c = item.page.counts;
+      if (refused.has(item.entry.path)) skip(c, item.entry.origin?.key ?? item.entry.path, 'conflict-directory');
+      else {
+        c[item.kind] += 1;
+        c.bytesReferenced += item.entry.size;
+      }
+      item.page.remaining -= 1;
+    }
+  }
+
+  /** Full batches of what is pending (all of it when `all`), each taken when a commit slot is free. */
+  *#flush(all: boolean): Generator<Pending[]> {
+    while (this.#pending.length >= this.#batchSize || (all && this.#pending.length > 0)) {
+      const batch = this.#pending.slice(0, this.#batchSize);
+      this.#pending = this.#pending.slice(batch.length);
+      yield batch;
+    }
+    this.#lastFlush = Date.now();
+  }
+
+  /** Compare one listed page with the entries its keys map to; new and changed objects join `pending`. */
+  async #classify(items: ObjectInfo[], page: PageState): Promise<void> {
+    const { meta, originUrl: url, chunkSize } = this.#o;
+    const run = this.#run;
+    const mapped = items.map((info) => ({ info, m: mapKey(run.target, info.key) }));
+    const valid = mapped.flatMap(({ info, m }) => ('path' in m ? [{ info, path: m.path }] : []));
+    const stored = await meta.statMany(valid.map((v) => v.path));
+    if (run.state.trackSeen) {
+      const ttl = run.dryRun ? DRY_SEEN_TTL_SECONDS : undefined;
+      await run.checkpoint.addSeen(
+        run.state.run,
+        valid.map((v) => v.path),
+        ttl,
+      );
+    }
+    const existing = new Map<string, Entry>();
+    valid.forEach((v, i) => {
+      const entry = stored[i];
+      if (entry) existing.set(v.path, entry);
+    });
+    for (const { info, m } of mapped) {
+      page.counts.listed += 1;
+      page.counts.bytesListed += info.size;
+      if ('reason' in m) {
+        skip(page.counts, info.key, m.reason);
+        continue;
+      }
+      const old = existing.get(m.path);
+      if (old && !importedFrom(old, url, info.key)) skip(page.counts, info.key, 'conflict');
+      else if (old && sameFingerprint(old, info)) page.counts.unchanged += 1;
+      else {
+        this.#pending.push({ entry: importedEntry(url, m.path, info, chunkSize), kind: old ? 'changed' : 'new', page });
+        page.remaining += 1;
+      }
+    }
+    // Only now, with its outcome counted and no await since: while the lookups above were in
+    // flight, batches finishing could fold every page in `pages` into the checkpoint.
+    this.#pages.push(page);
+  }
+
+  /**
+   * The listing, page by page, as batches to commit. Pulled only when a commit slot is free, so
+   * a slow Redis holds the listing back instead of letting pending entries pile up.
+   */
+  async *#batches(): AsyncGenerator<Pending[]> {
+    const cursor = this.#run.state.cursor;
+    // The next pages are listed while this one is compared and committed: listing never waits for Redis.
+    const listing = this.#o.origin.list('', { ...(cursor ? { cursor } : {}), pageSize: this.#o.pageSize ?? PAGE_SIZE });
+    for await (const page of readAhead(listing, LIST_AHEAD)) {
+      // A failed batch ends the run: stop listing now, not at the next batch this would yield.
+      if (this.#failed) return;
+      await this.#classify(page.items, { cursor: page.cursor, counts: emptyCounts(), remaining: 0 });
+      yield* this.#flush(Date.now() - this.#lastFlush >= FLUSH_MS);
+      this.#advance();
+      this.#run.listed(
+        page.items.length,
+        this.#pages.map((p) => p.counts),
+      );
+    }
+    yield* this.#flush(true);
   }
 }

@@ -29,6 +29,22 @@ const copySchema = z
   })
   .strict();
 
+/**
+ * Copy several small chunks in one job: per job, BullMQ costs a few scripts and round trips,
+ * more than copying a chunk of a few KiB, so a folder of small files mirrors at the rate of its
+ * jobs unless they are grouped. The job id is derived from the chunk ids (CopyQueue).
+ */
+export interface CopyBatchJob {
+  chunks: CopyJob[];
+}
+
+/** Chunks up to this size are copied in batch jobs; larger ones keep a job each (their own retries, priority, lock). */
+export const BATCH_CHUNK_MAX = 256 * 1024;
+/** Most chunks, and bytes, one batch job copies. */
+export const COPY_BATCH = { chunks: 64, bytes: 4 * 1024 * 1024 } as const;
+
+const copyBatchSchema = z.object({ chunks: z.array(copySchema).min(1).max(COPY_BATCH.chunks) }).strict();
+
 /** Put one chunk on one cache node (a child of a warmup). */
 export interface FillJob {
   chunk: ChunkId;
@@ -78,6 +94,10 @@ function parseJob<T>(schema: z.ZodType, what: string, data: unknown): T {
 
 export function parseCopyJob(data: unknown): CopyJob {
   return parseJob<CopyJob>(copySchema, 'copy', data);
+}
+
+export function parseCopyBatchJob(data: unknown): CopyBatchJob {
+  return parseJob<CopyBatchJob>(copyBatchSchema, 'copy batch', data);
 }
 
 export function parseFillJob(data: unknown): FillJob {

@@ -1,11 +1,15 @@
-import { queuePrefix, type RedisClient } from '@ferry/meta';
+import { createHash } from 'node:crypto';
+import { copyBatchesKey, JobBatches, JobProbe, queuePrefix, type RedisClient } from '@ferry/meta';
 import { Queue } from 'bullmq';
-import type { CopyJob } from './payloads.js';
+import { BATCH_CHUNK_MAX, COPY_BATCH, type CopyBatchJob, type CopyJob } from './payloads.js';
 
 /** Queue names; one set per volume and region (each region's queues live in its own Redis). */
 export const QUEUES = { copy: 'copy', warm: 'warm' } as const;
 
 export { queuePrefix };
+
+/** Job names on the copy queue. */
+export const COPY_JOB = { one: 'copy', batch: 'copy-batch' } as const;
 
 /** Priorities (1 is served first): a file's first chunk holds the safetensors header readers need first. */
 export const PRIORITY = { firstChunk: 1, chunk: 10, backfill: 5 } as const;
@@ -18,9 +22,10 @@ export interface CopyRequest extends CopyJob {
 export interface CopyQueueOptions {
   connection: RedisClient;
   volume: string;
-  attempts?: number;
-  /** Most jobs the queue holds at once (default 10,000); producers that ask `ifRoom` add no more. */
-  backlog?: number;
+  /** Attempts of one job (`copy.attempts`). */
+  attempts: number;
+  /** Most jobs the queue holds at once (`copy.backlog`); producers that ask `ifRoom` add no more. */
+  backlog: number;
   /**
    * Errors the queue's connection reports (BullMQ prints them to stderr when nobody listens).
    * Default: ignored, since every command on that connection fails with its own error too.
@@ -30,7 +35,7 @@ export interface CopyQueueOptions {
 
 /** What `enqueue` did. */
 export interface EnqueueResult {
-  /** Jobs added (new, or replacing a failed job of the same chunk). */
+  /** Chunks queued in jobs added (new, or replacing a failed job of the same chunk); small chunks share jobs. */
   queued: number;
   /** Requests whose chunk already had a job waiting, running or retrying. */
   alreadyQueued: number;
@@ -51,19 +56,27 @@ const HELD_STATES = ['waiting', 'prioritized', 'active', 'delayed', 'waiting-chi
  * deferred to the reconciler's next pass.
  */
 export class CopyQueue {
-  readonly queue: Queue<CopyJob>;
+  readonly queue: Queue<CopyJob | CopyBatchJob>;
   readonly backlog: number;
   readonly #attempts: number;
-  readonly #redis: RedisClient;
+  readonly #probe: JobProbe;
+  readonly #batches: JobBatches;
   /** One enqueue at a time per process, so two producers of one process cannot overfill the backlog. */
   #turn: Promise<unknown> = Promise.resolve();
 
   constructor(options: CopyQueueOptions) {
-    this.queue = new Queue<CopyJob>(QUEUES.copy, { connection: options.connection, prefix: queuePrefix(options.volume) });
+    this.queue = new Queue<CopyJob | CopyBatchJob>(QUEUES.copy, { connection: options.connection, prefix: queuePrefix(options.volume) });
     this.queue.on('error', options.onError ?? (() => {}));
-    this.#attempts = options.attempts ?? 8;
-    this.#redis = options.connection;
-    this.backlog = options.backlog ?? 10_000;
+    this.#attempts = options.attempts;
+    this.backlog = options.backlog;
+    const batchesKey = copyBatchesKey(options.volume);
+    this.#batches = new JobBatches({ redis: options.connection, key: batchesKey });
+    this.#probe = new JobProbe({
+      redis: options.connection,
+      jobKey: (id) => this.queue.toKey(id),
+      failedKey: this.queue.keys.failed as string,
+      batchesKey,
+    });
   }
 
   /** Jobs the queue holds now: waiting, prioritized, running, retrying (delayed) or failed. */
@@ -72,7 +85,10 @@ export class CopyQueue {
     return Object.values(counts).reduce((a, b) => a + b, 0);
   }
 
-  /** Add copy jobs (one per chunk); with `ifRoom`, no more than the backlog has room for. */
+  /**
+   * Add copy jobs: one per chunk over BATCH_CHUNK_MAX, one per group of smaller chunks
+   * (COPY_BATCH); with `ifRoom`, no more jobs than the backlog has room for.
+   */
   enqueue(requests: CopyRequest[], options: { ifRoom?: boolean } = {}): Promise<EnqueueResult> {
     const run = this.#turn.then(() => this.#enqueue(requests, options.ifRoom ?? false));
     this.#turn = run.catch(() => {});
@@ -93,59 +109,81 @@ export class CopyQueue {
     for (let i = 0; i < all.length; i += 1000) {
       const slice = all.slice(i, i + 1000);
       const states = await this.#states(slice.map((r) => r.chunk));
-      const jobs = [];
+      const wanted: Array<{ request: CopyRequest; failed: boolean }> = [];
       for (const [j, request] of slice.entries()) {
-        const state = states[j];
-        if (state === 'held') {
-          result.alreadyQueued += 1;
-          continue;
-        }
+        if (states[j] === 'held') result.alreadyQueued += 1;
+        else wanted.push({ request, failed: states[j] === 'failed' });
+      }
+      const jobs = [];
+      for (const group of jobGroups(wanted)) {
         if (room <= 0) {
-          result.deferred += 1;
+          result.deferred += group.length;
           continue;
         }
         // BullMQ ignores an add whose id exists: a failed job must go before its chunk can be queued again.
-        if (state === 'failed') await this.queue.remove(request.chunk);
+        for (const { request, failed } of group) if (failed) await this.queue.remove(request.chunk);
         room -= 1;
-        jobs.push(this.#job(request));
+        const [only] = group;
+        jobs.push(group.length === 1 && only ? this.#job(only.request) : this.#batchJob(group.map((g) => g.request)));
+        result.queued += group.length;
       }
+      // Each small chunk names its batch before the job exists: a producer that looks meanwhile
+      // finds no such job yet and queues the chunk again, which copies it once and finds it once.
+      await this.#batches.name(
+        jobs.flatMap((job) => ('chunks' in job.data ? job.data.chunks.map((c) => [c.chunk, job.opts.jobId] as const) : [])),
+      );
       if (jobs.length > 0) await this.queue.addBulk(jobs);
-      result.queued += jobs.length;
     }
     return result;
   }
 
   /** For each chunk: no job, a job that failed, or a job waiting, running or retrying. */
-  async #states(chunks: string[]): Promise<Array<'none' | 'failed' | 'held'>> {
-    const pipeline = this.#redis.pipeline();
-    for (const chunk of chunks) pipeline.exists(this.queue.toKey(chunk)).zscore(this.queue.keys.failed as string, chunk);
-    const replies = (await pipeline.exec()) ?? [];
-    return chunks.map((_, i) => {
-      const [existsErr, exists] = replies[2 * i] ?? [];
-      const [failedErr, failed] = replies[2 * i + 1] ?? [];
-      if (existsErr) throw existsErr;
-      if (failedErr) throw failedErr;
-      if (Number(exists) === 0) return 'none';
-      return failed === null || failed === undefined ? 'held' : 'failed';
-    });
+  #states(chunks: string[]): Promise<Array<'none' | 'failed' | 'held'>> {
+    return this.#probe.states(chunks);
   }
 
   #job({ first, ...data }: CopyRequest) {
+    return { name: COPY_JOB.one, data, opts: this.#opts(data.chunk, first) };
+  }
+
+  /**
+   * One job for small chunks. Its id follows from its chunks, so the same group asked for again
+   * while it waits is queued once; a chunk asked for again in another group is copied once and
+   * found present by the other job. A first chunk in the group gives it the first chunks' priority.
+   */
+  #batchJob(requests: CopyRequest[]) {
+    const chunks = requests.map(({ first: _first, ...data }) => data);
+    const id = `batch-${createHash('sha256')
+      .update(chunks.map((c) => c.chunk).join(' '))
+      .digest('hex')
+      .slice(0, 32)}`;
     return {
-      name: 'copy',
-      data,
-      opts: {
-        jobId: data.chunk,
-        priority: first ? PRIORITY.firstChunk : PRIORITY.chunk,
-        attempts: this.#attempts,
-        backoff: { type: 'exponential', delay: 500 },
-        // Completed jobs are forgotten (the present set is the record). A job that gave up is
-        // removed too: its failure is recorded in the mirror's metadata, shown by status, and the
-        // reconciler queues the chunk again on its next pass.
-        removeOnComplete: true,
-        removeOnFail: true,
-      },
+      name: COPY_JOB.batch,
+      data: { chunks },
+      opts: this.#opts(
+        id,
+        requests.some((r) => r.first),
+      ),
     };
+  }
+
+  #opts(jobId: string, first: boolean) {
+    return {
+      jobId,
+      priority: first ? PRIORITY.firstChunk : PRIORITY.chunk,
+      attempts: this.#attempts,
+      backoff: { type: 'exponential', delay: 500 },
+      // Completed jobs are forgotten (the present set is the record). A job that gave up is
+      // removed too: its failure is recorded in the mirror's metadata, shown by status, and the
+      // reconciler queues the chunk again on its next pass.
+      removeOnComplete: true,
+      removeOnFail: true,
+    };
+  }
+
+  /** A batch job ended (done, or failed for good): its chunks no longer name it. */
+  async settleBatch(chunks: readonly string[]): Promise<void> {
+    await this.#batches.settle(chunks);
   }
 
   /** Failed jobs left from before failures were removed: drop them (their chunks are queued again by the next request). */
@@ -163,4 +201,27 @@ export class CopyQueue {
   close(): Promise<void> {
     return this.queue.close();
   }
+}
+
+/**
+ * Requests in jobs: a large chunk alone; small chunks (and their failed-job flags) together, up to
+ * COPY_BATCH chunks and bytes, in the order given (a folder's files stay together).
+ */
+function* jobGroups<T extends { request: CopyRequest }>(wanted: T[]): Generator<T[]> {
+  let group: T[] = [];
+  let bytes = 0;
+  for (const item of wanted) {
+    if (item.request.size > BATCH_CHUNK_MAX) {
+      yield [item];
+      continue;
+    }
+    if (group.length >= COPY_BATCH.chunks || bytes + item.request.size > COPY_BATCH.bytes) {
+      yield group;
+      group = [];
+      bytes = 0;
+    }
+    group.push(item);
+    bytes += item.request.size;
+  }
+  if (group.length > 0) yield group;
 }

@@ -32,9 +32,7 @@ for i = 5, 4 + ndel do
   local path = ARGV[i]
   local old = redis.call('HGET', entries, path)
   if old and id_less(stored_version(old), id) then
-    add_stored_chunks(deltas, old, -1)
-    redis.call('HDEL', entries, path)
-    redis.call('ZREM', paths, path)
+    remove_stored(entries, paths, deltas, path, old)
     removed = removed + 1
   end
 end
@@ -42,14 +40,13 @@ for i = 5 + ndel, #ARGV, 3 do
   local path = ARGV[i]
   local old = redis.call('HGET', entries, path)
   if not old or id_less(stored_version(old), id) then
-    if old then add_stored_chunks(deltas, old, -1) end
-    add_id_list(deltas, ARGV[i + 2], 1)
-    redis.call('HSET', entries, path, stored_entry(id, path, ARGV[i + 1]))
-    redis.call('ZADD', paths, 0, path)
+    put_stored(entries, paths, deltas, path, id, ARGV[i + 1], ARGV[i + 2], old)
     written = written + 1
   end
 end
-apply_deltas(deltas, refs, unref, id_ms(id), present, missing, nil, nil, failures)
+-- Unreferenced from now, the mirror's own time: the grace counts from when this region dropped
+-- the chunk, not from when the source did (a mirror that lags would collect at once).
+apply_deltas(deltas, refs, unref, now_ms(), present, missing, nil, nil, failures)
 redis.call('SET', cursor_key, id)
 if added ~= '' then redis.call('HSET', tracking, 'added', added) end
 return { 'ok', id, written, removed }

@@ -19,12 +19,19 @@
 -- so it is refused the same way; a `since` older than gc-deleted keeps (`keep` ms) is refused as
 -- {'stale'} (the writer looks again). '' (an import: its chunks are read at their origin) checks
 -- only claims.
+-- A put that holds its chunks (hold.lua) passes `held`, the expiry its last renewal returned: while
+-- that has not passed, its holds never lapsed, so a chunk held now was held since before the put
+-- looked at it and GC cannot have deleted it since; for such chunks neither gc-deleted nor the
+-- age of `since` matters, which is what lets a put take longer than the grace or than `keep`.
+-- Chunks not held (or a lapsed `held`) fall back to the `since` rules above.
 -- Returns {'ok', id, count}.
--- KEYS: entries, paths, log, refs, unreferenced, epoch, unreferenced-by, gc-claims, gc-deleted
--- ARGV: maxlen, epoch candidate, since, keep, then per entry: path, rest (src/entry.ts), space-separated chunk ids.
+-- KEYS: entries, paths, log, refs, unreferenced, epoch, unreferenced-by, gc-claims, gc-deleted,
+-- gc-holds
+-- ARGV: maxlen, epoch candidate, since, keep, held ('' when none), then per entry: path, rest
+-- (src/entry.ts), space-separated chunk ids.
 -- The caller has checked the batch itself: valid entries, no path twice, none under another.
 local entries, paths, log, refs, unref = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local first = 5
+local first = 6
 
 local known = {}
 for i = first, #ARGV, 3 do
@@ -35,16 +42,19 @@ for i = first, #ARGV, 3 do
 end
 
 local since = tonumber(ARGV[3])
-if since then
-  local t = redis.call('TIME')
-  if since < tonumber(t[1]) * 1000 - tonumber(ARGV[4]) then return { 'stale' } end
-end
+local now = now_ms()
+local held_until = tonumber(ARGV[5])
+local holding = held_until ~= nil and held_until >= now
+local stale = since and since < now - tonumber(ARGV[4])
 local claimed = { 'claimed' }
 for i = first, #ARGV, 3 do
   for chunk in string.gmatch(ARGV[i + 2], '%S+') do
-    local gone = since and redis.call('ZSCORE', KEYS[9], chunk)
-    if redis.call('HEXISTS', KEYS[8], chunk) == 1 or (gone and tonumber(gone) >= since) then
+    if redis.call('HEXISTS', KEYS[8], chunk) == 1 then
       claimed[#claimed + 1] = chunk
+    elseif since and not (holding and is_held(KEYS[10], chunk, now)) then
+      if stale then return { 'stale' } end
+      local gone = redis.call('ZSCORE', KEYS[9], chunk)
+      if gone and tonumber(gone) >= since then claimed[#claimed + 1] = chunk end
     end
   end
 end

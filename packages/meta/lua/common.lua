@@ -149,6 +149,22 @@ local function apply_deltas(deltas, refs_key, unref_key, ms, present_key, missin
   end
 end
 
+-- Put a file's entry (id, rest, chunk list) into the namespace of a mirror, replacing `old`: the
+-- old chunks lose a reference and the new ones gain one (in `deltas`), the path joins the listing.
+local function put_stored(entries_key, paths_key, deltas, path, id, rest, chunk_ids, old)
+  if old then add_stored_chunks(deltas, old, -1) end
+  add_id_list(deltas, chunk_ids, 1)
+  redis.call('HSET', entries_key, path, stored_entry(id, path, rest))
+  redis.call('ZADD', paths_key, 0, path)
+end
+
+-- Take a file out of the namespace: its chunks lose a reference (in `deltas`), the path leaves the listing.
+local function remove_stored(entries_key, paths_key, deltas, path, old)
+  add_stored_chunks(deltas, old, -1)
+  redis.call('HDEL', entries_key, path)
+  redis.call('ZREM', paths_key, path)
+end
+
 -- The volume's epoch: made by the first mutation (or the first look of a mirror) when there is
 -- none, i.e. with the volume, and anew when this Redis has come back empty. `candidate` is a
 -- random id from the caller ('' makes none).
@@ -202,4 +218,30 @@ local function id_less(a, b)
   local bms, bseq = string.match(b, '^(%d+)%-(%d+)$')
   if ams ~= bms then return digits_less(ams, bms) end
   return digits_less(aseq, bseq)
+end
+
+-- The server's clock in ms (the one time every script and GC pass compares against).
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Garbage collection may only run in a region whose metadata is whole. In a mirror (`mirror`
+-- true) that means: a cursor (a flushed or new Redis has none: every object would look like an
+-- orphan), no full resync under way (refs and present are being rebuilt), and, for a caller that
+-- leads through a lease (`token` not ''), that token is still the current one in this Redis.
+-- Returns nil when GC may go on, else the reason, one word.
+local function gc_refusal(mirror, cursor_key, resync_key, fence_key, token)
+  if not mirror then return nil end
+  if redis.call('EXISTS', cursor_key) == 0 then return 'no-cursor' end
+  local state = redis.call('HGET', resync_key, 'state')
+  if state == 'running' or state == 'incomplete' then return 'resync' end
+  if token ~= '' and redis.call('GET', fence_key) ~= token then return 'fenced' end
+  return nil
+end
+
+-- Whether a running put holds this chunk (gc-holds score: the hold's expiry, ms) at `now`.
+local function is_held(holds_key, id, now)
+  local until_ms = redis.call('ZSCORE', holds_key, id)
+  return until_ms ~= false and tonumber(until_ms) >= now
 end

@@ -40,9 +40,7 @@ local id = append_record(log, ARGV[1], 'delete', {}, del)
 
 local deltas = new_deltas()
 for i, victim in ipairs(victims) do
-  add_stored_chunks(deltas, stored[i], -1)
-  redis.call('HDEL', entries, victim)
-  redis.call('ZREM', paths, victim)
+  remove_stored(entries, paths, deltas, victim, stored[i])
 end
 apply_deltas(deltas, refs, unref, id_ms(id), nil, nil, KEYS[7], id)
 local more = 0

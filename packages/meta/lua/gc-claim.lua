@@ -15,24 +15,37 @@
 -- acknowledged (a chunk without a recorded record waits for acks past its unreferenced time);
 -- `dry` claims nothing and reports what would be claimed. Reads at most `limit` members from
 -- `offset`, so one call stays short whatever the set's size.
--- Returns { claimable ids, held (flat: id, mirrors behind joined by ","), members read, claim ms }.
--- KEYS: unreferenced, unreferenced-by, refs, gc-claims, acks
--- ARGV: cutoff ms, offset, limit, dry ('1' or '0'), mirror names…
-local unref, by_key, refs, claims, acks = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- A chunk a running put holds (gc-holds, see hold.lua) is not claimed either: it stays in
+-- unreferenced and counts as kept. In a mirror nothing is claimed unless its metadata is whole
+-- (common.lua gc_refusal: a cursor, no resync under way, the caller's fencing token current):
+-- {'refused', reason}. A few expired holds are dropped per call.
+-- Returns { claimable ids, held (flat: id, mirrors behind joined by ","), members read, claim ms,
+-- kept by holds }, or { 'refused', reason }.
+-- KEYS: unreferenced, unreferenced-by, refs, gc-claims, acks, gc-holds, cursor, resync, fence
+-- ARGV: cutoff ms, offset, limit, dry ('1' or '0'), mirror ('1' or '0'), token ('' without a
+-- lease), mirror names (source only)…
+local unref, by_key, refs, claims, acks, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local cutoff, offset, limit, dry = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local refusal = gc_refusal(ARGV[5] == '1', KEYS[7], KEYS[8], KEYS[9], ARGV[6])
+if refusal then return { 'refused', refusal } end
+local now = now_ms()
+if not dry then
+  local expired = redis.call('ZRANGEBYSCORE', holds, '-inf', '(' .. now, 'LIMIT', 0, 500)
+  if #expired > 0 then redis.call('ZREM', holds, unpack(expired)) end
+end
 
 local mirrors = {}
-for i = 5, #ARGV do mirrors[#mirrors + 1] = { name = ARGV[i], ack = redis.call('HGET', acks, ARGV[i]) } end
+for i = 7, #ARGV do mirrors[#mirrors + 1] = { name = ARGV[i], ack = redis.call('HGET', acks, ARGV[i]) } end
 
 local members = redis.call('ZRANGEBYSCORE', unref, '-inf', cutoff, 'WITHSCORES', 'LIMIT', offset, limit)
-local claimable, held = {}, {}
+local claimable, held, kept = {}, {}, 0
 for i = 1, #members, 2 do
   local id, score = members[i], members[i + 1]
   if redis.call('HEXISTS', refs, id) == 1 then
     -- Not a candidate (a script left it behind): referenced chunks are never collected.
     if not dry then redis.call('ZREM', unref, id) end
+  elseif is_held(holds, id, now) then
+    kept = kept + 1
   else
     local behind = {}
     if #mirrors > 0 then
@@ -60,4 +73,4 @@ if not dry and #claimable > 0 then
   redis.call('HDEL', by_key, unpack(claimable))
   redis.call('HSET', claims, unpack(pairs_))
 end
-return { claimable, held, #members / 2, tostring(now) }
+return { claimable, held, #members / 2, tostring(now), kept }

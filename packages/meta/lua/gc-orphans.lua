@@ -3,18 +3,24 @@
 -- Redis) is deleted only through a claim, so a writer that found it in the store and skipped its
 -- upload has its commit refused (gc-deleted) like for any collected chunk.
 -- Guarantees: a chunk is claimed only when it is not referenced, not in unreferenced (that set
--- has its own rules: grace and acks), not already claimed and, in a mirror, not present.
--- Returns the ids claimed.
--- KEYS: refs, unreferenced, gc-claims, present
--- ARGV: chunk ids…
-local t = redis.call('TIME')
-local now = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+-- has its own rules: grace and acks), not already claimed, not held by a running put (gc-holds:
+-- what a put staged and has not committed yet) and, in a mirror, not present. In a mirror nothing
+-- is claimed unless its metadata is whole (common.lua gc_refusal): after a flush or during a
+-- resync every object would look like an orphan.
+-- Returns the ids claimed, or { 'refused', reason }.
+-- KEYS: refs, unreferenced, gc-claims, present, gc-holds, cursor, resync, fence
+-- ARGV: mirror ('1' or '0'), token ('' without a lease), chunk ids…
+local refusal = gc_refusal(ARGV[1] == '1', KEYS[6], KEYS[7], KEYS[8], ARGV[2])
+if refusal then return { 'refused', refusal } end
+local now = now_ms()
+local stamp = tostring(now)
 local out = {}
-for i = 1, #ARGV do
+for i = 3, #ARGV do
   local id = ARGV[i]
   if redis.call('HEXISTS', KEYS[1], id) == 0 and not redis.call('ZSCORE', KEYS[2], id)
-    and redis.call('HEXISTS', KEYS[3], id) == 0 and redis.call('SISMEMBER', KEYS[4], id) == 0 then
-    redis.call('HSET', KEYS[3], id, now)
+    and redis.call('HEXISTS', KEYS[3], id) == 0 and redis.call('SISMEMBER', KEYS[4], id) == 0
+    and not is_held(KEYS[5], id, now) then
+    redis.call('HSET', KEYS[3], id, stamp)
     out[#out + 1] = id
   end
 end

@@ -13,7 +13,8 @@ local resync, fence = KEYS[1], KEYS[2]
 local refused = fence_refusal(fence, ARGV[1])
 if refused then return refused end
 local old_seen = redis.call('HGET', resync, 'seen')
-if old_seen then redis.call('DEL', old_seen) end
+-- UNLINK: a seen set holds up to every path of the volume; freeing it is left to a background thread.
+if old_seen then redis.call('UNLINK', old_seen) end
 local count = redis.call('HGET', resync, 'count')
 redis.call('DEL', resync)
 local time = redis.call('TIME')

@@ -21,17 +21,14 @@ if page ~= (tonumber(info[3]) or 0) + 1 then return { 'order', tostring(info[3])
 
 local deltas = new_deltas()
 local written, count = 0, 0
-local now = redis.call('TIME')[1] * 1000
+local now = now_ms()
 for i = 4, #ARGV, 4 do
   local path, version = ARGV[i], ARGV[i + 1]
   count = count + 1
   redis.call('SADD', seen, path)
   local old = redis.call('HGET', entries, path)
   if not old or stored_version(old) ~= version then
-    if old then add_stored_chunks(deltas, old, -1) end
-    add_id_list(deltas, ARGV[i + 3], 1)
-    redis.call('HSET', entries, path, stored_entry(version, path, ARGV[i + 2]))
-    redis.call('ZADD', paths, 0, path)
+    put_stored(entries, paths, deltas, path, version, ARGV[i + 2], ARGV[i + 3], old)
     written = written + 1
   end
 end

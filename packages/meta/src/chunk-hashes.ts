@@ -1,7 +1,7 @@
 import { type ChunkId, InvalidArgumentError, isNativeChunkId, parseChunkId } from '@ferry/core';
 import { parseVolume, volumeKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
-import { translateRedisError } from './redis-errors.js';
+import { RedisPart } from './redis-part.js';
 
 const SHA256 = /^[0-9a-f]{64}$/;
 
@@ -14,14 +14,13 @@ const DEFAULT_MEMO = 20_000;
  * under its etag guard has recorded its hash, every tier checks copies against it, and a client
  * upload of a chunk with no recorded hash is refused.
  */
-export class ChunkHashes {
-  readonly #redis: RedisClient;
+export class ChunkHashes extends RedisPart {
   readonly #key: string;
   readonly #memo = new Map<ChunkId, string>();
   readonly #memoSize: number;
 
   constructor(options: { redis: RedisClient; volume: string; memo?: number }) {
-    this.#redis = options.redis;
+    super(options.redis);
     this.#key = volumeKeys(parseVolume(options.volume)).extHashes;
     this.#memoSize = options.memo ?? DEFAULT_MEMO;
   }
@@ -43,12 +42,7 @@ export class ChunkHashes {
     const chunk = this.#external(id);
     const memo = this.#memo.get(chunk);
     if (memo) return memo;
-    let found: string | null;
-    try {
-      found = await this.#redis.hget(this.#key, chunk);
-    } catch (err) {
-      throw translateRedisError(err, this.#redis);
-    }
+    const found = await this.call(() => this.redis.hget(this.#key, chunk));
     return found ? this.#remember(chunk, found) : undefined;
   }
 
@@ -56,13 +50,9 @@ export class ChunkHashes {
   async record(id: ChunkId, sha256: string): Promise<string> {
     const chunk = this.#external(id);
     if (!SHA256.test(sha256)) throw new InvalidArgumentError(`chunk ${chunk}: not a sha256: ${JSON.stringify(sha256.slice(0, 70))}`);
-    let held: string | null;
-    try {
-      const set = await this.#redis.hsetnx(this.#key, chunk, sha256);
-      held = set === 1 ? sha256 : await this.#redis.hget(this.#key, chunk);
-    } catch (err) {
-      throw translateRedisError(err, this.#redis);
-    }
+    const held = await this.call(async () =>
+      (await this.redis.hsetnx(this.#key, chunk, sha256)) === 1 ? sha256 : await this.redis.hget(this.#key, chunk),
+    );
     return this.#remember(chunk, held ?? sha256);
   }
 }

@@ -1,7 +1,7 @@
 import { type ChunkId, isChunkId, parseChunkId } from '@ferry/core';
 import type { VolumeKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
-import { translateRedisError } from './redis-errors.js';
+import { RedisPart } from './redis-part.js';
 import { runScript } from './scripts.js';
 
 /** The last failed copy of a chunk, kept until the chunk is present or no longer referenced. */
@@ -34,51 +34,50 @@ export interface ChunkCounts {
  * `reconcile`), and the last failure of each copy that failed. Counts come from set and hash
  * sizes, so reading them costs the same for ten chunks and ten million.
  */
-export class MirrorChunks {
-  readonly #redis: RedisClient;
+export class MirrorChunks extends RedisPart {
   readonly #keys: VolumeKeys;
 
   constructor(options: { redis: RedisClient; keys: VolumeKeys }) {
-    this.#redis = options.redis;
+    super(options.redis);
     this.#keys = options.keys;
-  }
-
-  async #call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw translateRedisError(err, this.#redis);
-    }
   }
 
   /** Of these chunks, the ones this region's store does not hold yet (order kept). */
   async notPresent(ids: readonly ChunkId[]): Promise<ChunkId[]> {
     if (ids.length === 0) return [];
-    const flags = await this.#call(() => this.#redis.smismember(this.#keys.present, ...ids));
+    const flags = await this.call(() => this.redis.smismember(this.#keys.present, ...ids));
     return ids.filter((_, i) => flags[i] === 0);
   }
 
   async isPresent(id: ChunkId): Promise<boolean> {
-    return (await this.#call(() => this.#redis.sismember(this.#keys.present, parseChunkId(id)))) === 1;
+    return (await this.call(() => this.redis.sismember(this.#keys.present, parseChunkId(id)))) === 1;
   }
 
   /**
    * The chunk is in this region's store: present, not missing, no failure to report. Any replica
    * may say so (the bytes are there whoever copied them), so this is not fenced. Refused (false)
    * while garbage collection has the chunk claimed or deleted it at or after `since` (the server
-   * time before the caller looked at the store): the caller copies it again.
+   * time before the caller looked at the store): the caller copies it again. `copied`: the bytes
+   * a copy just wrote, counted in the region's copied totals (absent when the chunk was found).
    */
-  async markPresent(id: ChunkId, options: { since?: number } = {}): Promise<boolean> {
+  async markPresent(id: ChunkId, options: { since?: number; copied?: number } = {}): Promise<boolean> {
     const chunk = parseChunkId(id);
     const k = this.#keys;
-    const keys = [k.present, k.missing, k.copyFailures, k.gcClaims, k.gcDeleted];
+    const keys = [k.present, k.missing, k.copyFailures, k.gcClaims, k.gcDeleted, k.copied, k.refs, k.unreferenced];
     const since = options.since === undefined ? '' : String(Math.floor(options.since));
-    return (await this.#call(() => runScript(this.#redis, 'present', keys, [chunk, since]))) === 1;
+    const copied = options.copied === undefined ? '' : String(Math.floor(options.copied));
+    return (await this.call(() => runScript(this.redis, 'present', keys, [chunk, since, copied]))) === 1;
+  }
+
+  /** Chunks and bytes the copy workers wrote into this region's store, ever (rates come from two readings). */
+  async copied(): Promise<{ chunks: number; bytes: number }> {
+    const info = await this.call(() => this.redis.hgetall(this.#keys.copied));
+    return { chunks: Number(info.chunks ?? 0), bytes: Number(info.bytes ?? 0) };
   }
 
   /** The Redis server's clock, ms (`markPresent`'s `since`). */
   async serverTime(): Promise<number> {
-    const [sec, usec] = await this.#call(() => this.#redis.time());
+    const [sec, usec] = await this.call(() => this.redis.time());
     return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
   }
 
@@ -90,17 +89,17 @@ export class MirrorChunks {
     const chunk = parseChunkId(failure.chunk);
     const k = this.#keys;
     const args = [chunk, JSON.stringify({ ...failure, chunk })];
-    return (await this.#call(() => runScript(this.#redis, 'copyFailure', [k.copyFailures, k.present, k.refs], args))) === 1;
+    return (await this.call(() => runScript(this.redis, 'copyFailure', [k.copyFailures, k.present, k.refs], args))) === 1;
   }
 
   /** Up to `limit` failure records (HSCAN order), and how many there are. */
   async failures(limit = 20): Promise<{ total: number; failures: CopyFailure[] }> {
     const k = this.#keys.copyFailures;
-    const total = await this.#call(() => this.#redis.hlen(k));
+    const total = await this.call(() => this.redis.hlen(k));
     const failures: CopyFailure[] = [];
     let cursor = '0';
     do {
-      const [next, flat] = await this.#call(() => this.#redis.hscan(k, cursor, 'COUNT', Math.max(limit, 10)));
+      const [next, flat] = await this.call(() => this.redis.hscan(k, cursor, 'COUNT', Math.max(limit, 10)));
       cursor = next;
       for (let i = 1; i < flat.length && failures.length < limit; i += 2) {
         try {
@@ -115,8 +114,8 @@ export class MirrorChunks {
 
   async counts(): Promise<ChunkCounts> {
     const k = this.#keys;
-    const [referenced, missing, failing] = await this.#call(async () => {
-      const replies = await this.#redis.multi().hlen(k.refs).scard(k.missing).hlen(k.copyFailures).exec();
+    const [referenced, missing, failing] = await this.call(async () => {
+      const replies = await this.redis.multi().hlen(k.refs).scard(k.missing).hlen(k.copyFailures).exec();
       return (replies ?? []).map(([err, value]) => {
         if (err) throw err;
         return Number(value);
@@ -134,14 +133,14 @@ export class MirrorChunks {
     const pairs = Object.entries(info).flatMap(([f, v]) => [f, String(v)]);
     const args = [token, pairs.length / 2, ...pairs, ...ids.filter(isChunkId)];
     const keys = [k.refs, k.present, k.missing, k.copyFailures, k.fence, k.reconcile];
-    return (await this.#call(() => runScript(this.#redis, 'reconcile', keys, args))) as ChunkId[];
+    return (await this.call(() => runScript(this.redis, 'reconcile', keys, args))) as ChunkId[];
   }
 
   /** The missing set, page by page (SSCAN; a member may come twice). */
   async *scanMissing(count = 1000): AsyncGenerator<ChunkId[]> {
     let cursor = '0';
     do {
-      const [next, ids] = await this.#call(() => this.#redis.sscan(this.#keys.missing, cursor, 'COUNT', count));
+      const [next, ids] = await this.call(() => this.redis.sscan(this.#keys.missing, cursor, 'COUNT', count));
       cursor = next;
       yield ids as ChunkId[];
     } while (cursor !== '0');
@@ -151,14 +150,20 @@ export class MirrorChunks {
   async *scanFailing(count = 1000): AsyncGenerator<ChunkId[]> {
     let cursor = '0';
     do {
-      const [next, flat] = await this.#call(() => this.#redis.hscan(this.#keys.copyFailures, cursor, 'COUNT', count));
+      const [next, flat] = await this.call(() => this.redis.hscan(this.#keys.copyFailures, cursor, 'COUNT', count));
       cursor = next;
       yield flat.filter((_, i) => i % 2 === 0) as ChunkId[];
     } while (cursor !== '0');
   }
 
   /** The reconcile hash: when the last pass ran and what it found. */
+  /** How many chunks the region lacks and how many have a failed copy on record (two counts). */
+  async outstanding(): Promise<{ missing: number; failing: number }> {
+    const replies = (await this.call(() => this.redis.multi().scard(this.#keys.missing).hlen(this.#keys.copyFailures).exec())) ?? [];
+    return { missing: Number(replies[0]?.[1] ?? 0), failing: Number(replies[1]?.[1] ?? 0) };
+  }
+
   async reconcileInfo(): Promise<Record<string, string>> {
-    return this.#call(() => this.#redis.hgetall(this.#keys.reconcile));
+    return this.call(() => this.redis.hgetall(this.#keys.reconcile));
   }
 }

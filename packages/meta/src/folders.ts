@@ -69,7 +69,8 @@ export async function deleteInBatches(o: FolderOps, p: string, recursive: boolea
         throw new ConflictError(`delete ${p}: removed ${removed} files, then the rest was gone (removed meanwhile)`);
       }
       if (result.failure === 'notfound') throw new NotFoundError(`delete ${p}: no such file or directory`);
-      if (result.failure === 'isdir') throw new InvalidArgumentError(`delete ${p}: is a directory; use recursive`);
+      if (result.failure === 'isdir')
+        throw new InvalidArgumentError(`delete ${p}: is a directory; remove it and everything below with -R (ferry rm -R)`);
       throw new Error(`delete: unexpected script reply ${result.failure}`);
     }
     removed += result.count;

@@ -11,6 +11,7 @@ describe('keys', () => {
     expect(Object.values(keys).every((k) => k.startsWith('ferry:{models}:'))).toBe(true);
     expect(Object.keys(keys).sort()).toEqual([
       'acks',
+      'copied',
       'copyFailures',
       'cursor',
       'entries',
@@ -19,6 +20,7 @@ describe('keys', () => {
       'fence',
       'gcClaims',
       'gcDeleted',
+      'gcHolds',
       'gcInfo',
       'gcLock',
       'log',
@@ -38,7 +40,9 @@ describe('keys', () => {
       'warmCursor',
       'warmFence',
       'warmLease',
+      'warmLeaseEnd',
       'watcherLease',
+      'watcherLeaseEnd',
     ]);
     expect(() => volumeKeys('Models')).toThrow(/invalid volume "Models"/);
     expect(() => volumeKeys('a}b')).toThrow(/invalid volume/);

@@ -54,6 +54,8 @@ export interface VolumeKeys {
   readonly watcherLease: string;
   /** String: the fencing token of the current lease; it only grows, and never expires (mirror side). */
   readonly fence: string;
+  /** String: ms when the watcher lease ends (or ended) if nobody renews it: set by every take, renewal and release; no TTL. */
+  readonly watcherLeaseEnd: string;
   /** Prefix of the set of paths seen by the full resync in progress, `<prefix>:<resync id>` (mirror side). */
   readonly resyncSeen: string;
   /** Hash: the resync in progress or the last one (id, snapshot id, epoch, pages applied, state, counts); no TTL. */
@@ -64,6 +66,10 @@ export interface VolumeKeys {
   readonly warmLease: string;
   /** String: fencing token counter of the warm-rules lease (only grows). */
   readonly warmFence: string;
+  /** String: ms when the warm-rules lease ends (or ended) if nobody renews it; no TTL. */
+  readonly warmLeaseEnd: string;
+  /** Hash: `bytes`, `chunks` copied into this region's store by its copy workers, ever (mirror side; rates are read from it). */
+  readonly copied: string;
   /** Hash: external chunk id → sha256 of its first verified copy in this region (never changed once set). */
   readonly extHashes: string;
   /** Hash: what the mirror knows of the source's history at its cursor: `epoch`, `added` (records ever added up to the cursor). */
@@ -84,6 +90,8 @@ export interface VolumeKeys {
   readonly gcInfo: string;
   /** String: owner of the garbage-collection pass running in this region (PX: the pass renews it). */
   readonly gcLock: string;
+  /** Sorted set: chunk id → ms until which a running put holds it (GC claims no held chunk; see lua/hold.lua). */
+  readonly gcHolds: string;
 }
 
 export function volumeKeys(volume: string): VolumeKeys {
@@ -103,11 +111,14 @@ export function volumeKeys(volume: string): VolumeKeys {
     moves: `${base}:moves`,
     watcherLease: `${base}:watcher-lease`,
     fence: `${base}:watcher-fence`,
+    watcherLeaseEnd: `${base}:watcher-lease-end`,
     resyncSeen: `${base}:resync-seen`,
     resyncInfo: `${base}:resync`,
     warmCursor: `${base}:warm-cursor`,
     warmLease: `${base}:warm-lease`,
     warmFence: `${base}:warm-fence`,
+    warmLeaseEnd: `${base}:warm-lease-end`,
+    copied: `${base}:copied`,
     extHashes: `${base}:exthash`,
     tracking: `${base}:tracking`,
     missing: `${base}:missing`,
@@ -118,6 +129,7 @@ export function volumeKeys(volume: string): VolumeKeys {
     gcDeleted: `${base}:gc-deleted`,
     gcInfo: `${base}:gc`,
     gcLock: `${base}:gc-lock`,
+    gcHolds: `${base}:gc-holds`,
   });
 }
 
@@ -137,6 +149,15 @@ export function importCheckpointKey(volume: string, id: string): string {
  */
 export function queuePrefix(volume: string): string {
   return `{ferry:${parseVolume(volume)}}`;
+}
+
+/**
+ * Hash beside a volume's queues: small chunk id → the id of the copy batch job that holds it, so
+ * a producer that looks for a chunk's job finds one it shares with other chunks. Not under
+ * `<prefix>:copy:`, where BullMQ keeps its jobs by id.
+ */
+export function copyBatchesKey(volume: string): string {
+  return `${queuePrefix(volume)}:ferry-copy-batches`;
 }
 
 /**

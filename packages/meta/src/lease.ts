@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { RedisClient } from './redis.js';
-import { translateRedisError } from './redis-errors.js';
+import { RedisPart } from './redis-part.js';
 import { runScript } from './scripts.js';
+
+/** What a status says of a lease: held or not, and when it ends or ended (ms). */
+export interface LeaseState {
+  held: boolean;
+  endsAt?: number;
+}
 
 /**
  * A Redis lease: one holder at a time, kept alive by renewals, and a fencing token that comes
@@ -9,17 +15,19 @@ import { runScript } from './scripts.js';
  * scripts accept only the current one, so a holder that was paused past its lease, or cut off,
  * has its writes refused (FencedError) instead of writing beside its successor.
  */
-export class Lease {
+export class Lease extends RedisPart {
   readonly owner = randomBytes(12).toString('hex');
-  readonly #redis: RedisClient;
   readonly #key: string;
   readonly #fence: string;
+  readonly #end: string;
   readonly #ttlMs: number;
 
-  constructor(options: { redis: RedisClient; key: string; fenceKey: string; ttlMs: number }) {
-    this.#redis = options.redis;
+  /** `endKey`: where the lease's end is kept (see lease.lua), so a status can say since when nobody holds it. */
+  constructor(options: { redis: RedisClient; key: string; fenceKey: string; endKey: string; ttlMs: number }) {
+    super(options.redis);
     this.#key = options.key;
     this.#fence = options.fenceKey;
+    this.#end = options.endKey;
     this.#ttlMs = options.ttlMs;
   }
 
@@ -28,11 +36,9 @@ export class Lease {
   }
 
   async #run(op: 'take' | 'release'): Promise<string> {
-    try {
-      return String(await runScript(this.#redis, 'lease', [this.#key, this.#fence], [op, this.owner, this.#ttlMs]));
-    } catch (err) {
-      throw translateRedisError(err, this.#redis);
-    }
+    return String(
+      await this.call(() => runScript(this.redis, 'lease', [this.#key, this.#fence, this.#end], [op, this.owner, this.#ttlMs])),
+    );
   }
 
   /** Take or renew the lease: its fencing token while this owner holds it, '' when another does. */
@@ -44,9 +50,19 @@ export class Lease {
     await this.#run('release');
   }
 
+  /**
+   * Whether someone holds the lease, and when it ends (held: unless renewed) or ended (not held),
+   * ms on Redis's clock; no `endsAt` when it was never taken since the end key was kept.
+   */
+  async state(): Promise<LeaseState> {
+    const [held, ends] = await this.call(() => this.redis.mget(this.#key, this.#end));
+    const endsAt = Number(ends);
+    return { held: held !== null && held !== undefined, ...(ends && Number.isFinite(endsAt) ? { endsAt } : {}) };
+  }
+
   /** The current holder's owner id, if any. */
   async holder(): Promise<string | null> {
-    const held = await this.#redis.get(this.#key);
+    const held = await this.call(() => this.redis.get(this.#key));
     return held === null ? null : (held.split(' ')[0] ?? null);
   }
 }

@@ -5,7 +5,7 @@ import { parseStreamId } from './ids.js';
 import { parseVolume, type VolumeKeys, volumeKeys } from './keys.js';
 import type { ChangeRecord } from './record.js';
 import type { RedisClient } from './redis.js';
-import { translateRedisError } from './redis-errors.js';
+import { RedisPart } from './redis-part.js';
 import { beginResync, finishResync, type Resync, type ResyncStart, type ResyncState, readResyncState, snapshotPage } from './resync.js';
 import { runScript } from './scripts.js';
 
@@ -39,33 +39,24 @@ export type FenceToken = string;
  * reference counts use the same keys and layout as the source, so `Meta` reads a mirror exactly
  * as it reads the source.
  */
-export class MirrorMeta {
+export class MirrorMeta extends RedisPart {
   readonly keys: VolumeKeys;
   /** Chunks: present, missing, copy failures, reconciliation. */
   readonly chunks: MirrorChunks;
-  readonly #redis: RedisClient;
 
   constructor(options: { redis: RedisClient; volume: string }) {
+    super(options.redis);
     this.keys = volumeKeys(parseVolume(options.volume));
-    this.#redis = options.redis;
-    this.chunks = new MirrorChunks({ redis: this.#redis, keys: this.keys });
-  }
-
-  async #call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw translateRedisError(err, this.#redis);
-    }
+    this.chunks = new MirrorChunks({ redis: this.redis, keys: this.keys });
   }
 
   /** The last change-log id applied here; undefined for a mirror that never synced. */
   async cursor(): Promise<string | undefined> {
-    return (await this.#call(() => this.#redis.get(this.keys.cursor))) ?? undefined;
+    return (await this.call(() => this.redis.get(this.keys.cursor))) ?? undefined;
   }
 
   async tracking(): Promise<Tracking> {
-    const { epoch, added } = await this.#call(() => this.#redis.hgetall(this.keys.tracking));
+    const { epoch, added } = await this.call(() => this.redis.hgetall(this.keys.tracking));
     return { ...(epoch ? { epoch } : {}), ...(added !== undefined && added !== '' ? { added: Number(added) } : {}) };
   }
 
@@ -92,7 +83,7 @@ export class MirrorMeta {
       k.tracking,
       k.copyFailures,
     ];
-    const replies = await this.#call(() =>
+    const replies = await this.call(() =>
       Promise.all(
         records.map((record, i) => {
           const args = [
@@ -103,7 +94,7 @@ export class MirrorMeta {
             ...record.del,
             ...record.put.flatMap((e) => [e.path, entryRest(e), chunkIdList(e)]),
           ];
-          return runScript(this.#redis, 'apply', keys, args) as Promise<[string, string, number?, number?]>;
+          return runScript(this.redis, 'apply', keys, args) as Promise<[string, string, number?, number?]>;
         }),
       ),
     );
@@ -124,13 +115,18 @@ export class MirrorMeta {
    */
   async track(cursor: string, facts: { epoch?: string; added?: number }, token: FenceToken = ''): Promise<boolean> {
     const args = [token, parseStreamId(cursor), facts.epoch ?? '', facts.added === undefined ? '' : facts.added];
-    const reply = await this.#call(() => runScript(this.#redis, 'track', [this.keys.cursor, this.keys.fence, this.keys.tracking], args));
+    const reply = await this.call(() => runScript(this.redis, 'track', [this.keys.cursor, this.keys.fence, this.keys.tracking], args));
     return Number(reply) === 1;
   }
 
   /** The resync in progress or the last one, if any. */
+  /** The fields of the resync in progress or the last one, as stored (for status). */
+  resyncInfo(): Promise<Record<string, string>> {
+    return this.call(() => this.redis.hgetall(this.keys.resyncInfo));
+  }
+
   resyncState(): Promise<ResyncState | undefined> {
-    return this.#call(() => readResyncState(this.#redis, this.keys));
+    return this.call(() => readResyncState(this.redis, this.keys));
   }
 
   /**
@@ -139,12 +135,12 @@ export class MirrorMeta {
    * TTL. See resync.ts.
    */
   beginResync(start: ResyncStart, token: FenceToken = ''): Promise<Resync> {
-    return this.#call(() => beginResync(this.#redis, this.keys, start, token));
+    return this.call(() => beginResync(this.redis, this.keys, start, token));
   }
 
   /** Apply a page of source entries (their own versions) during a resync; returns how many were written. */
   applySnapshot(resync: Resync, page: Entry[], token: FenceToken = ''): Promise<number> {
-    return this.#call(() => snapshotPage(this.#redis, this.keys, resync, page, token));
+    return this.call(() => snapshotPage(this.redis, this.keys, resync, page, token));
   }
 
   /**
@@ -153,7 +149,7 @@ export class MirrorMeta {
    * ResyncIncompleteError (nothing removed) when the seen set does not account for every page.
    */
   finishResync(resync: Resync, options: { token?: FenceToken; pageSize?: number } = {}): Promise<number> {
-    return this.#call(() => finishResync(this.#redis, this.keys, resync, options.token ?? '', options.pageSize ?? 1000));
+    return this.call(() => finishResync(this.redis, this.keys, resync, options.token ?? '', options.pageSize ?? 1000));
   }
 
   /** Of these chunks, the ones this region's store does not hold yet (order kept). */
@@ -169,13 +165,13 @@ export class MirrorMeta {
     return this.chunks.serverTime();
   }
 
-  markPresent(id: ChunkId, options: { since?: number } = {}): Promise<boolean> {
+  markPresent(id: ChunkId, options: { since?: number; copied?: number } = {}): Promise<boolean> {
     return this.chunks.markPresent(id, options);
   }
 
   /** Whether any entry in this region references the chunk. */
   async isReferenced(id: ChunkId): Promise<boolean> {
-    return (await this.#call(() => this.#redis.hexists(this.keys.refs, parseChunkId(id)))) === 1;
+    return (await this.call(() => this.redis.hexists(this.keys.refs, parseChunkId(id)))) === 1;
   }
 
   recordCopyFailure(failure: CopyFailure): Promise<boolean> {

@@ -70,8 +70,12 @@ function sentinelClient(target: RedisSentinelTarget, options: ConnectRedisOption
     retryStrategy,
     // Keep asking the sentinels: a failover takes seconds, and a daemon must find the new master.
     sentinelRetryStrategy: retryStrategy,
-    // Listen for +switch-master so connections move to a promoted replica at once.
-    failoverDetector: true,
+    // No failoverDetector: its +switch-master handler closes the connector, and when that lands
+    // while the client is already reconnecting (the master died first) the connect attempt
+    // fails with "Connection is closed." and ioredis ends the client for good. A dead master
+    // closes the socket and the retry asks the sentinels again; a master demoted without dying
+    // answers writes with READONLY, which reconnects (to the new master) and resends.
+    reconnectOnError: (err: Error) => (err.message.startsWith('READONLY') ? 2 : false),
   });
 }
 

@@ -13,7 +13,7 @@ import { assertOneSlot } from './slots.js';
 const LUA_DIR = new URL('../lua/', import.meta.url);
 
 const SCRIPTS = {
-  commit: { file: 'commit.lua', keys: 9 },
+  commit: { file: 'commit.lua', keys: 10 },
   delete: { file: 'delete.lua', keys: 7 },
   rename: { file: 'rename.lua', keys: 5 },
   list: { file: 'list.lua', keys: 2 },
@@ -24,12 +24,16 @@ const SCRIPTS = {
   prune: { file: 'prune.lua', keys: 12 },
   track: { file: 'track.lua', keys: 3 },
   reconcile: { file: 'reconcile.lua', keys: 6 },
-  lease: { file: 'lease.lua', keys: 2 },
-  gcClaim: { file: 'gc-claim.lua', keys: 5 },
+  lease: { file: 'lease.lua', keys: 3 },
+  gcClaim: { file: 'gc-claim.lua', keys: 9 },
+  hold: { file: 'hold.lua', keys: 2 },
   gcFinish: { file: 'gc-finish.lua', keys: 7 },
-  present: { file: 'present.lua', keys: 5 },
-  gcOrphans: { file: 'gc-orphans.lua', keys: 4 },
+  present: { file: 'present.lua', keys: 8 },
+  gcOrphans: { file: 'gc-orphans.lua', keys: 8 },
   copyFailure: { file: 'copy-failure.lua', keys: 3 },
+  membersHeartbeat: { file: 'members-heartbeat.lua', keys: 2 },
+  membersLeave: { file: 'members-leave.lua', keys: 2 },
+  membersLive: { file: 'members-live.lua', keys: 2 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
@@ -64,7 +68,7 @@ export function installScripts(redis: RedisClient): void {
   installed.add(redis);
 }
 
-type ScriptFn = (...args: Array<string | number>) => Promise<unknown>;
+type ScriptFn = (args: Array<string | number>) => Promise<unknown>;
 
 const FENCED_REPLY = 'FERRY_FENCED ';
 
@@ -76,7 +80,8 @@ export async function runScript(redis: RedisClient, name: ScriptName, keys: stri
   installScripts(redis);
   const fn = (redis as unknown as Record<string, ScriptFn>)[commandName(name)] as ScriptFn;
   try {
-    return await fn.call(redis, ...keys, ...args);
+    // One array, not spread arguments: a call with a million arguments overflows the stack.
+    return await fn.call(redis, [...keys, ...args]);
   } catch (err) {
     const message = messageOf(err);
     if (message.startsWith(FENCED_REPLY)) throw new FencedError(`${name} refused: ${message.slice(FENCED_REPLY.length)}`, { cause: err });

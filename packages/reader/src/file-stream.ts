@@ -8,8 +8,6 @@ export interface ReadRangeOptions {
   start?: number;
   /** Last byte, inclusive (default the last byte of the file). */
   end?: number;
-  /** Chunks fetched ahead of the one being sent (memory: (prefetch + 1) × chunk size). */
-  prefetch?: number;
 }
 
 interface Piece {
@@ -37,7 +35,10 @@ export function piecesOf(entry: Entry, start: number, end: number): Piece[] {
 export function readRange(
   entry: Entry,
   fetch: (ref: ChunkRef, context: ChunkContext) => Promise<Buffer>,
-  options: ReadRangeOptions = {},
+  options: ReadRangeOptions & {
+    /** Chunks fetched ahead of the one being sent (memory: (prefetch + 1) × chunk size). */
+    prefetch: number;
+  },
 ): Readable {
   const start = options.start ?? 0;
   const end = Math.min(options.end ?? entry.size - 1, entry.size - 1);
@@ -45,7 +46,7 @@ export function readRange(
     throw new RangeNotSatisfiableError(`range ${start}-${options.end ?? ''} is outside ${entry.path} (${entry.size} bytes)`);
   }
   const pieces = entry.size === 0 ? [] : piecesOf(entry, start, end);
-  const window = Math.max(0, options.prefetch ?? 4);
+  const window = Math.max(0, options.prefetch);
   async function* generate(): AsyncGenerator<Buffer> {
     const pending: Promise<Buffer>[] = [];
     let next = 0;

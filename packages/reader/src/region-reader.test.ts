@@ -20,6 +20,7 @@ describe('RegionReader backfill', () => {
       },
       backfillMemo: 3,
       memoryBytes: 0,
+      prefetch: 4,
     });
     const refs = [];
     for (let i = 0; i < 5; i++) {

@@ -28,10 +28,10 @@ export interface RegionReaderOptions {
    * by chunk id), so a long-lived gateway keeps bounded memory.
    */
   backfillMemo?: number;
-  /** Verified chunks kept in process memory (default 256 MiB). */
-  memoryBytes?: number;
-  /** Chunks fetched ahead on sequential reads (default 4). */
-  prefetch?: number;
+  /** Verified chunks kept in process memory (`reader.memoryBytes`; 0 for a one-pass read). */
+  memoryBytes: number;
+  /** Chunks fetched ahead on sequential reads (`reader.prefetch`). */
+  prefetch: number;
   logger?: Logger;
 }
 
@@ -55,7 +55,7 @@ export class RegionReader {
   constructor(options: RegionReaderOptions) {
     this.meta = options.meta;
     this.region = options.region;
-    this.prefetch = options.prefetch ?? 4;
+    this.prefetch = options.prefetch;
     this.#backfill = options.backfill;
     this.#backfillMemo = Math.max(1, options.backfillMemo ?? 50_000);
     this.#log = options.logger ?? silentLogger;
@@ -67,7 +67,7 @@ export class RegionReader {
     this.chunks = new ChunkReader({
       tiers: [...local, ...remote],
       fallbackFrom: local.length,
-      memoryBytes: options.memoryBytes ?? 256 * 2 ** 20,
+      memoryBytes: options.memoryBytes,
       onFallback: (ref, context) => this.#queueBackfill(ref, context),
       ...(options.hashes ? { hashes: options.hashes } : {}),
       logger: this.#log,
@@ -95,7 +95,7 @@ export class RegionReader {
 
   /** Bytes `start..end` (inclusive) of a file as a stream, prefetching ahead. */
   stream(entry: Entry, options: ReadRangeOptions = {}): Readable {
-    return readRange(entry, this.fetch, { prefetch: this.window, ...options });
+    return readRange(entry, this.fetch, { ...options, prefetch: this.window });
   }
 
   /** `length` bytes at `offset` (for random reads). */

@@ -1,38 +1,38 @@
 import { CacheNodeClient } from '@ferry/cache';
-import { InvalidConfigError, type Logger, type RegionConfig } from '@ferry/core';
+import type { RegionConfig } from '@ferry/core';
+import { ControlClient } from './control-client.js';
+import { type CacheRole, Credentials } from './credentials.js';
+import type { Region } from './region.js';
 import { readCa } from './tls.js';
 
-type CacheConfig = NonNullable<RegionConfig['cache']>;
-
 /**
- * What a process does with a region's cache nodes: `read` (readers, residency checks) or `write`
- * (warm fills, PUT, DELETE — the replicator's workers and a direct warmup).
+ * A client of the region's cache nodes with the credential of `role` (and the region's TLS
+ * trust), or one config error naming the key to set. Closed with the region.
  */
-export type CacheRole = 'read' | 'write';
-
-/** The token a role sends, or undefined when the config does not give it one. */
-export function cacheToken(cache: RegionConfig['cache'], role: CacheRole): string | undefined {
-  if (!cache) return undefined;
-  // The write token reads too: a daemon that only writes need not hold both.
-  return role === 'write' ? cache.writeToken : (cache.readToken ?? cache.writeToken);
+export function cacheClient(region: Region, role: CacheRole): CacheNodeClient {
+  const token = region.credentials.requireCache(role);
+  const cache = region.config.cache as NonNullable<Region['config']['cache']>;
+  const ca = readCa(cache.tls?.ca, `regions.${region.name}.cache.tls.ca`);
+  return region.own(
+    new CacheNodeClient({
+      token,
+      connectTimeoutMs: cache.connectTimeoutMs,
+      ...(ca ? { ca } : {}),
+      region: region.name,
+      logger: region.logger.child({ component: 'cache-client' }),
+    }),
+  );
 }
 
-/** Whether the region's config lets this role talk to its cache nodes. */
-export function hasCacheAccess(cache: RegionConfig['cache'], role: CacheRole): cache is CacheConfig {
-  return cacheToken(cache, role) !== undefined;
-}
-
 /**
- * A cache-node client of a region with the credential of `role` (and its TLS trust), or a clear
- * config error naming the key to set.
+ * A client of a region's control API with the tokens this process holds; undefined when it may not
+ * queue work there (no api section, no admin token and not open). Needs no Redis: the CLI asks the
+ * replicator before it opens the region.
  */
-export function cacheClient(options: { region: string; cache: RegionConfig['cache']; role: CacheRole; logger: Logger }): CacheNodeClient {
-  const { cache, role, region } = options;
-  const token = cacheToken(cache, role);
-  if (!cache || !token) {
-    const key = role === 'write' ? 'writeToken' : 'readToken';
-    throw new InvalidConfigError(`regions.${region}.cache.${key}: region ${region} has no cache ${key} configured`);
-  }
-  const ca = readCa(cache.tls?.ca, `regions.${region}.cache.tls.ca`);
-  return new CacheNodeClient({ token, connectTimeoutMs: cache.connectTimeoutMs, ...(ca ? { ca } : {}), logger: options.logger });
+export function controlClient(name: string, config: RegionConfig): ControlClient | undefined {
+  const credentials = new Credentials(name, config);
+  if (!config.api || !credentials.canUseApi('admin')) return undefined;
+  const read = credentials.api('read');
+  const admin = credentials.api('admin');
+  return new ControlClient({ api: config.api, region: name, tokens: { ...(read ? { read } : {}), ...(admin ? { admin } : {}) } });
 }

@@ -1,19 +1,12 @@
-import { rootCertificates } from 'node:tls';
 import type { Residency } from '@ferry/cache';
-import {
-  AccessDeniedError,
-  InvalidArgumentError,
-  messageOf,
-  NotFoundError,
-  type RegionConfig,
-  tlsFailure,
-  UnauthorizedError,
-  UnavailableError,
-} from '@ferry/core';
-import { Agent, type Dispatcher, request } from 'undici';
+import type { RegionConfig } from '@ferry/core';
+import { HttpClient } from '@ferry/http';
 import { readCa } from './tls.js';
 
 type ApiConfig = NonNullable<RegionConfig['api']>;
+
+const CONNECT_TIMEOUT_MS = 5_000;
+const REQUEST_TIMEOUT_MS = 300_000;
 
 /** What `POST /warmup` answers. */
 export interface WarmupQueued {
@@ -64,29 +57,32 @@ export function controlApiBase(api: ApiConfig): string {
  */
 export class ControlClient {
   readonly base: string;
-  /** Sent with reads (status, a warmup's state): the read token, else the admin token. */
-  readonly #readToken: string | undefined;
-  /** Sent with what queues work (warmup, retry). */
-  readonly #adminToken: string | undefined;
+  /** Reads (status, a warmup's state) send the read token, or the admin token when that is all the process holds. */
+  readonly #read: HttpClient;
+  /** What queues work (warmup, retry) sends the admin token. */
+  readonly #admin: HttpClient;
 
-  readonly #agent: Agent;
-
-  constructor(options: { api: ApiConfig; region?: string }) {
+  constructor(options: { api: ApiConfig; region?: string; tokens: { read?: string; admin?: string } }) {
     this.base = controlApiBase(options.api);
-    this.#readToken = options.api.readToken ?? options.api.adminToken;
-    this.#adminToken = options.api.adminToken;
-    const ca = readCa(options.api.tls?.ca, `regions.${options.region ?? '<r>'}.api.tls.ca`);
-    // Node's `ca` replaces the default store, so the default roots go along with the private CA.
-    this.#agent = new Agent({ connect: { timeout: 5_000, ...(ca ? { ca: [...rootCertificates, ca.toString()] } : {}) } });
+    const key = `regions.${options.region ?? '<r>'}.api`;
+    const ca = readCa(options.api.tls?.ca, `${key}.tls.ca`);
+    const client = (token: string | undefined, role: string) =>
+      new HttpClient({
+        service: 'replicator API',
+        ...(token ? { token } : {}),
+        connectTimeoutMs: CONNECT_TIMEOUT_MS,
+        requestTimeoutMs: REQUEST_TIMEOUT_MS,
+        connections: 2,
+        attempts: 3,
+        ...(ca ? { ca } : {}),
+        hints: { 401: `check ${key}.${role}`, 403: `this needs ${key}.adminToken`, tls: `check ${key}.tls.ca` },
+      });
+    this.#read = client(options.tokens.read, 'readToken');
+    this.#admin = client(options.tokens.admin, 'adminToken');
   }
 
-  close(): Promise<void> {
-    return this.#agent.close();
-  }
-
-  /** Whether a region's config lets a client queue work on its control API (the admin token, or `open`). */
-  static usable(api: RegionConfig['api']): api is ApiConfig {
-    return api !== undefined && (api.adminToken !== undefined || api.open);
+  async close(): Promise<void> {
+    await Promise.all([this.#read.close(), this.#admin.close()]);
   }
 
   warmup(paths: string[]): Promise<WarmupQueued> {
@@ -107,38 +103,9 @@ export class ControlClient {
     return this.#call<WarmupState>('GET', `/warmup/${encodeURIComponent(id)}`);
   }
 
-  async #call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  #call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const client = method === 'GET' ? this.#read : this.#admin;
     const url = `${this.base}${path}`;
-    const token = method === 'GET' ? this.#readToken : this.#adminToken;
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await request(url, {
-        method,
-        dispatcher: this.#agent,
-        headers: {
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-    } catch (err) {
-      const tls = tlsFailure(err);
-      if (tls) throw new UnauthorizedError(`replicator API at ${url}: ${tls} (check api.tls.ca)`, { cause: err });
-      const reason = (err as { code?: string }).code ?? messageOf(err);
-      throw new UnavailableError(`replicator API at ${url}: ${reason}`, { cause: err });
-    }
-    const text = await res.body.text();
-    const status = res.statusCode;
-    let json: Record<string, unknown> = {};
-    try {
-      json = JSON.parse(text) as Record<string, unknown>;
-    } catch {}
-    if (status >= 200 && status < 300) return json as T;
-    const message = `replicator API ${method} ${path}: ${String(json.message ?? `HTTP ${status}`)}`;
-    if (status === 401) throw new UnauthorizedError(`${message} (check api.${method === 'GET' ? 'readToken' : 'adminToken'})`);
-    if (status === 403) throw new AccessDeniedError(`${message} (this needs api.adminToken)`);
-    if (status === 404) throw new NotFoundError(message);
-    if (status === 400) throw new InvalidArgumentError(message);
-    throw new UnavailableError(message);
+    return client.json<T>(url, method, `replicator API at ${url}`, body);
   }
 }

@@ -1,5 +1,6 @@
-export { type CacheRole, cacheClient, cacheToken, hasCacheAccess } from './cache-access.js';
+export { cacheClient, controlClient } from './cache-access.js';
 export { ControlClient, controlApiBase, type WarmupQueued, type WarmupState } from './control-client.js';
+export { type ApiRole, type ApiServerTokens, type CacheRole, type CacheServerTokens, Credentials } from './credentials.js';
 export { collectGarbage, type GcOptions, type GcReport, type HeldBack } from './gc.js';
 export { type OpenReaderOptions, openCacheTier, openReader } from './reading.js';
 export { type OpenRegionOptions, openRegion, Region, type RegionRole } from './region.js';

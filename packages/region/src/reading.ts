@@ -1,6 +1,5 @@
 import { type RegionCacheTier, regionCacheTier } from '@ferry/cache';
 import { RegionReader } from '@ferry/reader';
-import { cacheToken } from './cache-access.js';
 import type { Region } from './region.js';
 import { readCa } from './tls.js';
 
@@ -9,9 +8,9 @@ import { readCa } from './tls.js';
  * undefined otherwise. Closed with the region. A reader holds the read token only: nothing it
  * holds can change the bytes another reader gets.
  */
-export function openCacheTier(region: Region): RegionCacheTier | undefined {
+export function openCacheTier(region: Region, options: { onRefusedToken?: 'read-around' | 'fail' } = {}): RegionCacheTier | undefined {
   const cache = region.config.cache;
-  const token = cacheToken(cache, 'read');
+  const token = region.credentials.cache('read');
   if (!cache || !token) return undefined;
   const ca = readCa(cache.tls?.ca, `regions.${region.name}.cache.tls.ca`);
   return region.own(
@@ -22,6 +21,8 @@ export function openCacheTier(region: Region): RegionCacheTier | undefined {
       replicas: cache.replicas,
       connectTimeoutMs: cache.connectTimeoutMs,
       ...(ca ? { ca } : {}),
+      ...(options.onRefusedToken ? { onRefusedToken: options.onRefusedToken } : {}),
+      region: region.name,
       logger: region.logger.child({ component: 'cache' }),
     }),
   );
@@ -32,6 +33,8 @@ export interface OpenReaderOptions {
   memoryBytes?: number;
   /** The region's cache tier (default: opened from the config when the region has cache nodes). */
   cache?: RegionCacheTier | false;
+  /** A cache node that refuses the read token: read around it (default) or fail the read. */
+  onRefusedToken?: 'read-around' | 'fail';
 }
 
 /**
@@ -40,7 +43,10 @@ export interface OpenReaderOptions {
  * queued for copying (backfill).
  */
 export function openReader(region: Region, options: OpenReaderOptions = {}): RegionReader {
-  const cache = options.cache === false ? undefined : (options.cache ?? openCacheTier(region));
+  const cache =
+    options.cache === false
+      ? undefined
+      : (options.cache ?? openCacheTier(region, options.onRefusedToken ? { onRefusedToken: options.onRefusedToken } : {}));
   return new RegionReader({
     meta: region.meta,
     region: region.name,

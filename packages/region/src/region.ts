@@ -1,4 +1,4 @@
-import { type FerryConfig, type Logger, type RedisTarget, type RegionConfig, regionConfig } from '@ferry/core';
+import { type FerryConfig, type Logger, type RedisTarget, type RegionConfig, regionConfig, replicaAcks, schemaDefaults } from '@ferry/core';
 import type { CopyQueue } from '@ferry/jobs';
 import {
   ChunkHashes,
@@ -13,6 +13,7 @@ import {
   translateRedisError,
 } from '@ferry/meta';
 import { createStore, type ObjectStore, StoresByUrl } from '@ferry/stores';
+import { Credentials } from './credentials.js';
 
 /**
  * How a process uses its Redis connections:
@@ -60,6 +61,8 @@ export class Region {
   readonly mirror: MirrorMeta | undefined;
   /** The sha256 of external chunks as this region first verified them. */
   readonly hashes: ChunkHashes;
+  /** Which token this process sends for a role, and what the region's servers accept. */
+  readonly credentials: Credentials;
   /** Origin stores of imported files, opened on first use. */
   readonly origins = new StoresByUrl();
   readonly #injected: OpenRegionOptions['stores'];
@@ -91,13 +94,26 @@ export class Region {
     // Made now (it connects to nothing yet), so a wrong store URL is an error when the region opens.
     this.store = options.stores?.region ?? this.#own(createStore(this.config.store));
     this.redis = this.#connect(this.config.redis, `${this.#clientName}-${region}`);
-    this.meta = new Meta({ redis: this.redis, volume: this.volume, logMaxLen: config.log.maxLen, logger: this.logger });
+    const replicas = replicaAcks(this.config.redis);
+    this.meta = new Meta({
+      redis: this.redis,
+      volume: this.volume,
+      logMaxLen: config.log.maxLen,
+      logger: this.logger,
+      ...(replicas ? { replicas } : {}),
+    });
     this.mirror = this.isSource ? undefined : new MirrorMeta({ redis: this.redis, volume: this.volume });
     this.hashes = new ChunkHashes({ redis: this.redis, volume: this.volume });
+    this.credentials = new Credentials(region, this.config);
   }
 
   #connect(target: RedisTarget, name: string): RedisClient {
     return connectRedis(target, { name, ...(this.role === 'daemon' ? { maxRetriesPerRequest: null } : {}) });
+  }
+
+  /** How long garbage must stay unreferenced before collection: the region's `gc.grace`, else the schema's default. */
+  get gcGraceMs(): number {
+    return this.config.gc?.grace ?? (schemaDefaults().regions.r?.gc?.grace as number);
   }
 
   /** The source region's store (the region's own store in the source). */
@@ -194,6 +210,11 @@ export class Region {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Whether the region's Redis answers now (health probes): one clear error when it does not. */
+  ping(): Promise<void> {
+    return pingRedis(this.redis);
   }
 
   /** Cut a waiting change-log read short (the watcher's) before the rest is closed. */

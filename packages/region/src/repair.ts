@@ -1,4 +1,4 @@
-import { type ChunkId, chunkKey, type Entry, isNativeChunkId, type Logger, messageOf, regionConfig } from '@ferry/core';
+import { type ChunkId, chunkKey, chunkSha256, type Entry, isNativeChunkId, type Logger, messageOf, regionConfig } from '@ferry/core';
 import { chunkVerifier, originRead } from '@ferry/fetch';
 import type { CopyRequest } from '@ferry/jobs';
 import { GcMeta } from '@ferry/meta';
@@ -68,7 +68,7 @@ async function repairFromMirrors(region: Region, uses: ChunkUse[], options: Repa
           const verify = chunkVerifier({ id: use.id, size: use.size }, `mirror ${name}`);
           body.on('error', (err) => verify.destroy(err));
           verify.on('error', () => {});
-          await region.store.put(chunkKey(use.id), { stream: body.pipe(verify), length: use.size });
+          await region.store.put(chunkKey(use.id), { stream: body.pipe(verify), length: use.size }, chunkSha256(use.id));
           done.add(use.id);
           break;
         } catch (err) {

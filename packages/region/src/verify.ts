@@ -1,5 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { pipeline } from 'node:stream/promises';
+import { randomUUID } from 'node:crypto';
 import {
   type ChunkId,
   chunkDigest,
@@ -11,6 +10,7 @@ import {
   messageOf,
   NotFoundError,
   normalizePath,
+  sha256OfStream,
 } from '@ferry/core';
 import { GcMeta, verifySeenKey } from '@ferry/meta';
 import type { Region } from './region.js';
@@ -135,7 +135,17 @@ export async function verifyRegion(region: Region, options: VerifyOptions = {}):
     });
   }
   report.repaired = repaired.size;
-  await gc.record({ 'verified-chunks': report.chunks - bad.size, 'bad-chunks': bad.size, 'repaired-chunks': repaired.size });
+  await gc.record(
+    { 'verified-chunks': report.chunks - bad.size, 'bad-chunks': bad.size, 'repaired-chunks': repaired.size },
+    // The last check's own figures: what is bad now (as far as it looked), beside the totals.
+    {
+      'last-verify-at': Date.now(),
+      'last-verify-path': path,
+      'last-verify-chunks': report.chunks,
+      'last-verify-bad': bad.size - repaired.size,
+      'last-verify-repaired': repaired.size,
+    },
+  );
   options.logger?.info({ region: region.name, path, chunks: report.chunks, bad: bad.size, repaired: repaired.size }, 'verify');
   return report;
 }
@@ -210,18 +220,10 @@ async function checkChunk(
   }
 }
 
-/** The sha256 and length of a chunk's object in the region's store, streamed. */
+/** The sha256 and length of a chunk's object in the region's store, streamed through the hash pool. */
 export async function digestOf(region: Region, id: ChunkId): Promise<{ sha256: string; bytes: number }> {
   const { body } = await region.store.get(chunkKey(id));
-  const hash = createHash('sha256');
-  let bytes = 0;
-  await pipeline(body, async (source: AsyncIterable<Buffer>) => {
-    for await (const piece of source) {
-      hash.update(piece);
-      bytes += piece.length;
-    }
-  });
-  return { sha256: hash.digest('hex'), bytes };
+  return sha256OfStream(body);
 }
 
 /** An imported chunk in the source: the origin object still has the entry's etag and covers the chunk. */

@@ -1,6 +1,6 @@
 import { Transform } from 'node:stream';
-import { TransientError } from '@ferry/core';
-import type { GetOptions, GetResult, ListOptions, ListPage, ObjectInfo, ObjectStore, PutBody, PutResult } from './types.js';
+import { seededRandom, TransientError } from '@ferry/core';
+import type { GetOptions, GetResult, ListOptions, ListPage, ObjectInfo, ObjectStore, PutBody, PutOptions, PutResult } from './types.js';
 
 export type StoreOperation = 'head' | 'get' | 'put' | 'delete' | 'list';
 
@@ -27,18 +27,6 @@ export interface FaultStats {
   truncated: number;
 }
 
-/** mulberry32: small, seedable, good enough to pick which calls fail. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Wraps a store and injects transient failures, latency and truncated bodies. */
 export class FaultStore implements ObjectStore {
   readonly stats: FaultStats = { calls: { head: 0, get: 0, put: 0, delete: 0, list: 0 }, failed: 0, truncated: 0 };
@@ -47,7 +35,7 @@ export class FaultStore implements ObjectStore {
 
   constructor(options: FaultOptions) {
     this.#o = options;
-    this.#random = random(options.seed ?? Date.now());
+    this.#random = seededRandom(options.seed ?? Date.now());
   }
 
   get url() {
@@ -95,9 +83,9 @@ export class FaultStore implements ObjectStore {
     return { ...result, body: result.body.pipe(cut) };
   }
 
-  async put(key: string, body: PutBody): Promise<PutResult> {
+  async put(key: string, body: PutBody, options?: PutOptions): Promise<PutResult> {
     await this.#before('put', key);
-    return this.#o.inner.put(key, body);
+    return this.#o.inner.put(key, body, options);
   }
 
   async delete(key: string): Promise<void> {

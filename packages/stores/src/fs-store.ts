@@ -17,6 +17,8 @@ export interface FsStoreOptions {
   fsync?: boolean;
 }
 
+type FileHandle = Awaited<ReturnType<typeof open>>;
+
 /** Where in-flight writes live: inside the root (same filesystem, so rename is atomic), never listed. */
 const TMP_DIR = '.ferry-tmp';
 
@@ -28,6 +30,32 @@ function statEtag(st: Stats): string {
   return `${st.ino.toString(16)}-${st.size.toString(16)}-${Math.floor(st.mtimeMs * 1000).toString(16)}`;
 }
 
+/**
+ * Bytes `start..end` of an open file as a stream of views of `into` (positional reads straight
+ * into the caller's buffer, as large as it allows), then of fresh 1 MiB pieces for whatever does
+ * not fit. The stream owns the handle and closes it when it ends or is destroyed.
+ */
+function readInto(handle: FileHandle, start: number, end: number, into: Uint8Array): Readable {
+  async function* pieces(): AsyncGenerator<Uint8Array> {
+    try {
+      let at = start;
+      let filled = 0;
+      while (at <= end) {
+        const inPlace = filled < into.length;
+        const target = inPlace ? into.subarray(filled) : Buffer.allocUnsafe(1 << 20);
+        const { bytesRead } = await handle.read(target, 0, Math.min(target.length, end - at + 1), at);
+        if (bytesRead === 0) return;
+        if (inPlace) filled += bytesRead;
+        at += bytesRead;
+        yield target.subarray(0, bytesRead);
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+  return Readable.from(pieces(), { objectMode: false });
+}
+
 /** Local-disk store: one file per object under `root`, keys mapped 1:1 to relative paths. */
 export class FsStore implements ObjectStore {
   readonly url: string;
@@ -35,6 +63,14 @@ export class FsStore implements ObjectStore {
   readonly #root: string;
   readonly #fsync: boolean;
   #realRoot: string | undefined;
+  /**
+   * Directories this store made or resolved and found to be themselves (no symlinked segment):
+   * a put or read under one skips the mkdir and realpath (most of a small object's system calls).
+   * A directory removed meanwhile (another process's delete pruned it) fails the rename with
+   * ENOENT, and the put checks it again.
+   */
+  readonly #verified = new Set<string>();
+  #tmpMade = false;
 
   constructor(options: FsStoreOptions) {
     this.#root = options.root;
@@ -66,10 +102,42 @@ export class FsStore implements ObjectStore {
   /** Where in-flight writes go; made on the first put. */
   async #tmpDir(): Promise<string> {
     const dir = join(await this.#ready(true), TMP_DIR);
+    if (this.#tmpMade) return dir;
     await mkdir(dir, { recursive: true }).catch((err) => {
       throw localIoError(err, `${this.url}: cannot write`, TMP_DIR);
     });
+    this.#tmpMade = true;
     return dir;
+  }
+
+  #remember(dir: string): void {
+    // A bound on what one process keeps: chunk keys fan out over at most 65,536 directories.
+    if (this.#verified.size >= 100_000) this.#verified.clear();
+    this.#verified.add(dir);
+  }
+
+  /** Make the directory of `file` and check that it is itself (a symlink made meanwhile must not redirect the rename). */
+  async #parentFor(key: string, file: string): Promise<void> {
+    const parent = dirname(file);
+    if (this.#verified.has(parent)) return;
+    await mkdir(parent, { recursive: true });
+    if (!(await this.#isOwnDir(parent))) throw new AccessDeniedError(`${this.url}: key ${key} resolves outside the store (symlink)`);
+  }
+
+  /**
+   * Whether `dir` (under the resolved root) is a directory reached through no symlink: its parent
+   * is, and it is a directory itself, not a link (one lstat per segment not checked before,
+   * instead of a realpath's readlink of every segment). ENOENT when a segment is missing.
+   */
+  async #isOwnDir(dir: string): Promise<boolean> {
+    if (this.#verified.has(dir) || dir === this.#realRoot) return true;
+    const parent = dirname(dir);
+    if (parent === dir || !(await this.#isOwnDir(parent))) return false;
+    const st = await lstat(dir);
+    if (st.isSymbolicLink()) return false;
+    if (!st.isDirectory()) throw Object.assign(new Error(`not a directory: ${dir}`), { code: 'ENOTDIR' });
+    this.#remember(dir);
+    return true;
   }
 
   /**
@@ -82,9 +150,9 @@ export class FsStore implements ObjectStore {
     const root = await this.#ready();
     const file = join(root, ...key.split('/'));
     const parent = dirname(file);
-    let resolved: string;
+    let own: boolean;
     try {
-      resolved = await realpath(parent);
+      own = await this.#isOwnDir(parent);
     } catch (err) {
       if (!parentMustExist && (err as NodeJS.ErrnoException).code === 'ENOENT') return file;
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') {
@@ -92,7 +160,7 @@ export class FsStore implements ObjectStore {
       }
       throw localIoError(err, `${this.url}: key`, key);
     }
-    if (resolved !== parent) throw new AccessDeniedError(`${this.url}: key ${key} resolves outside the store (symlink)`);
+    if (!own) throw new AccessDeniedError(`${this.url}: key ${key} resolves outside the store (symlink)`);
     return file;
   }
 
@@ -134,6 +202,7 @@ export class FsStore implements ObjectStore {
         await handle.close();
         return { info, start: 0, end: -1, body: Readable.from([]) };
       }
+      if (options.into && options.into.length > 0) return { info, start, end, body: readInto(handle, start, end, options.into) };
       // The stream owns the handle from here on and closes it when it ends or is destroyed.
       const body = handle.createReadStream({ start, end, highWaterMark: 1 << 20 });
       return { info, start, end, body };
@@ -150,13 +219,17 @@ export class FsStore implements ObjectStore {
     const tmp = join(await this.#tmpDir(), `${randomBytes(12).toString('hex')}.part`);
     try {
       const out = createWriteStream(tmp, { flags: 'wx', flush: this.#fsync, highWaterMark: 1 << 20 });
-      await pipeline(bodyStream(body, key), out);
-      await mkdir(dirname(file), { recursive: true });
-      // Re-check after mkdir: a symlink created in the meantime must not redirect the rename.
-      if ((await realpath(dirname(file))) !== dirname(file)) {
-        throw new AccessDeniedError(`${this.url}: key ${key} resolves outside the store (symlink)`);
-      }
-      await rename(tmp, file);
+      await pipeline(bodyStream(body, key), out).catch((err) => {
+        // The temporary directory was removed under this process: make it again next time.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.#tmpMade = false;
+        throw err;
+      });
+      await this.#parentFor(key, file);
+      await rename(tmp, file).catch(async (err) => {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !this.#verified.delete(dirname(file))) throw err;
+        await this.#parentFor(key, file);
+        await rename(tmp, file);
+      });
       const st = await lstat(file);
       return { etag: statEtag(st) };
     } catch (err) {
@@ -221,6 +294,7 @@ export class FsStore implements ObjectStore {
     const root = await this.#ready();
     let current = dir;
     while (current.startsWith(root + sep) && current !== root) {
+      this.#verified.delete(current);
       try {
         await rm(current, { recursive: false });
       } catch {

@@ -18,6 +18,7 @@ export type {
   ObjectInfo,
   ObjectStore,
   PutBody,
+  PutOptions,
   PutResult,
   StoreCapabilities,
 } from './types.js';

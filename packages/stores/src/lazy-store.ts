@@ -38,8 +38,8 @@ export class LazyStore implements ObjectStore {
     return (await this.#store()).get(key, options);
   }
 
-  async put(key: string, body: Store.PutBody): Promise<Store.PutResult> {
-    return (await this.#store()).put(key, body);
+  async put(key: string, body: Store.PutBody, options?: Store.PutOptions): Promise<Store.PutResult> {
+    return (await this.#store()).put(key, body, options);
   }
 
   async delete(key: string): Promise<void> {

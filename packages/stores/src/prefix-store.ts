@@ -1,4 +1,4 @@
-import type { GetOptions, GetResult, ListOptions, ListPage, ObjectInfo, ObjectStore, PutBody, PutResult } from './types.js';
+import type { GetOptions, GetResult, ListOptions, ListPage, ObjectInfo, ObjectStore, PutBody, PutOptions, PutResult } from './types.js';
 
 /** Presents `prefix/…` of an inner store as the whole store. `prefix` has no leading/trailing `/`. */
 export class PrefixStore implements ObjectStore {
@@ -29,8 +29,8 @@ export class PrefixStore implements ObjectStore {
     return { ...result, info: this.#strip(result.info) };
   }
 
-  put(key: string, body: PutBody): Promise<PutResult> {
-    return this.#inner.put(this.#prefix + key, body);
+  put(key: string, body: PutBody, options?: PutOptions): Promise<PutResult> {
+    return this.#inner.put(this.#prefix + key, body, options);
   }
 
   delete(key: string): Promise<void> {

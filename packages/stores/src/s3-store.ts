@@ -216,13 +216,13 @@ export class S3Store implements ObjectStore {
     return out;
   }
 
-  async put(key: string, body: Store.PutBody): Promise<Store.PutResult> {
+  async put(key: string, body: Store.PutBody, options: Store.PutOptions = {}): Promise<Store.PutResult> {
     assertValidKey(key);
     const length = bodyLength(body);
     if (length > this.capabilities.maxObjectSize) throw new InvalidArgumentError(`${this.url}: put ${key}: ${length} bytes is over 5 TiB`);
     const multipart = length > 0 && length >= this.#threshold;
     const etag = await this.#serialized(key, () =>
-      multipart ? this.#putMultipart(key, body, length) : this.#putSingle(key, body, length),
+      multipart ? this.#putMultipart(key, body, length) : this.#putSingle(key, body, length, options.sha256),
     );
     return { etag: etag || (await this.head(key)).etag };
   }
@@ -246,16 +246,37 @@ export class S3Store implements ObjectStore {
   /**
    * One PutObject from a buffer: the whole body is read and its length checked before anything is
    * sent, so a short or failing stream never reaches the server (servers that store a request as
-   * it arrives keep a truncated object), and the SDK can retry the request.
+   * it arrives keep a truncated object), and the SDK can retry the request. With the body's
+   * sha256 known (a chunk's id), the SDK hashes nothing: the digest is the SigV4 payload hash and,
+   * with flexible checksums on, `x-amz-checksum-sha256`, which S3 checks against what it received.
    */
-  async #putSingle(key: string, body: Store.PutBody, length: number): Promise<string> {
+  async #putSingle(key: string, body: Store.PutBody, length: number, sha256?: string): Promise<string> {
     let bytes: Uint8Array = body instanceof Uint8Array ? body : Buffer.alloc(0);
     if (!(body instanceof Uint8Array)) {
       const size = Math.max(length, 1);
       const parts = fixedParts(bodyStream(body, key), size, () => Buffer.allocUnsafe(size));
       for await (const part of this.#readBody(parts, key)) bytes = part;
     }
-    const command = new PutObjectCommand({ Bucket: this.#bucket, Key: key, Body: bytes, ContentLength: length });
+    const known = sha256 !== undefined && /^[0-9a-f]{64}$/.test(sha256) ? sha256 : undefined;
+    const command = new PutObjectCommand({
+      Bucket: this.#bucket,
+      Key: key,
+      Body: bytes,
+      ContentLength: length,
+      // Given, the SDK sends it instead of computing a CRC32 of its own.
+      ...(known && this.#flexibleChecksums ? { ChecksumSHA256: Buffer.from(known, 'hex').toString('base64') } : {}),
+    });
+    if (known) {
+      // The signer takes a payload hash already in the headers instead of hashing the body.
+      command.middlewareStack.add(
+        (next) => (args) => {
+          const request = args.request as { headers?: Record<string, string> };
+          if (request.headers) request.headers['x-amz-content-sha256'] = known;
+          return next(args);
+        },
+        { step: 'build', name: 'ferryKnownPayloadSha256' },
+      );
+    }
     return unquote((await this.#send('put', key, () => this.#client.send(command))).ETag);
   }
 

@@ -22,6 +22,13 @@ export interface GetOptions {
   range?: ByteRange;
   /** Fail with PreconditionFailedError unless the object still has this etag. */
   ifMatch?: string;
+  /**
+   * Where the caller will put the bytes (a chunk buffer). A store of local files reads straight
+   * into it, and the body's pieces are then views of `into` in order from `into[0]` (bytes past its
+   * end come as pieces of their own): a consumer that sees a piece already in place copies nothing.
+   * Other stores ignore it. The caller leaves `into` alone until the body has ended.
+   */
+  into?: Uint8Array;
 }
 
 export interface GetResult {
@@ -35,6 +42,15 @@ export interface GetResult {
 
 /** Bytes, or a stream whose length is declared up front; a short or long stream is an error. */
 export type PutBody = Uint8Array | { stream: Readable; length: number };
+
+export interface PutOptions {
+  /**
+   * The hex sha256 of the body, when the caller knows it (a native chunk: its id). A store whose
+   * server can check it sends it (S3: `x-amz-checksum-sha256`, and the SigV4 payload hash) instead
+   * of having its SDK hash the body again; other stores ignore it.
+   */
+  sha256?: string;
+}
 
 export interface PutResult {
   etag: string;
@@ -76,7 +92,7 @@ export interface ObjectStore {
   head(key: string): Promise<ObjectInfo>;
   get(key: string, options?: GetOptions): Promise<GetResult>;
   /** Atomic: readers see the old object or the whole new one, never a mix. */
-  put(key: string, body: PutBody): Promise<PutResult>;
+  put(key: string, body: PutBody, options?: PutOptions): Promise<PutResult>;
   /** Idempotent: deleting a missing key succeeds. */
   delete(key: string): Promise<void>;
   /** Keys starting with `prefix`, in ascending UTF-8 byte order, one page at a time. */

@@ -56,10 +56,25 @@ export interface ChunkFileOptions {
  * while it is read is an error: its entry would describe bytes nobody uploaded.
  */
 export function chunkFile(input: PutInput, options: ChunkFileOptions): AsyncGenerator<FileChunk> {
-  return 'bytes' in input ? chunkBytes(input, options) : chunkLocalFile(input, options);
+  if ('bytes' in input) return chunkBytes(input, options);
+  return input.size > 0 && input.size <= options.chunkSize ? chunkSmallFile(input, options) : chunkLocalFile(input, options);
+}
+
+/** Whether a file is one chunk at most: read in one go, and staged beside other such files. */
+export function isSmall(input: PutInput, chunkSize: number): boolean {
+  return ('bytes' in input ? input.bytes.length : input.size) <= chunkSize;
 }
 
 const nothing = () => {};
+
+/** `release` for a consumer that may call it more than once: the buffer goes back once. */
+function once(release: () => void): () => void {
+  let released = false;
+  return () => {
+    if (!released) release();
+    released = true;
+  };
+}
 
 async function* chunkBytes(input: BytesFile, options: ChunkFileOptions): AsyncGenerator<FileChunk> {
   const { chunkSize } = options;
@@ -77,6 +92,51 @@ async function* chunkBytes(input: BytesFile, options: ChunkFileOptions): AsyncGe
     yield { ref, bytes, release: nothing };
   }
   options.onEntry({ path, size: all.length, mtime: input.mtime ?? Date.now(), sha256: await whole, chunkSize, chunks });
+}
+
+/**
+ * A local file of one chunk: one read, one hash (the chunk's is the file's), no read-ahead. A
+ * short read, or a byte past the planned size, means the file changed while it was read.
+ */
+async function* chunkSmallFile(file: LocalFile, options: ChunkFileOptions): AsyncGenerator<FileChunk> {
+  const buffer = options.buffers?.take(file.size) ?? { bytes: Buffer.allocUnsafeSlow(file.size), hold: nothing, release: nothing };
+  let hex: string;
+  try {
+    const filled = await readSmall(file, buffer.bytes);
+    if (filled !== file.size) {
+      throw new LocalIoError(
+        `${file.local} changed while it was being read (${file.size} bytes, then ${filled > file.size ? 'more' : filled}); nothing committed`,
+      );
+    }
+    hex = await hashPool().sha256(buffer.bytes);
+  } catch (err) {
+    buffer.release();
+    throw err;
+  }
+  const ref = { id: nativeChunkId(hex), size: file.size };
+  options.onBytes?.(file.size);
+  yield { ref, bytes: buffer.bytes, release: once(buffer.release) };
+  options.onEntry({ path: file.path, size: file.size, mtime: file.mtime, sha256: hex, chunkSize: options.chunkSize, chunks: [ref] });
+}
+
+/** Bytes read into `target` (its length is the planned size), or planned size + 1 when the file grew. */
+async function readSmall(file: LocalFile, target: Buffer): Promise<number> {
+  const handle = await open(file.local, 'r').catch((err) => {
+    throw localIoError(err, 'cannot read', file.local);
+  });
+  try {
+    let filled = 0;
+    while (filled < target.length) {
+      const { bytesRead } = await handle.read(target, filled, target.length - filled, filled);
+      if (bytesRead === 0) return filled;
+      filled += bytesRead;
+    }
+    return (await handle.read(Buffer.alloc(1), 0, 1, filled)).bytesRead > 0 ? filled + 1 : filled;
+  } catch (err) {
+    throw localIoError(err, 'cannot read', file.local);
+  } finally {
+    await handle.close();
+  }
 }
 
 /** A chunk read from disk whose hash is on its way. */
@@ -140,15 +200,7 @@ async function* chunkLocalFile(file: LocalFile, options: ChunkFileOptions): Asyn
       const ref = { id: nativeChunkId(hex), size: piece.bytes.length };
       chunks.push(ref);
       options.onBytes?.(ref.size);
-      let released = false;
-      yield {
-        ref,
-        bytes: piece.bytes,
-        release: () => {
-          if (!released) piece.buffer.release();
-          released = true;
-        },
-      };
+      yield { ref, bytes: piece.bytes, release: once(piece.buffer.release) };
     }
     const after = await handle.stat();
     if (offset !== file.size || after.size !== file.size) {

@@ -1,7 +1,8 @@
-import { BufferPool, type ChunkRef, chunkKey, forEachLimit, type NewEntry, NotFoundError } from '@ferry/core';
+import { BufferPool, type ChunkRef, chunkKey, chunkSha256, coalesce, forEachLimit, type NewEntry, NotFoundError } from '@ferry/core';
 import type { Meta } from '@ferry/meta';
 import type { ObjectStore } from '@ferry/stores';
-import { chunkFile, type FileChunk, type PutInput } from './chunking.js';
+import { chunkFile, type FileChunk, isSmall, type PutInput } from './chunking.js';
+import type { ChunkHolds } from './holds.js';
 
 export interface StageOptions {
   store: ObjectStore;
@@ -12,6 +13,8 @@ export interface StageOptions {
   concurrency: number;
   /** Bytes read from the files (progress). */
   onBytes?: (delta: number) => void;
+  /** Holds each chunk against garbage collection before it is looked at (a put passes its own). */
+  holds?: ChunkHolds;
 }
 
 /** What staging did, in numbers. */
@@ -38,19 +41,21 @@ export interface Staged extends StageFigures {
 export async function stageFiles(options: StageOptions): Promise<Staged> {
   const { store, meta, chunkSize } = options;
   const figures: StageFigures = { files: options.files.length, bytes: 0, chunks: 0, chunksUploaded: 0, chunksPresent: 0, bytesUploaded: 0 };
-  const entries: NewEntry[] = [];
   const seen = new Set<string>();
+  // Looked up together while a lookup is in flight: one round trip for many small files.
+  const refCount = coalesce(async (ids: string[]) => meta.refs.refCounts(ids));
 
   async function ensureChunk(ref: ChunkRef, bytes: Buffer): Promise<boolean> {
-    const [count] = await meta.refCounts([ref.id]);
-    if ((count ?? 0) > 0) return false;
+    // Held first: what the look below finds stays there until the commit.
+    await options.holds?.hold(ref.id);
+    if ((await refCount(ref.id)) > 0) return false;
     const key = chunkKey(ref.id);
     try {
       if ((await store.head(key)).size === ref.size) return false;
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
     }
-    await store.put(key, bytes);
+    await store.put(key, bytes, chunkSha256(ref.id));
     return true;
   }
 
@@ -58,24 +63,9 @@ export async function stageFiles(options: StageOptions): Promise<Staged> {
   const ahead = 2;
   // Every chunk buffer in use is one of these: uploads in flight plus the chunks read ahead.
   const buffers = new BufferPool({ bufferSize: chunkSize, keep: concurrency + ahead + 1 });
+  const entries: NewEntry[] = new Array(options.files.length);
 
-  // Files one after another; a chunk is read only when an upload slot is free.
-  async function* chunks(): AsyncGenerator<FileChunk> {
-    for (const file of options.files) {
-      yield* chunkFile(file, {
-        chunkSize,
-        buffers,
-        ahead,
-        ...(options.onBytes ? { onBytes: options.onBytes } : {}),
-        onEntry: (entry) => {
-          entries.push(entry);
-          figures.bytes += entry.size;
-        },
-      });
-    }
-  }
-
-  await forEachLimit(chunks(), concurrency, async ({ ref, bytes, release }) => {
+  const stageChunk = async ({ ref, bytes, release }: FileChunk): Promise<void> => {
     try {
       figures.chunks += 1;
       if (seen.has(ref.id)) {
@@ -90,6 +80,41 @@ export async function stageFiles(options: StageOptions): Promise<Staged> {
     } finally {
       release();
     }
-  });
+  };
+  const chunksOf = (index: number): AsyncGenerator<FileChunk> =>
+    chunkFile(options.files[index] as PutInput, {
+      chunkSize,
+      buffers,
+      ahead,
+      ...(options.onBytes ? { onBytes: options.onBytes } : {}),
+      onEntry: (entry) => {
+        entries[index] = entry;
+        figures.bytes += entry.size;
+      },
+    });
+
+  // A run of files of one chunk at most is staged `concurrency` files at once (each holds one
+  // buffer of its own size); a run of larger files one file after another, chunks read ahead in
+  // order and uploaded `concurrency` at once, the next file read while the last chunks of one
+  // upload. Memory stays about (concurrency + ahead) × chunkSize.
+  async function* chunksOfRun(from: number, to: number): AsyncGenerator<FileChunk> {
+    for (let index = from; index < to; index++) yield* chunksOf(index);
+  }
+  const files = options.files;
+  for (let first = 0; first < files.length; ) {
+    const small = isSmall(files[first] as PutInput, chunkSize);
+    let end = first;
+    while (end < files.length && isSmall(files[end] as PutInput, chunkSize) === small) end += 1;
+    if (small) {
+      await forEachLimit(indices(first, end), concurrency, async (index) => {
+        for await (const chunk of chunksOf(index)) await stageChunk(chunk);
+      });
+    } else await forEachLimit(chunksOfRun(first, end), concurrency, stageChunk);
+    first = end;
+  }
   return { ...figures, entries };
+}
+
+function* indices(from: number, to: number): Generator<number> {
+  for (let i = from; i < to; i++) yield i;
 }

@@ -1,10 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type ChunkId,
-  CorruptError,
   chunkDigest,
   InvalidArgumentError,
   isChunkId,
@@ -13,6 +12,7 @@ import {
   localIoError,
   messageOf,
   parseChunkId,
+  sha256Of,
   silentLogger,
 } from '@ferry/core';
 import { verifyChunk } from '@ferry/fetch';
@@ -235,15 +235,10 @@ export class DiskCache {
 
   /** The chunk's bytes of a file, or a thrown CorruptError. */
   async #verified(id: ChunkId, size: number, raw: Buffer): Promise<Buffer> {
-    if (isNativeChunkId(id)) {
-      await verifyChunk({ id, size }, raw, 'the cache disk');
-      return raw;
-    }
-    const bytes = raw.subarray(0, size);
-    await verifyChunk({ id, size }, raw.subarray(0, raw.length - TRAILER), 'the cache disk');
-    if (!createHash('sha256').update(bytes).digest().equals(raw.subarray(size))) {
-      throw new CorruptError(`chunk ${id} from the cache disk: sha256 trailer mismatch`);
-    }
+    // An external chunk's file carries its sha256 as a trailer: checked like a recorded hash.
+    const native = isNativeChunkId(id);
+    const bytes = native ? raw : raw.subarray(0, raw.length - TRAILER);
+    await verifyChunk({ id, size }, bytes, 'the cache disk', native ? undefined : raw.subarray(raw.length - TRAILER).toString('hex'));
     return bytes;
   }
 
@@ -268,7 +263,7 @@ export class DiskCache {
     try {
       const file = await open(tmp, 'w');
       try {
-        await file.writeFile(isNativeChunkId(id) ? bytes : Buffer.concat([bytes, createHash('sha256').update(bytes).digest()]));
+        await file.writeFile(isNativeChunkId(id) ? bytes : Buffer.concat([bytes, Buffer.from(await sha256Of(bytes), 'hex')]));
         if (this.#fsync) await file.sync();
         // Renaming keeps the inode and the mtime: this is the state of the file readers get.
         state = await this.#wholeMsState(file);

@@ -1,4 +1,5 @@
-export { build, type CacheNodeAppOptions, type CacheNodeLimits, listen, parseRange } from './app.js';
+export { parseByteRange as parseRange } from '@ferry/core';
+export { build, type CacheNodeAppOptions, type CacheNodeLimits, listen } from './app.js';
 export { DiskCache, type DiskCacheOptions, type EvictReason, type OpenChunk } from './disk-cache.js';
 export { type CacheMetrics, createCacheMetrics } from './metrics.js';
 export { CacheNode, type CacheNodeOptions } from './node.js';

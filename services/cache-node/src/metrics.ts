@@ -9,6 +9,20 @@ export function createCacheMetrics(options: { processMetrics?: boolean } = {}) {
   const registry = serviceRegistry({ defaultMetrics: options.processMetrics ?? false });
   const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
   const gauge = (name: string, help: string) => new Gauge({ name, help, registers: [registry] });
+  /** A counter whose count the node also reads itself (its heartbeat carries hits and misses for a hit ratio). */
+  const tallied = (name: string, help: string) => {
+    const c = counter(name, help);
+    let n = 0;
+    return {
+      inc: () => {
+        n += 1;
+        c.inc();
+      },
+      get count() {
+        return n;
+      },
+    };
+  };
   /** The node's admission, read when scraped (set by the app). */
   const live: { inflight: { streams: number; bytes: number } | undefined } = { inflight: undefined };
   new Gauge({
@@ -33,8 +47,8 @@ export function createCacheMetrics(options: { processMetrics?: boolean } = {}) {
     },
     busy: counter('ferry_cache_busy_total', 'Chunk requests answered 503 because the node was at its limits'),
     registry,
-    hits: counter('ferry_cache_hits_total', 'Chunk reads served from local disk'),
-    misses: counter('ferry_cache_misses_total', 'Chunk reads of chunks not held (or held corrupt)'),
+    hits: tallied('ferry_cache_hits_total', 'Chunk reads served from local disk'),
+    misses: tallied('ferry_cache_misses_total', 'Chunk reads of chunks not held (or held corrupt)'),
     bytesServed: counter('ferry_cache_bytes_served_total', 'Chunk bytes sent to clients'),
     upstreamFetches: counter(
       'ferry_cache_upstream_fetches_total',

@@ -1,12 +1,14 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { Heartbeat, type Membership, parseNodeId } from '@ferry/cache';
+import { Heartbeat } from '@ferry/cache';
 import { InvalidArgumentError, type Logger, silentLogger } from '@ferry/core';
 import type { KnownHashes } from '@ferry/fetch';
+import { type Membership, parseNodeId } from '@ferry/meta';
 import { closeGracefully, type ServerTlsFiles } from '@ferry/runtime';
 import type { FastifyInstance } from 'fastify';
 import { build, type CacheNodeLimits, listen } from './app.js';
+import { type DirLock, lockCacheDir } from './dir-lock.js';
 import { DiskCache } from './disk-cache.js';
 import { type CacheMetrics, createCacheMetrics } from './metrics.js';
 import { type Scrub, startScrub } from './scrub.js';
@@ -22,10 +24,8 @@ export interface CacheNodeOptions {
   capacity: number;
   /** Relative share of chunks (1:2:3 for 8/16/24 TB disks). */
   weight: number;
-  /** Token of readers (`cache.readToken`). */
-  readToken: string;
-  /** Token of the daemons that write (`cache.writeToken`); without it the node takes no writes. */
-  writeToken?: string;
+  /** What the node accepts (Region.credentials.cacheServer()): the readers' token and the daemons' write token. */
+  tokens: { read: string; write?: string };
   /** host:port to listen on (port 0: any free port). */
   listen: string;
   /** URL other hosts reach this node at (default: from the listen address; the hostname when listening on all interfaces). */
@@ -40,14 +40,14 @@ export interface CacheNodeOptions {
   /** The region's membership to heartbeat into; absent: the node serves but is not announced. */
   membership?: Membership;
   heartbeatMs?: number;
-  /** How long `stop()` lets running requests finish before cutting their connections (default 10 s). */
-  graceMs?: number;
+  /** How long `stop()` lets running requests finish before cutting their connections (a part of `replicator.stopTimeout`). */
+  graceMs: number;
   /** Serve HTTPS only and advertise an https:// URL (`cache.tls` cert and key). */
   tls?: ServerTlsFiles;
   /** Timeouts, header size, streams and bytes in flight (`cache.limits`). */
-  limits?: CacheNodeLimits;
-  /** Bytes per second the background scrub re-hashes held chunks at (`cache.scrubBytesPerSecond`); 0 or absent: no scrub. */
-  scrubBytesPerSecond?: number;
+  limits: CacheNodeLimits;
+  /** Bytes per second the background scrub re-hashes held chunks at (`cache.scrubBytesPerSecond`); 0: no scrub. */
+  scrubBytesPerSecond: number;
   /** Export the process metrics (CPU, memory, event loop) too: on for the cache-node process, off in tests. */
   processMetrics?: boolean;
   logger?: Logger;
@@ -69,6 +69,7 @@ export class CacheNode {
   #app: FastifyInstance | undefined;
   #heartbeat: Heartbeat | undefined;
   #scrub: Scrub | undefined;
+  #lock: DirLock | undefined;
   id = '';
   url = '';
 
@@ -92,8 +93,19 @@ export class CacheNode {
   }
 
   async start(): Promise<{ id: string; url: string }> {
+    const given = this.#o.id === undefined ? undefined : parseNodeId(this.#o.id);
+    // One node a dir: two would evict and fill one directory under one identity.
+    this.#lock = await lockCacheDir(this.#o.dir);
+    try {
+      return await this.#start(given);
+    } catch (err) {
+      await this.#lock.release();
+      throw err;
+    }
+  }
+
+  async #start(given: string | undefined): Promise<{ id: string; url: string }> {
     const o = this.#o;
-    const given = o.id === undefined ? undefined : parseNodeId(o.id);
     this.#cache = await DiskCache.open({
       dir: o.dir,
       capacity: o.capacity,
@@ -106,27 +118,34 @@ export class CacheNode {
     );
     this.#app = build({
       cache: this.#cache,
-      readToken: o.readToken,
-      ...(o.writeToken ? { writeToken: o.writeToken } : {}),
+      tokens: o.tokens,
       maxChunkBytes: o.maxChunkBytes,
+      limits: o.limits,
       metrics: this.metrics,
       logger: this.#log,
       ...(o.upstream ? { upstream: o.upstream } : {}),
       ...(o.entries ? { entries: o.entries } : {}),
       ...(o.hashes ? { hashes: o.hashes } : {}),
       ...(o.tls ? { tls: o.tls } : {}),
-      ...(o.limits ? { limits: o.limits } : {}),
     });
-    const bound = await listen(this.#app, o.listen);
+    const bound = await listen(this.#app, o.listen, '--listen');
     this.id = given ?? recorded ?? parseNodeId(`${hostname()}-${bound.port}`);
     if (this.id !== recorded) await writeFile(join(o.dir, ID_FILE), `${this.id}\n`);
     this.url = (o.advertise ?? advertisedUrl(bound.host, bound.port, o.tls !== undefined)).replace(/\/+$/, '');
+    this.#lock?.describe({ id: this.id, url: this.url });
     if (o.membership) {
       const cache = this.#cache;
       this.#heartbeat = new Heartbeat({
         membership: o.membership,
         id: this.id,
-        info: () => ({ url: this.url, weight: o.weight, capacity: o.capacity, used: cache.used }),
+        info: () => ({
+          url: this.url,
+          weight: o.weight,
+          capacity: o.capacity,
+          used: cache.used,
+          hits: this.metrics.hits.count,
+          misses: this.metrics.misses.count,
+        }),
         intervalMs: o.heartbeatMs ?? 1_000,
         logger: this.#log,
       });
@@ -140,7 +159,7 @@ export class CacheNode {
     }
     this.#scrub = startScrub({
       cache: this.#cache,
-      bytesPerSecond: o.scrubBytesPerSecond ?? 0,
+      bytesPerSecond: o.scrubBytesPerSecond,
       metrics: this.metrics,
       logger: this.#log.child({ component: 'scrub' }),
     });
@@ -163,7 +182,8 @@ export class CacheNode {
   async stop(): Promise<void> {
     await this.#heartbeat?.stop();
     await this.#scrub?.stop();
-    if (this.#app) await closeGracefully(this.#app, { graceMs: this.#o.graceMs ?? 10_000 });
+    if (this.#app) await closeGracefully(this.#app, { graceMs: this.#o.graceMs });
+    await this.#lock?.release();
     this.#log.info({ node: this.id }, 'cache node stopped');
   }
 }

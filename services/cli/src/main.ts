@@ -31,7 +31,11 @@ function writeRegionOption(cmd: Command): Command {
 
 /** A daemon's root logger: JSON lines on stdout (where a supervisor collects them), `info` unless FERRY_LOG_LEVEL says otherwise. */
 function serviceLogger(name: string) {
-  return createLogger({ name, level: process.env.FERRY_LOG_LEVEL ?? 'info', destination: 1 });
+  return createLogger({ name, kind: 'service', destination: 1 });
+}
+
+function bestEffortOption(cmd: Command): Command {
+  return cmd.option('--best-effort', 'read around cache nodes that refuse the token (a warning) instead of failing', false);
 }
 
 function concurrencyOption(cmd: Command, fallback: number): Command {
@@ -49,7 +53,7 @@ function action<A extends unknown[]>(run: (ctx: Context, out: Output, ...args: A
     const cmd = args.at(-1) as Command;
     const opts = cmd.optsWithGlobals<CommonOptions>();
     const out = new Output({ json: Boolean(opts.json) });
-    const logger = createLogger({ name: 'ferry', level: process.env.FERRY_LOG_LEVEL ?? 'warn' });
+    const logger = createLogger({ name: 'ferry', kind: 'command', json: Boolean(opts.json) });
     const ctx = Context.load({ configPath: opts.config, logger });
     try {
       await run(ctx, out, ...(args.slice(0, -1) as A));
@@ -83,18 +87,25 @@ export function buildProgram(): Command {
       ),
     );
 
-  common(regionOption(concurrencyOption(program.command('get <path> <local>'), 8)))
+  common(regionOption(concurrencyOption(bestEffortOption(program.command('get <path> <local>')), 8)))
     .description('download a file or folder, sha256 verified, written under a temporary name and renamed')
+    .option('--verify-file', 'also hash each whole file and compare it with the sha256 recorded at put or import')
     .action(
-      action(async (ctx, out, path: string, local: string, opts: { region?: string; concurrency: number }) =>
-        (await import('./commands/files.js')).getCommand(ctx, out, path, local, opts),
+      action(
+        async (
+          ctx,
+          out,
+          path: string,
+          local: string,
+          opts: { region?: string; concurrency: number; bestEffort: boolean; verifyFile?: boolean },
+        ) => (await import('./commands/files.js')).getCommand(ctx, out, path, local, opts),
       ),
     );
 
-  common(regionOption(program.command('cat <path>')))
+  common(regionOption(bestEffortOption(program.command('cat <path>'))))
     .description('write a file to stdout')
     .action(
-      action(async (ctx, out, path: string, opts: { region?: string }) =>
+      action(async (ctx, out, path: string, opts: { region?: string; bestEffort: boolean }) =>
         (await import('./commands/files.js')).catCommand(ctx, out, path, opts),
       ),
     );
@@ -183,7 +194,11 @@ export function buildProgram(): Command {
     .option('--force', 'detach a stale (or live) mount left on <mountpoint> first', false)
     .option('--allow-other', 'let other users read the mount (FUSE allow_other)', false)
     .option('--direct-io', 'bypass the kernel page cache: every read reaches the mount (no shared mmap, no kernel read-ahead)', false)
-    .option('--listen <host:port>', "metrics and health address (default: mount.listen of the config; 'off' for none)")
+    .option(
+      '--listen <host:port>',
+      "metrics and health address (default: mount.listen of the config, else 127.0.0.1:9400 or a free port when that is busy; 'off' for none)",
+    )
+    .option('--log <file>', 'log file of the background mount, appended (default: a new file in the temp dir, named in the output)')
     .action(
       action(async (ctx, out, mountpoint: string, opts: MountCommandOptions) =>
         (await import('./commands/mount.js')).mountCommand(ctx, out, mountpoint, opts, serviceLogger('ferry-mount')),
@@ -229,10 +244,10 @@ export function buildProgram(): Command {
       "delete from a region's store the chunks nothing references for at least --grace (in the source, only once every mirror has applied the change that dropped them), orphan objects and temp files older than --grace",
     )
     .option('-r, --region <name>', 'region whose store to collect (default: the source region)')
-    .option('--grace <duration>', 'keep what became garbage less than this long ago', '24h')
+    .option('--grace <duration>', "keep what became garbage less than this long ago (default: the region's gc.grace)")
     .option('--dry-run', 'report what would be deleted; delete nothing', false)
     .action(
-      action(async (ctx, out, opts: { region?: string; grace: string; dryRun: boolean }) =>
+      action(async (ctx, out, opts: { region?: string; grace?: string; dryRun: boolean }) =>
         (await import('./commands/gc.js')).gcCommand(ctx, out, opts),
       ),
     );

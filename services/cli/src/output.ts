@@ -48,6 +48,23 @@ export class Output {
     exitOnBrokenPipe(this.#out);
   }
 
+  /**
+   * Resolves once stdout has flushed what it buffered (at once when it has room): a long listing
+   * waits here between pages, so memory holds one page, not the whole output of a slow reader.
+   */
+  drained(): Promise<void> {
+    if (!this.#out.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#out.off('drain', done);
+        this.#out.off('close', done);
+        resolve();
+      };
+      this.#out.once('drain', done);
+      this.#out.once('close', done);
+    });
+  }
+
   /** A line of human output (suppressed with --json). */
   line(text: string): void {
     if (!this.json) this.#out.write(`${text}\n`);

@@ -1,16 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { pipeline, Transform } from 'node:stream';
-import { type Entry, type Logger, NotFoundError, silentLogger } from '@ferry/core';
-import { piecesOf, type RegionReader } from '@ferry/reader';
-import { bearerOf, hasBearer, InFlightBudget, type ServerLimits, type ServerTlsFiles, serviceApp } from '@ferry/runtime';
+import { type Logger, silentLogger } from '@ferry/core';
+import type { RegionReader } from '@ferry/reader';
+import { InFlightBudget, type ServerLimits, type ServerTlsFiles, serviceApp } from '@ferry/runtime';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { S3Error, toS3Error } from './errors.js';
+import { bucketRequest, type GatewayContext, internalRequest, objectRequest, serviceRequest, XML } from './handlers.js';
 import { createMetrics, type GatewayMetrics } from './metrics.js';
-import { type ByteRange, OBJECT_PARAMS, planObject, type RequestHeaders } from './objects.js';
-import { handleList, LIST_PARAMS } from './operations.js';
+import { isV2Presigned, verifyV2Presigned } from './sigv2.js';
 import { type AuthResult, verifyRequest } from './sigv4.js';
-import { keyToPath, parseUrl, type Target } from './target.js';
-import { errorXml, listBucketsXml, locationXml } from './xml.js';
+import { parseUrl, type Target } from './target.js';
+import { errorXml } from './xml.js';
 
 export interface GatewayOptions {
   /** The volume, served as the one bucket of the same name. */
@@ -30,29 +29,16 @@ export interface GatewayOptions {
   now?: () => number;
   /** Serve HTTPS only (`gateway.tls`). */
   tls?: ServerTlsFiles;
-  /** Timeouts and header size (`gateway.limits`). */
-  limits?: Partial<ServerLimits>;
+  /** Timeouts and header size (`gateway.limits`), and the cap on GetObject streams and the bytes they hold. */
+  limits: ServerLimits & { maxStreams: number; maxBytesInFlight: number };
   /**
-   * The global cap on GetObject streams and the bytes they hold (`gateway.limits.maxStreams`,
-   * `maxBytesInFlight`); beyond it a GetObject is answered 503 SlowDown. Default: 256 streams, 1 GiB.
+   * The global cap on GetObject streams and the bytes they hold, when the caller shares it (its
+   * metrics read it); default one made from `limits`. Beyond it a GetObject is answered 503 SlowDown.
    */
   budget?: InFlightBudget;
 }
 
-/**
- * The most bytes a GetObject stream of `range` holds: the chunks it fetches ahead plus the one
- * being sent and the one queued for the socket, each at most the entry's largest chunk.
- */
-export function streamBytes(entry: Entry, range: ByteRange, prefetch: number): number {
-  const pieces = piecesOf(entry, range.start, range.end);
-  const largest = pieces.reduce((max, p) => Math.max(max, p.ref.size), 0);
-  return Math.min(pieces.length, prefetch + 3) * largest;
-}
-
-// The JS SDK v3 names the operation in the URL; it means nothing to S3.
-const IGNORED_PARAMS = new Set(['x-id']);
 const WRITE_METHODS = new Set(['PUT', 'POST', 'DELETE', 'PATCH']);
-const XML = 'application/xml';
 
 interface State {
   operation: string;
@@ -77,15 +63,6 @@ function pathOf(req: FastifyRequest): string {
   return (req.raw.url ?? '/').split('?')[0] ?? '/';
 }
 
-function onlyParams(query: ReadonlyMap<string, string>, allowed: ReadonlySet<string>, what: string): void {
-  for (const name of query.keys()) {
-    // Presigners hoist x-amz-* headers (x-amz-checksum-mode, …) into the query: headers, not sub-resources.
-    if (!allowed.has(name) && !IGNORED_PARAMS.has(name) && !name.toLowerCase().startsWith('x-amz-')) {
-      throw new S3Error('NotImplemented', `${what} with "${name}" is not offered by this read-only gateway`);
-    }
-  }
-}
-
 /**
  * The S3-compatible, read-only endpoint of one volume in one region. `build` returns the app
  * without listening (tests use `inject()` or a real socket); `listen` binds it.
@@ -97,14 +74,14 @@ export function build(options: GatewayOptions): FastifyInstance {
   }
   const secrets = new Map(options.accessKeys.map((k) => [k.accessKeyId, k.secretAccessKey]));
   const { reader, volume, region } = options;
-  const budget = options.budget ?? new InFlightBudget({ maxStreams: 256, maxBytes: 2 ** 30 });
+  const budget = options.budget ?? new InFlightBudget({ maxStreams: options.limits.maxStreams, maxBytes: options.limits.maxBytesInFlight });
   const metrics = options.metrics ?? createMetrics({ volume, region, tiers: reader.chunks, inflight: budget });
   const log = options.logger ?? silentLogger;
   const created = Date.now();
   // Fastify's own logging stays off: it would print URLs, and a presigned URL carries a signature.
   const app = serviceApp({
     ...(options.tls ? { tls: options.tls } : {}),
-    ...(options.limits ? { limits: options.limits } : {}),
+    limits: options.limits,
     log,
     logger: false,
     exposeHeadRoutes: false,
@@ -124,11 +101,33 @@ export function build(options: GatewayOptions): FastifyInstance {
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
   function authenticate(req: FastifyRequest, rawPath: string, rawQuery: string): AuthResult {
-    return verifyRequest(
-      { method: req.method, rawPath, rawQuery, rawHeaders: req.raw.rawHeaders },
-      { secretOf: (id) => secrets.get(id), region, ...(options.now ? { now: options.now() } : {}) },
-    );
+    const signed = { method: req.method, rawPath, rawQuery, rawHeaders: req.raw.rawHeaders };
+    const now = options.now ? { now: options.now() } : {};
+    const query = new URLSearchParams(rawQuery);
+    // A V2 presigned URL (aws CLI v1's `presign`): neither an Authorization header nor X-Amz-* auth.
+    if (isV2Presigned(query) && req.headers.authorization === undefined && !query.has('X-Amz-Signature')) {
+      return {
+        kind: 'signed',
+        accessKeyId: verifyV2Presigned(signed, query, { secretOf: (id) => secrets.get(id), ...now }),
+        presigned: true,
+      };
+    }
+    return verifyRequest(signed, { secretOf: (id) => secrets.get(id), region, ...now });
   }
+
+  const context: GatewayContext = {
+    volume,
+    region,
+    created,
+    reader,
+    anonymous,
+    metricsToken: options.metricsToken,
+    budget,
+    metrics,
+    log,
+    health: options.health,
+    authenticate,
+  };
 
   function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown, resource: string): FastifyReply {
     const e = toS3Error(err);
@@ -176,78 +175,6 @@ export function build(options: GatewayOptions): FastifyInstance {
     else log.debug({ ...line, ...(error ? { code: error.code, reason: error.message } : {}) }, 'request');
   });
 
-  async function internal(req: FastifyRequest, reply: FastifyReply, name: string, rawPath: string, rawQuery: string) {
-    if (name === 'healthz') {
-      req.s3.operation = 'Health';
-      const health = (await options.health?.()) ?? { ok: true };
-      return reply.code(health.ok ? 200 : 503).send(health);
-    }
-    if (name !== 'metrics') throw new S3Error('NoSuchBucket', 'the specified bucket does not exist');
-    req.s3.operation = 'Metrics';
-    const allowed =
-      bearerOf(req) !== undefined
-        ? hasBearer(req, options.metricsToken)
-        : authenticate(req, rawPath, rawQuery).kind === 'signed' || anonymous;
-    if (!allowed) throw new S3Error('AccessDenied', 'metrics need the metrics bearer token or a signed request');
-    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  }
-
-  async function object(req: FastifyRequest, reply: FastifyReply, key: string, query: Map<string, string>) {
-    req.s3.operation = req.method === 'HEAD' ? 'HeadObject' : 'GetObject';
-    onlyParams(query, OBJECT_PARAMS, req.s3.operation);
-    // As S3: an unsigned request may not choose the headers a signed link would set.
-    if (req.s3.accessKeyId === undefined && [...query.keys()].some((name) => OBJECT_PARAMS.has(name))) {
-      throw new S3Error('InvalidRequest', 'Request specific response headers cannot be used for anonymous GET requests.');
-    }
-    const entry = await reader.stat(keyToPath(key)).catch((err) => {
-      throw err instanceof NotFoundError ? new S3Error('NoSuchKey', 'the specified key does not exist', { cause: err }) : err;
-    });
-    const plan = planObject(entry, req.headers as RequestHeaders, query);
-    if (plan.status === 412) throw new S3Error('PreconditionFailed', 'at least one of the preconditions you specified did not hold');
-    reply.code(plan.status).headers(plan.headers);
-    if (req.method === 'HEAD' || !plan.range) return reply.send();
-    const lease = budget.tryAcquire(streamBytes(entry, plan.range, reader.prefetch));
-    if (!lease) {
-      throw new S3Error('SlowDown', 'Please reduce your request rate.', { headers: { 'retry-after': '1' } });
-    }
-    // Released when the response ends or its client goes away, whichever comes first.
-    reply.raw.once('close', () => lease.release());
-    const state = req.s3;
-    const source = reader.stream(entry, plan.range);
-    const counted = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        state.bytes += chunk.length;
-        metrics.bytesServed.inc(chunk.length);
-        done(null, chunk);
-      },
-    });
-    // Fastify destroys the body when the client goes away; pipeline passes that on to the
-    // reader's stream, which stops fetching chunks.
-    pipeline(source, counted, (err) => {
-      if (!err || (err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') return;
-      state.error = toS3Error(err);
-      // Before the first byte the error handler answers with an S3 error; after it, the client
-      // only sees the connection cut short of Content-Length, so say here what happened.
-      if (reply.raw.headersSent) log.error({ reqId: req.id, path: entry.path, err }, 'read failed after the response started');
-    });
-    return reply.send(counted);
-  }
-
-  async function bucket(req: FastifyRequest, reply: FastifyReply, query: Map<string, string>) {
-    if (req.method === 'HEAD') {
-      req.s3.operation = 'HeadBucket';
-      return reply.send();
-    }
-    if (query.has('location')) {
-      req.s3.operation = 'GetBucketLocation';
-      onlyParams(query, new Set(['location']), 'GetBucketLocation');
-      return reply.type(XML).send(locationXml(region));
-    }
-    req.s3.operation = query.get('list-type') === '2' ? 'ListObjectsV2' : 'ListObjects';
-    onlyParams(query, LIST_PARAMS, 'a bucket request');
-    return reply.type(XML).send(await handleList(reader.meta, volume, query));
-  }
-
   app.route({
     method: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'POST', 'DELETE', 'PATCH'],
     url: '*',
@@ -258,7 +185,7 @@ export function build(options: GatewayOptions): FastifyInstance {
         resource = rawPath;
         if (req.method !== 'GET' && req.method !== 'HEAD')
           throw new S3Error('NotImplemented', `${req.method} is not offered by this read-only gateway`);
-        if (target.kind === 'internal') return await internal(req, reply, target.name, rawPath, rawQuery);
+        if (target.kind === 'internal') return await internalRequest(context, req, reply, target.name, rawPath, rawQuery);
         const auth = authenticate(req, rawPath, rawQuery);
         if (auth.kind === 'signed') req.s3.accessKeyId = auth.accessKeyId;
         else if (!anonymous) throw new S3Error('AccessDenied', 'access denied: sign requests with an access key of this gateway');
@@ -270,17 +197,14 @@ export function build(options: GatewayOptions): FastifyInstance {
   });
 
   async function dispatch(req: FastifyRequest, reply: FastifyReply, target: Target, query: Map<string, string>) {
-    if (target.kind === 'service') {
-      req.s3.operation = 'ListBuckets';
-      return reply.type(XML).send(req.method === 'HEAD' ? undefined : listBucketsXml([{ name: volume, created }]));
-    }
+    if (target.kind === 'service') return serviceRequest(context, req, reply);
     if (target.kind === 'internal') throw new S3Error('NoSuchBucket', 'the specified bucket does not exist');
     if (target.bucket !== volume) {
       req.s3.operation = target.kind === 'bucket' ? 'Bucket' : 'Object';
       throw new S3Error('NoSuchBucket', 'the specified bucket does not exist');
     }
-    if (target.kind === 'bucket') return bucket(req, reply, query);
-    return object(req, reply, target.key, query);
+    if (target.kind === 'bucket') return bucketRequest(context, req, reply, query);
+    return objectRequest(context, req, reply, target.key, query);
   }
 
   // Errors raised outside the handler (a stream failing before its first byte) still answer in S3 XML.

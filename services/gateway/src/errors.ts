@@ -1,4 +1,4 @@
-import { isFerryError } from '@ferry/core';
+import { httpStatusOf, isFerryError } from '@ferry/core';
 
 /** The S3 error codes the gateway answers with, and their HTTP status. */
 const STATUS = {
@@ -41,23 +41,24 @@ export class S3Error extends Error {
 
 /**
  * Any thrown value as an S3Error. Ferry's own errors keep their one-line message (they name
- * volume paths and chunk ids, never secrets); anything else is a bug and says only that.
+ * volume paths and chunk ids, never secrets) and are placed by core's status table: a bad request
+ * is InvalidArgument, a range InvalidRange, a busy gateway SlowDown (S3 clients retry it), an
+ * unreachable dependency ServiceUnavailable. Anything else during a read is a data error behind the
+ * key (a chunk no tier has, no good copy anywhere, a changed origin) — a missing key is answered
+ * before any read — so it is InternalError; and what is not Ferry's is a bug and says only that.
  */
 export function toS3Error(err: unknown): S3Error {
   if (err instanceof S3Error) return err;
   if (!isFerryError(err)) return new S3Error('InternalError', 'we encountered an internal error; please try again', { cause: err });
-  switch (err.code) {
-    case 'INVALID_PATH':
-    case 'INVALID_ARGUMENT':
+  if (err.code === 'BUSY') return new S3Error('SlowDown', err.message, { cause: err });
+  switch (httpStatusOf(err)) {
+    case 400:
       return new S3Error('InvalidArgument', err.message, { cause: err });
-    case 'RANGE_NOT_SATISFIABLE':
+    case 416:
       return new S3Error('InvalidRange', 'the requested range is not satisfiable', { cause: err });
-    case 'UNAVAILABLE':
-    case 'TRANSIENT':
+    case 503:
       return new S3Error('ServiceUnavailable', err.message, { cause: err });
     default:
-      // NOT_FOUND here is a chunk no tier has (a missing key is answered before any read), CORRUPT
-      // no good copy anywhere, PRECONDITION_FAILED an imported origin that changed: data errors.
       return new S3Error('InternalError', err.message, { cause: err });
   }
 }

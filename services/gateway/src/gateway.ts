@@ -82,7 +82,7 @@ export class Gateway {
       budget,
       health: async () => {
         try {
-          await this.#region.redis.ping();
+          await this.#region.ping();
           return { ok: true };
         } catch (err) {
           return { ok: false, detail: { redis: messageOf(err) } };
@@ -94,13 +94,13 @@ export class Gateway {
   async start(): Promise<void> {
     await this.#region.ready({ warn: true });
     const address = this.#o.listen ?? this.#o.config.gateway?.listen;
-    if (address) this.address = (await listen(this.app, address)).url;
+    if (address) this.address = (await listen(this.app, address, this.#o.listen ? '--listen' : 'gateway.listen')).url;
   }
 
   /** Stop accepting requests, let running responses end, then release connections and stores. */
   async stop(): Promise<void> {
     // A 100 GB download would hold close() for minutes: after the grace period, cut it.
-    await closeGracefully(this.app, { graceMs: this.#o.graceMs ?? 10_000 });
+    await closeGracefully(this.app, { graceMs: this.#o.graceMs ?? Math.floor(this.#o.config.replicator.stopTimeout * 0.8) });
     await this.#region.close();
   }
 }

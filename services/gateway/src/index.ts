@@ -14,7 +14,6 @@ export {
 } from './listing.js';
 export { createMetrics, type GatewayMetrics } from './metrics.js';
 export {
-  type ByteRange,
   checkPreconditions,
   etagOf,
   OBJECT_PARAMS,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Entry } from '@ferry/core';
+import { type ByteRange, type Entry, parseByteRange } from '@ferry/core';
 import { S3Error } from './errors.js';
 
 /**
@@ -20,36 +20,17 @@ export function etagOf(entry: Entry): string {
   return `"${hash.digest('hex')}"`;
 }
 
-export interface ByteRange {
-  start: number;
-  /** Inclusive. */
-  end: number;
-}
-
 /**
  * A `Range` header against a file of `size` bytes: the one range it asks for, or undefined to
  * serve the whole file (no header, a syntax S3 ignores, or several ranges, which S3 does not
  * serve). A well-formed range that selects no byte is a 416 InvalidRange.
  */
 export function parseRange(header: string | undefined, size: number): ByteRange | undefined {
-  if (header === undefined) return undefined;
-  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
-  if (!m) return undefined;
-  const [, first = '', last = ''] = m;
-  const unsatisfiable = () =>
-    new S3Error('InvalidRange', `the requested range "${header.trim()}" is not satisfiable (${size} bytes)`, {
-      headers: { 'content-range': `bytes */${size}` },
-    });
-  if (first === '' && last === '') return undefined;
-  if (first === '') {
-    const suffix = Number(last);
-    if (suffix === 0 || size === 0) throw unsatisfiable();
-    return { start: Math.max(0, size - suffix), end: size - 1 };
-  }
-  const start = Number(first);
-  if (last !== '' && Number(last) < start) return undefined;
-  if (start >= size) throw unsatisfiable();
-  return { start, end: last === '' ? size - 1 : Math.min(Number(last), size - 1) };
+  const range = parseByteRange(header, size);
+  if (range !== 'unsatisfiable') return range;
+  throw new S3Error('InvalidRange', `the requested range "${header?.trim()}" is not satisfiable (${size} bytes)`, {
+    headers: { 'content-range': `bytes */${size}` },
+  });
 }
 
 function tags(header: string): string[] {

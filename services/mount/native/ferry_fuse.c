@@ -10,12 +10,16 @@
  * How: `mount()` mounts with fuse_mount and runs fuse_session_loop on a thread of its own. Each
  * request is handed to JavaScript through a thread-safe function with an opaque request handle;
  * JavaScript answers later, from the main thread, with one of the reply functions (libfuse's
- * replies may be sent from any thread). Every request gets exactly one reply; ops that would
- * change the tree are answered EROFS here without a round trip, as are statfs and xattrs.
+ * replies may be sent from any thread). Every request gets exactly one reply (EIO when a reply
+ * cannot be made); ops that would change the tree are answered EROFS here without a round trip,
+ * as are statfs and xattrs. When the loop ends the thread lets go of the thread-safe function, and
+ * its finalizer (main thread) tells JavaScript OP_EXIT: from then on the thread touches nothing
+ * of Node's, so the process may exit.
  */
 #define FUSE_USE_VERSION 26
 #define _FILE_OFFSET_BITS 64
 #include <errno.h>
+#include <math.h>
 #include <fuse_lowlevel.h>
 #include <node_api.h>
 #include <pthread.h>
@@ -44,6 +48,12 @@ typedef struct {
   napi_threadsafe_function tsfn;
   pthread_t thread;
   char *mountpoint;
+  /* The handler, kept to tell it OP_EXIT once the thread-safe function is gone. */
+  napi_ref handler;
+  /* Main thread only: the thread-safe function is finalized (the FUSE thread let go of it). */
+  bool done;
+  /* The mount failed after the thread-safe function was made: its finalizer frees the session. */
+  bool failed;
 } session_t;
 
 typedef struct {
@@ -74,6 +84,11 @@ static void dispatch_to(session_t *s, fuse_req_t req, int op, uint64_t ino, cons
   r->req = req;
   r->ino = ino;
   r->name = name ? strdup(name) : NULL;
+  if (name && r->name == NULL) {
+    free(r);
+    if (req) fuse_reply_err(req, ENOMEM);
+    return;
+  }
   r->a = a;
   r->b = b;
   r->fh = fh;
@@ -215,36 +230,53 @@ static const struct fuse_lowlevel_ops ops = {
 static void *loop(void *data) {
   session_t *s = (session_t *)data;
   fuse_session_loop(s->se);
-  // Unmounted (or detached and the last open file closed): tell JavaScript, then let go.
-  request_t *r = calloc(1, sizeof(request_t));
-  if (r) {
-    r->op = OP_EXIT;
-    if (napi_call_threadsafe_function(s->tsfn, r, napi_tsfn_blocking) != napi_ok) free(r);
-  }
+  // Unmounted (or detached and the last open file closed). JavaScript hears of it from the
+  // finalizer, once this thread is done with the thread-safe function: a process that exited on
+  // an earlier signal could tear Node down while this thread still used it.
   napi_release_threadsafe_function(s->tsfn, napi_tsfn_release);
   return NULL;
 }
 
-/* Runs on the main thread: handler(op, req, ino, name, a, b, fh). */
+/* The thread-safe function is gone (main thread): tell the handler OP_EXIT. */
+static void tsfn_finalized(napi_env env, void *data, void *hint) {
+  (void)hint;
+  session_t *s = (session_t *)data;
+  if (s->failed) {
+    free(s);
+    return;
+  }
+  s->done = true;
+  if (s->handler == NULL) return;
+  napi_value handler, undefined, argv[7];
+  if (napi_get_reference_value(env, s->handler, &handler) == napi_ok && handler != NULL && napi_get_undefined(env, &undefined) == napi_ok &&
+      napi_create_int32(env, OP_EXIT, &argv[0]) == napi_ok) {
+    for (int i = 1; i < 7; i++) argv[i] = undefined;
+    napi_call_function(env, undefined, handler, 7, argv, NULL);
+  }
+  napi_delete_reference(env, s->handler);
+  s->handler = NULL;
+}
+
+/* Runs on the main thread: handler(op, req, ino, name, a, b, fh). A request whose arguments cannot
+ * be made is answered EIO here. A handler that throws is a bug of the handler: whether it answered
+ * before throwing cannot be known here, so the JavaScript side catches its own exceptions. */
 static void call_js(napi_env env, napi_value handler, void *context, void *data) {
   (void)context;
   request_t *r = (request_t *)data;
+  bool made = false;
+  napi_value argv[7], undefined;
   if (env != NULL && handler != NULL) {
-    napi_value argv[7], undefined;
-    napi_get_undefined(env, &undefined);
-    napi_create_int32(env, r->op, &argv[0]);
-    if (r->req) napi_create_bigint_uint64(env, (uint64_t)(uintptr_t)r->req, &argv[1]);
-    else argv[1] = undefined;
-    napi_create_double(env, (double)r->ino, &argv[2]);
-    if (r->name) napi_create_string_utf8(env, r->name, NAPI_AUTO_LENGTH, &argv[3]);
-    else argv[3] = undefined;
-    napi_create_double(env, (double)r->a, &argv[4]);
-    napi_create_double(env, (double)r->b, &argv[5]);
-    napi_create_double(env, (double)r->fh, &argv[6]);
-    napi_call_function(env, undefined, handler, 7, argv, NULL);
-  } else if (r->req && r->op != OP_FORGET) {
-    fuse_reply_err(r->req, EIO);
+    made = napi_get_undefined(env, &undefined) == napi_ok && napi_create_int32(env, r->op, &argv[0]) == napi_ok &&
+           napi_create_double(env, (double)r->ino, &argv[2]) == napi_ok && napi_create_double(env, (double)r->a, &argv[4]) == napi_ok &&
+           napi_create_double(env, (double)r->b, &argv[5]) == napi_ok && napi_create_double(env, (double)r->fh, &argv[6]) == napi_ok;
+    if (made) {
+      argv[1] = argv[3] = undefined;
+      if (r->req) made = napi_create_bigint_uint64(env, (uint64_t)(uintptr_t)r->req, &argv[1]) == napi_ok;
+      if (made && r->name) made = napi_create_string_utf8(env, r->name, NAPI_AUTO_LENGTH, &argv[3]) == napi_ok;
+    }
   }
+  if (made) napi_call_function(env, undefined, handler, 7, argv, NULL);
+  else if (r->req) fuse_reply_err(r->req, EIO); // forgets carry no request: nothing to answer
   free(r->name);
   free(r);
 }
@@ -259,20 +291,16 @@ static fuse_req_t req_arg(napi_env env, napi_value value) {
   return (fuse_req_t)(uintptr_t)raw;
 }
 
-static double number_arg(napi_env env, napi_value value) {
-  double d = 0;
-  napi_get_value_double(env, value, &d);
-  return d;
-}
+/* A finite number argument; false when it is not one (nothing is thrown). */
+static bool number_arg(napi_env env, napi_value value, double *out) { return napi_get_value_double(env, value, out) == napi_ok && isfinite(*out); }
 
-/* attr: [ino, mode, size, mtimeMs, nlink, uid, gid] */
-static int stat_arg(napi_env env, napi_value value, struct stat *st) {
+/* attr: [ino, mode, size, mtimeMs, nlink, uid, gid]; false unless an array of seven numbers. */
+static bool stat_arg(napi_env env, napi_value value, struct stat *st) {
   memset(st, 0, sizeof(*st));
   double v[7] = {0};
   for (uint32_t i = 0; i < 7; i++) {
     napi_value item;
-    if (napi_get_element(env, value, i, &item) != napi_ok) return -1;
-    v[i] = number_arg(env, item);
+    if (napi_get_element(env, value, i, &item) != napi_ok || !number_arg(env, item, &v[i])) return false;
   }
   st->st_ino = (ino_t)v[0];
   st->st_mode = (mode_t)v[1];
@@ -287,10 +315,24 @@ static int stat_arg(napi_env env, napi_value value, struct stat *st) {
   st->st_gid = (gid_t)v[6];
   st->st_blksize = 128 * 1024;
   st->st_blocks = (st->st_size + 511) / 512;
-  return 0;
+  return true;
 }
 
-/* mount(mountpoint, options, handler) -> session */
+/* A reply that cannot be made (an argument of the wrong type, no memory) still answers the kernel,
+ * with `err`, so the system call waiting on it fails at once instead of hanging; then JavaScript
+ * gets an exception (code EREPLY) saying which reply and why. */
+static napi_value reply_failed(napi_env env, fuse_req_t req, int err, const char *why) {
+  fuse_reply_err(req, err);
+  // One kind of exception whatever went wrong (N-API may have thrown a TypeError of its own).
+  bool pending = false;
+  napi_value dropped;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &dropped);
+  napi_throw_error(env, "EREPLY", why);
+  return NULL;
+}
+
+/* mount(mountpoint, options, handler) -> session. Whatever fails after fuse_mount unmounts and
+ * frees what was made, so a failed mount leaves neither a mount nor memory behind. */
 static napi_value js_mount(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -299,18 +341,18 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   size_t len;
   CHECK(napi_get_value_string_utf8(env, argv[0], mountpoint, sizeof(mountpoint), &len));
   CHECK(napi_get_value_string_utf8(env, argv[1], options, sizeof(options), &len));
+  napi_value name;
+  CHECK(napi_create_string_utf8(env, "ferry_fuse", NAPI_AUTO_LENGTH, &name));
 
-  session_t *s = calloc(1, sizeof(session_t));
-  if (s == NULL) {
-    napi_throw_error(env, NULL, "out of memory");
-    return NULL;
-  }
-  s->mountpoint = strdup(mountpoint);
   struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-  fuse_opt_add_arg(&args, "ferry");
-  if (options[0]) {
-    fuse_opt_add_arg(&args, "-o");
-    fuse_opt_add_arg(&args, options);
+  session_t *s = calloc(1, sizeof(session_t));
+  if (s == NULL || (s->mountpoint = strdup(mountpoint)) == NULL || fuse_opt_add_arg(&args, "ferry") != 0 ||
+      (options[0] && (fuse_opt_add_arg(&args, "-o") != 0 || fuse_opt_add_arg(&args, options) != 0))) {
+    fuse_opt_free_args(&args);
+    if (s) free(s->mountpoint);
+    free(s);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
   }
   s->ch = fuse_mount(mountpoint, &args);
   if (s->ch == NULL) {
@@ -331,20 +373,44 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   }
   fuse_session_add_chan(s->se, s->ch);
 
-  napi_value name;
-  CHECK(napi_create_string_utf8(env, "ferry_fuse", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, s, call_js, &s->tsfn));
-  if (pthread_create(&s->thread, NULL, loop, s) != 0) {
-    napi_release_threadsafe_function(s->tsfn, napi_tsfn_abort);
-    fuse_session_destroy(s->se);
-    fuse_unmount(mountpoint, s->ch);
-    napi_throw_error(env, "EMOUNT", "cannot start the FUSE thread");
-    return NULL;
-  }
-  pthread_detach(s->thread);
+  // The handle is made before the thread starts: past that point nothing can fail.
+  const char *failed = NULL;
+  bool made_tsfn = false;
   napi_value external;
-  CHECK(napi_create_external(env, s, NULL, NULL, &external));
-  return external;
+  if (napi_create_external(env, s, NULL, NULL, &external) != napi_ok) {
+    failed = "cannot make the session handle";
+  } else if (napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, s, tsfn_finalized, s, call_js, &s->tsfn) != napi_ok) {
+    failed = "cannot make the thread-safe function (is the handler a function?)";
+  } else {
+    made_tsfn = true;
+    if (napi_create_reference(env, argv[2], 1, &s->handler) != napi_ok) {
+      s->handler = NULL;
+      failed = "cannot keep a reference to the handler";
+    } else if (pthread_create(&s->thread, NULL, loop, s) != 0) {
+      failed = "cannot start the FUSE thread";
+    }
+  }
+  if (failed == NULL) {
+    pthread_detach(s->thread);
+    return external;
+  }
+  // The session owns its channel: take it back first, so that fuse_unmount closes and frees it
+  // (fuse_session_destroy would free it too). The external made above is never handed out.
+  fuse_session_remove_chan(s->ch);
+  fuse_session_destroy(s->se);
+  fuse_unmount(s->mountpoint, s->ch);
+  free(s->mountpoint);
+  if (s->handler) napi_delete_reference(env, s->handler);
+  if (made_tsfn) {
+    // Its finalizer runs later, on this thread, and frees the session.
+    s->failed = true;
+    napi_release_threadsafe_function(s->tsfn, napi_tsfn_abort);
+  } else {
+    free(s);
+  }
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) napi_throw_error(env, "EMOUNT", failed);
+  return NULL;
 }
 
 /* unref(session): the FUSE thread no longer keeps the process alive. */
@@ -354,12 +420,12 @@ static napi_value js_unref(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   session_t *s;
   CHECK(napi_get_value_external(env, argv[0], (void **)&s));
-  napi_unref_threadsafe_function(env, s->tsfn);
+  if (!s->done) napi_unref_threadsafe_function(env, s->tsfn); // a finalized one is freed already
   return NULL;
 }
 
 /* The arguments of a reply function: argv[0] is the request handle, `req` (the function returns
- * with a pending TypeError when it is not one). */
+ * with a pending TypeError when it is not one: without a handle there is nothing to answer). */
 #define REPLY_ARGS(n)                                                \
   size_t argc = n;                                                   \
   napi_value argv[n];                                                \
@@ -367,10 +433,12 @@ static napi_value js_unref(napi_env env, napi_callback_info info) {
   fuse_req_t req = req_arg(env, argv[0]);                            \
   if (req == NULL) return NULL
 
-/* replyErr(req, errno) — errno positive. */
+/* replyErr(req, errno) — errno positive (0: success without data, as for release). */
 static napi_value js_reply_err(napi_env env, napi_callback_info info) {
   REPLY_ARGS(2);
-  fuse_reply_err(req, (int)number_arg(env, argv[1]));
+  double err;
+  if (!number_arg(env, argv[1], &err) || err < 0 || err >= 4096) return reply_failed(env, req, EIO, "replyErr: errno must be a number from 0 to 4095");
+  fuse_reply_err(req, (int)err);
   return NULL;
 }
 
@@ -379,14 +447,10 @@ static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
   REPLY_ARGS(4);
   struct fuse_entry_param e;
   memset(&e, 0, sizeof(e));
-  if (stat_arg(env, argv[1], &e.attr) != 0) {
-    fuse_reply_err(req, EIO);
-    return NULL;
-  }
+  if (!stat_arg(env, argv[1], &e.attr) || !number_arg(env, argv[2], &e.entry_timeout) || !number_arg(env, argv[3], &e.attr_timeout))
+    return reply_failed(env, req, EIO, "replyEntry: expected (req, [7 numbers], number, number)");
   e.ino = e.attr.st_ino;
   e.generation = 1;
-  e.entry_timeout = number_arg(env, argv[2]);
-  e.attr_timeout = number_arg(env, argv[3]);
   fuse_reply_entry(req, &e);
   return NULL;
 }
@@ -395,11 +459,10 @@ static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
 static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
   REPLY_ARGS(3);
   struct stat st;
-  if (stat_arg(env, argv[1], &st) != 0) {
-    fuse_reply_err(req, EIO);
-    return NULL;
-  }
-  fuse_reply_attr(req, &st, number_arg(env, argv[2]));
+  double timeout;
+  if (!stat_arg(env, argv[1], &st) || !number_arg(env, argv[2], &timeout))
+    return reply_failed(env, req, EIO, "replyAttr: expected (req, [7 numbers], number)");
+  fuse_reply_attr(req, &st, timeout);
   return NULL;
 }
 
@@ -408,10 +471,12 @@ static napi_value js_reply_open(napi_env env, napi_callback_info info) {
   REPLY_ARGS(4);
   struct fuse_file_info fi;
   memset(&fi, 0, sizeof(fi));
-  fi.fh = (uint64_t)number_arg(env, argv[1]);
+  double fh;
   bool direct = false, keep = false;
-  napi_get_value_bool(env, argv[2], &direct);
-  napi_get_value_bool(env, argv[3], &keep);
+  if (!number_arg(env, argv[1], &fh) || fh < 0 || napi_get_value_bool(env, argv[2], &direct) != napi_ok ||
+      napi_get_value_bool(env, argv[3], &keep) != napi_ok)
+    return reply_failed(env, req, EIO, "replyOpen: expected (req, number, boolean, boolean)");
+  fi.fh = (uint64_t)fh;
   fi.direct_io = direct ? 1 : 0;
   fi.keep_cache = keep ? 1 : 0;
   fuse_reply_open(req, &fi);
@@ -422,21 +487,18 @@ static napi_value js_reply_open(napi_env env, napi_callback_info info) {
 static napi_value js_reply_data(napi_env env, napi_callback_info info) {
   REPLY_ARGS(2);
   uint32_t count = 0;
-  CHECK(napi_get_array_length(env, argv[1], &count));
+  if (napi_get_array_length(env, argv[1], &count) != napi_ok || count > INT32_MAX)
+    return reply_failed(env, req, EIO, "replyData: expected an array of buffers");
   struct iovec small[4];
-  struct iovec *iov = count <= 4 ? small : calloc(count, sizeof(struct iovec));
-  if (iov == NULL) {
-    fuse_reply_err(req, ENOMEM);
-    return NULL;
-  }
+  struct iovec *iov = small;
+  if (count > 4 && (iov = calloc(count, sizeof(struct iovec))) == NULL) return reply_failed(env, req, ENOMEM, "replyData: out of memory");
   for (uint32_t i = 0; i < count; i++) {
     napi_value item;
     void *data = NULL;
     size_t size = 0;
     if (napi_get_element(env, argv[1], i, &item) != napi_ok || napi_get_buffer_info(env, item, &data, &size) != napi_ok) {
       if (iov != small) free(iov);
-      fuse_reply_err(req, EIO);
-      return NULL;
+      return reply_failed(env, req, EIO, "replyData: expected an array of buffers");
     }
     iov[i].iov_base = data;
     iov[i].iov_len = size;
@@ -449,28 +511,32 @@ static napi_value js_reply_data(napi_env env, napi_callback_info info) {
 /* replyDir(req, size, names, inos, modes, start): entries from index `start` that fit in `size`. */
 static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
   REPLY_ARGS(6);
-  size_t size = (size_t)number_arg(env, argv[1]);
+  double size_arg, start_arg;
   uint32_t count = 0;
-  CHECK(napi_get_array_length(env, argv[2], &count));
-  uint32_t start = (uint32_t)number_arg(env, argv[5]);
+  // The kernel asks for at most a few pages; a size past 16 MiB is a bug, not a listing.
+  if (!number_arg(env, argv[1], &size_arg) || !number_arg(env, argv[5], &start_arg) || size_arg < 0 || size_arg > (1 << 24) ||
+      start_arg < 0 || napi_get_array_length(env, argv[2], &count) != napi_ok)
+    return reply_failed(env, req, EIO, "replyDir: expected (req, size, names, inos, modes, start)");
+  size_t size = (size_t)size_arg;
   char *buf = malloc(size > 0 ? size : 1);
-  if (buf == NULL) {
-    fuse_reply_err(req, ENOMEM);
-    return NULL;
-  }
+  if (buf == NULL) return reply_failed(env, req, ENOMEM, "replyDir: out of memory");
   size_t used = 0;
-  char name[1024];
-  for (uint32_t i = start; i < count; i++) {
+  // A name is one segment of a path of at most 1024 bytes.
+  char name[1025];
+  for (uint32_t i = start_arg < count ? (uint32_t)start_arg : count; i < count; i++) {
     napi_value item;
     size_t len;
-    CHECK(napi_get_element(env, argv[2], i, &item));
-    if (napi_get_value_string_utf8(env, item, name, sizeof(name), &len) != napi_ok) continue;
+    double ino, mode;
+    if (napi_get_element(env, argv[2], i, &item) != napi_ok || napi_get_value_string_utf8(env, item, name, sizeof(name), &len) != napi_ok ||
+        napi_get_element(env, argv[3], i, &item) != napi_ok || !number_arg(env, item, &ino) ||
+        napi_get_element(env, argv[4], i, &item) != napi_ok || !number_arg(env, item, &mode)) {
+      free(buf);
+      return reply_failed(env, req, EIO, "replyDir: expected names (strings), inos and modes (numbers) of one length");
+    }
     struct stat st;
     memset(&st, 0, sizeof(st));
-    CHECK(napi_get_element(env, argv[3], i, &item));
-    st.st_ino = (ino_t)number_arg(env, item);
-    CHECK(napi_get_element(env, argv[4], i, &item));
-    st.st_mode = (mode_t)number_arg(env, item);
+    st.st_ino = (ino_t)ino;
+    st.st_mode = (mode_t)mode;
     size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
     if (used + need > size) break;
     fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)(i + 1));

@@ -48,7 +48,11 @@ export type FuseHandler = (
   fh: number,
 ) => void;
 
-/** The answers to the kernel (errno positive). */
+/**
+ * The answers to the kernel (errno positive). A reply the binding cannot make (an argument of the
+ * wrong type, no memory) answers the kernel EIO itself, so the caller's system call fails instead
+ * of hanging, and then throws (code `EREPLY`).
+ */
 export interface FuseReplies {
   err(req: FuseRequest, errno: number): void;
   entry(req: FuseRequest, attr: FuseAttr, entryTimeoutSeconds: number, attrTimeoutSeconds: number): void;
@@ -165,14 +169,32 @@ export class FuseSession {
   readonly #options: FuseMountOptions;
   #session: object | undefined;
   #exited: () => void = () => {};
-  /** Settles when libfuse's loop has ended (unmounted, or detached and its last file closed). */
+  /**
+   * Settles when libfuse's loop has ended (unmounted, or detached and its last file closed) and
+   * the binding's thread has let go of Node: from then on the process may exit safely.
+   */
   readonly exited: Promise<void>;
 
-  constructor(options: { mountpoint: string; handler: FuseHandler; mount: FuseMountOptions }) {
+  /** True once `exited` has settled: the kernel sends nothing more. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  readonly #onHandlerError: (err: unknown) => void;
+  #ended = false;
+
+  constructor(options: {
+    mountpoint: string;
+    handler: FuseHandler;
+    mount: FuseMountOptions;
+    /** A handler that threw (the binding cannot tell whether it answered first): logged by the caller. */
+    onHandlerError?: (err: unknown) => void;
+  }) {
     this.#binding = loadFuse();
     this.mountpoint = options.mountpoint;
     this.#handler = options.handler;
     this.#options = options.mount;
+    this.#onHandlerError = options.onHandlerError ?? (() => {});
     this.exited = new Promise((resolve) => {
       this.#exited = resolve;
     });
@@ -182,8 +204,17 @@ export class FuseSession {
     const m = this.#options;
     const options = ['ro', 'default_permissions', `fsname=${m.fsname}`, 'subtype=ferry', ...(m.allowOther ? ['allow_other'] : [])];
     const handler: FuseHandler = (op, ...rest) => {
-      if (op === FuseOp.EXIT) this.#exited();
-      else this.#handler(op, ...rest);
+      if (op === FuseOp.EXIT) {
+        this.#ended = true;
+        this.#exited();
+        return;
+      }
+      // An exception must not reach the binding's thread-safe call, where Node drops it with a warning.
+      try {
+        this.#handler(op, ...rest);
+      } catch (err) {
+        this.#onHandlerError(err);
+      }
     };
     try {
       this.#session = this.#binding.mount(this.mountpoint, options.join(','), handler);

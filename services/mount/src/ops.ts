@@ -68,18 +68,32 @@ export function createOps(options: OpsOptions): FuseHandler {
   const attrSeconds = (inode: Inode) => (inode.node.kind === 'file' ? FILE_ATTR_SECONDS : entrySeconds);
   const childPath = (dir: string, name: string) => (dir === '/' ? `/${name}` : `${dir}/${name}`);
 
+  /**
+   * Send one answer. A reply the binding could not make was answered EIO by the binding itself:
+   * logged here, and its code becomes EIO.
+   */
+  function send(op: string, req: FuseRequest, { code, reply }: Outcome): number {
+    try {
+      if (reply) reply(req);
+      else replies.err(req, code === 0 ? 0 : -code);
+      return code;
+    } catch (err) {
+      logger.error({ op, reason: messageOf(err) }, `${op} reply failed: EIO`);
+      return Errno.EIO;
+    }
+  }
+
   /** Run one request: its code (0 or -errno) is counted; unexpected failures are logged (EIO). */
   function call(op: string, req: FuseRequest, work: () => Promise<Outcome>): void {
     const started = process.hrtime.bigint();
     let answered = false;
-    const answer = ({ code, reply }: Outcome) => {
+    const answer = (outcome: Outcome) => {
       if (answered) return;
       answered = true;
       clearTimeout(timer);
+      const code = send(op, req, outcome);
       metrics.ops.inc({ op, result: code >= 0 ? 'ok' : (ERRNO_NAMES.get(code) ?? String(-code)) });
       metrics.seconds.observe({ op }, Number(process.hrtime.bigint() - started) / 1e9);
-      if (reply) reply(req);
-      else replies.err(req, -code);
     };
     const timer = setTimeout(() => {
       logger.warn({ op, ms: options.opTimeoutMs }, `${op} not answered in time: ETIMEDOUT`);
@@ -169,7 +183,8 @@ export function createOps(options: OpsOptions): FuseHandler {
         return call(opName, req, () => read(fh, a, b));
       case FuseOp.RELEASE:
         files.release(fh);
-        return replies.err(req, 0);
+        send(opName, req, { code: 0 });
+        return;
       case FuseOp.OPENDIR:
         return call(opName, req, () => opendir(ino));
       case FuseOp.READDIR:
@@ -180,9 +195,11 @@ export function createOps(options: OpsOptions): FuseHandler {
         });
       case FuseOp.RELEASEDIR:
         listings.delete(fh);
-        return replies.err(req, 0);
+        send(opName, req, { code: 0 });
+        return;
       default:
-        return replies.err(req, -Errno.ENOSYS);
+        send(opName, req, { code: Errno.ENOSYS });
+        return;
     }
   };
 }

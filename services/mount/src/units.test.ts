@@ -267,6 +267,61 @@ describe('the request handler', () => {
   });
 });
 
+describe('a reply the binding cannot make', () => {
+  it('is logged and counted as EIO (the binding answered the kernel EIO), and the next requests go on', async () => {
+    const a = fileOf('/a.bin', [4]);
+    const meta: NamespaceMeta = {
+      tryStat: async (path) => (path === '/a.bin' ? a.entry : undefined),
+      list: async () => ({ items: [{ kind: 'file', entry: a.entry }] }),
+    };
+    const files = new OpenFiles({ fetch: async (ref) => a.chunks.get(ref.id) as Buffer, prefetch: 0 });
+    const { replies, next } = recordingReplies();
+    const refused = Object.assign(new Error('replyData: expected an array of buffers'), { code: 'EREPLY' });
+    const failing: FuseReplies = {
+      ...replies,
+      data: () => {
+        throw refused;
+      },
+      err: (req, errno) => {
+        if (req === 5n) throw refused;
+        replies.err(req, errno);
+      },
+    };
+    const errors: Array<[object, string | undefined]> = [];
+    const logger = { ...silentLogger, error: (obj: object, msg?: string) => errors.push([obj, msg]) } as typeof silentLogger;
+    const metrics = createMetrics({ volume: 'v', region: 'r', openFiles: () => files.size });
+    const handle = createOps({
+      namespace: new Namespace({ meta, base: '/', ttlMs: 0 }),
+      inodes: new Inodes(),
+      files,
+      replies: failing,
+      metrics,
+      logger,
+      attrTimeoutMs: 1000,
+      opTimeoutMs: 5000,
+      directIo: false,
+      uid: 1,
+      gid: 1,
+      mountedAt: new Date(0),
+    });
+    handle(FuseOp.LOOKUP, 1n, ROOT_INO, 'a.bin', 0, 0, 0);
+    const ino = ((await next())[2] as { ino: number }).ino;
+    handle(FuseOp.OPEN, 2n, ino, undefined, 0, 0, 0);
+    const { fh } = (await next())[2] as { fh: number };
+    handle(FuseOp.READ, 3n, ino, undefined, 4, 0, fh);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(errors).toEqual([[{ op: 'read', reason: refused.message }, 'read reply failed: EIO']]);
+    const counted = (await metrics.registry.getSingleMetric('ferry_mount_ops_total')?.get())?.values ?? [];
+    expect(counted.find((v) => v.labels.op === 'read')).toMatchObject({ labels: { result: 'EIO' }, value: 1 });
+    // A release whose answer fails is logged too, and the handle is gone all the same.
+    expect(() => handle(FuseOp.RELEASE, 5n, ino, undefined, 0, 0, fh)).not.toThrow();
+    expect(errors.at(-1)?.[1]).toBe('release reply failed: EIO');
+    expect(files.size).toBe(0);
+    handle(FuseOp.GETATTR, 6n, ino, undefined, 0, 0, 0);
+    expect((await next())[1]).toBe('attr');
+  });
+});
+
 describe('errno and flags', () => {
   it('maps missing names to ENOENT and everything else to EIO', () => {
     expect(errnoOf(new NotFoundError('x'))).toBe(Errno.ENOENT);
@@ -302,13 +357,14 @@ describe('the mount section of the config', () => {
   const base = { volume: 'models', source: 'src', regions: { src: { store: 'file:///tmp/x', redis: 'redis://127.0.0.1:6379' } } };
 
   it('has defaults, and takes durations like 500ms and 2s', () => {
+    // No listen: unset is not the same as the default address set (see MOUNT_LISTEN_DEFAULT).
     expect(parseConfig(base).mount).toEqual({
       attrTimeout: 1000,
       opTimeout: 60_000,
       stopTimeout: 10_000,
-      listen: '127.0.0.1:9400',
       open: false,
     });
+    expect(parseConfig({ ...base, mount: { listen: '127.0.0.1:9400' } }).mount.listen).toBe('127.0.0.1:9400');
     const m = parseConfig({ ...base, mount: { attrTimeout: '500ms', stopTimeout: '2s', opTimeout: '1.5m' } }).mount;
     expect([m.attrTimeout, m.stopTimeout, m.opTimeout]).toEqual([500, 2000, 90_000]);
   });

@@ -1,28 +1,31 @@
-import { bearerRoles, type ServerLimits, type ServerTlsFiles, serviceApp } from '@ferry/runtime';
+import { ConflictError, type Logger, silentLogger } from '@ferry/core';
+import type { ApiServerTokens } from '@ferry/region';
+import { bearerRoles, errorHandler, type ServerLimits, type ServerTlsFiles, serviceApp } from '@ferry/runtime';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
+import { type PanelSource, pageRoutes } from './page.js';
 
 export interface ApiOptions {
-  /** Token for status, metrics and a warmup's state (`api.readToken`). */
-  readToken?: string;
-  /** Token for what queues work: warmup, retry (`api.adminToken`); it reads too. */
-  adminToken?: string;
-  /** One token for both roles (the deprecated `api.token`). */
-  token?: string;
-  /** Serve without a token (explicit opt-in in the config). */
-  open: boolean;
+  /**
+   * What the API accepts (Region.credentials.apiServer): the read token for status, metrics and a
+   * warmup's state; the admin token for what queues work (it reads too); `open` needs none.
+   */
+  tokens: ApiServerTokens;
   registry: Registry;
   status: () => Promise<unknown>;
   health: () => Promise<{ ok: boolean; detail?: Record<string, unknown> }>;
   /** Queue the copies that failed for good again (POST /retry-failed, admin); how many. */
   retryFailed?: () => Promise<number>;
+  /** The status page at `/` and its JSON panels under /api/ (absent: no page). */
+  panels?: PanelSource;
   /** Extra routes (warmup) registered by later parts of the daemon. */
   routes?: (app: FastifyInstance) => void;
-  logger?: boolean | object;
+  /** Where failed requests are logged. */
+  log?: Logger;
   /** Serve HTTPS only (`api.tls` cert and key). */
   tls?: ServerTlsFiles;
   /** Timeouts and header size (`api.limits`). */
-  limits?: Partial<ServerLimits>;
+  limits: ServerLimits;
 }
 
 /**
@@ -30,45 +33,46 @@ export interface ApiOptions {
  * `inject()`; the daemon calls `listen()`. /healthz stays open for probes and says nothing secret.
  */
 export function build(options: ApiOptions): FastifyInstance {
-  const readToken = options.readToken ?? options.token;
-  const adminToken = options.adminToken ?? options.token;
-  if (!options.open && !readToken && !adminToken) throw new Error('control API: a token is required unless api.open is true');
+  const { read, admin, open } = options.tokens;
+  const log = options.log ?? silentLogger;
   const app = serviceApp({
-    logger: options.logger ?? false,
-    disableRequestLogging: true,
+    logger: false,
+    log,
     ...(options.tls ? { tls: options.tls } : {}),
-    ...(options.limits ? { limits: options.limits } : {}),
+    limits: options.limits,
   });
 
-  app.addHook(
-    'onRequest',
-    bearerRoles({
-      roles: [
-        ['read', readToken],
-        ['admin', adminToken],
-      ],
-      // Reads (GET) take either token; anything that queues work (POST) needs the admin token.
-      required: (req, path) => {
-        if (options.open || path === '/healthz') return undefined;
-        return req.method === 'GET' || req.method === 'HEAD' ? 'read' : 'admin';
-      },
-      errorCode: 'unauthorized',
-      deniedCode: 'forbidden',
-    }),
-  );
+  // Reads (GET) take either token; anything that queues work (POST) needs the admin token; each
+  // route says which, and the hook reads it from the route fastify matched. A browser signs in to
+  // the page with Basic auth (any user, the token as password), on reads only.
+  if (!open) {
+    app.addHook(
+      'onRequest',
+      bearerRoles({
+        roles: [
+          ['read', read],
+          ['admin', admin],
+        ],
+        basicRealm: 'ferry',
+      }),
+    );
+  }
+  app.setErrorHandler(errorHandler(log));
+  const auth = (role: string) => ({ config: { auth: role } });
 
-  app.get('/healthz', async (_req, reply) => {
+  app.get('/healthz', auth('open'), async (_req, reply) => {
     const health = await options.health();
     return reply.code(health.ok ? 200 : 503).send(health);
   });
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', auth('read'), async (_req, reply) => {
     return reply.header('content-type', options.registry.contentType).send(await options.registry.metrics());
   });
-  app.get('/status', async () => options.status());
-  app.post('/retry-failed', async (_req, reply) => {
-    if (!options.retryFailed) return reply.code(409).send({ error: 'unavailable', message: 'this region has no copy queue' });
+  app.get('/status', auth('read'), async () => options.status());
+  app.post('/retry-failed', auth('admin'), async () => {
+    if (!options.retryFailed) throw new ConflictError('this region has no copy queue');
     return { retried: await options.retryFailed() };
   });
+  if (options.panels) pageRoutes(options.panels)(app);
   options.routes?.(app);
   return app;
 }

@@ -12,6 +12,7 @@ function setup() {
   const failures: CopyFailure[] = [];
   const presence: ChunkPresence = {
     isPresent: async (id) => present.has(id),
+    missing: async (ids) => ids.filter((id) => !present.has(id)),
     markPresent: async (id) => {
       present.add(id);
       return true;
@@ -71,5 +72,50 @@ describe('copy worker', () => {
         request: { chunk, size: 100 },
       },
     ]);
+  });
+
+  it('a batch job copies its chunks, skips those present, and fails for good, naming how many chunks failed, when one is corrupt', async () => {
+    const { present, failures, presence, source, target, process } = setup();
+    const good = Array.from({ length: 5 }, () => randomBytes(300));
+    const ids = good.map((b) => nativeChunkId(sha256Hex(b)));
+    for (const [i, b] of good.entries()) await source.put(chunkKey(ids[i] as ChunkId), b);
+    present.add(ids[0] as string);
+    const bad = nativeChunkId(sha256Hex(randomBytes(8))) as ChunkId;
+    await source.put(chunkKey(bad), randomBytes(100));
+    const handle = copyJobHandler(process, presence, silentLogger);
+    const chunks = [...ids.map((chunk) => ({ chunk, size: 300 })), { chunk: bad, size: 100 }];
+    const error = await handle({ name: 'copy-batch', data: { chunks }, attemptsMade: 0 }).catch((err: unknown) => err);
+    // The only failure is permanent: another attempt cannot help; the others are copied, and the failure is kept with its chunk.
+    expect(error).toBeInstanceOf(UnrecoverableError);
+    expect((error as Error).message).toMatch(/^1 of 6 chunks of the batch failed, the first: .*sha256 mismatch/);
+    expect(failures.map((f) => [f.chunk, f.code])).toEqual([[bad, 'CORRUPT']]);
+    for (const id of ids) expect(present.has(id)).toBe(true);
+    expect((await target.head(chunkKey(ids[0] as ChunkId)).catch(() => undefined))?.size).toBeUndefined();
+    expect((await target.head(chunkKey(ids[4] as ChunkId))).size).toBe(300);
+  });
+
+  it('a batch job with a chunk the source cannot give yet fails to be retried', async () => {
+    const { presence, source, process } = setup();
+    const bytes = randomBytes(300);
+    const ok = nativeChunkId(sha256Hex(bytes));
+    await source.put(chunkKey(ok), bytes);
+    const absent = nativeChunkId(sha256Hex(randomBytes(300)));
+    const handle = copyJobHandler(process, presence, silentLogger);
+    const error = await handle({
+      name: 'copy-batch',
+      data: { chunks: [absent, ok].map((chunk) => ({ chunk, size: 300 })) },
+      attemptsMade: 0,
+    }).catch((err: unknown) => err);
+    expect(error).not.toBeInstanceOf(UnrecoverableError);
+    expect((error as { code?: string }).code).toBe('TRANSIENT');
+    expect(await presence.isPresent(ok)).toBe(true);
+  });
+
+  it('refuses a batch job whose data is not a list of chunks', async () => {
+    const { presence, process } = setup();
+    const handle = copyJobHandler(process, presence, silentLogger);
+    await expect(handle({ name: 'copy-batch', data: { chunks: [{ chunk: '../etc/passwd', size: 1 }] }, attemptsMade: 0 })).rejects.toThrow(
+      /invalid copy batch job: chunks.0.chunk: not a chunk id/,
+    );
   });
 });

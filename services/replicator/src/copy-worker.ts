@@ -1,7 +1,18 @@
 import type { Readable } from 'node:stream';
-import { type ChunkId, CorruptError, chunkKey, isFerryError, type Logger, messageOf, NotFoundError, TransientError } from '@ferry/core';
-import { hashedChunkVerifier, type KnownHashes, openOriginRead } from '@ferry/fetch';
-import { type CopyJob, parseCopyJob, toJobError } from '@ferry/jobs';
+import {
+  type ChunkId,
+  CorruptError,
+  chunkKey,
+  chunkSha256,
+  forEachLimit,
+  isFerryError,
+  type Logger,
+  messageOf,
+  NotFoundError,
+  TransientError,
+} from '@ferry/core';
+import { hashedChunkVerifier, type KnownHashes, openOriginRead, readBounded, verifyChunk } from '@ferry/fetch';
+import { BATCH_CHUNK_MAX, COPY_JOB, type CopyJob, isPermanentFailure, parseCopyBatchJob, parseCopyJob, toJobError } from '@ferry/jobs';
 import type { CopyFailure } from '@ferry/meta';
 import type { ObjectStore } from '@ferry/stores';
 import type { Metrics } from './metrics.js';
@@ -10,8 +21,10 @@ import type { Throttle } from './throttle.js';
 /** What the copy worker needs to know and record about the region's chunks. */
 export interface ChunkPresence {
   isPresent(id: ChunkId): Promise<boolean>;
+  /** Of these chunks, the ones the region's store does not hold yet. */
+  missing(ids: readonly ChunkId[]): Promise<ChunkId[]>;
   /** False when garbage collection claimed the chunk, or deleted it at or after `since`. */
-  markPresent(id: ChunkId, options?: { since?: number }): Promise<boolean>;
+  markPresent(id: ChunkId, options?: { since?: number; copied?: number }): Promise<boolean>;
   /** The metadata's clock, ms (`markPresent`'s `since`). */
   serverTime(): Promise<number>;
   /** Whether any entry in this region still references the chunk. */
@@ -39,6 +52,12 @@ export interface CopyProcessorOptions {
 export type CopyOutcome = 'copied' | 'present' | 'found' | 'unreferenced';
 
 /**
+ * Copies one chunk. `known`: what a batch looked up for all its chunks at once (whether this one
+ * is present, and the metadata's time before that look), instead of two round trips per chunk.
+ */
+export type CopyProcessor = (data: unknown, known?: { present: boolean; since: number }) => Promise<CopyOutcome>;
+
+/**
  * Copy one chunk into the region store: streamed from the source (or the origin object of an
  * external chunk), verified on the way (sha256 for native ids, length for external ones) and
  * stored only if the bytes are right — the verifying stream fails the put before it commits.
@@ -47,17 +66,52 @@ export type CopyOutcome = 'copied' | 'present' | 'found' | 'unreferenced';
  * key), which is what makes a mirror whose Redis lost its state recover without copying the
  * volume across clouds again.
  */
-export function createCopyProcessor(options: CopyProcessorOptions): (data: unknown) => Promise<CopyOutcome> {
+export function createCopyProcessor(options: CopyProcessorOptions): CopyProcessor {
   const { region, source, target, presence, metrics, logger } = options;
-  return async (data) => {
+  /** A corrupt chunk is counted and logged before its error goes on. */
+  const refused =
+    (chunk: ChunkId) =>
+    (err: unknown): never => {
+      if (err instanceof CorruptError) {
+        metrics.corruptChunks.inc({ region });
+        logger.error({ err, chunk }, 'refused a corrupt chunk; it was not stored');
+      }
+      throw err;
+    };
+  const copied = async (job: CopyJob, since: number): Promise<CopyOutcome> => {
+    if (!(await presence.markPresent(job.chunk, { since, copied: job.size }))) throw collecting(job.chunk);
+    metrics.chunksCopied.inc({ region });
+    metrics.bytesCopied.inc({ region }, job.size);
+    return 'copied';
+  };
+  /**
+   * A small native chunk is read whole, checked and written from memory: a few KiB go through
+   * no stream pipeline, whose set-up costs more than the copy (a folder of small files is mostly that).
+   */
+  const copySmall = async (job: CopyJob, since: number): Promise<CopyOutcome> => {
+    let bytes: Buffer;
+    try {
+      // One byte over the size already fails the check below (readBounded stops there).
+      bytes = await readBounded((await source.get(chunkKey(job.chunk))).body, job.size);
+    } catch (err) {
+      if (err instanceof NotFoundError && !(await presence.isReferenced(job.chunk))) return 'unreferenced';
+      throw err;
+    }
+    await options.throttle?.take(job.size);
+    await verifyChunk({ id: job.chunk, size: job.size }, bytes, 'the source').catch(refused(job.chunk));
+    await target.put(chunkKey(job.chunk), bytes, chunkSha256(job.chunk));
+    return copied(job, since);
+  };
+  return async (data, known) => {
     const job = parseCopyJob(data);
-    if (await presence.isPresent(job.chunk)) return 'present';
-    const since = await presence.serverTime();
+    if (known ? known.present : await presence.isPresent(job.chunk)) return 'present';
+    const since = known?.since ?? (await presence.serverTime());
     if (await inStore(target, job)) {
       if (!(await presence.markPresent(job.chunk, { since }))) throw collecting(job.chunk);
       metrics.chunksFound.inc({ region });
       return 'found';
     }
+    if (!job.origin && job.size <= BATCH_CHUNK_MAX) return copySmall(job, since);
     const verify = await hashedChunkVerifier({ id: job.chunk, size: job.size }, job.origin ? job.origin.store : 'the source', {
       ...(options.hashes ? { hashes: options.hashes } : {}),
       establish: job.origin !== undefined,
@@ -77,20 +131,13 @@ export function createCopyProcessor(options: CopyProcessorOptions): (data: unkno
     // source error without a listener (an uncaught exception).
     verify.on('error', () => {});
     try {
-      await target.put(chunkKey(job.chunk), { stream: throttled.pipe(verify), length: job.size });
+      await target.put(chunkKey(job.chunk), { stream: throttled.pipe(verify), length: job.size }, chunkSha256(job.chunk));
     } catch (err) {
       verify.destroy();
       body.destroy();
-      if (err instanceof CorruptError) {
-        metrics.corruptChunks.inc({ region });
-        logger.error({ err, chunk: job.chunk }, 'refused a corrupt chunk; it was not stored');
-      }
-      throw err;
+      refused(job.chunk)(err);
     }
-    if (!(await presence.markPresent(job.chunk, { since }))) throw collecting(job.chunk);
-    metrics.chunksCopied.inc({ region });
-    metrics.bytesCopied.inc({ region }, job.size);
-    return 'copied';
+    return copied(job, since);
   };
 }
 
@@ -113,35 +160,73 @@ async function inStore(target: ObjectStore, job: CopyJob): Promise<boolean> {
  * The BullMQ processor around `process`: a failed attempt is recorded with the chunk (status
  * and metrics show the last error until the chunk is copied), and a permanent failure (a corrupt
  * source chunk, a changed origin) fails the job at once; the reconciler queues it again on its
- * next pass, so a source that was repaired converges without a person.
+ * next pass, so a source that was repaired converges without a person. A batch job copies its
+ * chunks a few at a time and records each failure with its chunk; it fails (and is retried,
+ * its copied chunks found present) when any chunk failed, permanently only when all of those did.
  */
 export function copyJobHandler(
-  process: (data: unknown) => Promise<CopyOutcome>,
+  process: CopyProcessor,
   presence: ChunkPresence,
   logger: Logger,
-): (job: { data: unknown; attemptsMade: number }) => Promise<CopyOutcome> {
-  return async (job) => {
+  /** True once the worker is closing: a batch starts no more chunks, and its job goes back to be retried. */
+  stopping: () => boolean = () => false,
+): (job: { name?: string; data: unknown; attemptsMade: number }) => Promise<CopyOutcome | CopyOutcome[]> {
+  const attempt = async (data: unknown, attemptsMade: number, known?: { present: boolean; since: number }): Promise<CopyOutcome> => {
     try {
-      return await process(job.data);
+      return await process(data, known);
     } catch (err) {
-      const data = job.data as Partial<CopyJob> | undefined;
-      if (typeof data?.chunk === 'string') {
+      const chunk = (data as Partial<CopyJob> | undefined)?.chunk;
+      if (typeof chunk === 'string') {
         const failure: CopyFailure = {
-          chunk: data.chunk as ChunkId,
+          chunk: chunk as ChunkId,
           error: messageOf(err),
           code: isFerryError(err) ? err.code : 'OTHER',
-          attempts: job.attemptsMade + 1,
+          attempts: attemptsMade + 1,
           at: Date.now(),
-          request: { ...data },
+          request: { ...(data as CopyJob) },
         };
         await presence
           .recordCopyFailure(failure)
           .catch((recordErr: unknown) => logger.warn({ err: recordErr }, 'could not record a copy failure'));
       }
-      throw toJobError(err);
+      throw err;
     }
   };
+  return async (job) => {
+    if (job.name !== COPY_JOB.batch) {
+      try {
+        return await attempt(job.data, job.attemptsMade);
+      } catch (err) {
+        throw toJobError(err);
+      }
+    }
+    const { chunks } = parseCopyBatchJob(job.data);
+    // Taken before the look at the present set, as a single copy takes it before its own look.
+    const since = await presence.serverTime();
+    const missing = new Set(await presence.missing(chunks.map((c) => c.chunk)));
+    const outcomes: CopyOutcome[] = [];
+    const failures: unknown[] = [];
+    await forEachLimit(chunks, BATCH_CONCURRENCY, async (chunk, i) => {
+      if (stopping()) {
+        failures.push(new TransientError('the replicator is stopping; the rest of the batch is copied when a replicator takes it up'));
+        return;
+      }
+      try {
+        outcomes[i] = await attempt(chunk, job.attemptsMade, { present: !missing.has(chunk.chunk), since });
+      } catch (err) {
+        failures.push(err);
+      }
+    });
+    if (failures.length === 0) return outcomes;
+    const [first] = failures;
+    const all = failures.every(isPermanentFailure);
+    const message = `${failures.length} of ${chunks.length} chunks of the batch failed, the first: ${messageOf(first)}`;
+    throw all ? toJobError(Object.assign(first as Error, { message })) : new TransientError(message, { cause: first });
+  };
 }
+
+/** Chunks of one batch job copied at once (each job of the worker's `copy.concurrency` runs this many). */
+const BATCH_CONCURRENCY = 4;
 
 async function openSource(job: CopyJob, source: ObjectStore, originStore?: (url: string) => ObjectStore): Promise<Readable> {
   if (!job.origin) return (await source.get(chunkKey(job.chunk))).body;

@@ -1,17 +1,13 @@
-import { FencedError, type Logger, messageOf, type RegionConfig } from '@ferry/core';
+import type { Logger, RegionConfig } from '@ferry/core';
 import { Lease } from '@ferry/meta';
 import { collectGarbage, type Region, verifyRegion } from '@ferry/region';
+import { LeaderLoop } from './leader-loop.js';
 import { Throttle } from './throttle.js';
 
 /** A scrub pass starts this long after the last one ended (its rate, not this pause, bounds the load). */
 const SCRUB_PAUSE_MS = 60_000;
 
-/** Thrown by a pass's `check` once the replica that started it no longer leads. */
-export class LeadershipLost extends FencedError {
-  constructor(task: string) {
-    super(`${task}: this replica no longer leads the region; the pass stops here`);
-  }
-}
+export { LeadershipLost } from './leader-loop.js';
 
 export interface MaintenanceOptions {
   /** Name in logs and errors ("gc", "scrub"). */
@@ -31,114 +27,54 @@ export interface MaintenanceOptions {
 /**
  * Runs a region-wide pass (garbage collection, the background scrub) every `everyMs` on the
  * replica that leads the region, never on two at once: a replica that loses the lease mid-pass
- * stops at the pass's next step.
+ * stops at the pass's next step. A failed pass is tried again a period later.
  */
 export class Maintenance {
-  readonly #o: MaintenanceOptions;
-  #running: Promise<void> | undefined;
-  #stopping = false;
-  #wake: (() => void) | undefined;
-  lastError: string | undefined;
-  passes = 0;
+  readonly #loop: LeaderLoop;
 
   constructor(options: MaintenanceOptions) {
-    this.#o = options;
-  }
-
-  start(): void {
-    this.#running ??= this.#loop();
-  }
-
-  async stop(): Promise<void> {
-    this.#stopping = true;
-    this.#wake?.();
-    await this.#running;
-  }
-
-  #sleep(ms: number): Promise<void> {
-    if (this.#stopping) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.#wake = done;
+    this.#loop = new LeaderLoop({
+      task: options.task,
+      follow: options.token,
+      firstDelayMs: options.everyMs,
+      retry: { periodMs: options.everyMs },
+      step: async (_token, check) => {
+        await options.run(check);
+        return options.everyMs;
+      },
+      logger: options.logger,
     });
   }
 
-  async #loop(): Promise<void> {
-    const { task, logger } = this.#o;
-    while (!this.#stopping) {
-      await this.#sleep(this.#o.everyMs);
-      const token = this.#o.token();
-      if (this.#stopping || token === '') continue;
-      const check = () => {
-        if (this.#stopping || this.#o.token() !== token) throw new LeadershipLost(task);
-      };
-      try {
-        await this.#o.run(check);
-        this.passes += 1;
-        this.lastError = undefined;
-      } catch (err) {
-        this.lastError = messageOf(err);
-        if (err instanceof LeadershipLost) logger.info({ reason: err.message }, `${task} pass stopped`);
-        else logger.warn({ err }, `${task} pass failed; the next one starts over`);
-      }
-    }
+  get lastError(): string | undefined {
+    return this.#loop.lastError;
+  }
+
+  get passes(): number {
+    return this.#loop.passes;
+  }
+
+  start(): void {
+    this.#loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 }
 
 /**
- * Leadership of a region with no watcher (the source): holds `lease` and renews it every third
- * of its time; `token` is '' while another replica holds it or a renewal failed.
+ * Leadership of a region with no watcher (the source): holds `lease`, renewed every third of its
+ * time; `token` is '' while another replica holds it or a renewal did not come back in time.
  */
-export class RegionLeader {
-  readonly #lease: Lease;
-  readonly #logger: Logger;
-  #token = '';
-  #at = 0;
-  #timer: NodeJS.Timeout | undefined;
-  #busy: Promise<void> | undefined;
-
-  constructor(options: { lease: Lease; logger: Logger }) {
-    this.#lease = options.lease;
-    this.#logger = options.logger;
-  }
-
-  /** The fencing token while this replica leads and its lease is fresh. */
-  get token(): string {
-    // A renewal that has not come back within the lease's time means another may lead.
-    return Date.now() - this.#at < this.#lease.ttlMs ? this.#token : '';
-  }
-
-  start(): void {
-    const renew = () => {
-      this.#busy ??= this.#lease
-        .hold()
-        .then((token) => {
-          if ((token !== '') !== (this.#token !== '')) this.#logger.info({ leader: token !== '' }, 'region maintenance leadership');
-          this.#token = token;
-          this.#at = Date.now();
-        })
-        .catch((err: unknown) => {
-          this.#token = '';
-          this.#logger.warn({ reason: messageOf(err) }, 'could not renew the maintenance lease');
-        })
-        .finally(() => {
-          this.#busy = undefined;
-        });
-    };
-    renew();
-    this.#timer = setInterval(renew, Math.max(50, Math.floor(this.#lease.ttlMs / 3)));
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.#timer);
-    await this.#busy;
-    this.#token = '';
-    await this.#lease.release().catch(() => {});
-  }
+export function regionLeader(options: { lease: Lease; logger: Logger }): LeaderLoop {
+  return new LeaderLoop({
+    task: 'region maintenance',
+    lease: options.lease,
+    retry: 'backoff',
+    step: async () => Math.max(50, Math.floor(options.lease.ttlMs / 3)),
+    logger: options.logger,
+  });
 }
 
 export interface RegionMaintenance {
@@ -163,11 +99,17 @@ export function startMaintenance(o: {
   const { gc, scrub } = own;
   if (!gc && !scrub) return undefined;
   let token = o.token;
-  let leader: RegionLeader | undefined;
+  let leader: LeaderLoop | undefined;
   if (!token) {
     const keys = region.meta.keys;
-    const held = new RegionLeader({
-      lease: new Lease({ redis: region.redis, key: keys.watcherLease, fenceKey: keys.fence, ttlMs: o.leaseTtlMs }),
+    const held = regionLeader({
+      lease: new Lease({
+        redis: region.redis,
+        key: keys.watcherLease,
+        fenceKey: keys.fence,
+        endKey: keys.watcherLeaseEnd,
+        ttlMs: o.leaseTtlMs,
+      }),
       logger: o.logger.child({ component: 'leader' }),
     });
     held.start();
@@ -177,8 +119,10 @@ export function startMaintenance(o: {
   const tasks: Maintenance[] = [];
   if (gc) {
     const logger = o.logger.child({ component: 'gc' });
+    const current = token;
     const run = async (check: () => void) => {
-      await collectGarbage(region, { graceMs: gc.grace, check, logger });
+      // The pass's claims check this token against the one in Redis, not only the one cached here.
+      await collectGarbage(region, { graceMs: gc.grace, check, logger, token: current() });
     };
     tasks.push(new Maintenance({ task: 'gc', everyMs: gc.every, token, logger, run }));
   }

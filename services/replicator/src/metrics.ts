@@ -27,10 +27,23 @@ function gcGauges(registry: ReturnType<typeof serviceRegistry>, source: GcGaugeS
         if (source) this.set({ region: source.region }, Number((await source.info())[field] ?? 0));
       },
     });
+  // A gauge with one series per value of `label`, read from the gc hash at scrape time.
+  const labelled = (name: string, help: string, label: string, series: (info: Record<string, string>) => Array<[string, number]>) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['region', label],
+      registers: [registry],
+      async collect() {
+        if (!source) return;
+        this.reset();
+        for (const [value, n] of series(await source.info())) this.set({ region: source.region, [label]: value }, n);
+      },
+    });
   return {
     gcReclaimableBytes: gauge(
       'ferry_gc_reclaimable_bytes',
-      'Bytes of unreferenced chunks past grace found by the last pass',
+      'Bytes of unreferenced chunks past grace a pass could delete now: found by a dry last pass, 0 after a real one (it deleted them)',
       'reclaimable-bytes',
     ),
     gcReclaimedBytes: gauge(
@@ -47,19 +60,18 @@ function gcGauges(registry: ReturnType<typeof serviceRegistry>, source: GcGaugeS
     scrubVerified: gauge('ferry_scrub_chunks_verified', 'Chunks read back and found to hash to their id, ever', 'verified-chunks'),
     scrubBad: gauge('ferry_scrub_chunks_bad', 'Chunks found missing or not hashing to their id, ever', 'bad-chunks'),
     scrubRepaired: gauge('ferry_scrub_chunks_repaired', 'Bad or missing chunks copied again by a repair, ever', 'repaired-chunks'),
-    gcHeldBack: new Gauge({
-      name: 'ferry_gc_held_back_bytes',
-      help: 'Source only: bytes past grace kept because this mirror has not acknowledged the record that dropped them (last pass)',
-      labelNames: ['region', 'mirror'],
-      registers: [registry],
-      async collect() {
-        if (!source) return;
-        this.reset();
-        for (const [mirror, held] of Object.entries(heldBackOf(await source.info()))) {
-          this.set({ region: source.region, mirror }, held.bytes);
-        }
-      },
-    }),
+    gcRefused: labelled(
+      'ferry_gc_refused',
+      'Garbage collection refused to run here at its last pass (1, with the reason: no-cursor, resync, fenced); 0 when it ran',
+      'reason',
+      (info) => (info.refused ? [[info.refused, 1]] : [['', 0]]),
+    ),
+    gcHeldBack: labelled(
+      'ferry_gc_held_back_bytes',
+      'Source only: bytes past grace kept because this mirror has not acknowledged the record that dropped them (last pass)',
+      'mirror',
+      (info) => Object.entries(heldBackOf(info)).map(([mirror, held]) => [mirror, held.bytes]),
+    ),
   };
 }
 

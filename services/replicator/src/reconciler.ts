@@ -1,6 +1,7 @@
-import { type ChunkId, FencedError, type Logger, messageOf, Pause } from '@ferry/core';
+import type { ChunkId, FencedError, Logger } from '@ferry/core';
 import type { CopyQueue, CopyRequest } from '@ferry/jobs';
 import type { Meta, MirrorMeta } from '@ferry/meta';
+import { LeaderLoop } from './leader-loop.js';
 import type { Metrics } from './metrics.js';
 import { copyRequests } from './watcher.js';
 
@@ -16,6 +17,8 @@ export interface ReconcilerOptions {
   onFenced: (err: FencedError) => void;
   /** Time between passes (copy.reconcileEvery). */
   everyMs: number;
+  /** Time between full walks of the entries (copy.fullReconcileEvery); light passes in between. */
+  fullEveryMs: number;
   metrics: Metrics;
   logger: Logger;
   /** How often a pass waiting for room in the backlog looks again (default 500 ms). */
@@ -24,9 +27,6 @@ export interface ReconcilerOptions {
 
 /** Chunk ids per reconcile script call. */
 const IDS_PER_CALL = 1000;
-
-/** A pass stops where it is when this replica no longer leads or is stopping. */
-class PassAborted extends Error {}
 
 /**
  * What makes a mirror converge without a person: every `everyMs` the leading watcher's replica
@@ -37,78 +37,55 @@ class PassAborted extends Error {}
  * new mirror of millions of chunks is copied in a bounded queue. A chunk whose copy keeps failing
  * is queued again on every pass and stays visible with its last error until it is copied.
  */
-export class Reconciler {
+export class Reconciler extends LeaderLoop {
   readonly #o: ReconcilerOptions;
-  #running: Promise<void> | undefined;
-  #stopping = false;
-  readonly #pause = new Pause();
-  #soon = false;
-  lastError: string | undefined;
-  passes = 0;
+  /** When the last full walk started (ms); none yet in this process. */
+  #lastFull: number | undefined;
 
   constructor(options: ReconcilerOptions) {
+    super({
+      task: 'reconcile',
+      follow: options.token,
+      retry: { periodMs: options.everyMs },
+      step: async (token, check) => {
+        await this.pass(token, check);
+        return options.everyMs;
+      },
+      onFenced: (err) => options.onFenced(err),
+      logger: options.logger,
+    });
     this.#o = options;
   }
 
-  start(): void {
-    this.#running ??= this.#loop();
-  }
-
-  async stop(): Promise<void> {
-    this.#stopping = true;
-    this.#pause.wake();
-    await this.#running;
-  }
-
-  /** Run a pass soon (chunks were left out of a full backlog, or a resync finished). */
-  wake(): void {
-    this.#soon = true;
-    this.#pause.wake();
-  }
-
-  #sleep(ms: number): Promise<void> {
-    if (this.#stopping) return Promise.resolve();
-    return this.#pause.sleep(ms);
-  }
-
-  async #loop(): Promise<void> {
-    const { logger, everyMs } = this.#o;
-    while (!this.#stopping) {
-      const token = this.#o.token();
-      if (!token) {
-        await this.#sleep(Math.min(1000, everyMs));
-        continue;
-      }
-      this.#soon = false;
-      try {
-        await this.pass(token);
-        this.lastError = undefined;
-      } catch (err) {
-        if (err instanceof FencedError) this.#o.onFenced(err);
-        else if (!(err instanceof PassAborted)) {
-          this.lastError = messageOf(err);
-          logger.warn({ err }, 'reconcile pass failed; trying again next period');
-        }
-      }
-      if (!this.#soon) await this.#sleep(everyMs);
-    }
-  }
-
-  #check(token: string): void {
-    if (this.#stopping || this.#o.token() !== token) throw new PassAborted();
-  }
-
-  /** One pass over the region's entries, its missing set and its failure records; returns how many copies it queued. */
-  async pass(token: string): Promise<{ missing: number; queued: number }> {
+  /**
+   * One pass; returns how many copies it queued. The scripts keep the missing set and the failure
+   * records as changes land, so when both are empty and a full walk happened within
+   * `fullEveryMs` (and since the last resync), the pass ends there: an idle mirror costs two
+   * counts per pass, whatever its size. Otherwise it walks the region's entries, its missing set
+   * and its failure records.
+   */
+  async pass(token: string, check: () => void = () => {}): Promise<{ missing: number; queued: number }> {
     const { meta, mirror, copies, metrics, region, logger } = this.#o;
     const started = Date.now();
+    if (await this.#idle()) {
+      await mirror.chunks.reconcile([], token, {
+        at: started,
+        ms: Date.now() - started,
+        missing: 0,
+        queued: 0,
+        passes: this.passes + 1,
+        full: 0,
+      });
+      metrics.reconcilePasses.inc({ region });
+      return { missing: 0, queued: 0 };
+    }
     // Failed jobs left from a version that kept them would block their chunks' jobs.
     await copies.dropFailed();
     let missing = 0;
     let queued = 0;
     let cursor: string | undefined;
     do {
-      this.#check(token);
+      check();
       const page = await meta.scanEntries({ count: 200, ...(cursor ? { cursor } : {}) });
       cursor = page.cursor;
       const requests = copyRequests(page.entries);
@@ -123,31 +100,41 @@ export class Reconciler {
         missing += lacking.size;
         queued += await this.#queue(
           slice.filter((r) => lacking.has(r.chunk)),
-          token,
+          check,
         );
       }
     } while (cursor);
     // Members of the missing set that no entry references any more (or that are present) leave it.
     for await (const ids of mirror.chunks.scanMissing()) {
-      this.#check(token);
+      check();
       if (ids.length > 0) await mirror.chunks.reconcile(ids, token);
     }
     // Failure records of chunks that were deleted (or copied) since they failed are dropped.
     for await (const ids of mirror.chunks.scanFailing()) {
-      this.#check(token);
+      check();
       if (ids.length > 0) await mirror.chunks.reconcile(ids, token);
     }
     const ms = Date.now() - started;
-    this.passes += 1;
-    await mirror.chunks.reconcile([], token, { at: Date.now(), ms, missing, queued, passes: this.passes });
+    await mirror.chunks.reconcile([], token, { at: Date.now(), ms, missing, queued, passes: this.passes + 1, full: 1 });
+    this.#lastFull = started;
     metrics.reconcilePasses.inc({ region });
     metrics.reconcileQueued.inc({ region }, queued);
     if (queued > 0 || missing > 0) logger.info({ missing, queued, ms }, 'reconcile pass: queued copies of missing chunks');
     return { missing, queued };
   }
 
+  /** Nothing missing, nothing failing, and a full walk recent and later than the last resync. */
+  async #idle(): Promise<boolean> {
+    const last = this.#lastFull;
+    if (last === undefined || Date.now() - last >= this.#o.fullEveryMs) return false;
+    const { missing, failing } = await this.#o.mirror.chunks.outstanding();
+    if (missing > 0 || failing > 0) return false;
+    const resync = await this.#o.mirror.resyncState();
+    return resync?.finished === undefined || resync.finished < last;
+  }
+
   /** Queue `requests`, waiting for room in the backlog as often as needed. */
-  async #queue(requests: CopyRequest[], token: string): Promise<number> {
+  async #queue(requests: CopyRequest[], check: () => void): Promise<number> {
     const { copies } = this.#o;
     let queued = 0;
     let left = requests;
@@ -158,9 +145,9 @@ export class Reconciler {
       if (result.deferred === 0) return queued;
       // Full: wait until copies have drained half of it, then queue the rest (those already queued are skipped).
       do {
-        this.#check(token);
-        await this.#sleep(this.#o.pollMs ?? 500);
-        this.#check(token);
+        check();
+        await new Promise((resolve) => setTimeout(resolve, this.#o.pollMs ?? 500));
+        check();
       } while ((await copies.held()) > copies.backlog / 2);
       left = await stillMissing(this.#o.mirror, left);
     }

@@ -1,8 +1,7 @@
-import { type CacheNodeClient, Membership } from '@ferry/cache';
 import { type FerryConfig, InvalidConfigError, type Logger, type RegionConfig, regionConfig, type WarmRule } from '@ferry/core';
-import { QUEUES, queuePrefix } from '@ferry/jobs';
-import { duplicateConnection, GcMeta, Lease, Meta, type RedisClient } from '@ferry/meta';
-import { cacheClient, hasCacheAccess, openRegion, type Region } from '@ferry/region';
+import { COPY_JOB, QUEUES, queuePrefix } from '@ferry/jobs';
+import { duplicateConnection, GcMeta, Lease, LogPosition, Membership, Meta, type RedisClient } from '@ferry/meta';
+import { cacheClient, openRegion, type Region } from '@ferry/region';
 import { closeGracefully } from '@ferry/runtime';
 import type { ObjectStore } from '@ferry/stores';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
@@ -13,6 +12,7 @@ import { type RegionMaintenance, startMaintenance } from './maintenance.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
 import { type RegionStatus, regionStatus } from './status.js';
+import { StatusPage } from './status-page.js';
 import { Throttle } from './throttle.js';
 import { WarmRules } from './warm-rules.js';
 import { createWarmProcessor, WarmFlows, warmupRoutes } from './warmup.js';
@@ -51,7 +51,12 @@ export interface ReplicatorOptions {
   scrubPauseMs?: number;
   /** Export the process metrics (CPU, memory, event loop) too: on for the daemon process, off in tests. */
   processMetrics?: boolean;
+  /** How often the status page's history samples every region's lag and throughput (default 10 s; an hour is kept). */
+  historyEveryMs?: number;
 }
+
+/** The status page's history: a sample every 10 s, an hour of them (360 per region). */
+const HISTORY_EVERY_MS = 10_000;
 
 /**
  * The per-region daemon: in a mirror, the watcher and its reconciler (one leader per region) and
@@ -72,6 +77,7 @@ export class Replicator {
   #reconciler: Reconciler | undefined;
   /** Garbage collection and the background scrub, on the leading replica (in the source, under a lease of its own). */
   #maintenance: RegionMaintenance | undefined;
+  #stopped: Promise<void> | undefined;
   #worker: Worker | undefined;
   /** BullMQ does not close connections it is given, so the daemon keeps and closes this one. */
   #workerRedis: RedisClient | undefined;
@@ -82,7 +88,8 @@ export class Replicator {
   #warmRedis: RedisClient | undefined;
   /** The region's warm rules (`warm:`), followed by one replica. */
   #warmRules: WarmRules | undefined;
-  #cacheClient: CacheNodeClient | undefined;
+  /** The status page's panels and their history (with the control API). */
+  #page: StatusPage | undefined;
   address: string | undefined;
 
   constructor(options: ReplicatorOptions) {
@@ -143,11 +150,7 @@ export class Replicator {
     const own = regionConfig(config, region);
     // Configuration mistakes fail before anything runs (a half-started daemon would keep working).
     const listen = this.#o.listen ?? own.api?.listen;
-    if (listen && !own.api?.open && !own.api?.readToken && !own.api?.adminToken) {
-      throw new InvalidConfigError(
-        `regions.${region}.api: set a token (or open: true) to serve the control API on ${listen}: readToken for status and metrics, adminToken for warmup and retry`,
-      );
-    }
+    const apiTokens = listen ? this.#region.credentials.apiServer(listen) : undefined;
     if (listen && own.api?.tls && !own.api.tls.cert) {
       throw new InvalidConfigError(`regions.${region}.api.tls: set cert and key to serve the control API over TLS`);
     }
@@ -168,7 +171,7 @@ export class Replicator {
         logger: this.#log.child({ component: 'copy' }),
       });
       this.#workerRedis = duplicateConnection(this.#redis, `ferry-replicator-${region}-copy`, { maxRetriesPerRequest: null });
-      const handle = copyJobHandler(processor, mirror, this.#log.child({ component: 'copy' }));
+      const handle = copyJobHandler(processor, mirror, this.#log.child({ component: 'copy' }), () => this.#stopped !== undefined);
       this.#worker = new Worker(QUEUES.copy, handle, {
         connection: this.#workerRedis,
         prefix: queuePrefix(config.volume),
@@ -176,9 +179,17 @@ export class Replicator {
         autorun: true,
         ...COPY_WORKER_LOCKS,
       });
+      // A batch job that ended no longer holds its chunks: a producer looking for their jobs finds none.
+      const settle = (job: Job | undefined) => {
+        if (job?.name !== COPY_JOB.batch) return;
+        const chunks = (job.data as { chunks?: Array<{ chunk: string }> }).chunks ?? [];
+        copies.settleBatch(chunks.map((c) => c.chunk)).catch((err: unknown) => this.#log.warn({ err }, 'could not settle a copy batch'));
+      };
+      this.#worker.on('completed', settle);
       this.#worker.on('failed', (job, err) => {
         this.metrics.copyFailures.inc({ region });
         const final = isFinalFailure(job, err);
+        if (final) settle(job);
         this.#log[final ? 'error' : 'warn'](
           { err, chunk: job?.id, attempt: job?.attemptsMade },
           final ? 'copy failed; the reconciler queues it again on its next pass' : 'copy failed; will retry',
@@ -190,7 +201,13 @@ export class Replicator {
         region,
         source: r.sourceMeta,
         mirror,
-        lease: new Lease({ redis: this.#redis, key: mirror.keys.watcherLease, fenceKey: mirror.keys.fence, ttlMs: leaseTtlMs }),
+        lease: new Lease({
+          redis: this.#redis,
+          key: mirror.keys.watcherLease,
+          fenceKey: mirror.keys.fence,
+          endKey: mirror.keys.watcherLeaseEnd,
+          ttlMs: leaseTtlMs,
+        }),
         copies,
         metrics: this.metrics,
         logger: this.#log.child({ component: 'watcher' }),
@@ -206,6 +223,7 @@ export class Replicator {
         token: () => watcher.token,
         onFenced: (err) => watcher.refused(err),
         everyMs: own.copy.reconcileEvery,
+        fullEveryMs: own.copy.fullReconcileEvery,
         metrics: this.metrics,
         logger: this.#log.child({ component: 'reconcile' }),
       });
@@ -221,23 +239,33 @@ export class Replicator {
       ...(this.#o.scrubPauseMs === undefined ? {} : { scrubPauseMs: this.#o.scrubPauseMs }),
       logger: this.#log,
     });
-    if (hasCacheAccess(own.cache, 'write')) this.#startWarm(own.cache, own.copy.concurrency, own.warm);
-    if (listen) {
+    if (own.cache && r.credentials.cache('write') !== undefined) this.#startWarm(own.cache, own.copy.concurrency, own.warm);
+    if (listen && apiTokens && own.api) {
       this.#api = buildApi({
-        open: own.api?.open ?? false,
-        ...(own.api?.readToken ? { readToken: own.api.readToken } : {}),
-        ...(own.api?.adminToken ? { adminToken: own.api.adminToken } : {}),
+        tokens: apiTokens,
+        log: this.#log.child({ component: 'api' }),
         registry: this.metrics.registry,
-        ...(own.api?.tls?.cert && own.api.tls.key ? { tls: { cert: own.api.tls.cert, key: own.api.tls.key } } : {}),
-        ...(own.api ? { limits: own.api.limits } : {}),
+        ...(own.api.tls?.cert && own.api.tls.key ? { tls: { cert: own.api.tls.cert, key: own.api.tls.key } } : {}),
+        limits: own.api.limits,
         status: () => this.status(),
         ...(copies ? { retryFailed: () => copies.retryFailed() } : {}),
         health: async () => this.health(),
+        panels: this.#startPage(),
         routes: warmupRoutes(() => this.#warm),
       });
-      this.address = (await listenApi(this.#api, listen)).url;
+      this.address = (await listenApi(this.#api, listen, this.#o.listen ? '--listen' : `regions.${this.#region.name}.api.listen`)).url;
     }
     this.#log.info({ role: this.isSource ? 'source' : 'mirror', api: this.address }, 'replicator started');
+  }
+
+  #startPage(): StatusPage {
+    this.#page = new StatusPage({
+      config: this.#o.config,
+      region: this.#region,
+      everyMs: this.#o.historyEveryMs ?? HISTORY_EVERY_MS,
+      logger: this.#log.child({ component: 'status' }),
+    });
+    return this.#page;
   }
 
   /** Warmup flows (POST /warmup) and the warm worker that fills the cache nodes, behind the copy in a mirror. */
@@ -245,8 +273,7 @@ export class Replicator {
     const { config } = this.#o;
     const log = this.#log.child({ component: 'warm' });
     // The warm workers fill nodes: the write token's job.
-    const client = cacheClient({ region: this.region, cache, role: 'write', logger: log });
-    this.#cacheClient = client;
+    const client = cacheClient(this.#region, 'write');
     const membership = new Membership({ redis: this.#redis, volume: config.volume });
     this.#warm = new WarmFlows({
       redis: this.#redis,
@@ -281,25 +308,23 @@ export class Replicator {
       );
     });
     this.#warmWorker.on('error', (err) => log.warn({ err }, 'warm worker error'));
-    if (rules.length > 0) this.#startWarmRules(this.#warm, rules, log.child({ component: 'warm-rules' }));
+    if (rules.length > 0) this.#startWarmRules(this.#warm, rules, this.#log.child({ component: 'warm-rules' }));
   }
 
   #startWarmRules(flows: WarmFlows, rules: readonly WarmRule[], log: Logger): void {
     const r = this.#region;
     const keys = r.meta.keys;
-    const leaseTtlMs = this.#o.watcher?.leaseTtlMs ?? 5000;
+    const leaseTtlMs = this.#o.watcher?.leaseTtlMs ?? this.#o.config.replicator.leaseTtl;
     this.#warmRules = new WarmRules({
       region: this.region,
       rules,
       // A Meta of its own: its blocking reads get a connection of their own, not the watcher's.
       source: new Meta({ redis: r.sourceRedis, volume: r.volume, logMaxLen: this.#o.config.log.maxLen, logger: log }),
-      redis: this.#redis,
-      cursorKey: keys.warmCursor,
-      lease: new Lease({ redis: this.#redis, key: keys.warmLease, fenceKey: keys.warmFence, ttlMs: leaseTtlMs }),
+      position: new LogPosition({ redis: this.#redis, key: keys.warmCursor }),
+      lease: new Lease({ redis: this.#redis, key: keys.warmLease, fenceKey: keys.warmFence, endKey: keys.warmLeaseEnd, ttlMs: leaseTtlMs }),
       flows,
       metrics: this.metrics,
       logger: log,
-      leaseTtlMs,
       ...(this.#o.watcher?.blockMs ? { blockMs: this.#o.watcher.blockMs } : {}),
     });
     this.#warmRules.start();
@@ -328,9 +353,14 @@ export class Replicator {
    * copies finish, the lease is given back, connections close. When Redis or a store does not
    * answer, whatever is still waiting at the deadline is cut off: connections are dropped and
    * the workers closed without waiting, so running jobs are released as after a kill -9 (their
-   * locks expire and another replica takes them up).
+   * locks expire and another replica takes them up). Stopping again waits for the first stop.
    */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
     const deadline = this.#o.stopTimeoutMs ?? this.#o.config.replicator.stopTimeout;
     this.#log.info({ deadlineMs: deadline }, 'stopping');
     let timer: NodeJS.Timeout | undefined;
@@ -356,6 +386,7 @@ export class Replicator {
   async #stopGracefully(deadline: number): Promise<void> {
     // The control API's requests are short: a client that holds on is cut after part of the deadline.
     if (this.#api) await closeGracefully(this.#api, { graceMs: Math.max(100, Math.floor(deadline / 3)) });
+    await this.#page?.stop();
     // Closing the source metadata first cuts a waiting read short, so the watcher stops at once.
     const watcherStopped = this.#watcher?.stop();
     const reconcilerStopped = this.#reconciler?.stop();
@@ -370,7 +401,6 @@ export class Replicator {
     await this.#warmWorker?.close();
     this.#warmRedis?.disconnect();
     await this.#warm?.close();
-    await this.#cacheClient?.close();
     await this.#region.close();
   }
 
@@ -385,6 +415,7 @@ export class Replicator {
       this.#warmWorker?.close(true),
       this.#api?.server.closeAllConnections(),
       this.#region.close(),
+      this.#page?.stop(),
     ]);
     // Closing itself may wait on a connection that is gone: give it a moment, not the process.
     await Promise.race([forced, new Promise((resolve) => setTimeout(resolve, 500).unref())]);

@@ -37,8 +37,8 @@ export interface ResyncDone {
 export async function runResync(run: ResyncRun): Promise<ResyncDone> {
   const { source, mirror, token } = run;
   const started = Date.now();
-  const serverBefore = await source.serverRunId();
-  const before = await source.history();
+  const serverBefore = await source.log.serverRunId();
+  const before = await source.log.history();
   const snapshot = before.last ?? '0-0';
   const resync = await mirror.beginResync({ snapshot, epoch: before.epoch, added: before.added, reason: run.reason }, token);
   let written = 0;
@@ -52,7 +52,7 @@ export async function runResync(run: ResyncRun): Promise<ResyncDone> {
     seen += page.entries.length;
     cursor = page.cursor;
   } while (cursor);
-  const [serverAfter, after] = await Promise.all([source.serverRunId(), source.history()]);
+  const [serverAfter, after] = await Promise.all([source.log.serverRunId(), source.log.history()]);
   if (serverAfter !== serverBefore) {
     throw new ResyncIncompleteError("the source's Redis restarted or failed over during the scan, so the scan may have missed entries");
   }

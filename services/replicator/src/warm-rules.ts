@@ -1,5 +1,6 @@
-import { type Entry, isWithin, type Logger, messageOf, NotFoundError, Pause, UnavailableError, type WarmRule } from '@ferry/core';
-import { type ChangeRecord, type Lease, type Meta, needsResync, parseStreamId, type RedisClient } from '@ferry/meta';
+import { type Entry, isWithin, type Logger, messageOf, NotFoundError, UnavailableError, type WarmRule } from '@ferry/core';
+import { type ChangeRecord, type Lease, type LogPosition, type Meta, needsResync } from '@ferry/meta';
+import { LeaderLoop } from './leader-loop.js';
 import type { Metrics } from './metrics.js';
 import type { WarmFlows } from './warmup.js';
 
@@ -8,17 +9,14 @@ export interface WarmRulesOptions {
   rules: readonly WarmRule[];
   /** The source's metadata and change log, on a Meta of its own (its blocking reads must not wait behind the watcher's). */
   source: Meta;
-  /** This region's Redis and the key of the rules' cursor in it. */
-  redis: RedisClient;
-  cursorKey: string;
+  /** Where the rules got to in the source's log, kept in this region's Redis. */
+  position: LogPosition;
   lease: Lease;
   flows: WarmFlows;
   metrics: Metrics;
   logger: Logger;
   /** How long one read waits for new records (default 1000 ms). */
   blockMs?: number;
-  /** Lease time (default 5000 ms). */
-  leaseTtlMs?: number;
 }
 
 /** Entries of `entries` under a rule, grouped by owners per chunk (a file under two rules takes the larger). */
@@ -50,63 +48,43 @@ export function matchRules(rules: readonly WarmRule[], entries: readonly Entry[]
 export class WarmRules {
   readonly #o: WarmRulesOptions;
   readonly #blockMs: number;
-  readonly #leaseTtlMs: number;
-  #running: Promise<void> | undefined;
-  #stopping = false;
-  readonly #pause = new Pause();
+  readonly #loop: LeaderLoop;
 
   constructor(options: WarmRulesOptions) {
     this.#o = options;
-    this.#leaseTtlMs = options.leaseTtlMs ?? 5000;
-    this.#blockMs = Math.max(1, Math.min(options.blockMs ?? 1000, Math.floor(this.#leaseTtlMs / 3)));
+    this.#blockMs = Math.max(1, Math.min(options.blockMs ?? 1000, Math.floor(options.lease.ttlMs / 3)));
+    this.#loop = new LeaderLoop({
+      task: 'warm rules',
+      lease: options.lease,
+      retry: 'backoff',
+      step: async () => {
+        await this.#step();
+        return 0;
+      },
+      logger: options.logger,
+    });
   }
 
   start(): void {
-    this.#running ??= this.#loop();
+    this.#loop.start();
   }
 
   async stop(): Promise<void> {
-    this.#stopping = true;
-    this.#pause.wake();
+    // Closing the source's blocking reads first cuts a waiting read short.
     await this.#o.source.close();
-    await this.#running;
-    await this.#o.lease.release().catch(() => {});
-  }
-
-  #sleep(ms: number): Promise<void> {
-    if (this.#stopping) return Promise.resolve();
-    return this.#pause.sleep(ms);
-  }
-
-  async #loop(): Promise<void> {
-    let failures = 0;
-    while (!this.#stopping) {
-      try {
-        if (!(await this.#o.lease.hold())) {
-          await this.#sleep(Math.min(1000, this.#leaseTtlMs / 3));
-          continue;
-        }
-        await this.#step();
-        failures = 0;
-      } catch (err) {
-        if (this.#stopping) break;
-        failures += 1;
-        this.#o.logger.warn({ err, failures }, 'warm rules step failed; retrying');
-        await this.#sleep(Math.min(5000, 200 * 2 ** Math.min(failures, 5)));
-      }
-    }
+    await this.#loop.stop();
   }
 
   /** One read of the source's log after the cursor (or the first snapshot), and the flows it calls for. */
   async #step(): Promise<void> {
-    const { source, redis, cursorKey } = this.#o;
-    const cursor = (await redis.get(cursorKey)) ?? undefined;
-    if (cursor === undefined || needsResync(cursor, await source.logBounds())) {
+    const { source, position } = this.#o;
+    const cursor = await position.get();
+    if (cursor === undefined || needsResync(cursor, await source.log.logBounds())) {
       await this.#snapshot(cursor === undefined ? 'first start' : `the change log was trimmed past ${cursor}`);
       return;
     }
-    const records = await source.readChanges(cursor, { count: 100, blockMs: this.#blockMs });
-    if (records.length === 0 || this.#stopping) return;
+    const records = await source.log.readChanges(cursor, { count: 100, blockMs: this.#blockMs });
+    if (records.length === 0 || this.#loop.stopping) return;
     for (const record of records) await this.#warm(record);
     await this.#setCursor((records.at(-1) as ChangeRecord).id);
   }
@@ -114,7 +92,7 @@ export class WarmRules {
   async #setCursor(id: string): Promise<void> {
     // Only a leader moves the cursor: one that lost the lease meanwhile leaves it to the next.
     if (!(await this.#o.lease.hold())) return;
-    await this.#o.redis.set(this.#o.cursorKey, parseStreamId(id));
+    await this.#o.position.set(id);
   }
 
   async #warm(record: ChangeRecord): Promise<void> {
@@ -142,7 +120,7 @@ export class WarmRules {
   /** Warm every file under the rules as the source has them now, then follow the log from before that. */
   async #snapshot(reason: string): Promise<void> {
     const { source, rules, logger } = this.#o;
-    const snapshot = await source.snapshotId();
+    const snapshot = await source.log.snapshotId();
     logger.info({ reason, snapshot }, 'warm rules: warming every file under the rules once');
     const entries: Entry[] = [];
     for (const rule of rules) {
@@ -150,7 +128,7 @@ export class WarmRules {
         if (err instanceof NotFoundError) return [];
         throw err;
       });
-      entries.push(...found);
+      for (const entry of found) entries.push(entry);
     }
     const unique = [...new Map(entries.map((e) => [e.path, e])).values()];
     for (const [replicas, group] of matchRules(rules, unique)) {

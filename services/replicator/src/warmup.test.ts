@@ -1,6 +1,6 @@
-import type { CacheMember, CacheNodeClient, Membership } from '@ferry/cache';
+import type { CacheNodeClient } from '@ferry/cache';
 import { type ChunkId, type Entry, nativeChunkId, sha256Hex, silentLogger } from '@ferry/core';
-import type { MirrorMeta } from '@ferry/meta';
+import type { CacheMember, Membership, MirrorMeta } from '@ferry/meta';
 import { DelayedError, type Job } from 'bullmq';
 import { describe, expect, it } from 'vitest';
 import { createWarmProcessor, fillGroups } from './warmup.js';

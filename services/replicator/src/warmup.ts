@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { type CacheMember, type CacheNodeClient, type Membership, planWarmup, residency, type WarmPlacement } from '@ferry/cache';
-import { type Entry, InvalidArgumentError, type Logger, NotFoundError, normalizePath, UnavailableError } from '@ferry/core';
+import { type CacheNodeClient, planWarmup, residency, type WarmPlacement } from '@ferry/cache';
+import { ConflictError, type Entry, InvalidArgumentError, type Logger, NotFoundError, normalizePath, UnavailableError } from '@ferry/core';
 import { parseFillJob, toJobError, WarmQueue } from '@ferry/jobs';
-import type { Meta, MirrorMeta, RedisClient } from '@ferry/meta';
+import type { CacheMember, Membership, Meta, MirrorMeta, RedisClient } from '@ferry/meta';
 import type { WarmupQueued, WarmupState } from '@ferry/region';
 import { DelayedError, type Job } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
@@ -51,7 +51,7 @@ export class WarmFlows {
 
   async #entries(paths: readonly string[]): Promise<Entry[]> {
     const entries: Entry[] = [];
-    for (const path of paths) entries.push(...(await this.#o.meta.filesUnder(path)));
+    for (const path of paths) for (const entry of await this.#o.meta.filesUnder(path)) entries.push(entry);
     return entries;
   }
 
@@ -202,27 +202,21 @@ export function createWarmProcessor(options: WarmProcessorOptions) {
   };
 }
 
-/** POST /warmup and GET /warmup/:id on the control API. */
+/** POST /warmup (admin) and GET /warmup/:id (read) on the control API; errors go to the API's error handler. */
 export function warmupRoutes(flows: () => WarmFlows | undefined): (app: FastifyInstance) => void {
+  const flowsOrRefuse = (): WarmFlows => {
+    const f = flows();
+    if (!f) throw new ConflictError('this region has no cache nodes configured (set cache.writeToken)');
+    return f;
+  };
   return (app) => {
-    const unavailable = { error: 'unavailable', message: 'this region has no cache nodes configured (set cache.writeToken)' };
-    app.post('/warmup', async (req, reply) => {
-      const f = flows();
-      if (!f) return reply.code(409).send(unavailable);
-      try {
-        return reply.code(202).send(await f.request((req.body as { paths?: unknown } | undefined)?.paths));
-      } catch (err) {
-        if (err instanceof InvalidArgumentError) return reply.code(400).send({ error: 'invalid', message: err.message });
-        if (err instanceof NotFoundError) return reply.code(404).send({ error: 'not-found', message: err.message });
-        if (err instanceof UnavailableError) return reply.code(503).send({ error: 'unavailable', message: err.message });
-        throw err;
-      }
+    app.post('/warmup', { config: { auth: 'admin' } }, async (req, reply) => {
+      const queued = await flowsOrRefuse().request((req.body as { paths?: unknown } | undefined)?.paths);
+      return reply.code(202).send(queued);
     });
-    app.get('/warmup/:id', async (req, reply) => {
-      const f = flows();
-      if (!f) return reply.code(409).send(unavailable);
-      const state = await f.state((req.params as { id: string }).id);
-      if (!state) return reply.code(404).send({ error: 'not-found', message: 'no such warmup' });
+    app.get('/warmup/:id', { config: { auth: 'read' } }, async (req) => {
+      const state = await flowsOrRefuse().state((req.params as { id: string }).id);
+      if (!state) throw new NotFoundError('no such warmup');
       return state;
     });
   };

@@ -1,7 +1,8 @@
-import { type Entry, FencedError, isChunkId, type Logger, messageOf, Pause } from '@ferry/core';
+import { type Entry, isChunkId, type Logger } from '@ferry/core';
 import { originRead } from '@ferry/fetch';
 import type { CopyQueue, CopyRequest } from '@ferry/jobs';
 import { type ChangeRecord, historyChange, type Lease, type Meta, type MirrorMeta, ResyncIncompleteError } from '@ferry/meta';
+import { LeaderLoop, LeadershipLost } from './leader-loop.js';
 import type { Metrics } from './metrics.js';
 import { runResync } from './resync.js';
 
@@ -25,9 +26,6 @@ export interface WatcherOptions {
   onBacklogDeferred?: () => void;
 }
 
-/** Thrown inside the loop when the watcher must stop acting as the leader at once. */
-class LeaseLost extends Error {}
-
 /** Copy requests for the chunks of entries (first chunk of each file marked), one per chunk id. */
 export function copyRequests(entries: Entry[]): CopyRequest[] {
   const requests = new Map<string, CopyRequest>();
@@ -46,148 +44,77 @@ export function copyRequests(entries: Entry[]): CopyRequest[] {
   return [...requests.values()];
 }
 
+/** While no records arrive, how often the watcher checks the source's history (epoch, bounds, cursor record). */
+const IDLE_HISTORY_EVERY_MS = 5_000;
+
 /**
  * Keeps this region's metadata in step with the source's change log. One replica per region
  * leads (a Redis lease with a fencing token); the leader reads records after the cursor, checks
  * that the source's history still continues from there (epoch, the record at the cursor, trims),
- * queues copy jobs for chunks the region lacks while the backlog has room, then applies the
- * records atomically with the cursor. Jobs are queued before the records are applied so a crash
- * between the two cannot lose a copy (and the reconciler finds any it missed). Every write
+ * applies the records atomically with the cursor, then queues copy jobs for the chunks the
+ * region lacks while the backlog has room. A crash between the two loses no copy: the applied
+ * chunks are in the missing set, which the reconciler's next pass queues. Every write
  * carries the lease's token: a replica whose lease was taken while it was paused has its first
  * write refused, counts it and steps down.
  */
-export class Watcher {
+export class Watcher extends LeaderLoop {
   readonly #o: WatcherOptions & { batch: number; blockMs: number; resyncPageSize: number };
-  #running: Promise<void> | undefined;
-  #stopping = false;
-  #token = '';
-  #leaseAt = 0;
-  readonly #pause = new Pause();
-  lastError: string | undefined;
   lastAppliedAt: number | undefined;
+  #historyCheckedAt = 0;
 
   constructor(options: WatcherOptions) {
+    super({
+      task: 'watcher',
+      lease: options.lease,
+      retry: 'backoff',
+      step: async (token) => {
+        try {
+          await this.#step(token);
+        } catch (err) {
+          // A resync that could not finish is started over by the next step (its state says so).
+          if (!(err instanceof ResyncIncompleteError)) throw err;
+          options.logger.warn({ reason: err.message }, 'resync could not finish; starting it over');
+          return 200;
+        }
+        return 0;
+      },
+      onFenced: () => options.metrics.fencedWrites.inc({ region: options.region }),
+      onLeadership: (leading) => options.metrics.leader.set({ region: options.region }, leading ? 1 : 0),
+      logger: options.logger,
+    });
     // A read must not outlast a renewal period: the leader renews its lease between reads.
     const blockMs = Math.max(1, Math.min(options.blockMs ?? 1000, Math.floor(options.lease.ttlMs / 3)));
     this.#o = { ...options, batch: options.batch ?? 500, blockMs, resyncPageSize: options.resyncPageSize ?? 500 };
   }
 
-  get isLeader(): boolean {
-    return this.#token !== '';
-  }
-
-  /** The fencing token while this replica leads, '' otherwise (the reconciler writes with it). */
-  get token(): string {
-    return this.#token;
-  }
-
-  get stopping(): boolean {
-    return this.#stopping;
-  }
-
-  start(): void {
-    this.#running ??= this.#loop();
-  }
-
-  /** Stop after the current step (a pause between steps ends at once) and give the lease back. */
-  async stop(): Promise<void> {
-    this.#stopping = true;
-    this.#pause.wake();
-    await this.#running;
-    // Released whatever this replica believes: the script only deletes a lease this owner holds.
-    await this.#o.lease.release().catch(() => {});
-    this.stepDown();
-  }
-
-  /** Wait `ms`, or less when stop() is called. */
-  #sleep(ms: number): Promise<void> {
-    if (this.#stopping) return Promise.resolve();
-    return this.#pause.sleep(ms);
-  }
-
-  async #loop(): Promise<void> {
-    const { logger, lease } = this.#o;
-    let failures = 0;
-    while (!this.#stopping) {
-      try {
-        if (!(await this.#lead())) {
-          await this.#sleep(Math.min(1000, lease.ttlMs / 3));
-          continue;
-        }
-        await this.#step();
-        failures = 0;
-        this.lastError = undefined;
-      } catch (err) {
-        if (err instanceof LeaseLost) {
-          this.stepDown();
-          continue;
-        }
-        if (err instanceof FencedError) {
-          this.refused(err);
-          continue;
-        }
-        if (err instanceof ResyncIncompleteError) {
-          // The next step starts it over (its state says it did not finish).
-          logger.warn({ reason: err.message }, 'resync could not finish; starting it over');
-          await this.#sleep(200);
-          continue;
-        }
-        failures += 1;
-        this.lastError = messageOf(err);
-        // Another replica may lead by the time this one is back: take the lease anew.
-        this.stepDown();
-        logger.warn({ err, failures }, 'watcher step failed; retrying');
-        await this.#sleep(Math.min(5000, 200 * 2 ** Math.min(failures, 5)));
-      }
-    }
-  }
-
-  /** A write of this replica was refused by its fencing token: count it and step down. */
-  refused(err: FencedError): void {
-    this.#o.metrics.fencedWrites.inc({ region: this.#o.region });
-    this.#o.logger.warn({ reason: err.message }, 'a write was refused: another replica took the lease; stepping down');
-    this.stepDown();
-  }
-
-  stepDown(): void {
-    if (this.#token !== '') this.#o.logger.info('watcher lost the lease; another replica may lead now');
-    this.#token = '';
-    this.#o.metrics.leader.set({ region: this.#o.region }, 0);
-  }
-
-  /** Take or renew the lease when a third of its time has passed; false when another replica leads. */
-  async #lead(): Promise<boolean> {
-    const now = Date.now();
-    if (this.#token !== '' && now - this.#leaseAt < this.#o.lease.ttlMs / 3) return true;
-    const token = await this.#o.lease.hold();
-    if ((token !== '') !== this.isLeader) {
-      this.#o.logger.info({ leader: token !== '', token }, token ? 'watcher leads in this region' : 'another replica leads the watcher');
-    }
-    this.#token = token;
-    this.#leaseAt = now;
-    this.#o.metrics.leader.set({ region: this.#o.region }, token ? 1 : 0);
-    return token !== '';
-  }
-
   /** One read-and-apply round, or a full resync when the source's history does not continue from the cursor. */
-  async #step(): Promise<void> {
+  async #step(token: string): Promise<void> {
     const { source, mirror, region, metrics, logger } = this.#o;
     const cursor = await mirror.cursor();
-    if (cursor === undefined) return this.resync('the region has never synced', 'info');
+    if (cursor === undefined) return this.resync(token, 'the region has never synced', 'info');
     const unfinished = await mirror.resyncState();
     if (unfinished && unfinished.state !== 'done') {
-      return this.resync(`a resync did not finish (${unfinished.problem ?? `it was ${unfinished.state}`}); starting it over`);
+      return this.resync(token, `a resync did not finish (${unfinished.problem ?? `it was ${unfinished.state}`}); starting it over`);
     }
-    const records = await source.readChanges(cursor, { count: this.#o.batch, blockMs: this.#o.blockMs });
-    if (this.#stopping) return;
+    const records = await source.log.readChanges(cursor, { count: this.#o.batch, blockMs: this.#o.blockMs });
+    if (this.stopping) return;
+    if (records.length === 0 && Date.now() - this.#historyCheckedAt < IDLE_HISTORY_EVERY_MS) {
+      // Idle: the history check reads the log's first and last records and the cursor's (whole,
+      // however many files they hold), so while nothing arrives it runs every few seconds, not
+      // after every empty read; a source that restarts empty is still noticed within that time.
+      metrics.lagRecords.set({ region }, 0);
+      metrics.lagSeconds.set({ region }, 0);
+      return;
+    }
+    this.#historyCheckedAt = Date.now();
     // Checked after the read: a flush, rollback or trim racing the read would otherwise leave a silent gap.
-    const history = await source.history(cursor);
+    const history = await source.log.history(cursor);
     const tracking = await mirror.tracking();
     const change = historyChange({ cursor, ...(tracking.epoch ? { epoch: tracking.epoch } : {}) }, history);
-    if (change) return this.resync(change);
+    if (change) return this.resync(token, change);
     if (tracking.epoch === undefined) {
       logger.info({ epoch: history.epoch }, "recording the source's epoch with the cursor");
-      await mirror.track(cursor, { epoch: history.epoch }, this.#token);
+      await mirror.track(cursor, { epoch: history.epoch }, token);
     }
     const caughtUp = records.length === 0 ? cursor : records.at(-1)?.id;
     // Records ever added at the source up to the first record: known from what was recorded with
@@ -195,16 +122,19 @@ export class Watcher {
     let added = tracking.added === undefined ? undefined : tracking.added + 1;
     if (added === undefined && caughtUp === history.last) added = history.added - records.length + 1;
     if (records.length === 0) {
-      if (tracking.added === undefined && added !== undefined) await mirror.track(cursor, { added: added - 1 }, this.#token);
+      if (tracking.added === undefined && added !== undefined) await mirror.track(cursor, { added: added - 1 }, token);
       metrics.lagRecords.set({ region }, 0);
       metrics.lagSeconds.set({ region }, 0);
       return;
     }
+    const result = await mirror.apply(records, { token: token, ...(added === undefined ? {} : { added }) });
+    // Copies are queued after the apply: a chunk copied before its record is applied would be
+    // unreferenced meanwhile, and collected if the apply came later than the grace. A crash in
+    // between loses nothing: the applied chunks are in the missing set, which the reconciler queues.
     await this.#queueCopies(records.flatMap((r) => r.put));
-    const result = await mirror.apply(records, { token: this.#token, ...(added === undefined ? {} : { added }) });
     metrics.recordsApplied.inc({ region }, result.applied);
     this.lastAppliedAt = Date.now();
-    if (result.cursor) await source.setAck(region, result.cursor);
+    if (result.cursor) await source.log.setAck(region, result.cursor);
     this.#observeLag(records, added === undefined ? undefined : history.added - (added + records.length - 1));
   }
 
@@ -231,22 +161,22 @@ export class Watcher {
    * Rebuild this region's metadata from a snapshot of the source (see resync.ts). A resync cut
    * short, refused or found incomplete is started over by the next step of whoever leads.
    */
-  async resync(reason: string, level: 'info' | 'warn' = 'warn'): Promise<void> {
+  async resync(token: string, reason: string, level: 'info' | 'warn' = 'warn'): Promise<void> {
     const { source, mirror, region, metrics, logger } = this.#o;
     metrics.resyncs.inc({ region });
     logger[level]({ reason }, 'full resync from a snapshot of the source');
     const done = await runResync({
       source,
       mirror,
-      token: this.#token,
+      token: token,
       pageSize: this.#o.resyncPageSize,
       reason,
       queueCopies: (entries) => this.#queueCopies(entries),
       stopping: () => {
-        if (this.#stopping) throw new LeaseLost('stopping');
+        if (this.stopping) throw new LeadershipLost('watcher');
       },
     });
-    await source.setAck(region, done.snapshot);
+    await source.log.setAck(region, done.snapshot);
     this.lastAppliedAt = Date.now();
     metrics.lagRecords.set({ region }, 0);
     logger.info({ ...done }, 'resync done');

@@ -12,6 +12,11 @@ export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const FERRY_BIN = join(ROOT, 'services/cli/dist/bin.js');
 const RSS_PRELOAD = fileURLToPath(new URL('./rss-preload.mjs', import.meta.url));
 const STATIC_SERVER = fileURLToPath(new URL('./static-server.mjs', import.meta.url));
+/**
+ * Node flags for the Ferry processes a scenario starts, from FERRY_BENCH_NODE_FLAGS (e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile each of them; NODE_OPTIONS refuses --cpu-prof).
+ */
+export const FERRY_NODE_FLAGS = (process.env.FERRY_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 export const MiB = 2 ** 20;
 export const GiB = 2 ** 30;
 
@@ -106,6 +111,21 @@ export function writeConfig(path, config) {
   return path;
 }
 
+/**
+ * The config of a source `src` and a mirror `eu` with cache nodes, each on a fresh `file://` store
+ * under `work` (`<prefix>-src`, `<prefix>-eu`) and a database of `redisUrl`.
+ */
+export function mirrorWithCache({ work, prefix, volume, redisUrl, dbs: [srcDb, euDb], cache }) {
+  return {
+    volume,
+    source: 'src',
+    regions: {
+      src: { store: `file://${freshDir(join(work, `${prefix}-src`))}`, redis: `${redisUrl}/${srcDb}` },
+      eu: { store: `file://${freshDir(join(work, `${prefix}-eu`))}`, redis: `${redisUrl}/${euDb}`, cache },
+    },
+  };
+}
+
 /** A private redis-server (the one `ferry demo` uses). */
 export async function startRedis() {
   const { startRedis } = await import('@ferry/runtime');
@@ -139,13 +159,7 @@ export async function drain(readable) {
   }
 }
 
-export async function waitFor(check, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
+export { waitFor } from '../../support/wait.mjs';
 
 /** CPU seconds (user + system) a live process has used so far, from /proc; NaN where there is none. */
 export function cpuSeconds(pid) {
@@ -205,7 +219,7 @@ export async function startStaticServer(dir) {
 
 /** Start `ferry <args> --json` and resolve with the child and its first `event: started` line. */
 export function startFerry(args, env = process.env) {
-  const child = spawn(process.execPath, [FERRY_BIN, ...args, '--json'], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const child = spawn(process.execPath, [...FERRY_NODE_FLAGS, FERRY_BIN, ...args, '--json'], { stdio: ['ignore', 'pipe', 'inherit'], env });
   return new Promise((resolve, reject) => {
     let out = '';
     child.once('exit', (code) => reject(new Error(`ferry ${args[0]} exited ${code}`)));

@@ -7,6 +7,7 @@ import { connectRedis, Meta, MirrorMeta } from '@ferry/meta';
 import {
   cpuSeconds,
   FERRY_BIN,
+  FERRY_NODE_FLAGS,
   freshDir,
   GiB,
   MiB,
@@ -54,10 +55,18 @@ async function startNodes(work, config, bytes, round) {
   );
 }
 
+/** `--readers 1,16`: the reader counts to run (default 1, 4, 16). */
+function readerCounts(flag) {
+  if (flag === undefined) return [1, 4, 16];
+  const counts = String(flag).split(',').map(Number);
+  if (counts.some((n) => !Number.isSafeInteger(n) || n < 1)) throw new Error(`--readers must be positive integers, got ${flag}`);
+  return counts;
+}
+
 export const coldStart = {
   id: 'cold-start',
   title: `Cold start: N reader processes, ${NODES} cache-node processes, one cold model in a mirror`,
-  async run({ work, redis, size }) {
+  async run({ work, redis, size, flags }) {
     const bytes = Math.max(32 * MiB, Math.round(256 * MiB * size));
     const volume = `bench-cold-${Date.now()}`;
     const modelDir = freshDir(join(work, 'cold-model'));
@@ -80,11 +89,12 @@ export const coldStart = {
     const sourceRedis = connectRedis(`${redis.url}/6`);
     const mirrorRedis = connectRedis(`${redis.url}/7`);
     const source = new Meta({ redis: sourceRedis, volume });
-    await new MirrorMeta({ redis: mirrorRedis, volume }).apply(await source.readChanges('0-0'));
+    await new MirrorMeta({ redis: mirrorRedis, volume }).apply(await source.log.readChanges('0-0'));
     const plain = await startStaticServer(modelDir);
     const rows = [];
+    const split = [];
     try {
-      for (const readers of [1, 4, 16]) {
+      for (const readers of readerCounts(flags?.readers)) {
         const nodes = await startNodes(work, config, bytes, readers);
         try {
           await settle();
@@ -93,6 +103,7 @@ export const coldStart = {
           const gets = await Promise.all(
             Array.from({ length: readers }, (_, i) =>
               timedRun(process.execPath, [
+                ...FERRY_NODE_FLAGS,
                 FERRY_BIN,
                 'get',
                 '/m/model.safetensors',
@@ -106,13 +117,24 @@ export const coldStart = {
             ),
           );
           const ms = performance.now() - started;
-          const cpu = gets.reduce((sum, g) => sum + g.cpu, 0) + nodes.reduce((sum, n, i) => sum + cpuSeconds(n.child.pid) - nodeCpu[i], 0);
+          const readerCpu = gets.reduce((sum, g) => sum + g.cpu, 0);
+          const nodesCpu = nodes.reduce((sum, n, i) => sum + cpuSeconds(n.child.pid) - nodeCpu[i], 0);
+          const cpu = readerCpu + nodesCpu;
+          const gib = (readers * bytes) / GiB;
+          split.push(
+            `${readers} reader(s): CPU s/GiB of what the readers got: readers ${(readerCpu / gib).toFixed(2)}, cache nodes ${(nodesCpu / gib).toFixed(2)} (the nodes filled ${(bytes / GiB).toFixed(2)} GiB once: ${(nodesCpu / (bytes / GiB)).toFixed(2)} s per GiB filled and served)`,
+          );
           const fromSourceDirect = gets.reduce(
             (sum, g) => sum + (JSON.parse(g.stdout.trim().split('\n').at(-1)).tiers.bytes['source:src'] ?? 0),
             0,
           );
           const fromUpstream = (await Promise.all(nodes.map((n) => upstreamBytes(n.started.url)))).reduce((a, b) => a + b, 0);
           const egress = fromSourceDirect + fromUpstream;
+          // Which of the two it was: fills by the nodes (a chunk filled twice when membership
+          // changed under a reader) or reads around the cache (a node that did not answer).
+          split.push(
+            `${readers} reader(s): from the source, ${(fromUpstream / bytes).toFixed(2)} × the model through the nodes' fills and ${(fromSourceDirect / bytes).toFixed(2)} × read by the readers themselves`,
+          );
           rows.push({
             metric: `${readers} reader(s): bytes from the source`,
             unit: 'GiB',
@@ -161,7 +183,8 @@ export const coldStart = {
     return {
       rows,
       notes: [
-        `One ${(bytes / MiB).toFixed(0)} MiB file; each reader is its own \`ferry get\` process (start-up, every chunk and the whole file verified, written to disk); ${NODES} cache-node processes, fresh for each N, replicas 1. Egress = what the nodes read through (region store empty: all from the source) + what readers read from the source themselves.`,
+        ...split,
+        `One ${(bytes / MiB).toFixed(0)} MiB file; each reader is its own \`ferry get\` process (start-up, every chunk verified, written to disk; a file of native chunks is not hashed again as a whole); ${NODES} cache-node processes, fresh for each N, replicas 1. Egress = what the nodes read through (region store empty: all from the source) + what readers read from the source themselves.`,
       ],
     };
   },

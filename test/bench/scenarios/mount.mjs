@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { FERRY_BIN, freshDir, GiB, has, MiB, mustRun, run, waitFor, writeConfig } from '../lib/util.mjs';
+import { FERRY_BIN, freshDir, GiB, has, MiB, mirrorWithCache, mustRun, run, waitFor, writeConfig } from '../lib/util.mjs';
 
 const TOKEN = 'bench-mount-token';
 const TENSOR = 64 * MiB;
@@ -82,18 +82,14 @@ export const mountScenario = {
     const volume = `bench-mount-${Date.now()}`;
     const local = join(freshDir(join(work, 'mount-model')), 'model.safetensors');
     const bytes = await writeSafetensors(local, tensors);
-    const doc = {
+    const doc = mirrorWithCache({
+      work,
+      prefix: 'mount',
       volume,
-      source: 'src',
-      regions: {
-        src: { store: `file://${freshDir(join(work, 'mount-src'))}`, redis: `${redis.url}/12` },
-        eu: {
-          store: `file://${freshDir(join(work, 'mount-eu'))}`,
-          redis: `${redis.url}/13`,
-          cache: { replicas: 1, readToken: TOKEN, writeToken: TOKEN, connectTimeoutMs: 500 },
-        },
-      },
-    };
+      redisUrl: redis.url,
+      dbs: [12, 13],
+      cache: { replicas: 1, readToken: TOKEN, writeToken: TOKEN, connectTimeoutMs: 500 },
+    });
     const config = writeConfig(join(work, `${volume}.yaml`), doc);
     const path = '/m/model/model.safetensors';
     await mustRun(process.execPath, [FERRY_BIN, 'put', local, path, '--config', config]);

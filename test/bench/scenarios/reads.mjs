@@ -33,6 +33,9 @@ import {
   writeRandomFile,
 } from '../lib/util.mjs';
 
+/** Chunks read ahead by the readers here: the config schema's default `reader.prefetch`. */
+const PREFETCH = 4;
+
 const TOKEN = 'bench-cache-token';
 const RANDOM_READS = 400;
 
@@ -176,7 +179,7 @@ export const reads = {
         ratio: curlWhole.ms / undiciWhole.ms,
       });
 
-      const storeReader = new RegionReader({ meta, region: 'eu', store: new FsStore({ root: m.eu }), memoryBytes: 0 });
+      const storeReader = new RegionReader({ meta, region: 'eu', store: new FsStore({ root: m.eu }), memoryBytes: 0, prefetch: PREFETCH });
       rows.push(tierRow('reader: region store (file://)', await measured(() => drain(storeReader.stream(entry)))));
       const fallback = new RegionReader({
         meta,
@@ -184,9 +187,16 @@ export const reads = {
         store: new FsStore({ root: freshDir(join(work, 'reads-empty')) }),
         source: { name: 'src', store: new FsStore({ root: m.src }) },
         memoryBytes: 0,
+        prefetch: PREFETCH,
       });
       rows.push(tierRow('reader: source fallback (region store empty)', await measured(() => drain(fallback.stream(entry)))));
-      const memory = new RegionReader({ meta, region: 'eu', store: new FsStore({ root: m.eu }), memoryBytes: bytes + 64 * MiB });
+      const memory = new RegionReader({
+        meta,
+        region: 'eu',
+        store: new FsStore({ root: m.eu }),
+        memoryBytes: bytes + 64 * MiB,
+        prefetch: PREFETCH,
+      });
       await drain(memory.stream(entry));
       rows.push(tierRow('reader: process memory (second read)', await measured(() => drain(memory.stream(entry)))));
 
@@ -228,7 +238,14 @@ export const reads = {
 
         const cache = regionCacheTier({ redis: m.mirrorRedis, volume: m.volume, token: TOKEN, replicas: 1, connectTimeoutMs: 500 });
         try {
-          const cached = new RegionReader({ meta, region: 'eu', store: new FsStore({ root: m.eu }), cache: cache.tier, memoryBytes: 0 });
+          const cached = new RegionReader({
+            meta,
+            region: 'eu',
+            store: new FsStore({ root: m.eu }),
+            cache: cache.tier,
+            memoryBytes: 0,
+            prefetch: PREFETCH,
+          });
           await cache.view.ready();
           const before = cpuSeconds(node.child.pid);
           const r = await measured(() => drain(cached.stream(entry)));

@@ -3,16 +3,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from '@ferry/runtime';
+import { freePort } from './free-port.js';
 import { command, type RedisProcess, requireRedisServer, spawnRedis, waitUntil } from './redis-process.js';
 
 const run = promisify(execFile);
 
 export interface RunningRedisCluster {
-  /** `127.0.0.1:<port>` of each master. */
+  /** `127.0.0.1:<port>` of each node (the masters first). */
   nodes: string[];
-  /** What a region's `redis` says for this cluster. */
-  target: { cluster: string[] };
+  /** What a region's `redis` says for this cluster (`minReplicas` as many as each master has). */
+  target: { cluster: string[]; minReplicas: number };
   processes: RedisProcess[];
   /** Which master serves a key (asks the cluster). */
   nodeOf(key: string): Promise<string>;
@@ -20,13 +20,14 @@ export interface RunningRedisCluster {
 }
 
 /**
- * A Redis Cluster of `masters` (default 3) redis-server processes on free loopback ports, no
- * replicas, nothing persisted: `redis-server --cluster-enabled yes` per node, then
- * `redis-cli --cluster create`. Resolves when every node reports `cluster_state:ok`.
+ * A Redis Cluster of `masters` (default 3) redis-server processes on free loopback ports, each
+ * with `replicas` replicas (default none), nothing persisted: `redis-server --cluster-enabled yes`
+ * per node, then `redis-cli --cluster create`. Resolves when every node reports `cluster_state:ok`.
  */
-export async function startRedisCluster(options: { masters?: number } = {}): Promise<RunningRedisCluster> {
+export async function startRedisCluster(options: { masters?: number; replicas?: number } = {}): Promise<RunningRedisCluster> {
   requireRedisServer();
-  const masters = options.masters ?? 3;
+  const replicas = options.replicas ?? 0;
+  const count = (options.masters ?? 3) * (1 + replicas);
   const dir = await mkdtemp(join(tmpdir(), 'ferry-redis-cluster-'));
   const processes: RedisProcess[] = [];
   const stop = async () => {
@@ -34,7 +35,7 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    for (let i = 0; i < masters; i++) {
+    for (let i = 0; i < count; i++) {
       const [port, busPort] = [await freePort(), await freePort()];
       processes.push(
         await spawnRedis(dir, port, [
@@ -55,7 +56,7 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
       );
     }
     const nodes = processes.map((p) => p.address);
-    await run('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes']);
+    await run('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', String(replicas), '--cluster-yes']);
     for (const p of processes) {
       await waitUntil(
         `cluster_state:ok on ${p.address}`,
@@ -65,7 +66,7 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
     }
     return {
       nodes,
-      target: { cluster: nodes },
+      target: { cluster: nodes, minReplicas: replicas },
       processes,
       async nodeOf(key: string) {
         const slot = Number(await command(processes[0]?.port as number, ['CLUSTER', 'KEYSLOT', key]));

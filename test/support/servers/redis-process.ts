@@ -2,6 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { waitFor } from '../wait.mjs';
 
 /*
  * redis-server processes (plain, cluster nodes, sentinels) as children of the test process, not
@@ -105,15 +106,5 @@ export async function command(port: number, args: Array<string | number>, passwo
 
 /** Poll `check` (errors count as "not yet") until it is true; fails naming `what` after `ms`. */
 export async function waitUntil(what: string, check: () => Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(check, ms, what, { everyMs: 100, tolerateErrors: true });
 }

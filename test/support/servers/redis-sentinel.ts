@@ -1,14 +1,22 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '@ferry/runtime';
+import { freePort } from './free-port.js';
 import { command, type RedisProcess, requireRedisServer, spawnRedis, waitUntil } from './redis-process.js';
 
 export const SENTINEL_MASTER = 'mymaster';
 
 export interface RunningSentinel {
   /** What a region's `redis` says for this master (db 0 unless given). */
-  target(db?: number): { sentinels: string[]; name: string; db: number; password?: string; sentinelPassword?: string };
+  target(db?: number): {
+    sentinels: string[];
+    name: string;
+    db: number;
+    minReplicas: number;
+    replicaTimeout: number;
+    password?: string;
+    sentinelPassword?: string;
+  };
   /** The redis-server processes: the first started as master, the second as its replica. */
   servers: RedisProcess[];
   sentinels: RedisProcess[];
@@ -104,6 +112,9 @@ export async function startRedisSentinel(options: SentinelOptions = {}): Promise
         sentinels: sentinels.map((s) => s.address),
         name: SENTINEL_MASTER,
         db,
+        // The schema's defaults: a change waits for the replica up to 2 s.
+        minReplicas: 1,
+        replicaTimeout: 2_000,
         ...(password ? { password } : {}),
         ...(sentinelPassword ? { sentinelPassword } : {}),
       }),

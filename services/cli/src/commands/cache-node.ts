@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
-import { Membership } from '@ferry/cache';
 import { CacheNode, regionUpstream } from '@ferry/cache-node';
 import { formatBytes, InvalidArgumentError, InvalidConfigError, type Logger, parseSize } from '@ferry/core';
+import { Membership } from '@ferry/meta';
 import { exitSoon, stopSignal, stopWithin } from '@ferry/runtime';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
@@ -36,12 +36,8 @@ function parseWeight(value: string | number | undefined): number {
  */
 export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNodeCommandOptions, logger: Logger): Promise<void> {
   const region = await ctx.region(opts.region);
-  const cache = region.config.cache;
-  if (!cache?.readToken || !cache.writeToken) {
-    throw new InvalidConfigError(
-      `regions.${region.name}.cache: set readToken and writeToken (e.g. "\${FERRY_CACHE_READ_TOKEN}") to run cache nodes in ${region.name}`,
-    );
-  }
+  const tokens = region.credentials.cacheServer();
+  const cache = region.config.cache as NonNullable<typeof region.config.cache>;
   if (cache.tls && !cache.tls.cert) {
     throw new InvalidConfigError(`regions.${region.name}.cache.tls: set cert and key to serve cache nodes over TLS`);
   }
@@ -58,13 +54,12 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
     dir: resolve(opts.dir),
     capacity,
     weight,
-    readToken: cache.readToken,
-    writeToken: cache.writeToken,
+    tokens,
     ...(cache.tls?.cert && cache.tls.key ? { tls: { cert: cache.tls.cert, key: cache.tls.key } } : {}),
     limits: cache.limits,
     listen: opts.listen,
     maxChunkBytes: ctx.config.chunkSize,
-    scrubBytesPerSecond: region.config.cache?.scrubBytesPerSecond ?? 0,
+    scrubBytesPerSecond: cache.scrubBytesPerSecond,
     upstream: regionUpstream({
       store: { name: `store:${region.name}`, store: region.store },
       // The source's store, not its Redis: a node never needs the source's metadata.
@@ -84,6 +79,8 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
     ...(opts.advertise !== undefined ? { advertise: opts.advertise } : {}),
   });
   metrics = node.metrics;
+  // Listening for the signal before the start is announced: whoever saw `started` may stop it at once.
+  const stopped = stopSignal(log);
   const started = await node.start();
   out.event({
     event: 'started',
@@ -98,7 +95,7 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
   out.line(
     `cache node ${started.id} of region ${region.name} serving ${started.url} (${formatBytes(node.cache.used)} of ${formatBytes(capacity)} held, weight ${weight})`,
   );
-  await stopSignal(log);
+  await stopped;
   await stopWithin(() => node.stop(), { timeoutMs: ctx.config.replicator.stopTimeout, logger: log, what: 'cache node' });
   out.event({ event: 'stopped', id: started.id });
   exitSoon(0);

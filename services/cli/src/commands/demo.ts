@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { formatBytes, parseConfig } from '@ferry/core';
+import { formatBytes, parseConfig, sha256OfStream } from '@ferry/core';
 import { Replicator } from '@ferry/replicator';
 import { startRedis } from '@ferry/runtime';
 import { Context } from '../context.js';
@@ -14,9 +13,7 @@ import { lsCommand } from './namespace.js';
 import { statusCommand } from './replication.js';
 
 async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const part of createReadStream(path)) hash.update(part as Buffer);
-  return hash.digest('hex');
+  return (await sha256OfStream(createReadStream(path))).sha256;
 }
 
 /** Poll until `check` is true; returns the time it became true. */
@@ -42,7 +39,7 @@ export async function demoCommand(out: Output, opts: { dir: string }): Promise<v
   say(`ferry demo in ${dir}`);
   say(`  redis: ${embedded ? `private redis-server on ${redisUrl}` : redisUrl}`);
   // Errors only: the demo's private Redis persists nothing on purpose, and the daemon would warn of it.
-  const logger = createLogger({ name: 'ferry-demo', level: process.env.FERRY_LOG_LEVEL ?? 'error' });
+  const logger = createLogger({ name: 'ferry-demo', kind: 'demo', json: out.json });
   const config = parseConfig({
     volume: 'demo',
     chunkSize: '8MiB',

@@ -22,6 +22,8 @@ export async function gatewayCommand(ctx: Context, out: Output, opts: { region: 
     ...(opts.listen ? { listen: opts.listen } : {}),
     ...(metricsToken ? { metricsToken } : {}),
   });
+  // Listening for the signal before the start is announced: whoever saw it may stop it at once.
+  const stopped = stopSignal(logger);
   try {
     await gateway.start();
   } catch (err) {
@@ -31,7 +33,7 @@ export async function gatewayCommand(ctx: Context, out: Output, opts: { region: 
   out.result({ event: 'started', region: opts.region, volume: ctx.config.volume, address: gateway.address ?? null }, [
     `gateway for volume "${ctx.config.volume}" in region ${opts.region} listening on ${gateway.address ?? '(nowhere)'} (bucket "${ctx.config.volume}")`,
   ]);
-  await stopSignal(logger);
+  await stopped;
   await stopWithin(() => gateway.stop(), { timeoutMs: ctx.config.replicator.stopTimeout, logger, what: 'gateway' });
   exitSoon(0);
 }

@@ -87,7 +87,6 @@ export async function importCommand(ctx: Context, out: Output, storeUrl: string,
   try {
     summary = await importPrefix({
       meta: region.meta,
-      redis: region.redis,
       origin,
       originUrl,
       target,

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { LocalIoError, type Logger, regionConfig } from '@ferry/core';
+import { join, resolve } from 'node:path';
+import { InvalidArgumentError, LocalIoError, type Logger, localIoError, regionConfig } from '@ferry/core';
 import { MountService } from '@ferry/mount';
 import { stopSignal } from '@ferry/runtime';
 import type { Context } from '../context.js';
@@ -16,6 +16,8 @@ export interface MountCommandOptions {
   allowOther: boolean;
   directIo: boolean;
   listen?: string;
+  /** The background mount's log file (appended); default: a new file in the temp dir. */
+  log?: string;
 }
 
 /**
@@ -31,7 +33,8 @@ export async function mountCommand(
   logger: Logger,
 ): Promise<void> {
   regionConfig(ctx.config, opts.region);
-  if (!opts.foreground) return background(out, mountpoint);
+  if (!opts.foreground) return background(out, mountpoint, opts.log);
+  if (opts.log !== undefined) throw new InvalidArgumentError('--log is for the background mode; with --foreground the log goes to stdout');
   const metricsToken = process.env.FERRY_MOUNT_METRICS_TOKEN;
   const service = new MountService({
     config: ctx.config,
@@ -54,55 +57,109 @@ export async function mountCommand(
     throw err;
   }
   const shown = opts.path ?? '/';
-  out.result(
-    {
-      event: 'mounted',
-      region: opts.region,
-      volume: ctx.config.volume,
-      path: shown,
-      mountpoint: service.mountpoint,
-      address: service.address ?? null,
-    },
-    [`mounted ${ctx.config.volume}:${shown} of region ${opts.region} on ${service.mountpoint} (read-only)`],
-  );
-  process.send?.({ event: 'mounted', mountpoint: service.mountpoint });
-  await stopped;
-  const { outcome, stillOpen } = await service.stop();
-  const busy = outcome.kind === 'detached' ? `; it was busy (${outcome.reason}), detached lazily, ${stillOpen} file(s) still open` : '';
-  out.result({ event: 'unmounted', mountpoint: service.mountpoint, outcome: outcome.kind, stillOpen }, [
-    `unmounted ${service.mountpoint}${busy}`,
+  const mounted: Mounted = { mountpoint: service.mountpoint, address: service.address ?? null, addressBusy: service.addressBusy ?? null };
+  out.result({ event: 'mounted', region: opts.region, volume: ctx.config.volume, path: shown, ...mounted }, [
+    `mounted ${ctx.config.volume}:${shown} of region ${opts.region} on ${service.mountpoint} (read-only)${endpointNote(mounted)}`,
   ]);
+  process.send?.({ event: 'mounted', ...mounted });
+  // A signal, or the mount went away (fusermount -u by hand): either way the process ends.
+  await Promise.race([stopped, service.unmountedOutside]);
+  const { outcome, stillOpen } = await service.stop();
+  const how =
+    outcome.kind === 'detached'
+      ? `; it was busy (${outcome.reason}), detached lazily, ${stillOpen} file(s) still open`
+      : outcome.kind === 'outside'
+        ? ' (it was unmounted from outside)'
+        : '';
+  out.result({ event: 'unmounted', mountpoint: service.mountpoint, outcome: outcome.kind, stillOpen }, [
+    `unmounted ${service.mountpoint}${how}`,
+  ]);
+  // A background mount's default log file goes with a clean stop; one that went wrong keeps it.
+  const ownLog = process.env[OWN_LOG];
+  if (ownLog && outcome.kind !== 'detached') rmSync(ownLog, { force: true });
+}
+
+/** Names the log file the background parent made for this mount (not one the user gave with --log). */
+const OWN_LOG = 'FERRY_MOUNT_OWN_LOG';
+
+/** What a started mount reports (the background parent gets it over IPC). */
+interface Mounted {
+  mountpoint: string;
+  /** Metrics and health URL. */
+  address: string | null;
+  /** The default address that was busy (`address` is a free port instead). */
+  addressBusy: string | null;
+}
+
+const endpointNote = (m: Mounted): string =>
+  m.addressBusy ? `; metrics and health on ${m.address} (${m.addressBusy} is held by another process)` : '';
+
+/** The arguments without `--log <file>` / `--log=<file>` (the background process gets its log as stdout). */
+function withoutLog(args: string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--log') i++;
+    else if (!arg.startsWith('--log=')) kept.push(arg);
+  }
+  return kept;
 }
 
 /**
  * Run this same command with --foreground in a detached process and wait until it has mounted
- * (or failed: its one-line error becomes ours). Its logs go to a file named in the result.
+ * (or failed: its one-line error becomes ours). Its log goes to `--log` (appended), else to a new
+ * file in the temp dir; either is named in the result. A start that fails leaves no file behind:
+ * the log is removed once its reason is reported (a `--log` file that was there before keeps it);
+ * the temp-dir file is also removed by a clean stop (a busy stop keeps it).
  */
-async function background(out: Output, mountpoint: string): Promise<void> {
-  const log = join(tmpdir(), `ferry-mount-${Date.now()}-${process.pid}.log`);
-  const fd = openSync(log, 'a');
+async function background(out: Output, mountpoint: string, logOption: string | undefined): Promise<void> {
+  const log = logOption === undefined ? join(tmpdir(), `ferry-mount-${Date.now()}-${process.pid}.log`) : resolve(logOption);
+  const existed = existsSync(log);
+  const from = existed ? statSync(log).size : 0;
+  let fd: number;
+  try {
+    fd = openSync(log, 'a');
+  } catch (err) {
+    throw localIoError(err, 'log file', log);
+  }
   const [node, script, ...args] = process.argv;
-  const child = spawn(node as string, [...process.execArgv, script as string, ...args, '--foreground'], {
-    detached: true,
-    stdio: ['ignore', fd, fd, 'ipc'],
-  });
-  const result = await new Promise<{ ok: true; mountpoint: string } | { ok: false; code: number | null }>((resolve) => {
-    child.on('message', (m: { event?: string; mountpoint?: string }) => {
-      if (m.event === 'mounted') resolve({ ok: true, mountpoint: m.mountpoint ?? mountpoint });
+  let child: ChildProcess;
+  try {
+    child = spawn(node as string, [...process.execArgv, script as string, ...withoutLog(args), '--foreground'], {
+      detached: true,
+      stdio: ['ignore', fd, fd, 'ipc'],
+      env: { ...process.env, ...(logOption === undefined ? { [OWN_LOG]: log } : {}) },
     });
-    child.once('exit', (code) => resolve({ ok: false, code }));
+  } finally {
+    closeSync(fd); // the child has its own
+  }
+  const result = await new Promise<{ ok: true; mounted: Mounted } | { ok: false; code: number | null; signal: string | null }>((done) => {
+    child.on('message', (m: Partial<Mounted> & { event?: string }) => {
+      if (m.event === 'mounted')
+        done({
+          ok: true,
+          mounted: { mountpoint: m.mountpoint ?? mountpoint, address: m.address ?? null, addressBusy: m.addressBusy ?? null },
+        });
+    });
+    child.once('exit', (code, signal) => done({ ok: false, code, signal }));
   });
   if (!result.ok) {
     // The child said why in one line, like any ferry command; say the same here.
-    const said = readFileSync(log, 'utf8')
-      .split('\n')
-      .filter((line) => line.startsWith('ferry: '))
-      .at(-1);
-    throw new LocalIoError(`${said ? said.slice(7) : `mount ${mountpoint} failed (exit ${result.code})`} (log: ${log})`);
+    const lines = readFileSync(log).subarray(from).toString('utf8').split('\n');
+    const said = lines.filter((line) => line.startsWith('ferry: ')).at(-1);
+    const last = lines.filter((line) => line.trim() !== '').at(-1);
+    if (!existed) rmSync(log, { force: true });
+    const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.code}`;
+    throw new LocalIoError(
+      said
+        ? said.slice(7)
+        : `mount ${mountpoint} failed: its process ${how} before mounting${last ? `; its last line: ${last.slice(0, 300)}` : ''}`,
+    );
   }
   detach(child);
-  out.result({ event: 'mounted', mountpoint: result.mountpoint, pid: child.pid ?? null, log }, [
-    `mounted on ${result.mountpoint} (pid ${child.pid}, log ${log}); stop it with: kill ${child.pid}`,
+  const { mounted } = result;
+  out.result({ event: 'mounted', ...mounted, pid: child.pid ?? null, log }, [
+    `mounted on ${mounted.mountpoint} (pid ${child.pid}, log ${log})${endpointNote(mounted)}; stop it with: kill ${child.pid}`,
   ]);
 }
 

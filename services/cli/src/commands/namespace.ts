@@ -28,6 +28,7 @@ export async function lsCommand(ctx: Context, out: Output, path: string, opts: {
       }
     }
     cursor = page.cursor;
+    await out.drained();
   } while (cursor);
   if (shown === 0 && dir !== '/') await region.meta.stat(dir); // a missing path is an error, an empty root is not
 }

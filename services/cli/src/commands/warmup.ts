@@ -1,6 +1,7 @@
-import { Membership, type WarmNowReport, warmNow } from '@ferry/cache';
-import { formatBytes, InvalidConfigError, normalizePath, regionConfig, UnavailableError } from '@ferry/core';
-import { ControlClient, cacheClient, type WarmupState } from '@ferry/region';
+import { type WarmNowReport, warmNow } from '@ferry/cache';
+import { formatBytes, InvalidConfigError, normalizePath, regionConfig, UnauthorizedError, UnavailableError } from '@ferry/core';
+import { Membership } from '@ferry/meta';
+import { type ControlClient, cacheClient, controlClient, type WarmupState } from '@ferry/region';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
 
@@ -51,7 +52,7 @@ async function warmupViaApi(ctx: Context, out: Output, regionName: string, api: 
         children: state.children,
       });
       out.line(
-        `  ${r.percent}% (${r.placementsHeld}/${r.placements} placements; ${state.children.processed} fills done, ${state.children.failed} failed)`,
+        `  ${r.placementsHeld}/${r.placements} placements held (${r.percent}% of chunks on all their owners); ${state.children.processed} fills done, ${state.children.failed} failed`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
@@ -100,10 +101,9 @@ async function warmupViaApi(ctx: Context, out: Output, regionName: string, api: 
  */
 export async function warmupCommand(ctx: Context, out: Output, path: string, opts: WarmupCommandOptions): Promise<void> {
   const regionName = opts.region ?? ctx.config.source;
-  const api = regionConfig(ctx.config, regionName).api;
   const target = normalizePath(path);
-  if (ControlClient.usable(api)) {
-    const client = new ControlClient({ api, region: regionName });
+  const client = controlClient(regionName, regionConfig(ctx.config, regionName));
+  if (client) {
     try {
       return await warmupViaApi(ctx, out, regionName, client, target, opts);
     } finally {
@@ -115,19 +115,16 @@ export async function warmupCommand(ctx: Context, out: Output, path: string, opt
   if (!cache) {
     throw new InvalidConfigError(`regions.${region.name}.cache: region ${region.name} has no cache nodes configured`);
   }
-  // A direct warmup fills nodes: it needs the write token (readers never hold it).
-  const client = cacheClient({ region: region.name, cache, role: 'write', logger: ctx.logger });
-  const entries = await region.meta.filesUnder(target).catch(async (err: unknown) => {
-    await client.close();
-    throw err;
-  });
+  // A direct warmup fills nodes: it needs the write token (readers never hold it). Closed with the region.
+  const nodes = cacheClient(region, 'write');
+  const entries = await region.meta.filesUnder(target);
   const started = Date.now();
   let report: WarmNowReport;
   try {
     report = await warmNow({
       entries,
       membership: new Membership({ redis: region.redis, volume: ctx.config.volume }),
-      client,
+      client: nodes,
       replicas: cache.replicas,
       wait: opts.wait ?? false,
       concurrency: opts.concurrency ?? 8,
@@ -158,8 +155,6 @@ export async function warmupCommand(ctx: Context, out: Output, path: string, opt
       );
     }
     throw err;
-  } finally {
-    await client.close();
   }
   const seconds = (Date.now() - started) / 1000;
   const { overCapacity: _shown, passes, ...figures } = report;
@@ -180,6 +175,13 @@ export async function warmupCommand(ctx: Context, out: Output, path: string, opt
       `${ready ? 'ready' : 'not ready'}: ${notCopied === 0 ? 'every chunk is in the region' : `${notCopied} chunks not in the region yet`}, residency ${r.residency.percent}%`,
     ],
   );
+  // A refused credential is a mistake to fix, not a residency to wait for: a failure either way.
+  const refused = r.errors.find((e) => e.code === 'UNAUTHORIZED');
+  if (refused) {
+    throw new UnauthorizedError(
+      `cache node ${refused.node} refused the write token: check regions.${region.name}.cache.writeToken (a direct warmup fills nodes with it)`,
+    );
+  }
   if (opts.wait && !ready) {
     throw new UnavailableError(
       `warmup of ${target} in region ${region.name} incomplete after ${passes} pass${passes === 1 ? '' : 'es'}: residency ${r.residency.percent}%, ${notCopied} chunks not in the region`,

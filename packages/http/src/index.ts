@@ -1,0 +1,1 @@
+export { HttpClient, type HttpClientOptions, type HttpMethod, type HttpResponse, type SendOptions, Unreachable } from './client.js';
