@@ -192,10 +192,13 @@ describe('a mirror whose store lacks the data', () => {
     expect(fromSource).toBe(model.bytes.length);
     expect((await fetch(`${mount.address}/metrics`)).status).toBe(401);
 
-    // Every chunk read from the source is a copy job of the mirror's queue, keyed by chunk id.
+    // Every chunk read from the source becomes a copy job of the mirror's queue, keyed by chunk id.
+    // The mount queues them beside the read, not before answering it: the last may land just after.
     const queue = (await mirror.copyQueue())?.queue;
-    const jobs = await Promise.all(ids.map((id) => queue?.getJob(id)));
-    expect(jobs.map((j) => (j?.data as { chunk?: string } | undefined)?.chunk)).toEqual(ids);
+    const queued = async () =>
+      (await Promise.all(ids.map((id) => queue?.getJob(id)))).map((j) => (j?.data as { chunk?: string } | undefined)?.chunk);
+    await waitFor(async () => (await queued()).every((chunk) => chunk !== undefined), 10_000, 'a copy job for every chunk read');
+    expect(await queued()).toEqual(ids);
     // The mirror's replicator works the queue: the chunks land in its store.
     const replicator = await startReplicator(regions, 'eu');
     try {
