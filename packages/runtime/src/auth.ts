@@ -23,8 +23,11 @@ export function hasBearer(req: FastifyRequest, token: string | undefined): boole
 export interface BearerAuthOptions {
   /** The one token every guarded request must carry. */
   token: string | undefined;
-  /** Requests that need no token (health probes); the path is given without its query. */
-  open?: (req: FastifyRequest, path: string) => boolean;
+  /**
+   * Requests that need no token (health probes), told by the URL pattern of the route fastify
+   * matched (`/healthz`; undefined when no route matched), never by the raw URL.
+   */
+  open?: (req: FastifyRequest, route: string | undefined) => boolean;
 }
 
 /**
@@ -34,7 +37,7 @@ export interface BearerAuthOptions {
 export function bearerAuth(options: BearerAuthOptions): (req: FastifyRequest, reply: FastifyReply) => Promise<void> {
   return bearerRoles({
     roles: [['any', options.token]],
-    required: (req, path) => (options.open?.(req, path) ? undefined : 'any'),
+    required: (req, route) => (options.open?.(req, route) ? undefined : 'any'),
   });
 }
 
@@ -46,10 +49,11 @@ export interface BearerRolesOptions {
   roles: ReadonlyArray<readonly [role: string, token: string | undefined]>;
   /**
    * The role a request needs, or undefined for an open route (default: the `auth` of the matched
-   * route's config, and the weakest role for a request no route matched); the path is given
-   * without its query.
+   * route's config, and the weakest role for a request no route matched). It is told the URL
+   * pattern of the route fastify matched (`/chunks/:id/fill`, undefined when none matched), never
+   * the raw URL: `/chunks/x/%66ill` and `/chunks/x/fill` are the same route and need the same role.
    */
-  required?: (req: FastifyRequest, path: string) => string | undefined;
+  required?: (req: FastifyRequest, route: string | undefined) => string | undefined;
   /**
    * Also take a token as the password of HTTP Basic auth (any user name) on GET and HEAD, and
    * offer Basic in the 401 of those, under this realm: a browser cannot send a bearer header to a
@@ -111,8 +115,9 @@ export function bearerRoles(options: BearerRolesOptions): (req: FastifyRequest, 
   const rankOf = new Map(options.roles.map(([role], i) => [role, i]));
   const weakest = options.roles[0]?.[0];
   return async (req, reply) => {
-    // The path without the query: a probe's `/healthz?verbose` is still an open route.
-    const needed = options.required ? options.required(req, req.url.split('?')[0] ?? '/') : routeRole(req, weakest);
+    // Decided by the route fastify matched (its decoded path), so no spelling of a URL (percent-
+    // encoding, a query) makes a request need less than its route does.
+    const needed = options.required ? options.required(req, req.routeOptions.url) : routeRole(req, weakest);
     if (needed === undefined) return;
     const need = rankOf.get(needed) ?? Number.POSITIVE_INFINITY;
     const basic = options.basicRealm !== undefined;

@@ -58,10 +58,14 @@ describe('bearer token', () => {
 
   it('guards every route but the open ones, with a 401 that says Bearer', async () => {
     const server = app();
-    server.addHook('onRequest', bearerAuth({ token: 'tok', open: (_req, path) => path === '/healthz' }));
+    server.addHook('onRequest', bearerAuth({ token: 'tok', open: (_req, route) => route === '/healthz' }));
     server.get('/healthz', async () => ({ ok: true }));
     server.get('/secret', async (req) => ({ token: bearerOf(req), ok: hasBearer(req, 'tok') }));
     expect((await server.inject({ url: '/healthz?verbose' })).statusCode).toBe(200);
+    expect((await server.inject({ url: '/%68ealthz' })).statusCode).toBe(200);
+    for (const url of ['/%73ecret', '/secret?/healthz', '/secret#/healthz', '/nowhere/healthz']) {
+      expect((await server.inject({ url })).statusCode, url).toBe(401);
+    }
     const refused = await server.inject({ url: '/secret', headers: { authorization: 'Bearer nope' } });
     expect(refused.statusCode).toBe(401);
     expect(refused.headers['www-authenticate']).toBe('Bearer');
@@ -92,7 +96,7 @@ describe('bearer roles', () => {
           ['read', 'r-tok'],
           ['write', 'w-tok'],
         ],
-        required: (req, path) => (path === '/healthz' ? undefined : req.method === 'GET' ? 'read' : 'write'),
+        required: (req, route) => (route === '/healthz' ? undefined : req.method === 'GET' ? 'read' : 'write'),
       }),
     );
     server.get('/healthz', async () => 'ok');
@@ -275,5 +279,36 @@ describe('stopWithin', () => {
     // No route: the weakest role, so a caller without a token learns nothing of which paths exist.
     expect((await as(undefined, 'GET', '/nowhere')).statusCode).toBe(401);
     expect((await as('r', 'GET', '/nowhere')).statusCode).toBe(404);
+  });
+
+  it('tells a custom `required` the pattern of the route fastify matched, never the raw URL', async () => {
+    const server = app();
+    const seen: Array<string | undefined> = [];
+    server.addHook(
+      'onRequest',
+      bearerRoles({
+        roles: [
+          ['read', 'r'],
+          ['write', 'w'],
+        ],
+        required: (_req, route) => {
+          seen.push(route);
+          return route === '/chunks/:id/fill' ? 'write' : 'read';
+        },
+      }),
+    );
+    server.post('/chunks/:id/fill', async () => 'filled');
+    const urls = ['/chunks/a/fill', '/chunks/a/%66ill', '/chunks/a/%66%69%6C%6C', '/chunks/a/%66%69%6c%6c', '/%63hunks/a/%66ill?x=/y'];
+    for (const url of urls) {
+      const res = await server.inject({ method: 'POST', url, headers: { authorization: 'Bearer r' } });
+      expect(res.statusCode, url).toBe(403);
+    }
+    expect(seen).toEqual(urls.map(() => '/chunks/:id/fill'));
+    // Spellings fastify does not decode to the route match no route at all: nothing is run.
+    for (const url of ['/chunks/a%2Ffill', '/chunks/a%2ffill', '/chunks/a/%2566ill', '/chunks/a/%66ILL']) {
+      seen.length = 0;
+      expect((await server.inject({ method: 'POST', url, headers: { authorization: 'Bearer r' } })).statusCode, url).toBe(404);
+      expect(seen).toEqual([undefined]);
+    }
   });
 });

@@ -14,7 +14,7 @@ export interface MountAppOptions {
 export function buildApp(options: MountAppOptions): FastifyInstance {
   // No logger: no request logs (fastify 5 deprecates disableRequestLogging, and its warning would break the one-line errors).
   const app = Fastify({ logger: false });
-  app.addHook('onRequest', bearerAuth({ token: options.token, open: (_req, path) => options.open || path === '/healthz' }));
+  app.addHook('onRequest', bearerAuth({ token: options.token, open: (_req, route) => options.open || route === '/healthz' }));
   app.get('/healthz', async (_req, reply) => {
     const health = await options.health();
     return reply.code(health.ok ? 200 : 503).send(health);

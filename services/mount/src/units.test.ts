@@ -10,7 +10,9 @@ import {
   UnavailableError,
 } from '@ferry/core';
 import type { ListOptions, ListPage } from '@ferry/meta';
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { buildApp } from './app.js';
 import { Errno, errnoOf, wantsWrite } from './errno.js';
 import { FuseOp, type FuseReplies } from './fuse.js';
 import { OpenFiles } from './handles.js';
@@ -372,5 +374,21 @@ describe('the mount section of the config', () => {
   it('names the field of a bad value', () => {
     expect(() => parseConfig({ ...base, mount: { attrTimeout: 'soon' } })).toThrow(/mount\.attrTimeout: invalid duration "soon"/);
     expect(() => parseConfig({ ...base, mount: { attrTimeout: '2m' } })).toThrow(/mount\.attrTimeout: must be between 0s and 60s/);
+  });
+});
+
+describe('the operations endpoint', () => {
+  it('opens /healthz by its route, however the path is spelled, and guards /metrics under every spelling', async () => {
+    const app = buildApp({ registry: new Registry(), token: 'metrics-token', open: false, health: async () => ({ ok: true }) });
+    try {
+      for (const url of ['/healthz', '/%68ealthz', '/healthz?x=/metrics']) expect((await app.inject({ url })).statusCode, url).toBe(200);
+      for (const url of ['/metrics', '/%6Detrics', '/%6detrics', '/metrics?/healthz', '/%2568ealthz', '/healthz/../metrics']) {
+        expect((await app.inject({ url })).statusCode, url).toBe(401);
+      }
+      const auth = { authorization: 'Bearer metrics-token' };
+      expect((await app.inject({ url: '/%6Detrics', headers: auth })).statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
   });
 });
