@@ -1,4 +1,5 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildProgram } from '@ferry/cli';
 import { type FerryConfig, parseConfig, parseConfigText, parseDuration, parseSize, schemaDefaults } from '@ferry/core';
@@ -86,6 +87,21 @@ function exampleEnv(text: string): NodeJS.ProcessEnv {
   return env;
 }
 
+/**
+ * An example's `${file:/path}` references pointed at files under `dir`, each holding one dummy
+ * value that every key taking a secret accepts (a token, a password, a whole Redis URL).
+ */
+async function withSecretFiles(text: string, dir: string): Promise<string> {
+  const files = [...new Set([...text.matchAll(/\$\{file:([^}]+)\}/g)].map((m) => m[1] as string))];
+  let out = text;
+  for (const [i, file] of files.entries()) {
+    const local = join(dir, `secret-${i}`);
+    await writeFile(local, 'redis://example-secret@127.0.0.1:6379/0\n');
+    out = out.replaceAll(`\${file:${file}}`, `\${file:${local}}`);
+  }
+  return out;
+}
+
 /** A partial example (a `regions:` or `mount:` section) inside the smallest config that parses. */
 function asWholeConfig(text: string): string {
   const filled = text.replaceAll('…', '"file:///var/lib/ferry/example"');
@@ -156,18 +172,24 @@ describe('the docs, checked against the code', () => {
     expect(await refusal(line('ferry rm'))).toMatch(/missing required argument/);
   });
 
-  it('every ferry.yaml example parses with the real config parser', () => {
+  it('every ferry.yaml example parses with the real config parser', async () => {
     const topLevel = new Set(Object.keys(schemaDefaults()));
     for (const k of ['volume', 'source', 'regions', 'gateway', 'mount', 'replicator', 'log', 'reader', 'chunkSize']) topLevel.add(k);
     const examples = configExamples(topLevel);
     expect(examples.map((e) => e.file)).toEqual(expect.arrayContaining(['README.md', 'docs/operations.md']));
+    const secrets = await mkdtemp(join(tmpdir(), 'ferry-docs-secrets-'));
     const refused: string[] = [];
-    for (const example of examples) {
-      try {
-        parseConfigText(asWholeConfig(example.text), { source: where(example), env: exampleEnv(example.text) });
-      } catch (err) {
-        refused.push((err as Error).message);
+    try {
+      for (const example of examples) {
+        try {
+          const text = await withSecretFiles(asWholeConfig(example.text), secrets);
+          parseConfigText(text, { source: where(example), env: exampleEnv(example.text) });
+        } catch (err) {
+          refused.push((err as Error).message);
+        }
       }
+    } finally {
+      await rm(secrets, { recursive: true, force: true });
     }
     expect(refused).toEqual([]);
     // And the parser does refuse a key the schema does not have.

@@ -1,4 +1,5 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -189,3 +190,132 @@ describe('config: warm rules', () => {
     expect(configError(badPath, { FERRY_CACHE_TOKEN: 't' })).toMatch(/^invalid config ferry.yaml: regions.eu.warm.0.path: /);
   });
 });
+
+// biome-ignore-start lint/suspicious/noTemplateCurlyInString: config references, not template placeholders
+describe('config: secrets from files', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-secrets-'));
+  /** A secret file under the test's directory, its contents exactly `text`; returns its path. */
+  const secretFile = (name: string, text: string) => {
+    writeFileSync(join(dir, name), text);
+    return join(dir, name);
+  };
+  const ref = (file: string) => `\${file:${file}}`;
+  const withToken = (tokens: string) => good.replace('token: "${FERRY_CACHE_TOKEN}"', tokens);
+
+  /** Everything an error tells: its message, stack and those of its causes. */
+  const told = (err: unknown): string => {
+    const parts: string[] = [];
+    for (let e = err; e instanceof Error; e = e.cause) parts.push(e.message, String(e.stack));
+    return parts.join('\n');
+  };
+  const failure = (text: string): unknown => {
+    try {
+      parseConfigText(text, { source: 'ferry.yaml', env: {} });
+    } catch (err) {
+      return err;
+    }
+    throw new Error('expected an error');
+  };
+
+  it('replaces a whole value by the file, one trailing newline removed, in nested keys and arrays alike', () => {
+    const read = secretFile('read', 'read-token\n');
+    const write = secretFile('write', 'w-token\r\n');
+    const twoLines = secretFile('two-lines', 'key-secret\n\n');
+    const literal = secretFile('literal', '${HOME}:${file:/etc/passwd}');
+    const pw = secretFile('redis-pw', 'redis pass\n');
+    const text = [
+      'volume: models',
+      'source: src',
+      'regions:',
+      '  src: { store: "file:///var/lib/ferry/src", redis: "redis://127.0.0.1:6379/0" }',
+      '  eu:',
+      '    store: "s3://models-eu/ferry?region=eu-west-1"',
+      `    redis: { sentinels: ["10.0.0.1:26379"], name: mymaster, password: "${ref(pw)}" }`,
+      `    cache: { readToken: "${ref(read)}", writeToken: "${ref(write)}" }`,
+      `    api: { readToken: "${ref(literal)}", adminToken: "\${ADMIN}" }`,
+      'gateway:',
+      '  accessKeys:',
+      `    - { accessKeyId: first, secretAccessKey: "${ref(twoLines)}" }`,
+      `    - { accessKeyId: second, secretAccessKey: "${ref(read)}" }`,
+    ].join('\n');
+    const config = parseConfigText(text, { env: { ADMIN: 'from-env', HOME: '/root' } });
+    expect(config.regions.eu?.cache).toMatchObject({ readToken: 'read-token', writeToken: 'w-token' });
+    expect(config.regions.eu?.redis).toMatchObject({ password: 'redis pass' });
+    // Only one newline goes; what the file holds is taken as it is, never expanded again.
+    expect(config.gateway?.accessKeys).toEqual([
+      { accessKeyId: 'first', secretAccessKey: 'key-secret\n' },
+      { accessKeyId: 'second', secretAccessKey: 'read-token' },
+    ]);
+    expect(config.regions.eu?.api).toMatchObject({ readToken: '${HOME}:${file:/etc/passwd}', adminToken: 'from-env' });
+    expect(Object.isFrozen(config.gateway?.accessKeys[0])).toBe(true);
+  });
+
+  it('takes an empty file as a credential not held, like an empty variable', () => {
+    const empty = secretFile('empty', '\n');
+    expect(
+      parseConfigText(withToken(`readToken: r, writeToken: "${ref(empty)}"`), { env: {} }).regions.eu?.cache?.writeToken,
+    ).toBeUndefined();
+  });
+
+  it('reports a file that cannot be read in one line naming the key and the file', () => {
+    const missing = join(dir, 'nope', 'token');
+    mkdirSync(join(dir, 'a-dir'), { recursive: true });
+    const big = secretFile('big', 'x'.repeat(1024 * 1024 + 1));
+    for (const [file, why] of [
+      [missing, 'no such file or directory'],
+      [join(dir, 'a-dir'), 'not a regular file'],
+      [big, 'larger than 1MiB'],
+    ] as const) {
+      expect(configError(withToken(`readToken: "${ref(file)}"`))).toBe(
+        `invalid config ferry.yaml: regions.eu.cache.readToken: cannot read ${file}: ${why}`,
+      );
+    }
+    const inArray = `${good}gateway: { accessKeys: [{ accessKeyId: k1, secretAccessKey: "${ref(missing)}" }] }\n`;
+    expect(configError(inArray, { FERRY_CACHE_TOKEN: 't' })).toBe(
+      `invalid config ferry.yaml: gateway.accessKeys.0.secretAccessKey: cannot read ${missing}: no such file or directory`,
+    );
+  });
+
+  it('refuses a reference inside a longer value, clearly', () => {
+    const pw = secretFile('pw', 'hunter2');
+    const text = good.replace('redis: "redis://eu-redis:6379/0"', `redis: "redis://:${ref(pw)}@eu-redis:6379/0"`);
+    const message = configError(text, { FERRY_CACHE_TOKEN: 't' });
+    expect(message).toBe(
+      'invalid config ferry.yaml: regions.eu.redis: a ${file:/path} reference must be the whole value (the file holds all of it, e.g. the whole Redis URL)',
+    );
+    expect(message).not.toContain('hunter2');
+    expect(configError(withToken('readToken: "${file:}"'))).toBe(
+      'invalid config ferry.yaml: regions.eu.cache.readToken: ${file:} names no file; write ${file:/path}',
+    );
+    // The whole URL from the file is the way to give a single Redis server's password.
+    const url = secretFile('redis-url', 'redis://:hunter2@eu-redis:6379/0\n');
+    const whole = good.replace('redis: "redis://eu-redis:6379/0"', `redis: "${ref(url)}"`);
+    expect(parseConfigText(whole, { env: { FERRY_CACHE_TOKEN: 't' } }).regions.eu?.redis).toBe('redis://:hunter2@eu-redis:6379/0');
+  });
+
+  it('never shows what a file holds in an error, even where the message quotes the value', () => {
+    const secret = `S3CRET-${randomUUID()}`;
+    const file = secretFile('leaky', `${secret}\n`);
+    const cases = [
+      [good.replace('source: src', `source: "${ref(file)}"`), `source: "${ref(file)}" is not one of the regions`],
+      [good.replace('chunkSize: 8MiB', `chunkSize: "${ref(file)}"`), `chunkSize: invalid size "${ref(file)}"`],
+      [good.replace('"redis://eu-redis:6379/0"', `"${ref(file)}"`), 'regions.eu.redis: '],
+      [good.replace('"file:///var/lib/ferry/src"', `"${ref(file)}"`), 'regions.src.store: expected a store URL'],
+      [good.replace('volume: models', `volume: "${ref(file)}"`), 'volume: expected 1-63 lowercase'],
+    ] as const;
+    for (const [text, message] of cases) {
+      const err = failure(text.replace('"${FERRY_CACHE_TOKEN}"', 't'));
+      expect((err as Error).message, message).toContain(`invalid config ferry.yaml: ${message}`);
+      expect(told(err), message).not.toContain(secret);
+      expect(JSON.stringify(err), message).not.toContain(secret);
+    }
+  });
+
+  it('reads references from a config file on disk', () => {
+    const token = secretFile('cache-token', 'from-a-file\n');
+    const path = join(dir, 'ferry.yaml');
+    writeFileSync(path, good.replace('"${FERRY_CACHE_TOKEN}"', `"${ref(token)}"`));
+    expect(loadConfig(path, {}, { onWarning: () => {} }).regions.eu?.cache?.readToken).toBe('from-a-file');
+  });
+});
+// biome-ignore-end lint/suspicious/noTemplateCurlyInString: config references, not template placeholders

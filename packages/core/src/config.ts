@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { apiSection, cacheSection, dataLimits, deprecatedKeys, duration, serverTls, size } from './config-sections.js';
@@ -188,24 +188,83 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** A value read from a file by `${file:/path}`, and how messages show it instead. */
+interface FileSecret {
+  value: string;
+  shown: string;
+}
+
+/** `${file:/path}`: the whole value is the contents of that file. */
+const FILE_REFERENCE = /^\$\{file:([^}]*)\}$/;
+
+/** Largest file a `${file:}` reference reads: a token or password, never a data file (or /dev/zero). */
+const MAX_SECRET_FILE_BYTES = 1024 * 1024;
+
 /**
- * Expand `${NAME}` and `${NAME:-default}` in every string of the parsed document. Expansion
- * happens after YAML parsing so a value can never inject YAML structure.
+ * The contents of a secret file (a Kubernetes secret mounted as a file), with one trailing
+ * newline removed. Errors name the file, never its contents.
  */
-function expandEnv(value: unknown, env: NodeJS.ProcessEnv, path: string[]): unknown {
+function readSecretFile(file: string): string {
+  let text: string;
+  try {
+    const stat = statSync(file);
+    if (!stat.isFile()) throw new InvalidConfigError(`cannot read ${file}: not a regular file`);
+    if (stat.size > MAX_SECRET_FILE_BYTES) throw new InvalidConfigError(`cannot read ${file}: larger than 1MiB`);
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if (err instanceof InvalidConfigError) throw err;
+    throw new InvalidConfigError(localIoError(err, 'cannot read', file).message, { cause: err });
+  }
+  return text.replace(/\r?\n$/, '');
+}
+
+/**
+ * Replace references in every string of the parsed document, once, before validation:
+ * `${file:/path}` (the whole value) by the file's contents, and `${NAME}` and `${NAME:-default}`
+ * by the environment. Done after YAML parsing, so a value can never inject YAML structure; what a
+ * file or a variable holds is taken as it is (never expanded again). Values read from files are
+ * added to `secrets`, so that no message shows them.
+ */
+function expandReferences(value: unknown, env: NodeJS.ProcessEnv, path: string[], secrets: FileSecret[]): unknown {
   if (typeof value === 'string') {
+    const key = path.join('.') || '(root)';
+    const file = FILE_REFERENCE.exec(value)?.[1];
+    if (file !== undefined) {
+      if (file === '') throw new InvalidConfigError(`${key}: \${file:} names no file; write \${file:/path}`);
+      try {
+        const secret = readSecretFile(file);
+        secrets.push({ value: secret, shown: value });
+        return secret;
+      } catch (err) {
+        throw new InvalidConfigError(`${key}: ${messageOf(err)}`, { cause: err });
+      }
+    }
+    if (value.includes('${file:')) {
+      throw new InvalidConfigError(
+        `${key}: a \${file:/path} reference must be the whole value (the file holds all of it, e.g. the whole Redis URL)`,
+      );
+    }
     return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, fallback?: string) => {
       const found = env[name];
       if (found !== undefined && found !== '') return found;
       if (fallback !== undefined) return fallback;
-      throw new InvalidConfigError(`${path.join('.') || '(root)'}: environment variable ${name} is not set`);
+      throw new InvalidConfigError(`${key}: environment variable ${name} is not set`);
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, env, [...path, String(i)]));
+  if (Array.isArray(value)) return value.map((v, i) => expandReferences(v, env, [...path, String(i)], secrets));
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env, [...path, k])]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandReferences(v, env, [...path, k], secrets)]));
   }
   return value;
+}
+
+/** `text` with every value read from a file shown as its reference instead (longest first). */
+function withoutSecrets(text: string, secrets: readonly FileSecret[]): string {
+  let out = text;
+  for (const { value, shown } of [...secrets].sort((a, b) => b.value.length - a.value.length)) {
+    if (value !== '') out = out.split(value).join(shown);
+  }
+  return out;
 }
 
 export interface ParseConfigOptions {
@@ -238,9 +297,10 @@ function deprecationWarning(doc: unknown, where: string | undefined): string | u
 export function parseConfig(doc: unknown, options: ParseConfigOptions = {}): FerryConfig {
   const where = options.source ? `invalid config ${options.source}` : 'invalid config';
   let expanded: unknown;
+  const secrets: FileSecret[] = [];
   try {
     // biome-ignore lint/style/noProcessEnv: known exception to "only services read process.env"; callers should pass env.
-    expanded = expandEnv(doc, options.env ?? process.env, []);
+    expanded = expandReferences(doc, options.env ?? process.env, [], secrets);
   } catch (err) {
     throw new InvalidConfigError(`${where}: ${messageOf(err)}`, { cause: err });
   }
@@ -249,7 +309,10 @@ export function parseConfig(doc: unknown, options: ParseConfigOptions = {}): Fer
     const [first, ...rest] = result.error.issues;
     const field = first?.path.length ? first.path.join('.') : '(root)';
     const more = rest.length > 0 ? ` (and ${rest.length} more problem${rest.length > 1 ? 's' : ''})` : '';
-    throw new InvalidConfigError(`${where}: ${field}: ${first?.message ?? 'invalid'}${more}`, { cause: result.error });
+    // A message that quotes a value (`"…" is not one of the regions`) shows a file's reference, never its contents.
+    const message = withoutSecrets(`${where}: ${field}: ${first?.message ?? 'invalid'}${more}`, secrets);
+    const quoted = withoutSecrets(result.error.message, secrets) !== result.error.message;
+    throw new InvalidConfigError(message, quoted ? {} : { cause: result.error });
   }
   const warning = deprecationWarning(expanded, options.source);
   if (warning) (options.onWarning ?? processWarning)(warning);
