@@ -6,7 +6,8 @@ import { GetObjectCommand, ListObjectsV2Command, S3ServiceException } from '@aws
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { type ChunkId, chunkKey, type Logger, nativeChunkId, sha256Hex } from '@ferry/core';
 import { CopyQueue, QUEUES, queuePrefix } from '@ferry/jobs';
-import { Meta } from '@ferry/meta';
+import { Meta, MirrorMeta } from '@ferry/meta';
+import { queueBackfill } from '@ferry/replicator';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -224,15 +225,15 @@ describe('a mirror region', () => {
     const { bytes } = fx.gateway.reader.chunks.stats;
     expect(bytes['source:src']).toBe(shard.length);
     expect(bytes['store:eu']).toBe(0);
-    // The queue holds a copy job of every chunk, waiting to run: the failed one was replaced, not ignored.
+    // The gateway asks for copies in the region's backfill list (its Redis user may write no other
+    // key); the replicator's backfill step checks them and queues a copy job of every chunk, waiting
+    // to run: the failed one was replaced, not ignored.
+    const mirror = new MirrorMeta({ redis: fx.mirror?.redis as Redis, volume: fx.volume });
     const queue = new CopyQueue({ connection: fx.mirror?.redis as Redis, volume: fx.volume, ...COPY_QUEUE });
     try {
-      await waitFor(
-        async () => (await Promise.all(chunks.map((c) => queue.queue.getJobState(c)))).every((s) => s === 'prioritized'),
-        10_000,
-        'the backfill jobs to be queued',
-      );
-    } catch {
+      const redis = fx.mirror?.redis as Redis;
+      await waitFor(async () => (await redis.llen(mirror.keys.backfill)) >= chunks.length, 10_000, 'the backfill requests');
+      expect(await queueBackfill(mirror, queue, 500)).toEqual({ taken: chunks.length, queued: chunks.length, skipped: 0, invalid: 0 });
       expect(await Promise.all(chunks.map((c) => queue.queue.getJobState(c)))).toEqual(chunks.map(() => 'prioritized'));
     } finally {
       await queue.close();

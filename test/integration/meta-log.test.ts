@@ -113,13 +113,17 @@ describe('change log', () => {
 
 describe('acks and reference counts', () => {
   it('keeps the highest ack of each region', async () => {
-    expect(await meta.log.acks()).toEqual({});
+    expect(await meta.log.acks(['eu', 'us-west'])).toEqual({});
     expect(await meta.log.setAck('eu', '1700000000000-5')).toBe('1700000000000-5');
     expect(await meta.log.setAck('eu', '1700000000000-4')).toBe('1700000000000-5');
     expect(await meta.log.setAck('eu', '999999999999-9')).toBe('1700000000000-5');
     expect(await meta.log.setAck('eu', '1700000000001-0')).toBe('1700000000001-0');
     await meta.log.setAck('us-west', '5');
-    expect(await meta.log.acks()).toEqual({ eu: '1700000000001-0', 'us-west': '5-0' });
+    expect(await meta.log.acks(['eu', 'us-west'])).toEqual({ eu: '1700000000001-0', 'us-west': '5-0' });
+    // Each mirror's ack is a key of its own; an ack kept in the older shared hash is still read.
+    expect(await redis.get(`ferry:{${meta.volume}}:ack:eu`)).toBe('1700000000001-0');
+    await redis.hset(meta.keys.acks, 'ap', '7-0');
+    expect(await meta.log.acks(['ap', 'eu'])).toEqual({ ap: '7-0', eu: '1700000000001-0' });
     await expect(meta.log.setAck('EU!', '1-0')).rejects.toThrow(/invalid region/);
     await expect(meta.log.setAck('eu', 'later')).rejects.toThrow(/invalid ack id/);
     expect(compareIds('10-0', '9-9')).toBeGreaterThan(0);

@@ -192,14 +192,20 @@ describe('a mirror whose store lacks the data', () => {
     expect(fromSource).toBe(model.bytes.length);
     expect((await fetch(`${mount.address}/metrics`)).status).toBe(401);
 
-    // Every chunk read from the source becomes a copy job of the mirror's queue, keyed by chunk id.
-    // The mount queues them beside the read, not before answering it: the last may land just after.
-    const queue = (await mirror.copyQueue())?.queue;
-    const queued = async () =>
-      (await Promise.all(ids.map((id) => queue?.getJob(id)))).map((j) => (j?.data as { chunk?: string } | undefined)?.chunk);
-    await waitFor(async () => (await queued()).every((chunk) => chunk !== undefined), 10_000, 'a copy job for every chunk read');
-    expect(await queued()).toEqual(ids);
-    // The mirror's replicator works the queue: the chunks land in its store.
+    // Every chunk read from the source is asked for in the region's backfill list (the one key a
+    // reader may write). The mount asks beside the read, not before answering it: the last request
+    // may land just after the read returns.
+    const asked = async () =>
+      new Set((await mirror.redis.lrange(mirror.meta.keys.backfill, 0, -1)).map((r) => (JSON.parse(r) as { chunk: string }).chunk));
+    await waitFor(
+      async () => {
+        const requested = await asked();
+        return ids.every((id) => requested.has(id));
+      },
+      10_000,
+      'a backfill request for every chunk read',
+    );
+    // The mirror's replicator queues them and copies: the chunks land in its store.
     const replicator = await startReplicator(regions, 'eu');
     try {
       await waitFor(async () => (await mirror.mirror.missing(ids)).length === 0, 30_000, 'the backfilled chunks in the mirror');

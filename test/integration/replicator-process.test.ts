@@ -162,7 +162,7 @@ describe('the replicator daemon as a process', () => {
     expect(verified).toBeGreaterThan(0);
     expect(await r.mirror('eu').redis.hlen(r.mirror('eu').meta.keys.entries)).toBeGreaterThan(0);
     const bounds = await r.source.meta.log.logBounds();
-    expect((await r.source.meta.log.acks()).eu).toBe(bounds.last);
+    expect((await r.source.meta.log.acks(['eu'])).eu).toBe(bounds.last);
     const stopped = await final.terminate();
     expect(stopped.code, await final.output()).toBe(0);
   });

@@ -21,7 +21,9 @@ const sentinelSchema = z
     sentinels: hostPortList,
     /** The master's name in the Sentinel configuration (`sentinel monitor <name> …`). */
     name: z.string().min(1),
-    /** The password of the master and its replicas. */
+    /** The Redis user (ACL) this process connects as; without one, `default`. */
+    user: z.string().min(1).optional(),
+    /** The password of the master and its replicas (of `user`, when given). */
     password: z.string().min(1).optional(),
     /** The sentinels' own password (`requirepass` in their configuration), when they have one. */
     sentinelPassword: z.string().min(1).optional(),
@@ -40,6 +42,8 @@ const clusterSchema = z
   .object({
     /** Some of the cluster's nodes; the client learns the rest from them. */
     cluster: hostPortList,
+    /** The Redis user (ACL) this process connects as; without one, `default`. */
+    user: z.string().min(1).optional(),
     password: z.string().min(1).optional(),
     /** As for Sentinel: replicas of the volume's master that must have a change before it is acknowledged. */
     minReplicas: z.number().int().min(0).max(16).default(1),
@@ -102,6 +106,7 @@ export function replicaAcks(target: RedisTarget): { minReplicas: number; timeout
 /** The target for messages and logs: the URL without its password, or the nodes it names. */
 export function describeRedisTarget(target: RedisTarget): string {
   if (typeof target === 'string') return redactUrl(target);
-  if (isSentinelTarget(target)) return `sentinels ${target.sentinels.join(',')} (master ${target.name}, db ${target.db})`;
-  return `cluster ${target.cluster.join(',')}`;
+  const user = target.user ? ` as ${target.user}` : '';
+  if (isSentinelTarget(target)) return `sentinels ${target.sentinels.join(',')} (master ${target.name}, db ${target.db})${user}`;
+  return `cluster ${target.cluster.join(',')}${user}`;
 }

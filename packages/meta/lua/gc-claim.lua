@@ -21,7 +21,9 @@
 -- {'refused', reason}. A few expired holds are dropped per call.
 -- Returns { claimable ids, held (flat: id, mirrors behind joined by ","), members read, claim ms,
 -- kept by holds }, or { 'refused', reason }.
--- KEYS: unreferenced, unreferenced-by, refs, gc-claims, acks, gc-holds, cursor, resync, fence
+-- KEYS: unreferenced, unreferenced-by, refs, gc-claims, acks (the hash acks were kept in before
+-- each mirror had its own key: read when a mirror's key is absent), gc-holds, cursor, resync,
+-- fence, then each mirror's ack key (source only), in the order of the names in ARGV
 -- ARGV: cutoff ms, offset, limit, dry ('1' or '0'), mirror ('1' or '0'), token ('' without a
 -- lease), mirror names (source only)…
 local unref, by_key, refs, claims, acks, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -35,7 +37,10 @@ if not dry then
 end
 
 local mirrors = {}
-for i = 7, #ARGV do mirrors[#mirrors + 1] = { name = ARGV[i], ack = redis.call('HGET', acks, ARGV[i]) } end
+for i = 7, #ARGV do
+  local ack = redis.call('GET', KEYS[i + 3]) or redis.call('HGET', acks, ARGV[i])
+  mirrors[#mirrors + 1] = { name = ARGV[i], ack = ack }
+end
 
 local members = redis.call('ZRANGEBYSCORE', unref, '-inf', cutoff, 'WITHSCORES', 'LIMIT', offset, limit)
 local claimable, held, kept = {}, {}, 0

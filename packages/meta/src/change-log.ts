@@ -2,11 +2,11 @@ import { InvalidArgumentError } from '@ferry/core';
 import { epochCandidate } from './folders.js';
 import { parseStreamId } from './ids.js';
 import type { VolumeKeys } from './keys.js';
-import { parseRegion } from './keys.js';
+import { mirrorAckKey } from './keys.js';
 import { type LogBounds, parseXinfo, type SourceHistory, xinfoAdded } from './log.js';
 import { type ChangeRecord, parseChangeRecord, type RawStreamRecord } from './record.js';
 import { duplicateConnection, type RedisClient } from './redis.js';
-import { translateRedisError } from './redis-errors.js';
+import { isNoPermission, translateRedisError } from './redis-errors.js';
 import { RedisPart } from './redis-part.js';
 import { runScript } from './scripts.js';
 
@@ -31,6 +31,8 @@ function count(value: number | undefined, fallback: number, max: number, what: s
  */
 export class ChangeLog extends RedisPart {
   readonly #keys: VolumeKeys;
+  /** False once the server refused this client's write of the epoch (a Redis user with read access only). */
+  #mayCreateEpoch = true;
   #blocking: RedisClient | undefined;
   #closed = false;
 
@@ -87,14 +89,23 @@ export class ChangeLog extends RedisPart {
   async history(cursor?: string, options: { create?: boolean } = {}): Promise<SourceHistory> {
     const at = cursor === undefined ? undefined : parseStreamId(cursor, 'change-log cursor');
     const { log, epoch } = this.#keys;
+    const create = options.create !== false && this.#mayCreateEpoch;
     // MULTI/EXEC rather than a script: XINFO and XRANGE hand whole records back, which in Lua
     // would be garbage every later script pays for in collection time.
     const tx = this.redis.multi();
-    if (options.create !== false) tx.set(epoch, epochCandidate(), 'NX');
+    if (create) tx.set(epoch, epochCandidate(), 'NX');
     tx.get(epoch).xinfo('STREAM', log);
     if (at !== undefined && at !== '0-0') tx.xrange(log, at, at);
-    const replies = (await this.call(() => tx.exec())) ?? [];
-    const results = replies.slice(options.create !== false ? 1 : 0);
+    let replies: Array<[Error | null, unknown]>;
+    try {
+      replies = (await this.call(() => tx.exec())) ?? [];
+    } catch (err) {
+      // A mirror's Redis user may not write the source: the source's writer makes the epoch then.
+      if (!create || !isNoPermission(err)) throw err;
+      this.#mayCreateEpoch = false;
+      return this.history(cursor, options);
+    }
+    const results = replies.slice(create ? 1 : 0);
     const [epochReply, infoReply, found] = results as Array<[Error | null, unknown] | undefined>;
     const epochValue = epochReply?.[1];
     const [infoErr, info] = infoReply ?? [new Error('no reply'), undefined];
@@ -139,13 +150,22 @@ export class ChangeLog extends RedisPart {
 
   /** Record that `region` has applied the log up to `id`. Never moves an ack back; returns the ack now stored. */
   async setAck(region: string, id: string): Promise<string> {
-    const args = [parseRegion(region), parseStreamId(id, 'ack id')];
-    return String(await this.call(() => runScript(this.redis, 'ack', [this.#keys.acks], args)));
+    const key = mirrorAckKey(this.#keys, region);
+    return String(await this.call(() => runScript(this.redis, 'ack', [key], [parseStreamId(id, 'ack id')])));
   }
 
-  /** Region → last applied change-log id. */
-  async acks(): Promise<Record<string, string>> {
-    return this.call(() => this.redis.hgetall(this.#keys.acks));
+  /** Region → last applied change-log id, for these mirror regions (those without an ack are left out). */
+  async acks(regions: readonly string[]): Promise<Record<string, string>> {
+    if (regions.length === 0) return {};
+    const [own, legacy] = await this.call(() =>
+      Promise.all([this.redis.mget(...regions.map((r) => mirrorAckKey(this.#keys, r))), this.redis.hmget(this.#keys.acks, ...regions)]),
+    );
+    const acks: Record<string, string> = {};
+    regions.forEach((region, i) => {
+      const ack = own[i] ?? legacy[i];
+      if (ack) acks[region] = ack;
+    });
+    return acks;
   }
 
   /** Close the blocking-read connection, if any; a pending blocking read returns []. */

@@ -4,6 +4,9 @@ import type { RedisClient } from './redis.js';
 import { RedisPart } from './redis-part.js';
 import { runScript } from './scripts.js';
 
+/** Most backfill requests a region's list keeps. */
+export const BACKFILL_MAX = 10_000;
+
 /** The last failed copy of a chunk, kept until the chunk is present or no longer referenced. */
 export interface CopyFailure {
   chunk: ChunkId;
@@ -47,6 +50,47 @@ export class MirrorChunks extends RedisPart {
     if (ids.length === 0) return [];
     const flags = await this.call(() => this.redis.smismember(this.#keys.present, ...ids));
     return ids.filter((_, i) => flags[i] === 0);
+  }
+
+  /**
+   * Ask the replicator to copy chunks a reader had to fetch from outside the region (backfill):
+   * the requests go to the region's backfill list, capped at `BACKFILL_MAX` (the oldest drop out;
+   * the reconciler finds every missing chunk anyway). The one write a reader's Redis user may make.
+   */
+  async requestBackfill(requests: readonly object[]): Promise<void> {
+    if (requests.length === 0) return;
+    const key = this.#keys.backfill;
+    await this.call(() =>
+      this.redis
+        .multi()
+        .lpush(key, ...requests.map((r) => JSON.stringify(r)))
+        .ltrim(key, 0, BACKFILL_MAX - 1)
+        .exec(),
+    );
+  }
+
+  /**
+   * Take up to `max` backfill requests, oldest first, as parsed JSON. They come from readers: the
+   * caller checks each one before it copies anything.
+   */
+  async takeBackfill(max: number): Promise<unknown[]> {
+    const raw = await this.call(() => this.redis.rpop(this.#keys.backfill, max));
+    const requests: unknown[] = [];
+    for (const text of raw ?? []) {
+      try {
+        requests.push(JSON.parse(text));
+      } catch {
+        // Not JSON: not a request any Ferry reader makes; dropped like any other invalid one.
+      }
+    }
+    return requests;
+  }
+
+  /** Of these chunks, the ones this region references and its store lacks (the missing set). */
+  async whichMissing(ids: readonly ChunkId[]): Promise<ChunkId[]> {
+    if (ids.length === 0) return [];
+    const flags = await this.call(() => this.redis.smismember(this.#keys.missing, ...ids));
+    return ids.filter((_, i) => flags[i] === 1);
   }
 
   async isPresent(id: ChunkId): Promise<boolean> {

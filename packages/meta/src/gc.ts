@@ -1,6 +1,6 @@
 import { GcRefusedError } from '@ferry/core';
 import { GC_DELETED_KEEP_MS } from './commits.js';
-import type { VolumeKeys } from './keys.js';
+import { mirrorAckKey, type VolumeKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
 import { translateRedisError } from './redis-errors.js';
 import { RedisPart } from './redis-part.js';
@@ -105,7 +105,10 @@ export class GcMeta extends RedisPart {
       options.token,
       ...options.mirrors,
     ];
-    const keys = [k.unreferenced, k.unreferencedBy, k.refs, k.gcClaims, k.acks, k.gcHolds, k.cursor, k.resyncInfo, k.fence];
+    const keys = [
+      ...[k.unreferenced, k.unreferencedBy, k.refs, k.gcClaims, k.acks, k.gcHolds, k.cursor, k.resyncInfo, k.fence],
+      ...options.mirrors.map((region) => mirrorAckKey(k, region)),
+    ];
     const reply = (await this.call(() => runScript(this.redis, 'gcClaim', keys, args))) as unknown[];
     refused(reply);
     const [claimable, held, read, , kept] = reply as [string[], string[], number, string, number];

@@ -1,3 +1,4 @@
+export { formatRedisAcl, type RedisAclFormat, type RedisAclUser, type RedisRole, redisAclUsers } from './acl.js';
 export { ChangeLog, type ReadChangesOptions } from './change-log.js';
 export { ChunkHashes } from './chunk-hashes.js';
 export { type ChunkCounts, type CopyFailure, MirrorChunks } from './chunks.js';
@@ -17,6 +18,7 @@ export { compareIds, idTime, isStreamId, NO_VERSION, parseStreamId, STREAM_ID_PA
 export { ImportCheckpointStore } from './import-checkpoint.js';
 export { JobBatches, JobProbe } from './job-probe.js';
 export {
+  ackKey,
   checkKeySlots,
   copyBatchesKey,
   importCheckpointKey,

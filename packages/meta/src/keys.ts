@@ -36,7 +36,10 @@ export interface VolumeKeys {
   readonly refs: string;
   /** Sorted set: chunk id → ms when its reference count reached 0 (garbage-collection candidates). */
   readonly unreferenced: string;
-  /** Hash: region → last change-log id that region has applied (source side). */
+  /**
+   * Hash: region → last change-log id that region has applied (source side), as written before
+   * each mirror had a key of its own (`ackKey`); read only as a fallback.
+   */
   readonly acks: string;
   /** String: last change-log id applied here (mirror side). */
   readonly cursor: string;
@@ -92,6 +95,11 @@ export interface VolumeKeys {
   readonly gcLock: string;
   /** Sorted set: chunk id → ms until which a running put holds it (GC claims no held chunk; see lua/hold.lua). */
   readonly gcHolds: string;
+  /**
+   * List: copy requests (JSON) of chunks readers had to fetch from outside the region (mirror
+   * side), capped; the replicator checks and queues them. The one key a reader may write.
+   */
+  readonly backfill: string;
 }
 
 export function volumeKeys(volume: string): VolumeKeys {
@@ -130,7 +138,21 @@ export function volumeKeys(volume: string): VolumeKeys {
     gcInfo: `${base}:gc`,
     gcLock: `${base}:gc-lock`,
     gcHolds: `${base}:gc-holds`,
+    backfill: `${base}:backfill`,
   });
+}
+
+/**
+ * String: the last change-log id mirror `region` has applied (source side). One key per mirror,
+ * so a mirror's Redis user may write its own ack and nothing else of the source.
+ */
+export function ackKey(volume: string, region: string): string {
+  return mirrorAckKey(volumeKeys(volume), region);
+}
+
+/** `ackKey` from a volume's keys. */
+export function mirrorAckKey(keys: VolumeKeys, region: string): string {
+  return `${keys.acks.slice(0, -'acks'.length)}ack:${parseRegion(region)}`;
 }
 
 /** Set: chunk ids one `ferry verify` run has already met (its memory stays in Redis, not the process); dropped at its end. */
@@ -167,7 +189,12 @@ export function copyBatchesKey(volume: string): string {
  */
 export function checkKeySlots(volume: string): void {
   const keys = volumeKeys(volume);
-  assertOneSlot(`the keys of volume ${volume}`, [...Object.values(keys), importCheckpointKey(volume, 'x'), `${keys.resyncSeen}:x`]);
+  assertOneSlot(`the keys of volume ${volume}`, [
+    ...Object.values(keys),
+    importCheckpointKey(volume, 'x'),
+    `${keys.resyncSeen}:x`,
+    ackKey(volume, 'x'),
+  ]);
   const prefix = queuePrefix(volume);
   assertOneSlot(`the queues of volume ${volume}`, [`${prefix}:copy:wait`, `${prefix}:copy:x`, `${prefix}:warm:wait`, `${prefix}:warm:x`]);
 }

@@ -1,4 +1,4 @@
-import { isFerryError, messageOf, redactUrl, UnauthorizedError, UnavailableError } from '@ferry/core';
+import { AccessDeniedError, isFerryError, messageOf, redactUrl, UnauthorizedError, UnavailableError } from '@ferry/core';
 import { describeRedis, lastRedisError, type RedisClient } from './redis.js';
 
 const SOCKET_REASONS: Record<string, string> = {
@@ -52,6 +52,13 @@ export function translateRedisError(err: unknown, redis: RedisClient, target?: s
   if (/^(NOAUTH|WRONGPASS)\b/.test(message)) {
     return new UnauthorizedError(`Redis at ${where} refused the credentials: ${message.split('\n')[0]}`, { cause: err });
   }
+  if (isNoPermission(err)) {
+    const reason = noPermissionReply(err);
+    return new AccessDeniedError(
+      `Redis at ${where} refused a command of this process's user: ${reason}; the role's rules are printed by \`ferry redis-acl\``,
+      { cause: err },
+    );
+  }
   if (UNAVAILABLE_REPLIES.test(message)) {
     return new UnavailableError(`Redis at ${where} cannot serve the request: ${message.split('\n')[0]}`, { cause: err });
   }
@@ -65,4 +72,19 @@ export async function pingRedis(redis: RedisClient): Promise<void> {
   } catch (err) {
     throw translateRedisError(err, redis);
   }
+}
+
+/**
+ * The server's ACL refused a command or a key to this connection's user (NOPERM), directly or
+ * as the reason a transaction was discarded (EXECABORT with the queued command's NOPERM).
+ */
+export function isNoPermission(err: unknown): boolean {
+  return noPermissionReply(err) !== undefined;
+}
+
+function noPermissionReply(err: unknown): string | undefined {
+  // Also when already translated: the server's reply is the cause.
+  const reply = err instanceof AccessDeniedError ? (err as Error).cause : err;
+  const replies = [messageOf(reply), ...((reply as { previousErrors?: unknown[] } | undefined)?.previousErrors ?? []).map(messageOf)];
+  return replies.find((m) => m.startsWith('NOPERM'))?.split('\n')[0];
 }

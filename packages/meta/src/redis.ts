@@ -63,6 +63,7 @@ function sentinelClient(target: RedisSentinelTarget, options: ConnectRedisOption
     sentinels: target.sentinels.map(parseHostPort),
     name: target.name,
     db: target.db,
+    ...(target.user ? { username: target.user } : {}),
     ...(target.password ? { password: target.password } : {}),
     ...(target.sentinelPassword ? { sentinelPassword: target.sentinelPassword } : {}),
     lazyConnect: options.lazy ?? false,
@@ -89,7 +90,11 @@ function clusterClient(target: RedisClusterTarget, options: ConnectRedisOptions)
     retryDelayOnClusterDown: 300,
     slotsRefreshTimeout: 2_000,
     scaleReads: 'master',
-    redisOptions: { ...commonOptions(options), ...(target.password ? { password: target.password } : {}) },
+    redisOptions: {
+      ...commonOptions(options),
+      ...(target.user ? { username: target.user } : {}),
+      ...(target.password ? { password: target.password } : {}),
+    },
   });
 }
 

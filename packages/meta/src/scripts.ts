@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { FencedError, messageOf } from '@ferry/core';
 import type { RedisClient } from './redis.js';
@@ -12,11 +13,16 @@ import { assertOneSlot } from './slots.js';
 
 const LUA_DIR = new URL('../lua/', import.meta.url);
 
+/*
+ * `keys`: how many keys a script takes; with `moreKeys`, at least that many (the caller says how
+ * many it passes). `readOnly`: the script writes nothing, and runs through EVALSHA_RO, so a
+ * Redis user without write access (a reader) may run it and a write in it is refused.
+ */
 const SCRIPTS = {
   commit: { file: 'commit.lua', keys: 10 },
   delete: { file: 'delete.lua', keys: 7 },
   rename: { file: 'rename.lua', keys: 5 },
-  list: { file: 'list.lua', keys: 2 },
+  list: { file: 'list.lua', keys: 2, readOnly: true },
   ack: { file: 'ack.lua', keys: 1 },
   apply: { file: 'apply.lua', keys: 11 },
   resync: { file: 'resync.lua', keys: 2 },
@@ -25,7 +31,7 @@ const SCRIPTS = {
   track: { file: 'track.lua', keys: 3 },
   reconcile: { file: 'reconcile.lua', keys: 6 },
   lease: { file: 'lease.lua', keys: 3 },
-  gcClaim: { file: 'gc-claim.lua', keys: 9 },
+  gcClaim: { file: 'gc-claim.lua', keys: 9, moreKeys: true },
   hold: { file: 'hold.lua', keys: 2 },
   gcFinish: { file: 'gc-finish.lua', keys: 7 },
   present: { file: 'present.lua', keys: 8 },
@@ -33,8 +39,17 @@ const SCRIPTS = {
   copyFailure: { file: 'copy-failure.lua', keys: 3 },
   membersHeartbeat: { file: 'members-heartbeat.lua', keys: 2 },
   membersLeave: { file: 'members-leave.lua', keys: 2 },
-  membersLive: { file: 'members-live.lua', keys: 2 },
-} as const;
+  membersLive: { file: 'members-live.lua', keys: 2, readOnly: true },
+} as const satisfies Record<string, ScriptSpec>;
+
+interface ScriptSpec {
+  file: string;
+  keys: number;
+  moreKeys?: true;
+  readOnly?: true;
+}
+
+const spec = (name: ScriptName): ScriptSpec => SCRIPTS[name];
 
 export type ScriptName = keyof typeof SCRIPTS;
 
@@ -63,7 +78,9 @@ const installed = new WeakSet<RedisClient>();
 export function installScripts(redis: RedisClient): void {
   if (installed.has(redis)) return;
   for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
-    redis.defineCommand(commandName(name), { numberOfKeys: SCRIPTS[name].keys, lua: scriptSource(name) });
+    // The caller of a script with more keys says how many it passes.
+    const { keys, moreKeys } = spec(name);
+    redis.defineCommand(commandName(name), { ...(moreKeys ? {} : { numberOfKeys: keys }), lua: scriptSource(name) });
   }
   installed.add(redis);
 }
@@ -74,17 +91,41 @@ const FENCED_REPLY = 'FERRY_FENCED ';
 
 /** Run a script; a write refused by its fencing check (error reply FERRY_FENCED) is a FencedError. */
 export async function runScript(redis: RedisClient, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
-  if (keys.length !== SCRIPTS[name].keys) throw new Error(`script ${name} takes ${SCRIPTS[name].keys} keys, got ${keys.length}`);
+  const { keys: count, moreKeys, readOnly } = spec(name);
+  if (moreKeys ? keys.length < count : keys.length !== count) {
+    throw new Error(`script ${name} takes ${moreKeys ? 'at least ' : ''}${count} keys, got ${keys.length}`);
+  }
   // On a Cluster a script runs on the node of its keys' slot; keys in two slots would be CROSSSLOT.
   assertOneSlot(`script ${name}`, keys);
-  installScripts(redis);
-  const fn = (redis as unknown as Record<string, ScriptFn>)[commandName(name)] as ScriptFn;
   try {
+    if (readOnly) return await runReadOnly(redis, name, keys, args);
+    installScripts(redis);
+    const fn = (redis as unknown as Record<string, ScriptFn>)[commandName(name)] as ScriptFn;
     // One array, not spread arguments: a call with a million arguments overflows the stack.
-    return await fn.call(redis, [...keys, ...args]);
+    return await fn.call(redis, moreKeys ? [keys.length, ...keys, ...args] : [...keys, ...args]);
   } catch (err) {
     const message = messageOf(err);
     if (message.startsWith(FENCED_REPLY)) throw new FencedError(`${name} refused: ${message.slice(FENCED_REPLY.length)}`, { cause: err });
     throw err;
+  }
+}
+
+const shas = new Map<ScriptName, string>();
+
+/**
+ * EVALSHA_RO, falling back to EVAL_RO when the server does not have the script yet: a Redis user
+ * with read access only may run it, and the server refuses any write in it.
+ */
+async function runReadOnly(redis: RedisClient, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
+  let sha = shas.get(name);
+  if (sha === undefined) {
+    sha = createHash('sha1').update(scriptSource(name)).digest('hex');
+    shas.set(name, sha);
+  }
+  try {
+    return await redis.call('evalsha_ro', [sha, keys.length, ...keys, ...args]);
+  } catch (err) {
+    if (!messageOf(err).startsWith('NOSCRIPT')) throw err;
+    return redis.call('eval_ro', [scriptSource(name), keys.length, ...keys, ...args]);
   }
 }

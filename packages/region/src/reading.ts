@@ -1,4 +1,5 @@
 import { type RegionCacheTier, regionCacheTier } from '@ferry/cache';
+import type { MirrorMeta } from '@ferry/meta';
 import { RegionReader } from '@ferry/reader';
 import type { Region } from './region.js';
 import { readCa } from './tls.js';
@@ -56,13 +57,12 @@ export function openReader(region: Region, options: OpenReaderOptions = {}): Reg
     openOrigin: (url) => region.origins.open(url),
     // Readers check external chunks against the region's hashes; only the daemons record them.
     hashes: { get: (id) => region.hashes.get(id) },
-    // A full backlog defers the copy to the reconciler, which finds every chunk the region lacks.
     ...(region.isSource
       ? {}
       : {
-          backfill: async (requests) => {
-            await (await region.copyQueue())?.enqueue(requests, { ifRoom: true });
-          },
+          // Through the region's backfill list, which the replicator checks and queues: a
+          // reader's Redis user may write that list and nothing else.
+          backfill: (requests) => (region.mirror as MirrorMeta).chunks.requestBackfill(requests),
         }),
     memoryBytes: options.memoryBytes ?? region.ferry.reader.memoryBytes,
     prefetch: region.ferry.reader.prefetch,

@@ -272,6 +272,19 @@ export function buildProgram(): Command {
       ),
     );
 
+  common(program.command('redis-acl'))
+    .description(
+      "print the Redis users of a region, one per role (writer, replicator, reader, cache node, and on the source one per mirror), with rules made from Ferry's key schema; passwords are read from, or made in, --secrets",
+    )
+    .requiredOption('-r, --region <name>', 'the region whose Redis the users are for')
+    .option('--format <format>', 'acl-file (lines for an aclfile) or commands (ACL SETUSER)', 'acl-file')
+    .requiredOption('--secrets <dir>', 'directory with a password file per user (<dir>/<user>); missing ones are made')
+    .action(
+      action(async (ctx, out, opts: { region: string; format: string; secrets: string }) =>
+        (await import('./commands/redis-acl.js')).redisAclCommand(ctx, out, opts),
+      ),
+    );
+
   program
     .command('demo')
     .description('run Ferry end to end on local disk with a private redis-server (no config needed)')

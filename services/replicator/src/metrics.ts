@@ -111,6 +111,12 @@ export function createMetrics(options: { processMetrics?: boolean; chunks?: Chun
       labelNames,
       registers: [registry],
     }),
+    backfillRequests: new Counter({
+      name: 'ferry_replicator_backfill_requests_total',
+      help: "Readers' backfill requests taken from the region's list, by outcome (queued; skipped: present already or not referenced here; invalid: refused)",
+      labelNames: [...labelNames, 'outcome'],
+      registers: [registry],
+    }),
     recordsApplied: new Counter({
       name: 'ferry_replicator_records_applied_total',
       help: 'Change records applied',

@@ -7,6 +7,7 @@ import type { ObjectStore } from '@ferry/stores';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { build as buildApi, listen as listenApi } from './app.js';
+import { Backfill } from './backfill.js';
 import { copyJobHandler, createCopyProcessor } from './copy-worker.js';
 import { type RegionMaintenance, startMaintenance } from './maintenance.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -75,6 +76,7 @@ export class Replicator {
   readonly #region: Region;
   #watcher: Watcher | undefined;
   #reconciler: Reconciler | undefined;
+  #backfill: Backfill | undefined;
   /** Garbage collection and the background scrub, on the leading replica (in the source, under a lease of its own). */
   #maintenance: RegionMaintenance | undefined;
   #stopped: Promise<void> | undefined;
@@ -227,8 +229,18 @@ export class Replicator {
         metrics: this.metrics,
         logger: this.#log.child({ component: 'reconcile' }),
       });
+      this.#backfill = new Backfill({
+        region,
+        mirror,
+        copies,
+        token: () => watcher.token,
+        onFenced: (err) => watcher.refused(err),
+        metrics: this.metrics,
+        logger: this.#log.child({ component: 'backfill' }),
+      });
       watcher.start();
       this.#reconciler.start();
+      this.#backfill.start();
     }
     const watcher = this.#watcher;
     this.#maintenance = startMaintenance({
@@ -390,11 +402,13 @@ export class Replicator {
     // Closing the source metadata first cuts a waiting read short, so the watcher stops at once.
     const watcherStopped = this.#watcher?.stop();
     const reconcilerStopped = this.#reconciler?.stop();
+    const backfillStopped = this.#backfill?.stop();
     const maintenanceStopped = this.#maintenance?.stop();
     await this.#region.interruptSourceReads();
     await watcherStopped;
     await this.#warmRules?.stop();
     await reconcilerStopped;
+    await backfillStopped;
     await maintenanceStopped;
     await this.#worker?.close();
     this.#workerRedis?.disconnect();
