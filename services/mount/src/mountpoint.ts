@@ -92,6 +92,10 @@ export async function prepareMountpoint(mountpoint: string, force: boolean): Pro
 export async function setReadAhead(mountpoint: string, bytes: number): Promise<boolean> {
   const mount = await mountAt(mountpoint);
   if (!mount?.device) return false;
+  // The kernel lowers the read-ahead to what the FUSE INIT reply allows when that reply arrives,
+  // which can be after the mount call returned: a value written before it is lost. A request on
+  // the mount waits for INIT, so one stat first makes the write land after it.
+  await stat(mountpoint).catch(() => {});
   try {
     await writeFile(`/sys/class/bdi/${mount.device}/read_ahead_kb`, String(Math.max(128, Math.round(bytes / 1024))));
     return true;
