@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AccessDeniedError, type ChunkId, chunkKey, loadConfig } from '@ferry/core';
-import { ackKey, connectRedis, Membership, Meta, MirrorMeta } from '@ferry/meta';
+import { ackKey, checkRedisAccess, connectRedis, Membership, Meta, MirrorMeta, type RedisRole } from '@ferry/meta';
 import { Replicator } from '@ferry/replicator';
 import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
@@ -228,6 +228,22 @@ describe('one Redis user per role', () => {
     await refused('writer FLUSHALL', () => writer.flushall());
     await refused('writer KEYS', () => writer.keys('*'));
     await refused('writer key outside the volume', () => writer.set('other:key', '1'));
+
+    // The check each process makes at start: what its role needs, and whether it may do more.
+    const check = (redis: Redis, role: RedisRole, mirror?: string) =>
+      checkRedisAccess(redis, { volume, role, ...(mirror ? { mirror } : {}) });
+    expect(await check(reader, 'reader')).toMatchObject({ user: 'ferry-src-reader', broader: false });
+    expect(await check(mirror, 'mirror', 'eu')).toMatchObject({ user: 'ferry-src-mirror-eu', broader: false });
+    expect(await check(node, 'cache-node')).toMatchObject({ user: 'ferry-src-cache-node', broader: false });
+    expect(await check(writer, 'writer')).toMatchObject({ user: 'ferry-src-writer', broader: false });
+    expect((await check(regions.source.redis as Redis, 'reader')).summary).toMatch(
+      /^Redis user default .* may write every key .*more than a reader needs/,
+    );
+    const tooWeak = await check(reader, 'writer').catch((err: unknown) => err);
+    expect(tooWeak).toBeInstanceOf(AccessDeniedError);
+    expect((tooWeak as Error).message).toMatch(
+      /^Redis user ferry-src-reader at .* cannot do what a writer needs: writing keys of volume .*NOPERM.*ferry redis-acl/,
+    );
 
     expect(await regions.source.redis.hlen(keys.entries)).toBe(entriesBefore);
     expect(await regions.source.redis.xlen(keys.log)).toBe(logBefore);

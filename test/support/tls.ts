@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-/** PEM files of a private CA and of a server certificate it signed, for 127.0.0.1 and localhost. */
+/** PEM files of a private CA and of a server certificate it signed, for 127.0.0.1 and localhost (also good as a client's). */
 export interface TestCertificates {
   /** The CA certificate clients trust (`tls.ca`, `--ca-bundle`). */
   ca: string;
@@ -38,7 +38,9 @@ async function serverPair(dir: string, name: string, ca: { cert: string; key: st
   const csr = join(dir, `${name}.csr`);
   const cert = join(dir, `${name}.pem`);
   const ext = join(dir, `${name}.ext`);
-  await writeFile(ext, 'subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth\n');
+  // clientAuth too: a redis-server presents its certificate on the links it opens (cluster bus,
+  // replication), and a Redis client can present the same pair as its own.
+  await writeFile(ext, 'subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth, clientAuth\n');
   await newKey(['-new'], key, csr, ['-subj', `/CN=${name}`]);
   await run('openssl', [
     'x509',

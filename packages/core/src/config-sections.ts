@@ -26,7 +26,7 @@ export const duration = parsed(parseDuration);
  * every role: `writeToken: "${FERRY_CACHE_WRITE_TOKEN:-}"` is unset where that variable is not given.
  */
 const secret = z.string().transform((s) => (s === '' ? undefined : s));
-const pemPath = z.string().min(1);
+export const pemPath = z.string().min(1);
 
 /** What a service presents: PEM paths, read at start and again on SIGHUP. */
 export const serverTls = z.object({ cert: pemPath, key: pemPath }).strict();

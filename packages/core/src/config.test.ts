@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfigText, regionConfig } from './config.js';
-import { describeRedisTarget, parseHostPort, type RedisTarget } from './redis-target.js';
+import { describeRedisTarget, parseHostPort, type RedisTarget, replicaAcks, usesTls } from './redis-target.js';
 
 const good = `
 volume: models
@@ -155,6 +155,22 @@ describe('config: a region’s Redis', () => {
     expect(parseHostPort('[::1]:26380')).toEqual({ host: '::1', port: 26380 });
   });
 
+  it('takes TLS files in every shape; a URL with files or a separate password is written { url, … }', () => {
+    const parse = (redis: string) =>
+      parseConfigText(withRedis(redis), { env: { FERRY_CACHE_TOKEN: 't' } }).regions.eu?.redis as RedisTarget;
+    const url = parse('{ url: "rediss://eu-redis:6380/0", user: ferry-reader, password: pw, tls: { ca: /etc/ferry/redis-ca.pem } }');
+    expect(url).toEqual({ url: 'rediss://eu-redis:6380/0', user: 'ferry-reader', password: 'pw', tls: { ca: '/etc/ferry/redis-ca.pem' } });
+    expect(describeRedisTarget(url)).toBe('rediss://eu-redis:6380/0 as ferry-reader');
+    expect(replicaAcks(url)).toBeUndefined();
+    const sentinel = parse('{ sentinels: ["a:26379"], name: m, tls: { ca: /ca.pem, cert: /client.pem, key: /client.key } }');
+    expect(sentinel).toMatchObject({ tls: { ca: '/ca.pem', cert: '/client.pem', key: '/client.key' } });
+    // An empty section is TLS with the system's CAs only.
+    expect(usesTls(parse('{ cluster: ["a:7000"], tls: {} }'))).toBe(true);
+    expect(usesTls(parse('{ cluster: ["a:7000"] }'))).toBe(false);
+    expect(usesTls(parse('"rediss://eu-redis:6380/0"'))).toBe(true);
+    expect(usesTls(parse('{ url: "redis://eu-redis:6379/0", password: pw }'))).toBe(false);
+  });
+
   it.each([
     ['{ sentinels: [], name: m }', 'regions.eu.redis.sentinels: name at least one host:port'],
     ['{ sentinels: ["a:1"] }', 'regions.eu.redis.name: '],
@@ -162,6 +178,13 @@ describe('config: a region’s Redis', () => {
     ['{ cluster: ["a:1"], db: 2 }', 'regions.eu.redis: Unrecognized key: "db"'],
     ['{ host: a }', 'regions.eu.redis: expected a redis:// URL, { sentinels'],
     ['"http://x"', 'regions.eu.redis: expected redis://host:port/db'],
+    ['{ url: "redis://a:6379/0", tls: { ca: /ca.pem } }', 'regions.eu.redis.url: tls needs a rediss:// URL'],
+    [
+      '{ url: "rediss://:pw@a:6379/0", password: pw }',
+      'regions.eu.redis.url: give the user and password in the URL or as user/password, not both',
+    ],
+    ['{ cluster: ["a:1"], tls: { cert: /c.pem } }', 'regions.eu.redis.tls.cert: cert and key go together'],
+    ['{ sentinels: ["a:1"], name: m, tls: { crt: /c.pem } }', 'regions.eu.redis.tls: Unrecognized key: "crt"'],
   ])('names what is wrong with %s', (redis, message) => {
     expect(configError(withRedis(redis), { FERRY_CACHE_TOKEN: 't' })).toContain(`invalid config ferry.yaml: ${message}`);
   });

@@ -175,8 +175,11 @@ const TLS_CODES =
  */
 export function tlsFailure(err: unknown): string | undefined {
   for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && TLS_CODES.test(code)) return `TLS: ${messageOf(e)} (${code})`;
+    const { code, reason } = e as { code?: unknown; reason?: unknown };
+    if (typeof code !== 'string' || !TLS_CODES.test(code)) continue;
+    // OpenSSL's own message is lines of its internals (file, line, alert number); its reason is the words.
+    const text = code.startsWith('ERR_SSL_') && typeof reason === 'string' ? reason : messageOf(e).split('\n')[0];
+    return `TLS: ${text} (${code})`;
   }
   return undefined;
 }

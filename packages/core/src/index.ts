@@ -68,11 +68,15 @@ export {
   describeRedisTarget,
   isClusterTarget,
   isSentinelTarget,
+  isUrlTarget,
   parseHostPort,
   type RedisClusterTarget,
   type RedisSentinelTarget,
   type RedisTarget,
+  type RedisTls,
+  type RedisUrlTarget,
   replicaAcks,
+  usesTls,
 } from './redis-target.js';
 export { formatBytes, parseSize } from './size.js';
 export type { ChunkRef, Entry, NewEntry, Origin } from './types.js';

@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { duration } from './config-sections.js';
+import { duration, pemPath } from './config-sections.js';
 import { redactUrl } from './logger.js';
 
 /*
  * Where a region's Redis is: one server (a URL), a master found through Sentinel, or a Redis
- * Cluster. The schema is part of the config schema; the description is what every message about
- * a connection shows (never a password).
+ * Cluster, each optionally over TLS. The schema is part of the config schema; the description is
+ * what every message about a connection shows (never a password).
  */
 
 const hostPortPattern = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
@@ -14,6 +14,36 @@ const hostPortList = z
   .min(1, 'name at least one host:port');
 
 const urlSchema = z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port/db or rediss://…');
+
+/**
+ * TLS to Redis, as PEM paths read when a process opens the region. `ca` is trusted beside the
+ * system store (a private CA); `cert` and `key` are the client's own certificate, for servers
+ * that ask for one (`tls-auth-clients yes`).
+ */
+const tlsSchema = z
+  .object({ ca: pemPath.optional(), cert: pemPath.optional(), key: pemPath.optional() })
+  .strict()
+  .refine((t) => (t.cert === undefined) === (t.key === undefined), { message: 'cert and key go together', path: ['cert'] });
+
+/**
+ * One server, when the URL alone cannot say enough: a CA or client certificate for TLS, or a
+ * password kept out of the URL (a `${file:…}` secret, or one that would need URL escaping).
+ */
+const urlObjectSchema = z
+  .object({
+    url: urlSchema,
+    /** The Redis user (ACL) this process connects as; without one, `default`. */
+    user: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+    tls: tlsSchema.optional(),
+  })
+  .strict()
+  // The URL says whether the connection is TLS; a `tls` section beside redis:// would be ignored.
+  .refine((t) => t.tls === undefined || t.url.startsWith('rediss://'), { message: 'tls needs a rediss:// URL', path: ['url'] })
+  .refine((t) => (t.user === undefined && t.password === undefined) || !/^rediss?:\/\/[^/@]*@/.test(t.url), {
+    message: 'give the user and password in the URL or as user/password, not both',
+    path: ['url'],
+  });
 
 const sentinelSchema = z
   .object({
@@ -27,6 +57,8 @@ const sentinelSchema = z
     password: z.string().min(1).optional(),
     /** The sentinels' own password (`requirepass` in their configuration), when they have one. */
     sentinelPassword: z.string().min(1).optional(),
+    /** TLS to the sentinels and to the servers alike: the sentinels say where the master is, which is no less worth protecting. */
+    tls: tlsSchema.optional(),
     db: z.number().int().min(0).max(15).default(0),
     /**
      * A change is reported done only once this many replicas have it (WAIT): a failover then
@@ -45,18 +77,23 @@ const clusterSchema = z
     /** The Redis user (ACL) this process connects as; without one, `default`. */
     user: z.string().min(1).optional(),
     password: z.string().min(1).optional(),
+    /** TLS to every node (what the nodes say to each other is their own `tls-cluster` / `tls-replication`). */
+    tls: tlsSchema.optional(),
     /** As for Sentinel: replicas of the volume's master that must have a change before it is acknowledged. */
     minReplicas: z.number().int().min(0).max(16).default(1),
     replicaTimeout: duration.default(2_000),
   })
   .strict();
 
+export type RedisTls = z.output<typeof tlsSchema>;
+export type RedisUrlTarget = z.output<typeof urlObjectSchema>;
 export type RedisSentinelTarget = z.output<typeof sentinelSchema>;
 export type RedisClusterTarget = z.output<typeof clusterSchema>;
-/** A region's `redis`: a URL, a Sentinel-managed master, or a Cluster. */
-export type RedisTarget = string | RedisSentinelTarget | RedisClusterTarget;
+/** A region's `redis`: a URL (alone, or with TLS files and credentials), a Sentinel-managed master, or a Cluster. */
+export type RedisTarget = string | RedisUrlTarget | RedisSentinelTarget | RedisClusterTarget;
 
-const SHAPES = 'expected a redis:// URL, { sentinels: ["host:port", …], name: "mymaster" } or { cluster: ["host:port", …] }';
+const SHAPES =
+  'expected a redis:// URL, { sentinels: ["host:port", …], name: "mymaster" }, { cluster: ["host:port", …] } or { url: "rediss://…", tls: { ca } }';
 
 /**
  * The three shapes, told apart by their key field so a mistake is reported against the shape the
@@ -71,7 +108,9 @@ export const redisTargetSchema = z.unknown().transform((value, ctx): RedisTarget
           ? sentinelSchema
           : 'cluster' in value
             ? clusterSchema
-            : undefined
+            : 'url' in value
+              ? urlObjectSchema
+              : undefined
         : undefined;
   if (!shape) {
     ctx.addIssue({ code: 'custom', message: SHAPES });
@@ -91,6 +130,17 @@ export function isClusterTarget(target: RedisTarget): target is RedisClusterTarg
   return typeof target === 'object' && 'cluster' in target;
 }
 
+export function isUrlTarget(target: RedisTarget): target is string | RedisUrlTarget {
+  return typeof target === 'string' || 'url' in target;
+}
+
+/** Whether connections to the target use TLS: a rediss:// URL, or a Sentinel or Cluster with a `tls` section. */
+export function usesTls(target: RedisTarget): boolean {
+  if (typeof target === 'string') return target.startsWith('rediss://');
+  if ('url' in target) return target.url.startsWith('rediss://');
+  return target.tls !== undefined;
+}
+
 /** `host:port` (IPv6 in brackets) as ioredis takes it. */
 export function parseHostPort(value: string): { host: string; port: number } {
   const at = value.lastIndexOf(':');
@@ -99,7 +149,7 @@ export function parseHostPort(value: string): { host: string; port: number } {
 
 /** How many replicas must have a change before it is acknowledged, and for how long to wait (none for a URL). */
 export function replicaAcks(target: RedisTarget): { minReplicas: number; timeoutMs: number } | undefined {
-  if (typeof target === 'string' || target.minReplicas === 0) return undefined;
+  if (isUrlTarget(target) || target.minReplicas === 0) return undefined;
   return { minReplicas: target.minReplicas, timeoutMs: target.replicaTimeout };
 }
 
@@ -107,6 +157,7 @@ export function replicaAcks(target: RedisTarget): { minReplicas: number; timeout
 export function describeRedisTarget(target: RedisTarget): string {
   if (typeof target === 'string') return redactUrl(target);
   const user = target.user ? ` as ${target.user}` : '';
+  if ('url' in target) return `${redactUrl(target.url)}${user}`;
   if (isSentinelTarget(target)) return `sentinels ${target.sentinels.join(',')} (master ${target.name}, db ${target.db})${user}`;
   return `cluster ${target.cluster.join(',')}${user}`;
 }

@@ -43,6 +43,7 @@ const CONNECTION = [
   '+client|getname',
   '+client|id',
   '+client|info',
+  '+acl|whoami',
   '+info',
   '+role',
   '+time',

@@ -11,6 +11,7 @@ describe('keys', () => {
     expect(Object.values(keys).every((k) => k.startsWith('ferry:{models}:'))).toBe(true);
     expect(Object.keys(keys).sort()).toEqual([
       'acks',
+      'backfill',
       'copied',
       'copyFailures',
       'cursor',

@@ -1,4 +1,5 @@
 export { formatRedisAcl, type RedisAclFormat, type RedisAclUser, type RedisRole, redisAclUsers } from './acl.js';
+export { checkRedisAccess, type RedisAccessReport } from './acl-check.js';
 export { ChangeLog, type ReadChangesOptions } from './change-log.js';
 export { ChunkHashes } from './chunk-hashes.js';
 export { type ChunkCounts, type CopyFailure, MirrorChunks } from './chunks.js';

@@ -1,4 +1,4 @@
-import { AccessDeniedError, isFerryError, messageOf, redactUrl, UnauthorizedError, UnavailableError } from '@ferry/core';
+import { AccessDeniedError, isFerryError, messageOf, redactUrl, tlsFailure, UnauthorizedError, UnavailableError } from '@ferry/core';
 import { describeRedis, lastRedisError, type RedisClient } from './redis.js';
 
 const SOCKET_REASONS: Record<string, string> = {
@@ -32,19 +32,36 @@ function isConnectionFailure(err: unknown): boolean {
   );
 }
 
+// Node's codes for a server certificate the client cannot trust, and for a client certificate the server refused.
+const UNTRUSTED = /^(UNABLE_TO_(GET_ISSUER_CERT(_LOCALLY)?|VERIFY_LEAF_SIGNATURE)|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT)$/;
+const REFUSED = /_ALERT_(CERTIFICATE_REQUIRED|UNKNOWN_CA|BAD_CERTIFICATE)$/;
+
+/** What to look at after a failed TLS handshake with Redis, by Node's code for it. */
+function tlsHint(err: unknown): string {
+  const code = String((err as NodeJS.ErrnoException).code);
+  if (UNTRUSTED.test(code)) return "; the region's redis.tls.ca must hold the CA that signed the server's certificate";
+  if (REFUSED.test(code)) return "; the server refused this client's certificate (the region's redis.tls.cert and key)";
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return "; the server's certificate must name the host or address the client connects to";
+  return '';
+}
+
 const UNAVAILABLE_REPLIES = /^(LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|READONLY)\b/;
 
 /**
  * A Ferry error for a failure of a Redis call: unreachable or not ready → UnavailableError (one
  * line naming the target without password: `target`, else how the client was made), refused
- * credentials → UnauthorizedError. Anything else (a bug, a corrupt key) is returned unchanged.
+ * credentials or a server certificate the client does not trust → UnauthorizedError. Anything
+ * else (a bug, a corrupt key) is returned unchanged.
  */
 export function translateRedisError(err: unknown, redis: RedisClient, target?: string): unknown {
   if (isFerryError(err)) return err;
   // A caller may name the Redis by its URL: shown without the password, like describeRedis does.
   const where = target === undefined ? describeRedis(redis) : redactUrl(target);
+  const last = lastRedisError(redis);
+  // Retrying cannot fix a certificate: said as such, not as one more unreachable Redis.
+  const handshake = tlsFailure(err) ? err : isConnectionFailure(err) && tlsFailure(last) ? last : undefined;
+  if (handshake) return new UnauthorizedError(`Redis at ${where}: ${tlsFailure(handshake)}${tlsHint(handshake)}`, { cause: handshake });
   if (isConnectionFailure(err)) {
-    const last = lastRedisError(redis);
     const reason = socketReason(err) ?? socketReason(last) ?? (last ? messageOf(last).split('\n')[0] : 'no connection');
     return new UnavailableError(`cannot reach Redis at ${where}: ${reason}`, { cause: last ?? err });
   }

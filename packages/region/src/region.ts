@@ -1,19 +1,22 @@
-import { type FerryConfig, type Logger, type RedisTarget, type RegionConfig, regionConfig, replicaAcks, schemaDefaults } from '@ferry/core';
+import { type FerryConfig, type Logger, type RegionConfig, regionConfig, replicaAcks, schemaDefaults } from '@ferry/core';
 import type { CopyQueue } from '@ferry/jobs';
 import {
   ChunkHashes,
   checkKeySlots,
+  checkRedisAccess,
   checkRedisServer,
   connectRedis,
   Meta,
   MirrorMeta,
   pingRedis,
   type RedisClient,
+  type RedisRole,
   type RedisServerReport,
   translateRedisError,
 } from '@ferry/meta';
 import { createStore, type ObjectStore, StoresByUrl } from '@ferry/stores';
 import { Credentials } from './credentials.js';
+import { readRedisTls } from './tls.js';
 
 /**
  * How a process uses its Redis connections:
@@ -93,7 +96,7 @@ export class Region {
     checkKeySlots(this.volume);
     // Made now (it connects to nothing yet), so a wrong store URL is an error when the region opens.
     this.store = options.stores?.region ?? this.#own(createStore(this.config.store));
-    this.redis = this.#connect(this.config.redis, `${this.#clientName}-${region}`);
+    this.redis = this.#connect(region, `${this.#clientName}-${region}`);
     const replicas = replicaAcks(this.config.redis);
     this.meta = new Meta({
       redis: this.redis,
@@ -107,8 +110,11 @@ export class Region {
     this.credentials = new Credentials(region, this.config);
   }
 
-  #connect(target: RedisTarget, name: string): RedisClient {
-    return connectRedis(target, { name, ...(this.role === 'daemon' ? { maxRetriesPerRequest: null } : {}) });
+  /** A client of the Redis of `region` (this one or the source), its TLS files read now. */
+  #connect(region: string, name: string): RedisClient {
+    const target = regionConfig(this.ferry, region).redis;
+    const tls = typeof target === 'object' && target.tls ? readRedisTls(target.tls, `regions.${region}.redis.tls`) : undefined;
+    return connectRedis(target, { name, ...(tls ? { tls } : {}), ...(this.role === 'daemon' ? { maxRetriesPerRequest: null } : {}) });
   }
 
   /** How long garbage must stay unreferenced before collection: the region's `gc.grace`, else the schema's default. */
@@ -126,7 +132,7 @@ export class Region {
   /** The source region's Redis, connected on first use (the region's own Redis in the source). */
   get sourceRedis(): RedisClient {
     if (this.isSource) return this.redis;
-    this.#sourceRedis ??= this.#connect(regionConfig(this.ferry, this.ferry.source).redis, `${this.#clientName}-${this.name}-source`);
+    this.#sourceRedis ??= this.#connect(this.ferry.source, `${this.#clientName}-${this.name}-source`);
     return this.#sourceRedis;
   }
 
@@ -184,14 +190,24 @@ export class Region {
    * Cluster's) get a deadline. With `warn`, what is allowed but risky (no persistence) is logged
    * as a warning: services pass it, CLI commands do not repeat it on every run.
    */
-  async ready(options: { source?: boolean; warn?: boolean } = {}): Promise<RedisServerReport[]> {
-    const checks: RedisClient[] = [this.redis];
-    // The source first: a mirror daemon that cannot reach it has nothing to do.
-    if (options.source && !this.isSource) checks.unshift(this.sourceRedis);
+  async ready(options: { source?: boolean; warn?: boolean; access?: RedisRole } = {}): Promise<RedisServerReport[]> {
+    const checks: Array<{ redis: RedisClient; role?: RedisRole }> = [
+      { redis: this.redis, ...(options.access ? { role: options.access } : {}) },
+    ];
+    // The source first: a mirror daemon that cannot reach it has nothing to do. On the source's
+    // Redis a mirror's daemon is that mirror's user.
+    if (options.source && !this.isSource)
+      checks.unshift({ redis: this.sourceRedis, ...(options.access ? { role: 'mirror' as const } : {}) });
     const reports: RedisServerReport[] = [];
-    for (const redis of checks) {
+    for (const { redis, role } of checks) {
       await this.#withDeadline(redis, () => pingRedis(redis));
       reports.push(...(await this.#withDeadline(redis, () => checkRedisServer(redis))));
+      // With `access`, the process's user is checked for what its role needs (one line when it
+      // lacks something) and whether it may do more (logged).
+      if (role) {
+        const access = await this.#withDeadline(redis, () => checkRedisAccess(redis, { volume: this.volume, role, mirror: this.name }));
+        this.logger.info({ redisUser: access.user, role, broader: access.broader }, access.summary);
+      }
     }
     this.redisReports = reports;
     if (options.warn || this.role === 'daemon') {

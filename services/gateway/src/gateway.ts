@@ -92,7 +92,7 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
-    await this.#region.ready({ warn: true });
+    await this.#region.ready({ warn: true, access: 'reader' });
     const address = this.#o.listen ?? this.#o.config.gateway?.listen;
     if (address) this.address = (await listen(this.app, address, this.#o.listen ? '--listen' : 'gateway.listen')).url;
   }

@@ -143,7 +143,7 @@ export class MountService {
     this.cleared = prepared.cleared;
     if (prepared.cleared)
       this.#log.warn({ mountpoint: prepared.path, found: prepared.cleared.kind }, 'detached what was mounted here (--force)');
-    await this.#region.ready();
+    await this.#region.ready({ access: 'reader' });
     const base = this.#namespace.base;
     if (base !== '/' && (await this.#namespace.lookup('/'))?.kind !== 'dir') {
       throw new NotFoundError(`--path ${base}: no such directory in volume "${config.volume}" (region ${this.region})`);

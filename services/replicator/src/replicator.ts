@@ -157,7 +157,7 @@ export class Replicator {
       throw new InvalidConfigError(`regions.${region}.api.tls: set cert and key to serve the control API over TLS`);
     }
     const r = this.#region;
-    await r.ready({ source: true });
+    await r.ready({ source: true, access: 'replicator' });
     const { mirror } = r;
     const copies = await r.copyQueue();
     if (mirror && copies) {

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -27,6 +28,23 @@ export function requireRedisServer(): void {
   }
 }
 
+/**
+ * PEM files of a redis-server that serves TLS only: its certificate (also presented on the links
+ * it opens: replication, the cluster bus, a sentinel's), and the CA it and its test clients trust.
+ */
+export interface RedisTestTls {
+  ca: string;
+  cert: string;
+  key: string;
+  /** `tls-auth-clients yes`: clients must present a certificate of the CA (default: they need not). */
+  authClients?: boolean;
+}
+
+/** What a region's `redis.tls` says to reach such a server: the CA, and the client certificate when one is required. */
+export function regionTls(tls: RedisTestTls): { ca: string; cert?: string; key?: string } {
+  return { ca: tls.ca, ...(tls.authClients ? { cert: tls.cert, key: tls.key } : {}) };
+}
+
 export interface RedisProcess {
   port: number;
   /** `127.0.0.1:<port>`. */
@@ -45,16 +63,26 @@ export interface RedisProcess {
 /**
  * Start `redis-server` with `args` (a config file first for a sentinel) on `port`, logging to
  * `<dir>/redis-<port>.log`, nothing persisted unless the args say otherwise; resolves once it
- * answers PING.
+ * answers PING. With `tls`, `port` is its TLS port and it has no plain one.
  */
-export async function spawnRedis(dir: string, port: number, args: string[], options: { password?: string } = {}): Promise<RedisProcess> {
+export async function spawnRedis(
+  dir: string,
+  port: number,
+  args: string[],
+  options: { password?: string; tls?: RedisTestTls } = {},
+): Promise<RedisProcess> {
   killAllOnExit();
   const log = join(dir, `redis-${port}.log`);
-  const child = spawn(
-    'redis-server',
-    [...args, '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--logfile', log, '--daemonize', 'no'],
-    { stdio: 'ignore' },
-  );
+  const { tls } = options;
+  const listen = tls
+    ? [
+        ...['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key],
+        ...['--tls-ca-cert-file', tls.ca, '--tls-auth-clients', tls.authClients ? 'yes' : 'no', '--tls-replication', 'yes'],
+      ]
+    : ['--port', String(port)];
+  const child = spawn('redis-server', [...args, ...listen, '--bind', '127.0.0.1', '--dir', dir, '--logfile', log, '--daemonize', 'no'], {
+    stdio: 'ignore',
+  });
   running.add(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   void exited.then(() => running.delete(child));
@@ -77,7 +105,7 @@ export async function spawnRedis(dir: string, port: number, args: string[], opti
     tail: async () => (await readFile(log, 'utf8').catch(() => '')).split('\n').slice(-20).join('\n'),
   };
   try {
-    await waitUntil(`redis-server on port ${port}`, async () => (await command(port, ['PING'], options.password)) === 'PONG', 10_000);
+    await waitUntil(`redis-server on port ${port}`, async () => (await command(port, ['PING'], options.password, tls)) === 'PONG', 10_000);
   } catch (err) {
     await proc.kill();
     throw new Error(`${(err as Error).message}: ${await proc.tail()}`);
@@ -85,8 +113,8 @@ export async function spawnRedis(dir: string, port: number, args: string[], opti
   return proc;
 }
 
-/** One command on a short-lived connection (no retries): its reply, or the error. */
-export async function command(port: number, args: Array<string | number>, password?: string): Promise<unknown> {
+/** One command on a short-lived connection (no retries, over TLS with `tls`): its reply, or the error. */
+export async function command(port: number, args: Array<string | number>, password?: string, tls?: RedisTestTls): Promise<unknown> {
   const redis = new Redis({
     port,
     host: '127.0.0.1',
@@ -94,6 +122,7 @@ export async function command(port: number, args: Array<string | number>, passwo
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
     ...(password ? { password } : {}),
+    ...(tls ? { tls: { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key) } } : {}),
   });
   redis.on('error', () => {});
   try {

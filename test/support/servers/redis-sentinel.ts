@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.js';
-import { command, type RedisProcess, requireRedisServer, spawnRedis, waitUntil } from './redis-process.js';
+import { command, type RedisProcess, type RedisTestTls, regionTls, requireRedisServer, spawnRedis, waitUntil } from './redis-process.js';
 
 export const SENTINEL_MASTER = 'mymaster';
 
@@ -16,6 +16,7 @@ export interface RunningSentinel {
     replicaTimeout: number;
     password?: string;
     sentinelPassword?: string;
+    tls?: { ca: string; cert?: string; key?: string };
   };
   /** The redis-server processes: the first started as master, the second as its replica. */
   servers: RedisProcess[];
@@ -34,6 +35,8 @@ export interface SentinelOptions {
   password?: string;
   /** requirepass of the sentinels themselves. */
   sentinelPassword?: string;
+  /** Servers and sentinels serve TLS only, and talk TLS to each other (replication, monitoring). */
+  tls?: RedisTestTls;
 }
 
 /**
@@ -43,9 +46,9 @@ export interface SentinelOptions {
  * the replica and the other two sentinels (a failover needs their votes).
  */
 export async function startRedisSentinel(options: SentinelOptions = {}): Promise<RunningSentinel> {
-  const { password, sentinelPassword } = options;
-  const serverCommand = (port: number, args: Array<string | number>) => command(port, args, password);
-  const sentinelCommand = (port: number, args: Array<string | number>) => command(port, args, sentinelPassword);
+  const { password, sentinelPassword, tls } = options;
+  const serverCommand = (port: number, args: Array<string | number>) => command(port, args, password, tls);
+  const sentinelCommand = (port: number, args: Array<string | number>) => command(port, args, sentinelPassword, tls);
   const replicationRole = async (port: number) => /role:(\w+)/.exec(String(await serverCommand(port, ['INFO', 'replication'])))?.[1];
   requireRedisServer();
   const dir = await mkdtemp(join(tmpdir(), 'ferry-redis-sentinel-'));
@@ -57,10 +60,11 @@ export async function startRedisSentinel(options: SentinelOptions = {}): Promise
   };
   const noPersistence = ['--save', '', '--appendonly', 'no', ...(password ? ['--requirepass', password, '--masterauth', password] : [])];
   try {
-    const master = await spawnRedis(dir, await freePort(), noPersistence, { password });
+    const master = await spawnRedis(dir, await freePort(), noPersistence, { password, tls });
     servers.push(master);
     const replica = await spawnRedis(dir, await freePort(), [...noPersistence, '--replicaof', '127.0.0.1', String(master.port)], {
       password,
+      tls,
     });
     servers.push(replica);
     await waitUntil(
@@ -84,7 +88,7 @@ export async function startRedisSentinel(options: SentinelOptions = {}): Promise
           '',
         ].join('\n'),
       );
-      sentinels.push(await spawnRedis(dir, port, [conf, '--sentinel'], { password: sentinelPassword }));
+      sentinels.push(await spawnRedis(dir, port, [conf, '--sentinel'], { password: sentinelPassword, tls }));
     }
     for (const s of sentinels) {
       await waitUntil(
@@ -117,6 +121,7 @@ export async function startRedisSentinel(options: SentinelOptions = {}): Promise
         replicaTimeout: 2_000,
         ...(password ? { password } : {}),
         ...(sentinelPassword ? { sentinelPassword } : {}),
+        ...(tls ? { tls: regionTls(tls) } : {}),
       }),
       servers,
       sentinels,

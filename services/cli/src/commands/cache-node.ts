@@ -36,6 +36,8 @@ function parseWeight(value: string | number | undefined): number {
  */
 export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNodeCommandOptions, logger: Logger): Promise<void> {
   const region = await ctx.region(opts.region);
+  // A node's Redis user: its membership keys, and reads (logged at start; one line when it lacks them).
+  await region.ready({ access: 'cache-node' });
   const tokens = region.credentials.cacheServer();
   const cache = region.config.cache as NonNullable<typeof region.config.cache>;
   if (cache.tls && !cache.tls.cert) {
