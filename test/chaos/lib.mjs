@@ -2,7 +2,7 @@
 // can take away and bring back on the same port, and the replicator daemon it kills.
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, openSync } from 'node:fs';
+import { mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -17,19 +17,24 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export { freePort };
 
-/** A redis-server in `dir` on a fixed port; `aof` keeps its data across a restart. */
-export async function redisServer(dir, { aof = false } = {}) {
+/**
+ * A redis-server in `dir` on a fixed port; `aof` keeps its data across a restart. With `acl`, its
+ * users come from `<dir>/users.acl` (empty at first: only `default`), so they survive a restart.
+ */
+export async function redisServer(dir, { aof = false, acl = false } = {}) {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
+  const aclfile = join(dir, 'users.acl');
+  if (acl) writeFileSync(aclfile, '');
   const cli = async (...args) => (await run('redis-cli', ['-p', String(port), ...args])).stdout.trim();
-  const start = () => launchRedisServer({ port, dir, appendonly: aof });
+  const start = () => launchRedisServer({ port, dir, appendonly: aof, ...(acl ? { aclfile } : {}) });
   const stop = async () => {
     // SHUTDOWN flushes the append-only file first: a restart, not a loss.
     await cli('shutdown').catch(() => {});
     await waitForRedis(port, 'down');
   };
   await start();
-  return { url: `redis://127.0.0.1:${port}`, port, cli, start, stop };
+  return { url: `redis://127.0.0.1:${port}`, port, cli, start, stop, aclfile };
 }
 
 /** s3rver (test/support/servers/s3rver-main.mjs) in `dir`, startable again on the same port. */

@@ -8,6 +8,9 @@
 // Then the mirror must hold exactly the source's entries and every file byte for byte.
 // Prints one summary line; exits 0 when the mirror is byte-identical, 1 otherwise.
 // Flags: --minutes <n> (the fault window, default 7; about 3 more to converge and check)  --keep
+//        --acl: every process on the Redis user of its role, with the rules `ferry redis-acl` prints
+//        (the writer, each region's replicator, the mirror's user on the source, the readers)
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,9 +21,15 @@ import { connectRedis, Meta } from '@ferry/meta';
 import { openReader, openRegion } from '@ferry/region';
 import { createStore } from '@ferry/stores';
 import { putFiles } from '@ferry/writer';
-import { formatMs, redisServer, s3Server, sha256Of, sleep, startReplicator, waitFor } from './lib.mjs';
+import { FERRY_BIN, formatMs, redisServer, s3Server, sha256Of, sleep, startReplicator, waitFor } from './lib.mjs';
 
-const { values } = parseArgs({ options: { minutes: { type: 'string', default: '7' }, keep: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '7' },
+    keep: { type: 'boolean', default: false },
+    acl: { type: 'boolean', default: false },
+  },
+});
 const windowMs = Number(values.minutes) * 60_000;
 if (!(windowMs >= 60_000)) throw new Error(`--minutes must be at least 1, got ${values.minutes}`);
 const OUTAGE_MS = Math.min(120_000, windowMs / 3);
@@ -35,8 +44,8 @@ const log = join(work, 'replicator.log');
 const s3env = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true' };
 Object.assign(process.env, s3env);
 
-const sourceRedis = await redisServer(join(work, 'redis-src'), { aof: true });
-const mirrorRedis = await redisServer(join(work, 'redis-eu'));
+const sourceRedis = await redisServer(join(work, 'redis-src'), { aof: true, acl: values.acl });
+const mirrorRedis = await redisServer(join(work, 'redis-eu'), { acl: values.acl });
 const s3 = await s3Server(join(work, 's3'), 'src');
 const doc = {
   volume: 'chaos',
@@ -61,9 +70,44 @@ const config = parseConfig(doc);
 const configPath = join(work, 'ferry.json');
 writeFileSync(configPath, JSON.stringify(doc, null, 2));
 
+// With --acl: each server's aclfile gets the users `ferry redis-acl` prints (their passwords in
+// <work>/secrets), and each process a config naming its role's user. `default` stays for the
+// run's own checks, flushes and restarts.
+const secrets = join(work, 'secrets');
+const password = (user) => readFileSync(join(secrets, user), 'utf8').trim();
+const asUser = (url, user) => (values.acl ? url.replace('redis://', `redis://${user}:${password(user)}@`) : url);
+function configAs(name, users) {
+  if (!values.acl) return { path: configPath, config };
+  const copy = structuredClone(doc);
+  copy.regions.src.redis = asUser(doc.regions.src.redis, users.src);
+  copy.regions.eu.redis = asUser(doc.regions.eu.redis, users.eu);
+  const path = join(work, `ferry-${name}.json`);
+  writeFileSync(path, JSON.stringify(copy, null, 2));
+  return { path, config: parseConfig(copy) };
+}
+if (values.acl) {
+  for (const [region, server] of [
+    ['src', sourceRedis],
+    ['eu', mirrorRedis],
+  ]) {
+    const printed = spawnSync(process.execPath, [FERRY_BIN, 'redis-acl', '--region', region, '--secrets', secrets, '--config', configPath]);
+    if (printed.status !== 0) throw new Error(`ferry redis-acl --region ${region}: ${printed.stderr}`);
+    writeFileSync(server.aclfile, printed.stdout);
+    await server.cli('acl', 'load');
+  }
+}
+const roles = {
+  writer: configAs('writer', { src: 'ferry-src-writer', eu: 'ferry-eu-reader' }),
+  euDaemon: configAs('eu-replicator', { src: 'ferry-src-mirror-eu', eu: 'ferry-eu-replicator' }),
+  srcDaemon: configAs('src-replicator', { src: 'ferry-src-replicator', eu: 'ferry-eu-reader' }),
+  reader: configAs('reader', { src: 'ferry-src-reader', eu: 'ferry-eu-reader' }),
+};
+
+// The run's own connections (checks at the end) are `default`; the mutator is the writer.
+const writerRedis = connectRedis(roles.writer.config.regions.src.redis, { maxRetriesPerRequest: 2 });
 const srcRedis = connectRedis(config.regions.src.redis, { maxRetriesPerRequest: 2 });
 const euRedis = connectRedis(config.regions.eu.redis, { maxRetriesPerRequest: 2 });
-const meta = new Meta({ redis: srcRedis, volume: 'chaos' });
+const meta = new Meta({ redis: writerRedis, volume: 'chaos' });
 const srcStore = createStore(config.regions.src.store);
 const euStore = createStore(config.regions.eu.store);
 
@@ -123,8 +167,9 @@ const mutator = (async () => {
           counts.deleteDir += 1;
         }
       }
-    } catch {
+    } catch (err) {
       counts.failed += 1;
+      if (String(err?.message).includes('NOPERM')) counts.noperm = (counts.noperm ?? 0) + 1;
       await sleep(250);
     }
     await sleep(randomInt(30, 200));
@@ -134,14 +179,14 @@ const mutator = (async () => {
 // ---------------------------------------------------------------------------------------------
 // Faults.
 
-let daemon = startReplicator({ region: 'eu', configPath, log, env: s3env });
+let daemon = startReplicator({ region: 'eu', configPath: roles.euDaemon.path, log, env: s3env });
 // The source's daemon: its garbage collection (the source has no watcher).
 const sourceLog = join(work, 'replicator-src.log');
-const sourceDaemon = startReplicator({ region: 'src', configPath, log: sourceLog, env: s3env });
+const sourceDaemon = startReplicator({ region: 'src', configPath: roles.srcDaemon.path, log: sourceLog, env: s3env });
 
 // Readers in the mirror: open a file, hold it 0-3 s while the source changes, then read it all.
 const reads = { whole: 0, gone: 0, bad: [] };
-const euRegion = openRegion({ config, region: 'eu', role: 'client', logger: quiet, clientName: 'chaos-reader' });
+const euRegion = openRegion({ config: roles.reader.config, region: 'eu', role: 'client', logger: quiet, clientName: 'chaos-reader' });
 const reader = openReader(euRegion, { memoryBytes: 0, cache: false });
 const reading = (async () => {
   while (mutating) {
@@ -171,7 +216,7 @@ const killer = (async () => {
     await sleep(Math.max(0, started + at - Date.now()));
     await daemon.kill9();
     kills += 1;
-    daemon = startReplicator({ region: 'eu', configPath, log, env: s3env });
+    daemon = startReplicator({ region: 'eu', configPath: roles.euDaemon.path, log, env: s3env });
   }
 })();
 const faults = [];
@@ -279,13 +324,16 @@ const reclaimed = async (redis) => Number((await redis.hget(keys.gcInfo, 'reclai
 const gcLine = `gc: ${passes(sourceText)} passes in src, ${passes(text)} in eu, ${((await reclaimed(srcRedis)) / MiB).toFixed(1)} + ${((await reclaimed(euRedis)) / MiB).toFixed(1)} MiB reclaimed; `;
 const readLine = `readers: ${reads.whole} whole reads, ${reads.gone} of deleted files gone, ${reads.bad.length} bad${reads.bad.length ? ` (${reads.bad.slice(0, 3).join('; ')})` : ''}; `;
 const logged = (msg) => text.split('\n').filter((l) => l.includes(`"msg":"${msg}`)).length;
-const pass = converged && bad.length === 0 && reads.bad.length === 0;
+// With --acl, a permission a role lacks shows as NOPERM in a daemon's log: that fails the run too.
+const refusals = `${text}\n${sourceText}`.split('NOPERM').length - 1 + (counts.noperm ?? 0);
+const pass = converged && bad.length === 0 && reads.bad.length === 0 && refusals === 0;
 const mutations = Object.entries(counts)
-  .filter(([k]) => k !== 'failed')
+  .filter(([k]) => k !== 'failed' && k !== 'noperm')
   .reduce((a, [, v]) => a + v, 0);
 console.log(
   `chaos ${pass ? 'PASS' : 'FAIL'} in ${formatMs(Date.now() - started)}: ${kills} kill -9, ${faults.join(', ')}; ` +
     `${mutations} changes at the source (${counts.failed} refused while it was down); ` +
+    (values.acl ? `every process on its role's Redis user, ${refusals} NOPERM refusals; ` : '') +
     (converged
       ? `converged ${formatMs(convergedMs)} after the last change; ${files} files, ${(bytes / MiB).toFixed(0)} MiB ${bad.length === 0 ? 'byte-identical' : `with ${bad.length} differing (${bad.slice(0, 3).join(', ')})`}; `
       : `not converged after ${formatMs(convergedMs)}: ${last.slice(0, 5).join('; ')}; `) +
@@ -294,6 +342,7 @@ console.log(
     `${logged('full resync')} resyncs, ${logged('a write was refused')} fenced writes, ${logged('stop deadline passed')} cut-off stops (log: ${values.keep || !pass ? log : 'removed'})`,
 );
 srcRedis.disconnect();
+writerRedis.disconnect();
 euRedis.disconnect();
 await Promise.allSettled([sourceRedis.stop(), mirrorRedis.stop(), s3.stop(), srcStore.close?.(), euStore.close?.()]);
 if (pass && !values.keep) rmSync(work, { recursive: true, force: true });

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { buildProgram } from '@ferry/cli';
 import { parseConfigText } from '@ferry/core';
+import { redisAclUsers } from '@ferry/meta';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { FERRY_BIN, requireBuiltCli } from '../support/cli.js';
@@ -159,12 +160,19 @@ describe('deploy/kubernetes files', () => {
       optional: m[2] !== undefined,
     }));
     expect(references.length).toBeGreaterThan(0);
+    const redisReader = secret('ferry-redis-reader');
+    expect(redisReader).toBeDefined();
     for (const { name, optional } of references) {
-      // What only some processes hold is optional in the config and lives in the writers' Secret.
-      if (optional) expect(Object.keys(writers ?? {})).toContain(name);
+      // What only some processes hold is optional in the config: the writers' Secret, or a Redis
+      // user of a role (ferry-redis-*, which readers hold for every region).
+      if (optional) expect([...Object.keys(writers ?? {}), ...Object.keys(redisReader ?? {})]).toContain(name);
       else expect(Object.keys(readers ?? {})).toContain(name);
     }
-    const reader = parseConfigText(text, { source: 'ferry.yaml', env: readers ?? {}, onWarning: (m) => expect.fail(m) });
+    const reader = parseConfigText(text, {
+      source: 'ferry.yaml',
+      env: { ...readers, ...redisReader },
+      onWarning: (m) => expect.fail(m),
+    });
     expect(Object.keys(reader.regions).sort()).toEqual(['eu', 'src', 'us']);
     expect(reader.source).toBe('src');
     // A reader holds read tokens only; a daemon with both Secrets holds every role.
@@ -174,7 +182,16 @@ describe('deploy/kubernetes files', () => {
     expect(daemon.regions.eu?.cache?.writeToken).toBe(writers?.FERRY_CACHE_WRITE_TOKEN);
     expect(daemon.regions.eu?.api?.adminToken).toBe(writers?.FERRY_API_ADMIN_TOKEN);
     // The example shows a Sentinel-managed Redis and a warm rule for the model the server loads.
-    expect(reader.regions.us?.redis).toMatchObject({ name: 'mymaster', db: 0, password: 'change-me-redis-password' });
+    expect(reader.regions.us?.redis).toMatchObject({
+      name: 'mymaster',
+      db: 0,
+      user: 'ferry-us-reader',
+      password: 'change-me-ferry-us-reader',
+    });
+    expect(reader.regions.src?.redis).toMatchObject({ user: 'ferry-src-reader' });
+    // A process given no user for a region holds no credentials for it (empty means unset).
+    const noRedisUsers = parseConfigText(text, { source: 'ferry.yaml', env: readers ?? {} });
+    expect(noRedisUsers.regions.src?.redis).toMatchObject({ user: undefined, password: undefined });
     expect(reader.regions.eu?.warm).toEqual([{ path: '/models/llama-3-8b', replicas: 2 }]);
   });
 
@@ -265,5 +282,40 @@ describe.skipIf(kustomizeBuild(BASE) === undefined)('kustomize builds (kubectl k
       if (at >= 0) regions.add(argv[at + 1] as string);
     }
     expect([...regions].sort()).toEqual(['eu', 'src', 'us']);
+  });
+
+  it("every Redis user the overlay's Secrets name is one `ferry redis-acl` makes for that region", () => {
+    const built = kustomizeBuild(OVERLAY);
+    const all = built ?? objects;
+    const config = parseConfigText(readFileSync(join(OVERLAY, 'ferry.yaml'), 'utf8'), {
+      source: 'ferry.yaml',
+      env: { FERRY_API_READ_TOKEN: 'x'.repeat(16), FERRY_CACHE_READ_TOKEN: 'x'.repeat(16), FERRY_GATEWAY_SECRET: 'x'.repeat(16) },
+    });
+    const mirrors = Object.keys(config.regions).filter((r) => r !== config.source);
+    const known = new Set(
+      Object.keys(config.regions).flatMap((region) =>
+        redisAclUsers({ volume: config.volume, region, source: region === config.source, mirrors }).map((u) => u.name),
+      ),
+    );
+    const named: string[] = [];
+    for (const { object } of all) {
+      const data = object as {
+        kind?: string;
+        metadata?: { name?: string };
+        stringData?: Record<string, string>;
+        data?: Record<string, string>;
+      };
+      if (data.kind !== 'Secret' || !data.metadata?.name?.startsWith('ferry-redis-')) continue;
+      const values =
+        data.stringData ?? Object.fromEntries(Object.entries(data.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+      for (const [key, value] of Object.entries(values)) {
+        const region = /^FERRY_REDIS_([A-Z0-9_]+)_USER$/.exec(key)?.[1]?.toLowerCase();
+        if (region === undefined) continue;
+        expect(value.startsWith(`ferry-${region}-`), `${data.metadata.name}: ${key}=${value}`).toBe(true);
+        named.push(value);
+      }
+    }
+    expect(named.length).toBeGreaterThan(3);
+    expect(named.filter((n) => !known.has(n))).toEqual([]);
   });
 });

@@ -2,6 +2,15 @@ import { z } from 'zod';
 import { duration, pemPath } from './config-sections.js';
 import { redactUrl } from './logger.js';
 
+/**
+ * A Redis user name or password; empty counts as not given, so `${FERRY_REDIS_USER:-}` in a
+ * config shared by several roles leaves a process without that region's credentials unset.
+ */
+const credential = z
+  .string()
+  .transform((s) => (s === '' ? undefined : s))
+  .optional();
+
 /*
  * Where a region's Redis is: one server (a URL), a master found through Sentinel, or a Redis
  * Cluster, each optionally over TLS. The schema is part of the config schema; the description is
@@ -33,8 +42,8 @@ const urlObjectSchema = z
   .object({
     url: urlSchema,
     /** The Redis user (ACL) this process connects as; without one, `default`. */
-    user: z.string().min(1).optional(),
-    password: z.string().min(1).optional(),
+    user: credential,
+    password: credential,
     tls: tlsSchema.optional(),
   })
   .strict()
@@ -52,9 +61,9 @@ const sentinelSchema = z
     /** The master's name in the Sentinel configuration (`sentinel monitor <name> …`). */
     name: z.string().min(1),
     /** The Redis user (ACL) this process connects as; without one, `default`. */
-    user: z.string().min(1).optional(),
+    user: credential,
     /** The password of the master and its replicas (of `user`, when given). */
-    password: z.string().min(1).optional(),
+    password: credential,
     /** The sentinels' own password (`requirepass` in their configuration), when they have one. */
     sentinelPassword: z.string().min(1).optional(),
     /** TLS to the sentinels and to the servers alike: the sentinels say where the master is, which is no less worth protecting. */
@@ -75,8 +84,8 @@ const clusterSchema = z
     /** Some of the cluster's nodes; the client learns the rest from them. */
     cluster: hostPortList,
     /** The Redis user (ACL) this process connects as; without one, `default`. */
-    user: z.string().min(1).optional(),
-    password: z.string().min(1).optional(),
+    user: credential,
+    password: credential,
     /** TLS to every node (what the nodes say to each other is their own `tls-cluster` / `tls-replication`). */
     tls: tlsSchema.optional(),
     /** As for Sentinel: replicas of the volume's master that must have a change before it is acknowledged. */

@@ -23,6 +23,8 @@ export interface RedisServerOptions {
   dbfilename?: string;
   /** Run redis-server under this command (e.g. `['nice', '-n', '-20']`). */
   prefix?: string[];
+  /** Its ACL users from this file (it must exist; ACL LOAD reads it again). */
+  aclfile?: string;
 }
 
 /**
@@ -44,6 +46,7 @@ export async function launchRedisServer(options: RedisServerOptions): Promise<vo
     '--appendonly',
     options.appendonly ? 'yes' : 'no',
     ...(options.dbfilename ? ['--dbfilename', options.dbfilename] : []),
+    ...(options.aclfile ? ['--aclfile', options.aclfile] : []),
     '--daemonize',
     'yes',
     '--dir',
