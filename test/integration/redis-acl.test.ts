@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AccessDeniedError, type ChunkId, chunkKey, loadConfig } from '@ferry/core';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { AccessDeniedError, type ChunkId, chunkKey, loadConfig, sha256Hex, silentLogger } from '@ferry/core';
+import { Gateway } from '@ferry/gateway';
 import { ackKey, checkRedisAccess, connectRedis, Membership, Meta, MirrorMeta, type RedisRole } from '@ferry/meta';
 import { Replicator } from '@ferry/replicator';
 import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
+import { detachAll, sh, startMount } from '../support/mounts.js';
 import { entryOf, fileDigest, KiB, type Regions, runCli, sleep, waitForConvergence } from '../support/regions.js';
 import { testLogger } from '../support/replicators.js';
 import { useRegions } from '../support/scope.js';
@@ -18,6 +21,7 @@ import type { PrivateRedis } from '../support/servers/private-redis.js';
  */
 
 const scope = useRegions();
+const GATEWAY_SECRET = randomBytes(20).toString('base64url');
 
 interface Setup {
   regions: Regions;
@@ -83,6 +87,11 @@ async function setUp(): Promise<Setup> {
     secrets,
     async configAs(name, users) {
       const doc = structuredClone(base);
+      doc.gateway = {
+        listen: '127.0.0.1:0',
+        region: 'us-east-1',
+        accessKeys: [{ accessKeyId: 'ferry-acl', secretAccessKey: GATEWAY_SECRET }],
+      };
       doc.regions.src.redis = await withUser(base.regions.src.redis, users.src);
       doc.regions.eu.redis = await withUser(base.regions.eu.redis, users.eu);
       const path = join(regions.dir, `ferry-${name}.yaml`);
@@ -139,6 +148,25 @@ describe('one Redis user per role', () => {
     expect((await readFile(out)).equals(keep)).toBe(true);
     const ls = await runCli(['ls', '-R', '/', '--region', 'eu', '--config', reader]);
     expect(ls.stdout).toContain('/m/keep.bin');
+    // The mount and the gateway of the mirror, on its reader user.
+    const mount = await startMount({ config: reader, region: 'eu', mountpoint: join(regions.dir, 'mnt') });
+    scope.defer(async () => {
+      await mount.stop();
+      detachAll();
+    });
+    expect(sh(`sha256sum '${join(mount.mountpoint, 'm/keep.bin')}'`).stdout.split(' ')[0]).toBe(sha256Hex(keep));
+    const gateway = new Gateway({ config: loadConfig(reader, {}), region: 'eu', logger: silentLogger, graceMs: 1000 });
+    scope.defer(() => gateway.stop());
+    await gateway.start();
+    const s3 = new S3Client({
+      endpoint: gateway.address as string,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'ferry-acl', secretAccessKey: GATEWAY_SECRET },
+    });
+    scope.defer(() => s3.destroy());
+    const object = await s3.send(new GetObjectCommand({ Bucket: regions.volume, Key: 'm/keep.bin' }));
+    expect(Buffer.from((await object.Body?.transformToByteArray()) ?? []).equals(keep)).toBe(true);
 
     // A reader cannot remove a file: one line, and the file is still there.
     const rmAsReader = await runCli(['rm', '/m/keep.bin', '--config', reader]);
