@@ -8,6 +8,7 @@ import { ackKey, checkRedisAccess, connectRedis, Membership, Meta, MirrorMeta, t
 import { Replicator } from '@ferry/replicator';
 import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
+import { runWarmup, startCacheNode } from '../support/cache-cluster.js';
 import { detachAll, sh, startMount } from '../support/mounts.js';
 import { entryOf, fileDigest, KiB, type Regions, runCli, sleep, waitForConvergence } from '../support/regions.js';
 import { testLogger } from '../support/replicators.js';
@@ -38,7 +39,13 @@ async function setUp(): Promise<Setup> {
   const src = await scope.redis();
   const eu = await scope.redis();
   // A put's holds on its chunks end a second after it: the test collects what it removed right away.
-  const regions = await scope.regions({ chunkSize: 64 * KiB, sourceRedis: src.url, mirrorRedis: eu.url, writer: { holdTtl: '1s' } });
+  const regions = await scope.regions({
+    chunkSize: 64 * KiB,
+    sourceRedis: src.url,
+    mirrorRedis: eu.url,
+    writer: { holdTtl: '1s' },
+    mirrors: { eu: { cache: { replicas: 1, readToken: randomBytes(12).toString('hex'), writeToken: randomBytes(12).toString('hex') } } },
+  });
   const secrets = join(regions.dir, 'redis-secrets');
   const acl = async (region: string, format: string) => {
     const result = await runCli([
@@ -115,7 +122,7 @@ async function refused(what: string, run: () => Promise<unknown>): Promise<void>
 }
 
 describe('one Redis user per role', () => {
-  it('put → mirror → read → rm → gc → verify --repair, every process on the user of its role', async () => {
+  it('put → mirror → warm → read (get, ls, mount, gateway) → rm → gc → verify --repair, every process on the user of its role', async () => {
     const s = await setUp();
     const { regions } = s;
     const writer = await s.configAs('writer', { src: 'ferry-src-writer', eu: 'ferry-eu-reader' });
@@ -148,6 +155,19 @@ describe('one Redis user per role', () => {
     expect((await readFile(out)).equals(keep)).toBe(true);
     const ls = await runCli(['ls', '-R', '/', '--region', 'eu', '--config', reader]);
     expect(ls.stdout).toContain('/m/keep.bin');
+    // A cache node of the mirror on its own user, and a warmup (a reader's) that puts the file on it.
+    const cacheNode = await startCacheNode({
+      configPath: await s.configAs('cache-node', { src: 'ferry-src-reader', eu: 'ferry-eu-cache-node' }),
+      region: 'eu',
+      dir: join(regions.dir, 'node-1'),
+      id: 'node-1',
+      weight: 1,
+      capacity: '64MiB',
+    });
+    scope.defer(() => cacheNode.stop());
+    const warmup = await runWarmup(reader, '/m/keep.bin', ['--region', 'eu', '--wait']);
+    expect(warmup.result.code, warmup.result.stderr).toBe(0);
+    expect(warmup.summary).toMatchObject({ ready: true, failed: 0 });
     // The mount and the gateway of the mirror, on its reader user.
     const mount = await startMount({ config: reader, region: 'eu', mountpoint: join(regions.dir, 'mnt') });
     scope.defer(async () => {
