@@ -44,9 +44,10 @@ export function bearerAuth(options: BearerAuthOptions): (req: FastifyRequest, re
 export interface BearerRolesOptions {
   /**
    * Each role and its token, weakest first. A token also grants every weaker role (the write
-   * token reads too); a role without a token is granted to nobody.
+   * token reads too); a role without a token is granted to nobody. A token given as a function is
+   * asked on every request, so a service can swap its tokens (a reload on SIGHUP) in place.
    */
-  roles: ReadonlyArray<readonly [role: string, token: string | undefined]>;
+  roles: ReadonlyArray<readonly [role: string, token: RoleToken]>;
   /**
    * The role a request needs, or undefined for an open route (default: the `auth` of the matched
    * route's config, and the weakest role for a request no route matched). It is told the URL
@@ -95,13 +96,16 @@ export function basicPasswordOf(req: FastifyRequest): string | undefined {
   return colon < 0 ? undefined : decoded.slice(colon + 1);
 }
 
+export type RoleToken = string | undefined | (() => string | undefined);
+
 /** The strongest role whose token the request carries (its index in `roles`), or -1. */
 function grantedRank(req: FastifyRequest, roles: BearerRolesOptions['roles'], basic: boolean): number {
   const given = bearerOf(req) ?? (basic && isRead(req) ? basicPasswordOf(req) : undefined);
   if (given === undefined) return -1;
   let rank = -1;
   // Every token is compared, so the time taken does not tell which role matched.
-  roles.forEach(([, token], i) => {
+  roles.forEach(([, role], i) => {
+    const token = typeof role === 'function' ? role() : role;
     if (token !== undefined && token !== '' && sameSecret(given, token)) rank = i;
   });
   return rank;

@@ -5,6 +5,7 @@ export {
   bearerOf,
   bearerRoles,
   hasBearer,
+  type RoleToken,
   type RouteAuth,
   sameSecret,
 } from './auth.js';

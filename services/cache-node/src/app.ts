@@ -80,8 +80,9 @@ export function build(options: CacheNodeAppOptions): FastifyInstance {
     'onRequest',
     bearerRoles({
       roles: [
-        ['read', options.tokens.read],
-        ['write', options.tokens.write],
+        // Asked per request: the node swaps its tokens in place when they are reloaded.
+        ['read', () => options.tokens.read],
+        ['write', () => options.tokens.write],
       ],
     }),
   );

@@ -62,6 +62,8 @@ function advertisedUrl(host: string, port: number, tls: boolean): string {
 
 /** A running cache node: disk cache, HTTP API, membership heartbeat. `start()`, then `stop()`. */
 export class CacheNode {
+  /** The tokens the node accepts; replaced in place by `setTokens` (the app reads them per request). */
+  readonly #tokens: { read: string; write?: string };
   readonly metrics: CacheMetrics;
   readonly #o: CacheNodeOptions;
   readonly #log: Logger;
@@ -78,8 +80,15 @@ export class CacheNode {
       throw new InvalidArgumentError(`invalid cache node weight ${options.weight}: expected a positive number`);
     }
     this.#o = options;
+    this.#tokens = { ...options.tokens };
     this.#log = options.logger ?? silentLogger;
     this.metrics = createCacheMetrics({ processMetrics: options.processMetrics ?? false });
+  }
+
+  /** Accept these tokens from now on (a reload of the config); requests in flight keep their check. */
+  setTokens(tokens: { read: string; write?: string }): void {
+    this.#tokens.read = tokens.read;
+    this.#tokens.write = tokens.write;
   }
 
   get cache(): DiskCache {
@@ -118,7 +127,7 @@ export class CacheNode {
     );
     this.#app = build({
       cache: this.#cache,
-      tokens: o.tokens,
+      tokens: this.#tokens,
       maxChunkBytes: o.maxChunkBytes,
       limits: o.limits,
       metrics: this.metrics,

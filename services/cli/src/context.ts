@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { type FerryConfig, InvalidConfigError, type Logger, loadConfig, ReadOnlyRegionError, regionConfig } from '@ferry/core';
+import { type FerryConfig, InvalidConfigError, type Logger, loadConfig, messageOf, ReadOnlyRegionError, regionConfig } from '@ferry/core';
 import type { Region } from '@ferry/region/handle';
 
 export type { Region };
@@ -22,15 +22,40 @@ export class Context {
   readonly logger: Logger;
   readonly #regions = new Map<string, Promise<Region>>();
 
-  constructor(options: { config: FerryConfig; logger: Logger }) {
+  /** The config file it was loaded from (none for a config made in code). */
+  readonly configPath: string | undefined;
+
+  constructor(options: { config: FerryConfig; logger: Logger; configPath?: string }) {
     this.config = options.config;
     this.logger = options.logger;
+    this.configPath = options.configPath;
   }
 
   static load(options: { configPath: string | undefined; logger: Logger }): Context {
+    const path = resolveConfigPath(options.configPath);
     // A deprecated key is one warning line on stderr, not a failure.
-    const config = loadConfig(resolveConfigPath(options.configPath), process.env, { onWarning: (m) => options.logger.warn(m) });
-    return new Context({ config, logger: options.logger });
+    const config = loadConfig(path, process.env, { onWarning: (m) => options.logger.warn(m) });
+    return new Context({ config, logger: options.logger, configPath: path });
+  }
+
+  /**
+   * On every SIGHUP, load the config file again (its `${file:…}` secrets and environment
+   * references too) and hand it to `apply`; a file that no longer loads is logged and changes
+   * nothing. Returns the function that stops listening.
+   */
+  onReload(log: Logger, what: string, apply: (config: FerryConfig) => void): () => void {
+    const path = this.configPath;
+    const reload = () => {
+      if (path === undefined) return;
+      try {
+        apply(loadConfig(path, process.env));
+        log.info({ config: path }, `${what} reloaded`);
+      } catch (err) {
+        log.error({ err, config: path, reason: messageOf(err) }, `${what} not reloaded; keeping those in use`);
+      }
+    };
+    process.on('SIGHUP', reload);
+    return () => process.off('SIGHUP', reload);
   }
 
   /** A region by name (default: the source). */

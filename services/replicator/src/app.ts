@@ -33,7 +33,9 @@ export interface ApiOptions {
  * `inject()`; the daemon calls `listen()`. /healthz stays open for probes and says nothing secret.
  */
 export function build(options: ApiOptions): FastifyInstance {
-  const { read, admin, open } = options.tokens;
+  // The tokens object is read per request: the daemon swaps its tokens in place on a reload.
+  const { tokens } = options;
+  const { open } = tokens;
   const log = options.log ?? silentLogger;
   const app = serviceApp({
     logger: false,
@@ -50,8 +52,8 @@ export function build(options: ApiOptions): FastifyInstance {
       'onRequest',
       bearerRoles({
         roles: [
-          ['read', read],
-          ['admin', admin],
+          ['read', () => tokens.read],
+          ['admin', () => tokens.admin],
         ],
         basicRealm: 'ferry',
       }),

@@ -1,7 +1,7 @@
 import { type FerryConfig, InvalidConfigError, type Logger, type RegionConfig, regionConfig, type WarmRule } from '@ferry/core';
 import { COPY_JOB, QUEUES, queuePrefix } from '@ferry/jobs';
 import { duplicateConnection, GcMeta, Lease, LogPosition, Membership, Meta, type RedisClient } from '@ferry/meta';
-import { cacheClient, openRegion, type Region } from '@ferry/region';
+import { type ApiServerTokens, cacheClient, openRegion, type Region } from '@ferry/region';
 import { closeGracefully } from '@ferry/runtime';
 import type { ObjectStore } from '@ferry/stores';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
@@ -77,6 +77,8 @@ export class Replicator {
   #watcher: Watcher | undefined;
   #reconciler: Reconciler | undefined;
   #backfill: Backfill | undefined;
+  /** What the control API accepts, swapped in place by `setApiTokens`. */
+  #apiTokens: ApiServerTokens | undefined;
   /** Garbage collection and the background scrub, on the leading replica (in the source, under a lease of its own). */
   #maintenance: RegionMaintenance | undefined;
   #stopped: Promise<void> | undefined;
@@ -152,7 +154,8 @@ export class Replicator {
     const own = regionConfig(config, region);
     // Configuration mistakes fail before anything runs (a half-started daemon would keep working).
     const listen = this.#o.listen ?? own.api?.listen;
-    const apiTokens = listen ? this.#region.credentials.apiServer(listen) : undefined;
+    const apiTokens = listen ? { ...this.#region.credentials.apiServer(listen) } : undefined;
+    this.#apiTokens = apiTokens;
     if (listen && own.api?.tls && !own.api.tls.cert) {
       throw new InvalidConfigError(`regions.${region}.api.tls: set cert and key to serve the control API over TLS`);
     }
@@ -340,6 +343,16 @@ export class Replicator {
       ...(this.#o.watcher?.blockMs ? { blockMs: this.#o.watcher.blockMs } : {}),
     });
     this.#warmRules.start();
+  }
+
+  /**
+   * Accept these control API tokens from now on (a reload of the config on SIGHUP). Whether the
+   * API is open stays as it started: opening or closing it is a restart.
+   */
+  setApiTokens(tokens: { read?: string; admin?: string }): void {
+    if (!this.#apiTokens) return;
+    this.#apiTokens.read = tokens.read;
+    this.#apiTokens.admin = tokens.admin;
   }
 
   async health(): Promise<{ ok: boolean; detail: Record<string, unknown> }> {

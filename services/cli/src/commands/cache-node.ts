@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import { CacheNode, regionUpstream } from '@ferry/cache-node';
-import { formatBytes, InvalidArgumentError, InvalidConfigError, type Logger, parseSize } from '@ferry/core';
+import { formatBytes, InvalidArgumentError, InvalidConfigError, type Logger, parseSize, regionConfig } from '@ferry/core';
 import { Membership } from '@ferry/meta';
+import { Credentials } from '@ferry/region';
 import { exitSoon, stopSignal, stopWithin } from '@ferry/runtime';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
@@ -81,6 +82,10 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
     ...(opts.advertise !== undefined ? { advertise: opts.advertise } : {}),
   });
   metrics = node.metrics;
+  // SIGHUP: the tokens read again from the config (and the `${file:…}` secrets it names).
+  const stopReloads = ctx.onReload(log, 'cache node tokens', (config) =>
+    node.setTokens(new Credentials(region.name, regionConfig(config, region.name)).cacheServer()),
+  );
   // Listening for the signal before the start is announced: whoever saw `started` may stop it at once.
   const stopped = stopSignal(log);
   const started = await node.start();
@@ -98,6 +103,7 @@ export async function cacheNodeCommand(ctx: Context, out: Output, opts: CacheNod
     `cache node ${started.id} of region ${region.name} serving ${started.url} (${formatBytes(node.cache.used)} of ${formatBytes(capacity)} held, weight ${weight})`,
   );
   await stopped;
+  stopReloads();
   await stopWithin(() => node.stop(), { timeoutMs: ctx.config.replicator.stopTimeout, logger: log, what: 'cache node' });
   out.event({ event: 'stopped', id: started.id });
   exitSoon(0);

@@ -1,6 +1,7 @@
 import { formatBytes, InvalidArgumentError, type Logger, regionConfig, UnavailableError } from '@ferry/core';
 import type { CopyRequest } from '@ferry/jobs';
 import { gcRefusalText } from '@ferry/meta';
+import { Credentials } from '@ferry/region';
 import { CopyRates, type PathRegion, pathPanel, type RegionStatus, Replicator, regionsPanel } from '@ferry/replicator';
 import { exitSoon, stopSignal, stopWithin } from '@ferry/runtime';
 import type { Context } from '../context.js';
@@ -25,11 +26,17 @@ export async function replicatorCommand(
     processMetrics: true,
     ...(opts.listen ? { listen: opts.listen } : {}),
   });
+  // SIGHUP: the control API's tokens read again from the config (and its `${file:…}` secrets).
+  const stopReloads = ctx.onReload(logger, 'control API tokens', (config) => {
+    const listen = opts.listen ?? regionConfig(config, opts.region).api?.listen;
+    if (listen) replicator.setApiTokens(new Credentials(opts.region, regionConfig(config, opts.region)).apiServer(listen));
+  });
   // Listening for the signal before the start is announced: whoever saw it may stop it at once.
   const stopped = stopSignal(logger);
   await replicator.start();
   out.event({ event: 'started', region: opts.region, api: replicator.address ?? null });
   await stopped;
+  stopReloads();
   // The replicator bounds its own stop; this bounds it again in case cutting off hangs too.
   const timeoutMs = ctx.config.replicator.stopTimeout;
   await stopWithin(() => replicator.stop(), { timeoutMs: timeoutMs + 1_000, logger, what: 'replicator' });
