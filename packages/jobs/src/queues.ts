@@ -181,6 +181,11 @@ export class CopyQueue {
     };
   }
 
+  /** Drop the batched chunks whose job is gone without a settle (a crash at that moment); returns how many. */
+  sweepBatches(): Promise<number> {
+    return this.#batches.sweep((job) => this.queue.toKey(job));
+  }
+
   /** A batch job ended (done, or failed for good): its chunks no longer name it. */
   async settleBatch(chunks: readonly string[]): Promise<void> {
     await this.#batches.settle(chunks);

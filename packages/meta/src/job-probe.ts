@@ -78,4 +78,33 @@ export class JobBatches extends RedisPart {
   async settle(ids: readonly string[]): Promise<void> {
     if (ids.length > 0) await this.call(() => this.redis.hdel(this.#key, ...ids));
   }
+
+  /**
+   * Drop the ids whose named job no longer exists: a process that died between a job's end and
+   * its settle left them. One HSCAN page and one pipelined EXISTS per step, so the hash is never
+   * read whole. An id named just before its job is added may go too; the worst that does is one
+   * chunk queued a second time. Returns how many ids were dropped.
+   */
+  async sweep(jobKey: (job: string) => string, count = 1000): Promise<number> {
+    let cursor = '0';
+    let dropped = 0;
+    do {
+      const [next, flat] = await this.call(() => this.redis.hscan(this.#key, cursor, 'COUNT', count));
+      cursor = next;
+      const pairs: Array<[string, string]> = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([flat[i] as string, flat[i + 1] as string]);
+      if (pairs.length === 0) continue;
+      const jobs = [...new Set(pairs.map(([, job]) => job))];
+      const exists = await this.call(async () => {
+        const pipeline = this.redis.pipeline();
+        for (const job of jobs) pipeline.exists(jobKey(job));
+        return (await pipeline.exec()) ?? [];
+      });
+      const gone = new Set(jobs.filter((_, i) => Number(exists[i]?.[1]) === 0));
+      const stale = pairs.filter(([, job]) => gone.has(job)).map(([id]) => id);
+      if (stale.length > 0) await this.call(() => this.redis.hdel(this.#key, ...stale));
+      dropped += stale.length;
+    } while (cursor !== '0');
+    return dropped;
+  }
 }

@@ -79,8 +79,11 @@ export class Reconciler extends LeaderLoop {
       metrics.reconcilePasses.inc({ region });
       return { missing: 0, queued: 0 };
     }
-    // Failed jobs left from a version that kept them would block their chunks' jobs.
+    // Failed jobs left from a version that kept them would block their chunks' jobs; batched
+    // chunks still naming a job that ended without settling them (a crash) are let go.
     await copies.dropFailed();
+    const swept = await copies.sweepBatches();
+    if (swept > 0) logger.info({ swept }, 'dropped batched chunks whose copy job is gone');
     let missing = 0;
     let queued = 0;
     let cursor: string | undefined;
