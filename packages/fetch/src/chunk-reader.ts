@@ -2,12 +2,14 @@ import {
   type ChunkRef,
   CorruptError,
   isNativeChunkId,
+  isRetryable,
   type Logger,
   messageOf,
   NotFoundError,
   PreconditionFailedError,
   sha256Of,
   silentLogger,
+  UnavailableError,
 } from '@ferry/core';
 import { MemoryCache } from './memory-cache.js';
 import type { ChunkContext } from './origin.js';
@@ -150,6 +152,8 @@ export class ChunkReader {
     let lastFailure: unknown;
     let changedOrigin: PreconditionFailedError | undefined;
     let known: { sha256: string | undefined } | undefined;
+    /** A tier answered with something other than "cannot be reached now": a bad copy, a refusal. */
+    let notJustUnreachable = false;
     for (const [index, tier] of this.#tiers.entries()) {
       let bytes: Buffer | undefined;
       try {
@@ -174,7 +178,10 @@ export class ChunkReader {
           changedOrigin = err;
           this.#log.debug({ chunk: ref.id, tier: tier.name }, 'origin object changed since import');
         } else this.#log.warn({ err, chunk: ref.id, tier: tier.name }, 'chunk copy unusable; trying the next tier');
-        if (err instanceof CorruptError) this.#onBadCopy?.(tier.name, err);
+        if (err instanceof CorruptError) {
+          notJustUnreachable = true;
+          this.#onBadCopy?.(tier.name, err);
+        } else if (!isRetryable(err)) notJustUnreachable = true;
         continue;
       }
       this.#count(tier.name, bytes.length);
@@ -186,6 +193,11 @@ export class ChunkReader {
     if (changedOrigin) throw changedOrigin;
     const where = context ? ` of ${context.entry.path}` : '';
     if (failures.length > 0) {
+      // No copy was wrong, a tier could only not be reached (the source during an outage): that
+      // is worth a retry, not a corrupt file.
+      if (!notJustUnreachable && isRetryable(lastFailure)) {
+        throw new UnavailableError(`chunk ${ref.id}${where}: no tier could serve it now (${failures.join('; ')})`, { cause: lastFailure });
+      }
       // The cause tells a caller whether the last tier was unreachable rather than wrong.
       throw new CorruptError(`chunk ${ref.id}${where}: no tier has a good copy (${failures.join('; ')})`, { cause: lastFailure });
     }
