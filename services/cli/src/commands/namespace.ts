@@ -14,7 +14,10 @@ export async function lsCommand(ctx: Context, out: Output, path: string, opts: {
   let cursor: string | undefined;
   let shown = 0;
   do {
-    const page = await region.meta.list(dir, { recursive: opts.recursive, limit: 1000, ...(cursor ? { cursor } : {}) });
+    // A recursive page is one script reading every entry of the page: 500 halves the longest a
+    // listing blocks Redis (at 10⁶ files the scale benchmark's slowest page of 1,000 took 47-49 ms).
+    const limit = opts.recursive ? 500 : 1000;
+    const page = await region.meta.list(dir, { recursive: opts.recursive, limit, ...(cursor ? { cursor } : {}) });
     for (const item of page.items) {
       shown += 1;
       if (item.kind === 'dir') {
