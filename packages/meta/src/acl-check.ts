@@ -40,7 +40,10 @@ export async function checkRedisAccess(
   const needs: Array<[string, () => Promise<unknown>]> = [[`reading ${k.entries}`, () => redis.hlen(k.entries)]];
   if (role === 'writer' || role === 'replicator') needs.push([`writing keys of volume ${volume}`, () => redis.del(probeKey)]);
   if (role === 'reader') needs.push([`writing ${k.backfill}`, () => redis.ltrim(k.backfill, 0, BACKFILL_MAX - 1)]);
-  if (role === 'cache-node') needs.push([`writing ${k.nodes}`, () => redis.hdel(k.nodes, 'acl-probe')]);
+  if (role === 'cache-node') {
+    needs.push([`writing ${k.nodes}`, () => redis.hdel(k.nodes, 'acl-probe')]);
+    needs.push([`writing ${k.extHashes}`, () => redis.hdel(k.extHashes, 'acl-probe')]);
+  }
   if (role === 'mirror' && options.mirror)
     needs.push([`reading ${ackKey(volume, options.mirror)}`, () => redis.get(ackKey(volume, options.mirror as string))]);
   for (const [what, probe] of needs) {

@@ -28,7 +28,7 @@ describe('Redis users per role', () => {
         .map((r) => r.slice(1));
     expect(writes('ferry-src-reader')).toEqual([k.backfill]);
     expect(writes('ferry-src-mirror-eu')).toEqual([ackKey('models', 'eu')]);
-    expect(writes('ferry-src-cache-node')).toEqual([k.nodes, k.seen]);
+    expect(writes('ferry-src-cache-node')).toEqual([k.nodes, k.seen, k.extHashes]);
     expect(writes('ferry-src-writer')).toEqual(['ferry:{models}:*', '{ferry:models}:*']);
     for (const user of source.filter((u) => u.role !== 'writer' && u.role !== 'replicator')) {
       expect(user.rules).toContain('%R~ferry:{models}:*');

@@ -119,12 +119,15 @@ export function redisAclUsers(options: { volume: string; region: string; source:
   users.push({
     name: userName(region, 'cache-node'),
     role: 'cache-node',
-    who: 'the cache nodes of the region (their membership and heartbeats)',
+    who: 'the cache nodes of the region (their membership and heartbeats; the hash of an imported chunk they verify first)',
     rules: [
       'resetkeys',
       `%R~${volumeAll}`,
       `~${k.nodes}`,
       `~${k.seen}`,
+      // A node that fetches an imported chunk from its origin records the hash of that first
+      // verified copy (HSETNX: set once, never changed), against which every later copy is checked.
+      `~${k.extHashes}`,
       'resetchannels',
       '-@all',
       ...READ,
@@ -135,6 +138,7 @@ export function redisAclUsers(options: { volume: string; region: string; source:
       '+hdel',
       '+zadd',
       '+zrem',
+      '+hsetnx',
       ...CONNECTION,
     ],
   });

@@ -1,4 +1,4 @@
-import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
+import { type ConnectionOptions, rootCertificates, connect as tlsConnect } from 'node:tls';
 import {
   describeRedisTarget,
   InvalidArgumentError,
@@ -150,7 +150,9 @@ function tlsOptions(target: RedisTarget, options: ConnectRedisOptions): Connecti
   if (files && Object.keys(files).length > 0 && options.tls === undefined) {
     throw new InvalidArgumentError(`Redis at ${describeRedisTarget(target)}: its tls files were not read (pass their contents as tls)`);
   }
-  return { ...options.tls };
+  const { ca, ...rest } = options.tls ?? {};
+  // Node's `ca` replaces its built-in roots: the bundle is trusted beside them, as documented.
+  return { ...rest, ...(ca ? { ca: [...rootCertificates, ca.toString('utf8')] } : {}) };
 }
 
 function commonOptions(options: ConnectRedisOptions): RedisOptions {
@@ -158,6 +160,9 @@ function commonOptions(options: ConnectRedisOptions): RedisOptions {
     connectionName: options.name,
     maxRetriesPerRequest: options.maxRetriesPerRequest === undefined ? 1 : options.maxRetriesPerRequest,
     connectTimeout: 5_000,
+    // No CLIENT SETINFO on connect: Redis before 7.2 has no such command, and under a role's user
+    // (docs/security.md) each refusal would be an entry in the server's ACL log, hiding real ones.
+    disableClientInfo: true,
   };
 }
 
