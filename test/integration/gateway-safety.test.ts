@@ -233,8 +233,28 @@ describe('a mirror region', () => {
     try {
       const redis = fx.mirror?.redis as Redis;
       await waitFor(async () => (await redis.llen(mirror.keys.backfill)) >= chunks.length, 10_000, 'the backfill requests');
-      expect(await queueBackfill(mirror, queue, 500)).toEqual({ taken: chunks.length, queued: chunks.length, skipped: 0, invalid: 0 });
+      expect(await queueBackfill(fx.mirror?.meta as Meta, mirror, queue, 500)).toEqual({
+        taken: chunks.length,
+        queued: chunks.length,
+        skipped: 0,
+        invalid: 0,
+      });
       expect(await Promise.all(chunks.map((c) => queue.queue.getJobState(c)))).toEqual(chunks.map(() => 'prioritized'));
+      // What a hostile reader could push instead: the copy is made from the region's own entry
+      // (a wrong size is not taken), a chunk the file does not have and junk are refused, a file
+      // that is not there is skipped, and an oversized request is dropped unread.
+      const first = chunks[0] as ChunkId;
+      await queue.queue.remove(first);
+      await redis.lpush(
+        mirror.keys.backfill,
+        JSON.stringify({ chunk: first, path: '/m/shard.bin', size: 1 }),
+        JSON.stringify({ chunk: first, path: '/m/not-there.bin' }),
+        JSON.stringify({ chunk: nativeChunkId('0'.repeat(64)), path: '/m/shard.bin' }),
+        JSON.stringify({ chunk: '../../etc/passwd', path: '/m/shard.bin' }),
+        JSON.stringify({ chunk: first, path: `/m/${'x'.repeat(4000)}` }),
+      );
+      expect(await queueBackfill(fx.mirror?.meta as Meta, mirror, queue, 500)).toEqual({ taken: 4, queued: 1, skipped: 1, invalid: 2 });
+      expect((await queue.queue.getJob(first))?.data).toMatchObject({ chunk: first, size: 1 << 20 });
     } finally {
       await queue.close();
     }

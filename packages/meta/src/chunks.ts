@@ -6,6 +6,8 @@ import { runScript } from './scripts.js';
 
 /** Most backfill requests a region's list keeps. */
 export const BACKFILL_MAX = 10_000;
+/** Longest request taken from the list (a chunk id and a path of at most 1 KiB, as JSON). */
+const BACKFILL_REQUEST_MAX = 2_048;
 
 /** The last failed copy of a chunk, kept until the chunk is present or no longer referenced. */
 export interface CopyFailure {
@@ -77,6 +79,8 @@ export class MirrorChunks extends RedisPart {
     const raw = await this.call(() => this.redis.rpop(this.#keys.backfill, max));
     const requests: unknown[] = [];
     for (const text of raw ?? []) {
+      // A request is a chunk id and a path: anything much longer is none a reader makes.
+      if (text.length > BACKFILL_REQUEST_MAX) continue;
       try {
         requests.push(JSON.parse(text));
       } catch {

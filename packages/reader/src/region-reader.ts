@@ -21,7 +21,8 @@ export interface RegionReaderOptions {
   /** The region's hashes of external chunks, to check their copies against. */
   hashes?: KnownHashes;
   /** Queue copies of chunks that had to come from outside the region (mirrors only). */
-  backfill?: (requests: CopyRequest[]) => Promise<void>;
+  /** Each request names the file it was read for (`path`), where the region looks the chunk up. */
+  backfill?: (requests: Array<CopyRequest & { path?: string }>) => Promise<void>;
   /**
    * How many queued backfills are remembered so a chunk is not queued again (default 50,000,
    * about 10 MiB); the oldest is forgotten first. Queuing one again is harmless (copy jobs are keyed
@@ -110,7 +111,13 @@ export class RegionReader {
     if (this.#backfilled.size >= this.#backfillMemo) this.#backfilled.delete(this.#backfilled.values().next().value as string);
     this.#backfilled.add(ref.id);
     const origin = originRead(ref, context);
-    const request: CopyRequest = { chunk: ref.id, size: ref.size, first: context?.offset === 0, ...(origin ? { origin } : {}) };
+    const request: CopyRequest & { path?: string } = {
+      chunk: ref.id,
+      size: ref.size,
+      first: context?.offset === 0,
+      ...(origin ? { origin } : {}),
+      ...(context ? { path: context.entry.path } : {}),
+    };
     this.#backfill([request]).catch((err) => {
       // The read already succeeded; a lost backfill only means the next reader falls back again.
       this.#backfilled.delete(ref.id);

@@ -62,7 +62,9 @@ export function openReader(region: Region, options: OpenReaderOptions = {}): Reg
       : {
           // Through the region's backfill list, which the replicator checks and queues: a
           // reader's Redis user may write that list and nothing else.
-          backfill: (requests) => (region.mirror as MirrorMeta).chunks.requestBackfill(requests),
+          // A request names the chunk and the file it was read for, nothing the copy is made from.
+          backfill: (requests) =>
+            (region.mirror as MirrorMeta).chunks.requestBackfill(requests.map(({ chunk, path }) => ({ chunk, ...(path ? { path } : {}) }))),
         }),
     memoryBytes: options.memoryBytes ?? region.ferry.reader.memoryBytes,
     prefetch: region.ferry.reader.prefetch,

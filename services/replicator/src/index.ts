@@ -1,5 +1,5 @@
 export { type ApiOptions, build, listen } from './app.js';
-export { Backfill, type BackfillOptions, checkRequest, queueBackfill } from './backfill.js';
+export { askedFor, Backfill, type BackfillOptions, queueBackfill } from './backfill.js';
 export { type ChunkPresence, type CopyOutcome, type CopyProcessorOptions, createCopyProcessor } from './copy-worker.js';
 export { History, type HistoryPanel, type Sample } from './history.js';
 export { LeaderLoop, type LeaderLoopOptions, LeadershipLost } from './leader-loop.js';

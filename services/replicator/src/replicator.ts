@@ -234,6 +234,7 @@ export class Replicator {
       });
       this.#backfill = new Backfill({
         region,
+        meta: r.meta,
         mirror,
         copies,
         token: () => watcher.token,
