@@ -33,6 +33,8 @@ export class ChangeLog extends RedisPart {
   readonly #keys: VolumeKeys;
   /** False once the server refused this client's write of the epoch (a Redis user with read access only). */
   #mayCreateEpoch = true;
+  /** False once the server refused this client's write of the shared acks hash. */
+  #writesSharedAcks = true;
   #blocking: RedisClient | undefined;
   #closed = false;
 
@@ -151,7 +153,16 @@ export class ChangeLog extends RedisPart {
   /** Record that `region` has applied the log up to `id`. Never moves an ack back; returns the ack now stored. */
   async setAck(region: string, id: string): Promise<string> {
     const key = mirrorAckKey(this.#keys, region);
-    return String(await this.call(() => runScript(this.redis, 'ack', [key], [parseStreamId(id, 'ack id')])));
+    const ack = String(await this.call(() => runScript(this.redis, 'ack', [key], [parseStreamId(id, 'ack id')])));
+    // A source not upgraded yet reads the shared hash only: the ack goes there too while this
+    // user may write it (a mirror's own user may not; then it stops trying).
+    if (this.#writesSharedAcks) {
+      await this.redis.hset(this.#keys.acks, region, ack).catch((err: unknown) => {
+        if (!isNoPermission(err)) throw translateRedisError(err, this.redis);
+        this.#writesSharedAcks = false;
+      });
+    }
+    return ack;
   }
 
   /** Region → last applied change-log id, for these mirror regions (those without an ack are left out). */

@@ -45,7 +45,9 @@ export async function redisAclCommand(ctx: Context, out: Output, opts: RedisAclC
     );
     if (password === undefined) {
       password = randomBytes(24).toString('base64url');
-      await writeFile(file, `${password}\n`, { mode: 0o600, flag: 'wx' });
+      await writeFile(file, `${password}\n`, { mode: 0o600, flag: 'wx' }).catch((err: unknown) => {
+        throw new LocalIoError(`cannot write the password of ${user.name} to ${file}: ${messageOf(err)}`, { cause: err });
+      });
       made.push(user.name);
     }
     if (password.length < 16) throw new InvalidArgumentError(`the password of ${user.name} in ${file} is shorter than 16 characters`);
