@@ -7,7 +7,7 @@ import { createStore, FaultStore } from '@ferry/stores';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCacheNode } from '../support/cache-cluster.js';
-import { KiB, putBytes, runCli, waitForConvergence } from '../support/regions.js';
+import { KiB, putBytes, runCli, waitFor, waitForConvergence } from '../support/regions.js';
 import { useRegions } from '../support/scope.js';
 
 /*
@@ -181,16 +181,8 @@ describe.skipIf(!hasChromium)(
       expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
       await shot(page, '4-phone');
 
-      // `ferry status --json` prints what /api/regions serves, computed by the same code.
-      const api = (await (await fetch(`${base}/api/regions`, { headers: { authorization: `Bearer ${READ_TOKEN}` } })).json()) as {
-        regions: Array<Record<string, unknown>>;
-      };
-      const cli = await runCli(['status', '--json', '--config', r.configPath]);
-      expect(cli.code, cli.stderr).toBe(0);
-      const printed = cli.stdout
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      // `ferry status --json` prints what /api/regions serves, computed by the same code. The two
+      // are read a moment apart while copies and retries go on: compared until a pair agrees.
       const stable = (s: Record<string, unknown>) => ({
         region: s.region,
         role: s.role,
@@ -200,7 +192,26 @@ describe.skipIf(!hasChromium)(
         heldBack: (s.gc as { heldBack: unknown }).heldBack,
         failing: ((s.failures as unknown[] | undefined) ?? []).length,
       });
-      expect(printed.map(stable)).toEqual(api.regions.map(stable));
+      let printed: Array<Record<string, unknown>> = [];
+      let served: Array<Record<string, unknown>> = [];
+      await waitFor(
+        async () => {
+          const api = (await (await fetch(`${base}/api/regions`, { headers: { authorization: `Bearer ${READ_TOKEN}` } })).json()) as {
+            regions: Array<Record<string, unknown>>;
+          };
+          const cli = await runCli(['status', '--json', '--config', r.configPath]);
+          expect(cli.code, cli.stderr).toBe(0);
+          printed = cli.stdout
+            .trim()
+            .split('\n')
+            .map((l) => JSON.parse(l) as Record<string, unknown>);
+          served = api.regions;
+          return JSON.stringify(printed.map(stable)) === JSON.stringify(served.map(stable));
+        },
+        30_000,
+        'ferry status --json and /api/regions to agree',
+      ).catch(() => {});
+      expect(printed.map(stable)).toEqual(served.map(stable));
       expect(printed.map((s) => s.region)).toEqual(['src', 'eu', 'us']);
       // And `ferry status <path> --json` the rows of /api/path.
       const pathApi = (await (

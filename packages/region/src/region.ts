@@ -202,18 +202,28 @@ export class Region {
     for (const { redis, role } of checks) {
       await this.#withDeadline(redis, () => pingRedis(redis));
       reports.push(...(await this.#withDeadline(redis, () => checkRedisServer(redis))));
-      // With `access`, the process's user is checked for what its role needs (one line when it
-      // lacks something) and whether it may do more (logged).
-      if (role) {
-        const access = await this.#withDeadline(redis, () => checkRedisAccess(redis, { volume: this.volume, role, mirror: this.name }));
-        this.logger.info({ redisUser: access.user, role, broader: access.broader }, access.summary);
-      }
+      if (role) await this.#withDeadline(redis, () => this.#checkAccess(redis, role));
     }
     this.redisReports = reports;
     if (options.warn || this.role === 'daemon') {
       for (const report of reports) for (const warning of report.warnings) this.logger.warn({ redis: report.where }, warning);
     }
     return reports;
+  }
+
+  /**
+   * Check this process's Redis user against its role (what it needs: one line when it lacks
+   * something) and log whether it may do more. `ready({ access })` does it for the region's Redis
+   * (and the source's, as the mirror's user); a process that must print nothing before its start
+   * succeeded (the mount) calls it when it has.
+   */
+  async checkAccess(role: RedisRole): Promise<void> {
+    await this.#withDeadline(this.redis, () => this.#checkAccess(this.redis, role));
+  }
+
+  async #checkAccess(redis: RedisClient, role: RedisRole): Promise<void> {
+    const access = await checkRedisAccess(redis, { volume: this.volume, role, mirror: this.name });
+    this.logger.info({ redisUser: access.user, role, broader: access.broader }, access.summary);
   }
 
   async #withDeadline<T>(redis: RedisClient, fn: () => Promise<T>): Promise<T> {

@@ -143,13 +143,15 @@ export class MountService {
     this.cleared = prepared.cleared;
     if (prepared.cleared)
       this.#log.warn({ mountpoint: prepared.path, found: prepared.cleared.kind }, 'detached what was mounted here (--force)');
-    await this.#region.ready({ access: 'reader' });
+    await this.#region.ready();
     const base = this.#namespace.base;
     if (base !== '/' && (await this.#namespace.lookup('/'))?.kind !== 'dir') {
       throw new NotFoundError(`--path ${base}: no such directory in volume "${config.volume}" (region ${this.region})`);
     }
     // Bound before mounting: a busy address fails the start before anything shows on the mountpoint.
     await this.#serve();
+    // Once nothing of the command line is wrong: a bad argument is one line and nothing else.
+    await this.#region.checkAccess('reader');
     const session = new FuseSession({
       mountpoint: this.mountpoint,
       handler: createOps({
