@@ -1,4 +1,4 @@
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, statfs, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { LocalIoError, localIoError } from '@ferry/core';
 import { detachLazily } from './fuse.js';
@@ -47,7 +47,15 @@ export async function inspectMountpoint(path: string): Promise<MountpointState> 
   const mount = await mountAt(path);
   try {
     const st = await stat(path);
-    if (mount) return { kind: 'mounted', mount };
+    if (mount) {
+      // stat may be answered from the kernel's attribute cache of a mount whose process died;
+      // statfs always asks the process.
+      const alive = await statfs(path).then(
+        () => true,
+        (err: NodeJS.ErrnoException) => err.code !== 'ENOTCONN' && err.code !== 'ECONNABORTED',
+      );
+      return alive ? { kind: 'mounted', mount } : { kind: 'stale', mount };
+    }
     if (!st.isDirectory()) throw new LocalIoError(`mountpoint ${path}: not a directory`);
     return { kind: 'free' };
   } catch (err) {
@@ -94,8 +102,10 @@ export async function setReadAhead(mountpoint: string, bytes: number): Promise<b
   if (!mount?.device) return false;
   // The kernel lowers the read-ahead to what the FUSE INIT reply allows when that reply arrives,
   // which can be after the mount call returned: a value written before it is lost. A request on
-  // the mount waits for INIT, so one stat first makes the write land after it.
-  await stat(mountpoint).catch(() => {});
+  // the mount waits for INIT, so one statfs first makes the write land after it (statfs, not
+  // stat: a stat would leave the root's attributes in the kernel's cache, where a later check of
+  // a dead mount would find them and take it for a live one).
+  await statfs(mountpoint).catch(() => {});
   try {
     await writeFile(`/sys/class/bdi/${mount.device}/read_ahead_kb`, String(Math.max(128, Math.round(bytes / 1024))));
     return true;
