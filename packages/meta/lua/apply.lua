@@ -25,25 +25,31 @@ if state == 'running' or state == 'incomplete' then return { 'resync', state } e
 local cursor = redis.call('GET', cursor_key)
 if cursor and not id_less(cursor, id) then return { 'skip', cursor } end
 
-local deltas = new_deltas()
+local deltas, writes = new_deltas(), new_writes()
 local removed, written = 0, 0
 local ndel = tonumber(ARGV[4])
-for i = 5, 4 + ndel do
-  local path = ARGV[i]
-  local old = redis.call('HGET', entries, path)
+local dels, puts = {}, {}
+for i = 5, 4 + ndel do dels[#dels + 1] = ARGV[i] end
+for i = 5 + ndel, #ARGV, 3 do puts[#puts + 1] = ARGV[i] end
+local old_dels, old_puts = read_many('HMGET', entries, dels), read_many('HMGET', entries, puts)
+local gone = {}
+for k, path in ipairs(dels) do
+  local old = old_dels[k]
   if old and id_less(stored_version(old), id) then
-    remove_stored(entries, paths, deltas, path, old)
+    remove_stored(writes, deltas, path, old)
+    gone[path] = true
     removed = removed + 1
   end
 end
-for i = 5 + ndel, #ARGV, 3 do
-  local path = ARGV[i]
-  local old = redis.call('HGET', entries, path)
+for k, path in ipairs(puts) do
+  local i = 5 + ndel + (k - 1) * 3
+  local old = not gone[path] and old_puts[k] or nil
   if not old or id_less(stored_version(old), id) then
-    put_stored(entries, paths, deltas, path, id, ARGV[i + 1], ARGV[i + 2], old)
+    put_stored(writes, deltas, path, id, ARGV[i + 1], ARGV[i + 2], old)
     written = written + 1
   end
 end
+flush_writes(entries, paths, writes)
 -- Unreferenced from now, the mirror's own time: the grace counts from when this region dropped
 -- the chunk, not from when the source did (a mirror that lags would collect at once).
 apply_deltas(deltas, refs, unref, now_ms(), present, missing, nil, nil, failures)

@@ -33,12 +33,24 @@
 local entries, paths, log, refs, unref = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local first = 6
 
-local known = {}
+-- Every read is made for the whole step at once (a few calls, not a few per file): the stored
+-- entries, then the claims and deletions of its chunks.
+local list, chunks = {}, {}
 for i = first, #ARGV, 3 do
-  local path = ARGV[i]
-  if is_dir(paths, path) then return { 'dir', path } end
-  local ancestor = file_ancestor(entries, path, known)
-  if ancestor then return { 'file', path, ancestor } end
+  list[#list + 1] = ARGV[i]
+  for chunk in string.gmatch(ARGV[i + 2], '%S+') do chunks[#chunks + 1] = chunk end
+end
+local olds = read_many('HMGET', entries, list)
+
+-- A path that is a file now is not a directory and has no file above it (the namespace never
+-- holds both), so only new paths are looked at.
+local known = {}
+for k, path in ipairs(list) do
+  if not olds[k] then
+    if is_dir(paths, path) then return { 'dir', path } end
+    local ancestor = file_ancestor(entries, path, known)
+    if ancestor then return { 'file', path, ancestor } end
+  end
 end
 
 local since = tonumber(ARGV[3])
@@ -47,15 +59,16 @@ local held_until = tonumber(ARGV[5])
 local holding = held_until ~= nil and held_until >= now
 local stale = since and since < now - tonumber(ARGV[4])
 local claimed = { 'claimed' }
-for i = first, #ARGV, 3 do
-  for chunk in string.gmatch(ARGV[i + 2], '%S+') do
-    if redis.call('HEXISTS', KEYS[8], chunk) == 1 then
-      claimed[#claimed + 1] = chunk
-    elseif since and not (holding and is_held(KEYS[10], chunk, now)) then
-      if stale then return { 'stale' } end
-      local gone = redis.call('ZSCORE', KEYS[9], chunk)
-      if gone and tonumber(gone) >= since then claimed[#claimed + 1] = chunk end
-    end
+local claims = redis.call('EXISTS', KEYS[8]) == 1 and read_many('HMGET', KEYS[8], chunks) or {}
+local held_at = since and holding and read_many('ZMSCORE', KEYS[10], chunks) or {}
+local gone_at = since and redis.call('EXISTS', KEYS[9]) == 1 and read_many('ZMSCORE', KEYS[9], chunks) or {}
+for j, chunk in ipairs(chunks) do
+  if claims[j] then
+    claimed[#claimed + 1] = chunk
+  elseif since and not (held_at[j] and tonumber(held_at[j]) >= now) then
+    if stale then return { 'stale' } end
+    local gone = gone_at[j]
+    if gone and tonumber(gone) >= since then claimed[#claimed + 1] = chunk end
   end
 end
 if #claimed > 1 then return claimed end
@@ -65,14 +78,11 @@ for i = first, #ARGV, 3 do items[#items + 1] = log_entry(ARGV[i], ARGV[i + 1]) e
 ensure_epoch(KEYS[6], ARGV[2])
 local id = append_record(log, ARGV[1], 'put', items, {})
 
-local deltas = new_deltas()
-for i = first, #ARGV, 3 do
-  local path = ARGV[i]
-  local old = redis.call('HGET', entries, path)
-  if old then add_stored_chunks(deltas, old, -1) end
-  add_id_list(deltas, ARGV[i + 2], 1)
-  redis.call('HSET', entries, path, stored_entry(id, path, ARGV[i + 1]))
-  redis.call('ZADD', paths, 0, path)
+local deltas, writes = new_deltas(), new_writes()
+for k, path in ipairs(list) do
+  local i = first + (k - 1) * 3
+  put_stored(writes, deltas, path, id, ARGV[i + 1], ARGV[i + 2], olds[k])
 end
+flush_writes(entries, paths, writes)
 apply_deltas(deltas, refs, unref, id_ms(id), nil, nil, KEYS[7], id)
 return { 'ok', id, #items }

@@ -68,9 +68,23 @@ local function chunk_count(stored)
   return n
 end
 
+-- `cmd key` (HMGET, ZMSCORE, SMISMEMBER) for each of `fields`, asked 500 at a time: one call per
+-- slice instead of one per field (a call from a script costs about as much as the work of a small
+-- one, so a step of 250 files spends most of its time on calls when it makes one per file).
+local function read_many(cmd, key, fields)
+  local out = {}
+  for first = 1, #fields, 500 do
+    local got = redis.call(cmd, key, unpack(fields, first, math.min(first + 499, #fields)))
+    for j = 1, #got do out[first + j - 1] = got[j] end
+  end
+  return out
+end
+
 -- The first `max_files` paths of `candidates` whose entries stay within `max_chunks` chunk
 -- occurrences and `max_bytes` of entry text (a batch always takes its first path, whatever its
 -- size), and their stored entries. What a record's apply costs in a mirror grows with these.
+-- One HGET each: the loop stops at the first entry over the bounds, and an entry of a large file
+-- is large (a 10 GiB file's is 100 KiB), so asking for all candidates at once costs more.
 local function take_batch(entries_key, candidates, max_chunks, max_bytes)
   local taken, stored = {}, {}
   local chunks, bytes = 0, 0
@@ -109,60 +123,100 @@ local function add_stored_chunks(deltas, stored, by)
   for _, chunk in ipairs(cjson.decode(stored).chunks) do add_delta(deltas, chunk.id, by) end
 end
 
+-- `cmd key args…` in slices of at most 1000 arguments (an even number: field/value and
+-- score/member pairs stay whole); nothing for an empty list.
+local function call_many(cmd, key, args)
+  for first = 1, #args, 1000 do redis.call(cmd, key, unpack(args, first, math.min(first + 999, #args))) end
+end
+
 -- Counts that reach 0 leave `refs` and enter `unreferenced` at `ms`; counts that leave 0 leave
 -- `unreferenced`. In a mirror (`present_key` and `missing_key` given) the set of referenced chunks
 -- the store lacks follows in the same step, so its size is the number of missing chunks, and a
 -- chunk nothing references any more loses its copy failure record (`failures_key`). In the
 -- source (`by_key` given) the record `by_id` that dropped a chunk's last reference is kept with
 -- it: garbage collection there waits until every mirror has acknowledged that record.
+-- Counts are read and written 500 chunks at a time (HMGET, then one HSET), and each set changes
+-- once per slice, not once per chunk: a step of small files has a new chunk per file.
 local function apply_deltas(deltas, refs_key, unref_key, ms, present_key, missing_key, by_key, by_id, failures_key)
-  -- Counts that reach 0 are removed and recorded in bulk: one HDEL and one ZADD per 500 chunks
-  -- instead of one each per chunk (a 100 GB file has 12,800).
-  local gone = {}
+  local ids = {}
   for _, id in ipairs(deltas.order) do
-    local by = deltas.by[id]
-    if by ~= 0 then
-      local count = redis.call('HINCRBY', refs_key, id, by)
+    if deltas.by[id] ~= 0 then ids[#ids + 1] = id end
+  end
+  for first = 1, #ids, 500 do
+    local last = math.min(first + 499, #ids)
+    local counts = redis.call('HMGET', refs_key, unpack(ids, first, last))
+    local set, gone, revived = {}, {}, {}
+    for j = first, last do
+      local id = ids[j]
+      local before = tonumber(counts[j - first + 1]) or 0
+      local count = before + deltas.by[id]
       if count <= 0 then
         gone[#gone + 1] = id
-      elseif count == by then
-        redis.call('ZREM', unref_key, id)
-        if by_key then redis.call('HDEL', by_key, id) end
-        if missing_key and redis.call('SISMEMBER', present_key, id) == 0 then redis.call('SADD', missing_key, id) end
+      else
+        set[#set + 1] = id
+        set[#set + 1] = count
+        if before == 0 then revived[#revived + 1] = id end
       end
     end
-  end
-  for first = 1, #gone, 500 do
-    local last = math.min(first + 499, #gone)
-    local scored, by = {}, {}
-    for i = first, last do
-      scored[#scored + 1] = ms
-      scored[#scored + 1] = gone[i]
-      by[#by + 1] = gone[i]
-      by[#by + 1] = by_id
+    if #set > 0 then redis.call('HSET', refs_key, unpack(set)) end
+    if #revived > 0 then
+      redis.call('ZREM', unref_key, unpack(revived))
+      if by_key then redis.call('HDEL', by_key, unpack(revived)) end
+      if missing_key then
+        local lacking = {}
+        for j, flag in ipairs(redis.call('SMISMEMBER', present_key, unpack(revived))) do
+          if flag == 0 then lacking[#lacking + 1] = revived[j] end
+        end
+        if #lacking > 0 then redis.call('SADD', missing_key, unpack(lacking)) end
+      end
     end
-    redis.call('HDEL', refs_key, unpack(gone, first, last))
-    redis.call('ZADD', unref_key, unpack(scored))
-    if by_key then redis.call('HSET', by_key, unpack(by)) end
-    if missing_key then redis.call('SREM', missing_key, unpack(gone, first, last)) end
-    if failures_key then redis.call('HDEL', failures_key, unpack(gone, first, last)) end
+    if #gone > 0 then
+      local scored, by = {}, {}
+      for _, id in ipairs(gone) do
+        scored[#scored + 1] = ms
+        scored[#scored + 1] = id
+        by[#by + 1] = id
+        by[#by + 1] = by_id
+      end
+      redis.call('HDEL', refs_key, unpack(gone))
+      redis.call('ZADD', unref_key, unpack(scored))
+      if by_key then redis.call('HSET', by_key, unpack(by)) end
+      if missing_key then redis.call('SREM', missing_key, unpack(gone)) end
+      if failures_key then redis.call('HDEL', failures_key, unpack(gone)) end
+    end
   end
 end
 
--- Put a file's entry (id, rest, chunk list) into the namespace of a mirror, replacing `old`: the
--- old chunks lose a reference and the new ones gain one (in `deltas`), the path joins the listing.
-local function put_stored(entries_key, paths_key, deltas, path, id, rest, chunk_ids, old)
+-- The entry writes of one step, gathered by put_stored and remove_stored and made by
+-- flush_writes in a few bulk calls.
+local function new_writes()
+  return { set = {}, add = {}, del = {} }
+end
+
+-- Put a file's entry (id, rest, chunk list) into the namespace, replacing `old`: the old chunks
+-- lose a reference and the new ones gain one (in `deltas`), the path joins the listing.
+local function put_stored(writes, deltas, path, id, rest, chunk_ids, old)
   if old then add_stored_chunks(deltas, old, -1) end
   add_id_list(deltas, chunk_ids, 1)
-  redis.call('HSET', entries_key, path, stored_entry(id, path, rest))
-  redis.call('ZADD', paths_key, 0, path)
+  local set, add = writes.set, writes.add
+  set[#set + 1] = path
+  set[#set + 1] = stored_entry(id, path, rest)
+  add[#add + 1] = 0
+  add[#add + 1] = path
 end
 
 -- Take a file out of the namespace: its chunks lose a reference (in `deltas`), the path leaves the listing.
-local function remove_stored(entries_key, paths_key, deltas, path, old)
+local function remove_stored(writes, deltas, path, old)
   add_stored_chunks(deltas, old, -1)
-  redis.call('HDEL', entries_key, path)
-  redis.call('ZREM', paths_key, path)
+  writes.del[#writes.del + 1] = path
+end
+
+-- Make the gathered writes: removals first, so a path removed and put again in one step stays.
+local function flush_writes(entries_key, paths_key, writes)
+  call_many('HDEL', entries_key, writes.del)
+  call_many('ZREM', paths_key, writes.del)
+  call_many('HSET', entries_key, writes.set)
+  call_many('ZADD', paths_key, writes.add)
 end
 
 -- The volume's epoch: made by the first mutation (or the first look of a mirror) when there is

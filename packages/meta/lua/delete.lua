@@ -38,10 +38,11 @@ for i, victim in ipairs(victims) do del[i] = path_json(victim) end
 ensure_epoch(KEYS[6], ARGV[7])
 local id = append_record(log, ARGV[1], 'delete', {}, del)
 
-local deltas = new_deltas()
+local deltas, writes = new_deltas(), new_writes()
 for i, victim in ipairs(victims) do
-  remove_stored(entries, paths, deltas, victim, stored[i])
+  remove_stored(writes, deltas, victim, stored[i])
 end
+flush_writes(entries, paths, writes)
 apply_deltas(deltas, refs, unref, id_ms(id), nil, nil, KEYS[7], id)
 local more = 0
 if not single and #redis.call('ZRANGEBYLEX', paths, lo, hi, 'LIMIT', 0, 1) > 0 then more = 1 end

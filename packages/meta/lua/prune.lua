@@ -37,18 +37,20 @@ if found ~= pages then
   return { 'incomplete', pages, found }
 end
 
-local deltas = new_deltas()
+local deltas, writes = new_deltas(), new_writes()
 local removed = 0
-for i = 4, #ARGV do
-  local path = ARGV[i]
-  if redis.call('SISMEMBER', seen, path) == 0 then
-    local old = redis.call('HGET', entries, path)
-    if old then
-      remove_stored(entries, paths, deltas, path, old)
-      removed = removed + 1
-    end
+local listed, unseen = {}, {}
+for i = 4, #ARGV do listed[#listed + 1] = ARGV[i] end
+for k, flag in ipairs(read_many('SMISMEMBER', seen, listed)) do
+  if flag == 0 then unseen[#unseen + 1] = listed[k] end
+end
+for k, old in ipairs(read_many('HMGET', entries, unseen)) do
+  if old then
+    remove_stored(writes, deltas, unseen[k], old)
+    removed = removed + 1
   end
 end
+flush_writes(entries, paths, writes)
 apply_deltas(deltas, refs, unref, now_ms(), present, missing, nil, nil, failures)
 redis.call('HINCRBY', resync, 'removed', removed)
 if ARGV[3] == '1' then

@@ -19,19 +19,23 @@ if info[1] ~= ARGV[2] or info[2] ~= 'running' or info[4] ~= seen then return { '
 local page = tonumber(ARGV[3])
 if page ~= (tonumber(info[3]) or 0) + 1 then return { 'order', tostring(info[3]) } end
 
-local deltas = new_deltas()
+local deltas, writes = new_deltas(), new_writes()
 local written, count = 0, 0
 local now = now_ms()
-for i = 4, #ARGV, 4 do
-  local path, version = ARGV[i], ARGV[i + 1]
+local listed = {}
+for i = 4, #ARGV, 4 do listed[#listed + 1] = ARGV[i] end
+local olds = read_many('HMGET', entries, listed)
+for k, path in ipairs(listed) do
+  local i = 4 + (k - 1) * 4
+  local version, old = ARGV[i + 1], olds[k]
   count = count + 1
-  redis.call('SADD', seen, path)
-  local old = redis.call('HGET', entries, path)
   if not old or stored_version(old) ~= version then
-    put_stored(entries, paths, deltas, path, version, ARGV[i + 2], ARGV[i + 3], old)
+    put_stored(writes, deltas, path, version, ARGV[i + 2], ARGV[i + 3], old)
     written = written + 1
   end
 end
+for first = 1, #listed, 1000 do redis.call('SADD', seen, unpack(listed, first, math.min(first + 999, #listed))) end
+flush_writes(entries, paths, writes)
 apply_deltas(deltas, refs, unref, now, present, missing, nil, nil, failures)
 redis.call('SADD', seen, page_marker(page))
 redis.call('HSET', resync, 'pages', page)

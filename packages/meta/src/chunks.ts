@@ -1,4 +1,4 @@
-import { type ChunkId, isChunkId, parseChunkId } from '@ferry/core';
+import { type ChunkId, coalesce, isChunkId, parseChunkId } from '@ferry/core';
 import type { VolumeKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
 import { RedisPart } from './redis-part.js';
@@ -41,10 +41,18 @@ export interface ChunkCounts {
  */
 export class MirrorChunks extends RedisPart {
   readonly #keys: VolumeKeys;
+  /** present.lua for every chunk marked while the last call was in flight: one round trip for a batch of copies. */
+  readonly #present: (item: [chunk: string, since: string, copied: string]) => Promise<boolean>;
 
   constructor(options: { redis: RedisClient; keys: VolumeKeys }) {
     super(options.redis);
     this.#keys = options.keys;
+    const k = this.#keys;
+    const keys = [k.present, k.missing, k.copyFailures, k.gcClaims, k.gcDeleted, k.copied, k.refs, k.unreferenced];
+    this.#present = coalesce(async (items: Array<[string, string, string]>) => {
+      const marked = (await this.call(() => runScript(this.redis, 'present', keys, items.flat()))) as number[];
+      return marked.map((flag) => flag === 1);
+    }, 500);
   }
 
   /** Of these chunks, the ones this region's store does not hold yet (order kept). */
@@ -109,12 +117,9 @@ export class MirrorChunks extends RedisPart {
    * a copy just wrote, counted in the region's copied totals (absent when the chunk was found).
    */
   async markPresent(id: ChunkId, options: { since?: number; copied?: number } = {}): Promise<boolean> {
-    const chunk = parseChunkId(id);
-    const k = this.#keys;
-    const keys = [k.present, k.missing, k.copyFailures, k.gcClaims, k.gcDeleted, k.copied, k.refs, k.unreferenced];
     const since = options.since === undefined ? '' : String(Math.floor(options.since));
     const copied = options.copied === undefined ? '' : String(Math.floor(options.copied));
-    return (await this.call(() => runScript(this.redis, 'present', keys, [chunk, since, copied]))) === 1;
+    return this.#present([parseChunkId(id), since, copied]);
   }
 
   /** Chunks and bytes the copy workers wrote into this region's store, ever (rates come from two readings). */
