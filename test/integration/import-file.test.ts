@@ -2,7 +2,7 @@ import { mkdtemp, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { externalChunkId, type NewEntry, TransientError, UnavailableError } from '@ferry/core';
 import { importId, importPrefix, originStoreUrl } from '@ferry/importer';
-import { connectRedis, Meta, volumeKeys } from '@ferry/meta';
+import { connectRedis, FOLDER_BATCH, Meta, volumeKeys } from '@ferry/meta';
 import { compareKeys, createStore, type ObjectStore } from '@ferry/stores';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -96,7 +96,7 @@ describe('ferry import from file:// (10,000 objects)', () => {
     const summary = importSummary(await runImportCli(['import', `file://${originDir}/`, TARGET, '--json'], { config: a.config }));
     expect(summary).toMatchObject({ listed: COUNT + 3, new: COUNT, changed: 0, unchanged: 0, deleted: 0, skipped: 3, resumed: false });
     expect(summary.skippedBy).toEqual({ 'control-character': 1, backslash: 1, 'too-long': 1 });
-    expect(summary.commits).toBe(COUNT / 500);
+    expect(summary.commits).toBe(COUNT / FOLDER_BATCH.files);
 
     const entries = await volumeEntries(redis, a.name);
     expect([...entries.keys()].sort()).toEqual([...objects.keys()].map(pathOf).sort());

@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connectRedis, volumeKeys } from '@ferry/meta';
+import { connectRedis, FOLDER_BATCH, volumeKeys } from '@ferry/meta';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { requireBuiltCli, sourceOnlyConfig, writeFerryConfig } from '../support/cli.js';
 import { importSummary, runImportCli, writeTinyFiles } from '../support/import.js';
@@ -38,7 +38,7 @@ describe('importing 100,000 objects', () => {
     const config = await writeFerryConfig(work, sourceOnlyConfig(volume, `file://${work}/store`, redisUrl));
     const first = await runImportCli(['import', `file://${origin}`, '/bulk', '--json'], { config, measureRss: true, timeoutMs: 120_000 });
     const summary = importSummary(first);
-    expect(summary).toMatchObject({ listed: COUNT, new: COUNT, skipped: 0, commits: COUNT / 500 });
+    expect(summary).toMatchObject({ listed: COUNT, new: COUNT, skipped: 0, commits: COUNT / FOLDER_BATCH.files });
     expect(first.maxRssBytes).toBeGreaterThan(0);
     expect(first.maxRssBytes).toBeLessThan(RSS_LIMIT);
 

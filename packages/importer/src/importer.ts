@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ConflictError, CorruptError, type Entry, forEachLimit, type Logger, type NewEntry, readAhead, silentLogger } from '@ferry/core';
-import { type Meta, volumePath } from '@ferry/meta';
+import { FOLDER_BATCH, type Meta, volumePath } from '@ferry/meta';
 import type { ObjectInfo, ObjectStore } from '@ferry/stores';
 import { Checkpoint, type CheckpointState, emptyCounts, type ImportCounts } from './checkpoint.js';
 import { commitImported } from './commit.js';
@@ -25,7 +25,7 @@ export interface ImportOptions {
   dryRun?: boolean;
   /** Batches committed (or files deleted) at once (default 4). */
   concurrency?: number;
-  /** Entries per change record (default 500). */
+  /** Entries per change record (default FOLDER_BATCH.files, one commit step). */
   batchSize?: number;
   /** Objects per listing page (default 1000). */
   pageSize?: number;
@@ -70,7 +70,12 @@ interface Pending {
 /** Listing pages read ahead of the one being compared and committed (each at most `pageSize` keys). */
 const LIST_AHEAD = 2;
 const CONCURRENCY = 4;
-const BATCH_SIZE = 500;
+/**
+ * A batch is one commit step: a larger one is checked against the namespace up front (a second
+ * pass over Redis for every path), which an import does not need, since it commits what it can
+ * of a refused batch anyway (commitImported).
+ */
+const BATCH_SIZE = FOLDER_BATCH.files;
 const PAGE_SIZE = 1000;
 const PROGRESS_MS = 500;
 /** A pending batch smaller than a whole one is committed after this long, so a slow listing still commits. */
