@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AccessDeniedError, LocalIoError, localIoError, NotFoundError, PreconditionFailedError } from '@ferry/core';
 import { bodyLength, bodyStream } from './body.js';
+import { GroupFlush } from './group-flush.js';
 import { assertValidKey, compareKeys, resolveRange } from './keys.js';
 import type * as Store from './types.js';
 import type { ObjectStore } from './types.js';
@@ -13,7 +14,10 @@ import type { ObjectStore } from './types.js';
 export interface FsStoreOptions {
   /** Absolute directory the store lives in; created when missing. */
   root: string;
-  /** fsync each object before it becomes visible (default true). */
+  /**
+   * Flush each object's bytes to disk before it becomes visible under its key (default true).
+   * Objects given whole (a Buffer) are flushed in rounds shared by the puts in flight (GroupFlush).
+   */
   fsync?: boolean;
 }
 
@@ -71,6 +75,7 @@ export class FsStore implements ObjectStore {
    */
   readonly #verified = new Set<string>();
   #tmpMade = false;
+  #flusher: GroupFlush | undefined;
 
   constructor(options: FsStoreOptions) {
     this.#root = options.root;
@@ -218,8 +223,7 @@ export class FsStore implements ObjectStore {
     bodyLength(body);
     const tmp = join(await this.#tmpDir(), `${randomBytes(12).toString('hex')}.part`);
     try {
-      const out = createWriteStream(tmp, { flags: 'wx', flush: this.#fsync, highWaterMark: 1 << 20 });
-      await pipeline(bodyStream(body, key), out).catch((err) => {
+      await this.#writeTemp(tmp, body, key).catch((err) => {
         // The temporary directory was removed under this process: make it again next time.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.#tmpMade = false;
         throw err;
@@ -238,6 +242,28 @@ export class FsStore implements ObjectStore {
         throw localIoError(err, `${this.url}: put`, key);
       }
       throw err;
+    }
+  }
+
+  /**
+   * Write a put's bytes to its temporary file, on disk when this returns (with fsync on). A whole
+   * body joins the next round of the store's GroupFlush, so a batch of small objects costs one
+   * flush instead of one per object; a stream is flushed as it closes.
+   */
+  async #writeTemp(tmp: string, body: Store.PutBody, key: string): Promise<void> {
+    if (!(body instanceof Uint8Array)) {
+      await pipeline(bodyStream(body, key), createWriteStream(tmp, { flags: 'wx', flush: this.#fsync, highWaterMark: 1 << 20 }));
+      return;
+    }
+    const handle = await open(tmp, 'wx');
+    try {
+      await handle.writeFile(body);
+      if (this.#fsync) {
+        this.#flusher ??= new GroupFlush({ dir: dirname(tmp) });
+        await this.#flusher.flush(handle);
+      }
+    } finally {
+      await handle.close();
     }
   }
 

@@ -12,7 +12,16 @@ import {
   TransientError,
 } from '@ferry/core';
 import { hashedChunkVerifier, type KnownHashes, openOriginRead, readBounded, verifyChunk } from '@ferry/fetch';
-import { BATCH_CHUNK_MAX, COPY_JOB, type CopyJob, isPermanentFailure, parseCopyBatchJob, parseCopyJob, toJobError } from '@ferry/jobs';
+import {
+  BATCH_CHUNK_MAX,
+  COPY_BATCH,
+  COPY_JOB,
+  type CopyJob,
+  isPermanentFailure,
+  parseCopyBatchJob,
+  parseCopyJob,
+  toJobError,
+} from '@ferry/jobs';
 import type { CopyFailure } from '@ferry/meta';
 import type { ObjectStore } from '@ferry/stores';
 import type { Metrics } from './metrics.js';
@@ -170,6 +179,8 @@ export function copyJobHandler(
   logger: Logger,
   /** True once the worker is closing: a batch starts no more chunks, and its job goes back to be retried. */
   stopping: () => boolean = () => false,
+  /** Chunks of one batch copied at once (default: all of them). */
+  batchConcurrency: number = BATCH_CONCURRENCY,
 ): (job: { name?: string; data: unknown; attemptsMade: number }) => Promise<CopyOutcome | CopyOutcome[]> {
   const attempt = async (data: unknown, attemptsMade: number, known?: { present: boolean; since: number }): Promise<CopyOutcome> => {
     try {
@@ -206,7 +217,7 @@ export function copyJobHandler(
     const missing = new Set(await presence.missing(chunks.map((c) => c.chunk)));
     const outcomes: CopyOutcome[] = [];
     const failures: unknown[] = [];
-    await forEachLimit(chunks, BATCH_CONCURRENCY, async (chunk, i) => {
+    await forEachLimit(chunks, batchConcurrency, async (chunk, i) => {
       if (stopping()) {
         failures.push(new TransientError('the replicator is stopping; the rest of the batch is copied when a replicator takes it up'));
         return;
@@ -225,8 +236,17 @@ export function copyJobHandler(
   };
 }
 
-/** Chunks of one batch job copied at once (each job of the worker's `copy.concurrency` runs this many). */
-const BATCH_CONCURRENCY = 4;
+/**
+ * Chunks of one batch job copied at once: all of them (a batch is at most COPY_BATCH, a few
+ * MiB), so their writes share the target store's flushes and their marks one round trip to Redis.
+ */
+const BATCH_CONCURRENCY = COPY_BATCH.chunks;
+
+/**
+ * The same under a bandwidth limit (`copy.bytesPerSecond`): the limit sets the pace, and a stop
+ * waits only for the chunks already started, so few are started at once.
+ */
+export const THROTTLED_BATCH_CONCURRENCY = 4;
 
 async function openSource(job: CopyJob, source: ObjectStore, originStore?: (url: string) => ObjectStore): Promise<Readable> {
   if (!job.origin) return (await source.get(chunkKey(job.chunk))).body;

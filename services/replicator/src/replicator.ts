@@ -8,7 +8,7 @@ import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { build as buildApi, listen as listenApi } from './app.js';
 import { Backfill } from './backfill.js';
-import { copyJobHandler, createCopyProcessor } from './copy-worker.js';
+import { copyJobHandler, createCopyProcessor, THROTTLED_BATCH_CONCURRENCY } from './copy-worker.js';
 import { type RegionMaintenance, startMaintenance } from './maintenance.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
@@ -176,7 +176,13 @@ export class Replicator {
         logger: this.#log.child({ component: 'copy' }),
       });
       this.#workerRedis = duplicateConnection(this.#redis, `ferry-replicator-${region}-copy`, { maxRetriesPerRequest: null });
-      const handle = copyJobHandler(processor, mirror, this.#log.child({ component: 'copy' }), () => this.#stopped !== undefined);
+      const handle = copyJobHandler(
+        processor,
+        mirror,
+        this.#log.child({ component: 'copy' }),
+        () => this.#stopped !== undefined,
+        ...(own.copy.bytesPerSecond ? [THROTTLED_BATCH_CONCURRENCY] : []),
+      );
       this.#worker = new Worker(QUEUES.copy, handle, {
         connection: this.#workerRedis,
         prefix: queuePrefix(config.volume),
