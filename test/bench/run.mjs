@@ -15,11 +15,12 @@ import { importScenario } from './scenarios/import.mjs';
 import { memory } from './scenarios/memory.mjs';
 import { metadataLag } from './scenarios/metadata-lag.mjs';
 import { mirrorFile, mirrorS3 } from './scenarios/mirror.mjs';
+import { mirrorSmall } from './scenarios/mirror-small.mjs';
 import { mountScenario } from './scenarios/mount.mjs';
 import { reads } from './scenarios/reads.mjs';
 import { scale } from './scenarios/scale.mjs';
 
-const SCENARIOS = [mirrorFile, mirrorS3, metadataLag, importScenario, reads, coldStart, mountScenario, memory, fanout, scale];
+const SCENARIOS = [mirrorFile, mirrorS3, mirrorSmall, metadataLag, importScenario, reads, coldStart, mountScenario, memory, fanout, scale];
 
 const { values } = parseArgs({
   options: {
