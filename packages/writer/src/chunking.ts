@@ -62,7 +62,12 @@ export function chunkFile(input: PutInput, options: ChunkFileOptions): AsyncGene
 
 /** Whether a file is one chunk at most: read in one go, and staged beside other such files. */
 export function isSmall(input: PutInput, chunkSize: number): boolean {
-  return ('bytes' in input ? input.bytes.length : input.size) <= chunkSize;
+  return inputSize(input) <= chunkSize;
+}
+
+/** Bytes of a file to put. */
+export function inputSize(input: PutInput): number {
+  return 'bytes' in input ? input.bytes.length : input.size;
 }
 
 const nothing = () => {};
@@ -94,12 +99,19 @@ async function* chunkBytes(input: BytesFile, options: ChunkFileOptions): AsyncGe
   options.onEntry({ path, size: all.length, mtime: input.mtime ?? Date.now(), sha256: await whole, chunkSize, chunks });
 }
 
+/** Files smaller than this are read into a buffer of their own (hash-pool's inline size). */
+const OWN_BUFFER_BELOW = 64 * 1024;
+
 /**
  * A local file of one chunk: one read, one hash (the chunk's is the file's), no read-ahead. A
  * short read, or a byte past the planned size, means the file changed while it was read.
  */
 async function* chunkSmallFile(file: LocalFile, options: ChunkFileOptions): AsyncGenerator<FileChunk> {
-  const buffer = options.buffers?.take(file.size) ?? { bytes: Buffer.allocUnsafeSlow(file.size), hold: nothing, release: nothing };
+  // A tiny file gets a buffer of its own size: it is hashed on this thread, and a chunk-sized
+  // pooled buffer for each of the many staged at once would reserve chunkSize apiece.
+  const buffer =
+    (file.size >= OWN_BUFFER_BELOW && options.buffers?.take(file.size)) ||
+    ({ bytes: Buffer.allocUnsafeSlow(file.size), hold: nothing, release: nothing } as const);
   let hex: string;
   try {
     const filled = await readSmall(file, buffer.bytes);

@@ -1,7 +1,7 @@
 import { BufferPool, type ChunkRef, chunkKey, chunkSha256, coalesce, forEachLimit, type NewEntry, NotFoundError } from '@ferry/core';
 import type { Meta } from '@ferry/meta';
 import type { ObjectStore } from '@ferry/stores';
-import { chunkFile, type FileChunk, isSmall, type PutInput } from './chunking.js';
+import { chunkFile, type FileChunk, inputSize, isSmall, type PutInput } from './chunking.js';
 import type { ChunkHolds } from './holds.js';
 
 export interface StageOptions {
@@ -93,20 +93,30 @@ export async function stageFiles(options: StageOptions): Promise<Staged> {
       },
     });
 
-  // A run of files of one chunk at most is staged `concurrency` files at once (each holds one
-  // buffer of its own size); a run of larger files one file after another, chunks read ahead in
+  // A run of files of one chunk at most is staged several files at once (each holds one buffer
+  // of its own size; smallConcurrency below); a run of larger files one file after another, chunks read ahead in
   // order and uploaded `concurrency` at once, the next file read while the last chunks of one
   // upload. Memory stays about (concurrency + ahead) × chunkSize.
   async function* chunksOfRun(from: number, to: number): AsyncGenerator<FileChunk> {
     for (let index = from; index < to; index++) yield* chunksOf(index);
   }
   const files = options.files;
+  /**
+   * Small files staged at once: as many as fit in the memory `concurrency` whole chunks would
+   * take (by the run's largest file), at least `concurrency` and at most SMALL_AT_ONCE, so a
+   * folder of tiny files keeps enough writes in flight for the store to flush them together.
+   */
+  const smallConcurrency = (from: number, to: number): number => {
+    let largest = 1;
+    for (let i = from; i < to; i++) largest = Math.max(largest, inputSize(files[i] as PutInput));
+    return Math.min(SMALL_AT_ONCE, Math.max(concurrency, Math.floor((concurrency * chunkSize) / largest)));
+  };
   for (let first = 0; first < files.length; ) {
     const small = isSmall(files[first] as PutInput, chunkSize);
     let end = first;
     while (end < files.length && isSmall(files[end] as PutInput, chunkSize) === small) end += 1;
     if (small) {
-      await forEachLimit(indices(first, end), concurrency, async (index) => {
+      await forEachLimit(indices(first, end), smallConcurrency(first, end), async (index) => {
         for await (const chunk of chunksOf(index)) await stageChunk(chunk);
       });
     } else await forEachLimit(chunksOfRun(first, end), concurrency, stageChunk);
@@ -114,6 +124,9 @@ export async function stageFiles(options: StageOptions): Promise<Staged> {
   }
   return { ...figures, entries };
 }
+
+/** The most small files staged at once (see smallConcurrency). */
+const SMALL_AT_ONCE = 64;
 
 function* indices(from: number, to: number): Generator<number> {
   for (let i = from; i < to; i++) yield i;
