@@ -18,17 +18,8 @@ import { keySlot } from './slots.js';
 export { GC_DELETED_KEEP_MS } from './commits.js';
 
 import { conflictingPaths } from './conflicts.js';
-import { chunkIdList, decodeStoredEntry, entryRest, validateNewEntry, volumePath } from './entry.js';
-import {
-  type DeleteResult,
-  deleteInBatches,
-  epochCandidate,
-  FOLDER_BATCH,
-  type FolderOps,
-  outcome,
-  type RenameResult,
-  renameInBatches,
-} from './folders.js';
+import { decodeStoredEntry, validateNewEntry, volumePath } from './entry.js';
+import { type DeleteResult, deleteInBatches, FOLDER_BATCH, type FolderOps, type RenameResult, renameInBatches } from './folders.js';
 import { ImportCheckpointStore } from './import-checkpoint.js';
 import { parseVolume, type VolumeKeys, volumeKeys } from './keys.js';
 import { type ListOptions, type ListPage, listLimit, listStart, parseListReply } from './list.js';
