@@ -217,6 +217,30 @@ export async function startStaticServer(dir) {
   };
 }
 
+/** Start `ferry replicator --region eu` of a config; resolves once it reports started. */
+export async function startReplicator(config, env = process.env) {
+  const child = spawn(process.execPath, [FERRY_BIN, 'replicator', '--region', 'eu', '--config', config, '--json'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  await new Promise((resolve, reject) => {
+    let out = '';
+    child.once('exit', (code) => reject(new Error(`replicator exited ${code}`)));
+    child.stdout.setEncoding('utf8').on('data', (t) => {
+      out += t;
+      if (out.includes('"event":"started"')) resolve();
+    });
+  });
+  return {
+    pid: child.pid,
+    async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
 /** Start `ferry <args> --json` and resolve with the child and its first `event: started` line. */
 export function startFerry(args, env = process.env) {
   const child = spawn(process.execPath, [...FERRY_NODE_FLAGS, FERRY_BIN, ...args, '--json'], { stdio: ['ignore', 'pipe', 'inherit'], env });

@@ -3,11 +3,22 @@
 // then the copies) until every chunk is present; and a replicator already running while the put
 // commits, until the mirror is complete. Peers copy the same folder: `cp -r` + `sync` and
 // `rclone copy --checksum`.
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { cpuSeconds, FERRY_BIN, freshDir, has, mustRun, settle, timedRun, waitFor, withoutCaBundle, writeConfig } from '../lib/util.mjs';
+import {
+  cpuSeconds,
+  FERRY_BIN,
+  freshDir,
+  has,
+  mustRun,
+  settle,
+  startReplicator,
+  timedRun,
+  waitFor,
+  withoutCaBundle,
+  writeConfig,
+} from '../lib/util.mjs';
 
 function writeFolder(dir, count) {
   freshDir(dir);
@@ -16,28 +27,6 @@ function writeFolder(dir, count) {
     if (i % 1000 === 0) mkdirSync(folder, { recursive: true });
     writeFileSync(join(folder, `f-${i}.txt`), `small file ${String(i).padStart(8, '0')}\n`);
   }
-}
-
-async function startReplicator(config) {
-  const child = spawn(process.execPath, [FERRY_BIN, 'replicator', '--region', 'eu', '--config', config, '--json'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise((resolve, reject) => {
-    let out = '';
-    child.once('exit', (code) => reject(new Error(`replicator exited ${code}`)));
-    child.stdout.setEncoding('utf8').on('data', (t) => {
-      out += t;
-      if (out.includes('"event":"started"')) resolve();
-    });
-  });
-  return {
-    pid: child.pid,
-    async stop() {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }
 
 /** Wait until the mirror's present set holds every chunk the source's entries name. */

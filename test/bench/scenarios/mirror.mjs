@@ -13,6 +13,7 @@ import {
   mustRun,
   rssEnv,
   settle,
+  startReplicator,
   startS3rver,
   timedRun,
   waitFor,
@@ -24,31 +25,6 @@ import {
 async function writeModel(dir, files, fileBytes) {
   freshDir(dir);
   for (let i = 0; i < files; i++) await writeRandomFile(join(dir, `model-${String(i + 1).padStart(5, '0')}.safetensors`), fileBytes);
-}
-
-/** Start `ferry replicator` for a region; resolves once it reports started. */
-async function startReplicator(config, env) {
-  const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, [FERRY_BIN, 'replicator', '--region', 'eu', '--config', config, '--json'], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  await new Promise((resolve, reject) => {
-    let out = '';
-    child.once('exit', (code) => reject(new Error(`replicator exited ${code}`)));
-    child.stdout.setEncoding('utf8').on('data', (t) => {
-      out += t;
-      if (out.includes('"event":"started"')) resolve();
-    });
-  });
-  return {
-    pid: child.pid,
-    async stop() {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }
 
 /**
