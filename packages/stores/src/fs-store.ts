@@ -125,8 +125,13 @@ export class FsStore implements ObjectStore {
   async #parentFor(key: string, file: string): Promise<void> {
     const parent = dirname(file);
     if (this.#verified.has(parent)) return;
-    await mkdir(parent, { recursive: true });
-    if (!(await this.#isOwnDir(parent))) throw new AccessDeniedError(`${this.url}: key ${key} resolves outside the store (symlink)`);
+    // The directories this mkdir made are this store's own; only the part that existed is checked
+    // (a chunk key of a small volume usually needs two new ones: an lstat each saved).
+    const made = await mkdir(parent, { recursive: true });
+    if (!(await this.#isOwnDir(made ? dirname(made) : parent))) {
+      throw new AccessDeniedError(`${this.url}: key ${key} resolves outside the store (symlink)`);
+    }
+    for (let dir = parent; made && dir.length >= made.length; dir = dirname(dir)) this.#remember(dir);
   }
 
   /**
@@ -223,7 +228,8 @@ export class FsStore implements ObjectStore {
     bodyLength(body);
     const tmp = join(await this.#tmpDir(), `${randomBytes(12).toString('hex')}.part`);
     try {
-      await this.#writeTemp(tmp, body, key).catch((err) => {
+      // Read before the rename, which changes neither the inode nor the size and mtime of the etag.
+      const written = await this.#writeTemp(tmp, body, key).catch((err) => {
         // The temporary directory was removed under this process: make it again next time.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.#tmpMade = false;
         throw err;
@@ -234,8 +240,7 @@ export class FsStore implements ObjectStore {
         await this.#parentFor(key, file);
         await rename(tmp, file);
       });
-      const st = await lstat(file);
-      return { etag: statEtag(st) };
+      return { etag: statEtag(written) };
     } catch (err) {
       await unlink(tmp).catch(() => {});
       if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('E')) {
@@ -250,10 +255,10 @@ export class FsStore implements ObjectStore {
    * body joins the next round of the store's GroupFlush, so a batch of small objects costs one
    * flush instead of one per object; a stream is flushed as it closes.
    */
-  async #writeTemp(tmp: string, body: Store.PutBody, key: string): Promise<void> {
+  async #writeTemp(tmp: string, body: Store.PutBody, key: string): Promise<Stats> {
     if (!(body instanceof Uint8Array)) {
       await pipeline(bodyStream(body, key), createWriteStream(tmp, { flags: 'wx', flush: this.#fsync, highWaterMark: 1 << 20 }));
-      return;
+      return lstat(tmp);
     }
     const handle = await open(tmp, 'wx');
     try {
@@ -262,6 +267,7 @@ export class FsStore implements ObjectStore {
         this.#flusher ??= new GroupFlush({ dir: dirname(tmp) });
         await this.#flusher.flush(handle);
       }
+      return await handle.stat();
     } finally {
       await handle.close();
     }
