@@ -150,15 +150,19 @@ export class FsStore implements ObjectStore {
     return true;
   }
 
+  /** Where a valid key's file is, before any look at the disk. */
+  async #fileOf(key: string): Promise<string> {
+    assertValidKey(key);
+    if (key === TMP_DIR || key.startsWith(`${TMP_DIR}/`)) throw new AccessDeniedError(`key ${key} is reserved`);
+    return join(await this.#ready(), ...key.split('/'));
+  }
+
   /**
    * The file of a key, refusing anything that would resolve outside the root: keys are
    * validated, and the resolved parent must be the expected directory (no symlinked segment).
    */
   async #pathOf(key: string, parentMustExist: boolean): Promise<string> {
-    assertValidKey(key);
-    if (key === TMP_DIR || key.startsWith(`${TMP_DIR}/`)) throw new AccessDeniedError(`key ${key} is reserved`);
-    const root = await this.#ready();
-    const file = join(root, ...key.split('/'));
+    const file = await this.#fileOf(key);
     const parent = dirname(file);
     let own: boolean;
     try {
@@ -179,13 +183,17 @@ export class FsStore implements ObjectStore {
   }
 
   async head(key: string): Promise<Store.ObjectInfo> {
-    const file = await this.#pathOf(key, true);
+    // The file first: a missing one (a mirror asks of every chunk before copying it) is NotFound
+    // after one lstat, instead of one per missing directory above it. One that exists is
+    // answered only once its directories are found to be the store's own.
+    const file = await this.#fileOf(key);
     let st: Stats;
     try {
       st = await lstat(file);
     } catch (err) {
       throw this.#translate(err, key);
     }
+    await this.#pathOf(key, true);
     if (!st.isFile()) throw new NotFoundError(`${this.url}: no object ${key}`);
     return this.#info(key, st);
   }
