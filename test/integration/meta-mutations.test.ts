@@ -270,3 +270,26 @@ describe('list', () => {
     expect(await empty.list('/')).toEqual({ items: [] });
   });
 });
+
+describe('scripts that read a whole step before writing it', () => {
+  it('count a path a mirror record names twice once, and a path deleted and put in one record as new', async () => {
+    const { MirrorMeta } = await import('@ferry/meta');
+    const mirror = new MirrorMeta({ redis, volume: uniqueName('m') });
+    const at = (ms: number): Entry => ({ ...file('/a', ['x', 'y']), version: `${ms}-0` });
+    await mirror.apply([{ id: '1000-0', op: 'put', put: [at(1000), at(1000)], del: [], time: 1000 }]);
+    const refs = async () => Object.fromEntries(Object.entries(await redis.hgetall(mirror.keys.refs)).map(([k, v]) => [k, Number(v)]));
+    expect(await refs()).toEqual({ [chunk('x')]: 1, [chunk('y')]: 1 });
+    const b = { ...file('/a', ['y', 'z']), version: '2000-0' };
+    await mirror.apply([{ id: '2000-0', op: 'put', put: [b], del: ['/a', '/a'], time: 2000 }]);
+    expect(await refs()).toEqual({ [chunk('y')]: 1, [chunk('z')]: 1 });
+    expect(await redis.zrange(mirror.keys.paths, 0, -1)).toEqual(['/a']);
+    expect(await redis.smembers(mirror.keys.missing)).toEqual(expect.arrayContaining([chunk('y'), chunk('z')]));
+    expect(await redis.scard(mirror.keys.missing)).toBe(2);
+  });
+
+  it('refuses a commit step that names a path twice, and writes nothing', async () => {
+    await expect(meta.commit([file('/d/one'), file('/d/one')])).rejects.toThrow();
+    expect(await redis.hlen(meta.keys.entries)).toBe(0);
+    expect(await redis.xlen(meta.keys.log)).toBe(0);
+  });
+});

@@ -32,10 +32,12 @@ local dels, puts = {}, {}
 for i = 5, 4 + ndel do dels[#dels + 1] = ARGV[i] end
 for i = 5 + ndel, #ARGV, 3 do puts[#puts + 1] = ARGV[i] end
 local old_dels, old_puts = read_many('HMGET', entries, dels), read_many('HMGET', entries, puts)
-local gone = {}
+-- Reads came before any write: a path named twice is handled once, and one removed here is
+-- put as new.
+local gone, put = {}, {}
 for k, path in ipairs(dels) do
   local old = old_dels[k]
-  if old and id_less(stored_version(old), id) then
+  if old and not gone[path] and id_less(stored_version(old), id) then
     remove_stored(writes, deltas, path, old)
     gone[path] = true
     removed = removed + 1
@@ -44,7 +46,8 @@ end
 for k, path in ipairs(puts) do
   local i = 5 + ndel + (k - 1) * 3
   local old = not gone[path] and old_puts[k] or nil
-  if not old or id_less(stored_version(old), id) then
+  if not put[path] and (not old or id_less(stored_version(old), id)) then
+    put[path] = true
     put_stored(writes, deltas, path, id, ARGV[i + 1], ARGV[i + 2], old)
     written = written + 1
   end

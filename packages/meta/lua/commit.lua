@@ -35,8 +35,12 @@ local first = 6
 
 -- Every read is made for the whole step at once (a few calls, not a few per file): the stored
 -- entries, then the claims and deletions of its chunks.
-local list, chunks = {}, {}
+local list, chunks, named = {}, {}, {}
 for i = first, #ARGV, 3 do
+  -- The caller checks this; the reads below come before any write, so a second one would be
+  -- counted twice.
+  if named[ARGV[i]] then return redis.error_reply('FERRY_INVALID commit names ' .. ARGV[i] .. ' twice') end
+  named[ARGV[i]] = true
   list[#list + 1] = ARGV[i]
   for chunk in string.gmatch(ARGV[i + 2], '%S+') do chunks[#chunks + 1] = chunk end
 end

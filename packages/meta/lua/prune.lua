@@ -44,8 +44,11 @@ for i = 4, #ARGV do listed[#listed + 1] = ARGV[i] end
 for k, flag in ipairs(read_many('SMISMEMBER', seen, listed)) do
   if flag == 0 then unseen[#unseen + 1] = listed[k] end
 end
+-- Reads came before any write: a path listed twice is removed once.
+local gone = {}
 for k, old in ipairs(read_many('HMGET', entries, unseen)) do
-  if old then
+  if old and not gone[unseen[k]] then
+    gone[unseen[k]] = true
     remove_stored(writes, deltas, unseen[k], old)
     removed = removed + 1
   end

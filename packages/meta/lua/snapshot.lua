@@ -25,11 +25,14 @@ local now = now_ms()
 local listed = {}
 for i = 4, #ARGV, 4 do listed[#listed + 1] = ARGV[i] end
 local olds = read_many('HMGET', entries, listed)
+-- Reads came before any write: a path listed twice (a scan may return one twice) is put once.
+local put = {}
 for k, path in ipairs(listed) do
   local i = 4 + (k - 1) * 4
   local version, old = ARGV[i + 1], olds[k]
   count = count + 1
-  if not old or stored_version(old) ~= version then
+  if not put[path] and (not old or stored_version(old) ~= version) then
+    put[path] = true
     put_stored(writes, deltas, path, version, ARGV[i + 2], ARGV[i + 3], old)
     written = written + 1
   end
