@@ -1,38 +1,20 @@
 import { type FerryConfig, InvalidConfigError, type Logger, type RegionConfig, regionConfig, type WarmRule } from '@ferry/core';
-import { COPY_JOB, QUEUES, queuePrefix } from '@ferry/jobs';
+import { QUEUES, queuePrefix } from '@ferry/jobs';
 import { duplicateConnection, GcMeta, Lease, LogPosition, Membership, Meta, type RedisClient } from '@ferry/meta';
 import { type ApiServerTokens, cacheClient, openRegion, type Region } from '@ferry/region';
 import { closeGracefully } from '@ferry/runtime';
 import type { ObjectStore } from '@ferry/stores';
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { build as buildApi, listen as listenApi } from './app.js';
-import { Backfill } from './backfill.js';
-import { copyJobHandler, createCopyProcessor, THROTTLED_BATCH_CONCURRENCY } from './copy-worker.js';
+import { COPY_WORKER_LOCKS, isFinalFailure } from './job-workers.js';
 import { type RegionMaintenance, startMaintenance } from './maintenance.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { Reconciler } from './reconciler.js';
+import { MirrorLoops } from './mirror-loops.js';
 import { type RegionStatus, regionStatus } from './status.js';
 import { StatusPage } from './status-page.js';
-import { Throttle } from './throttle.js';
 import { WarmRules } from './warm-rules.js';
 import { createWarmProcessor, WarmFlows, warmupRoutes } from './warmup.js';
-import { Watcher } from './watcher.js';
-
-/** Whether BullMQ is done with a failed job: out of attempts, or failed as unrecoverable. */
-function isFinalFailure(job: Job | undefined, err: Error): boolean {
-  return err instanceof UnrecoverableError || (job !== undefined && job.attemptsMade >= (job.opts.attempts ?? 1));
-}
-
-/**
- * How the copy workers hold their jobs. A replica that dies (kill -9, OOM, a lost node) leaves
- * its jobs active under a lock nobody renews; BullMQ's stalled check puts them back in line once
- * the lock has expired. A shorter lock than BullMQ's 30 s gets them copied sooner (the lock is
- * renewed every half of it on a timer, so a slow copy keeps it), and since copying a chunk again
- * is harmless, a job that stalls several times is retried rather than failed for good (BullMQ's
- * default fails it the second time, which would leave the chunk missing until retry-failed).
- */
-const COPY_WORKER_LOCKS = { lockDuration: 10_000, stalledInterval: 5_000, maxStalledCount: 100 } as const;
 
 export interface ReplicatorOptions {
   config: FerryConfig;
@@ -74,17 +56,13 @@ export class Replicator {
   readonly #log: Logger;
   /** Connections, stores and metadata of the region (and of the source, for the watcher). */
   readonly #region: Region;
-  #watcher: Watcher | undefined;
-  #reconciler: Reconciler | undefined;
-  #backfill: Backfill | undefined;
+  /** In a mirror: the copy worker, the watcher, its reconciler and the backfill loop. */
+  #mirror: MirrorLoops | undefined;
   /** What the control API accepts, swapped in place by `setApiTokens`. */
   #apiTokens: ApiServerTokens | undefined;
   /** Garbage collection and the background scrub, on the leading replica (in the source, under a lease of its own). */
   #maintenance: RegionMaintenance | undefined;
   #stopped: Promise<void> | undefined;
-  #worker: Worker | undefined;
-  /** BullMQ does not close connections it is given, so the daemon keeps and closes this one. */
-  #workerRedis: RedisClient | undefined;
   #api: FastifyInstance | undefined;
   /** Warmup flows and the warm worker, in a region whose daemons hold the cache write token. */
   #warm: WarmFlows | undefined;
@@ -164,95 +142,19 @@ export class Replicator {
     const { mirror } = r;
     const copies = await r.copyQueue();
     if (mirror && copies) {
-      const processor = createCopyProcessor({
-        region,
-        source: r.sourceStore,
-        target: r.store,
-        originStore: (url) => r.origins.open(url),
-        presence: mirror,
-        hashes: r.hashes,
-        ...(own.copy.bytesPerSecond ? { throttle: new Throttle(own.copy.bytesPerSecond) } : {}),
-        metrics: this.metrics,
-        logger: this.#log.child({ component: 'copy' }),
-      });
-      this.#workerRedis = duplicateConnection(this.#redis, `ferry-replicator-${region}-copy`, { maxRetriesPerRequest: null });
-      const handle = copyJobHandler(
-        processor,
-        mirror,
-        this.#log.child({ component: 'copy' }),
-        () => this.#stopped !== undefined,
-        ...(own.copy.bytesPerSecond ? [THROTTLED_BATCH_CONCURRENCY] : []),
-      );
-      this.#worker = new Worker(QUEUES.copy, handle, {
-        connection: this.#workerRedis,
-        prefix: queuePrefix(config.volume),
-        concurrency: own.copy.concurrency,
-        autorun: true,
-        ...COPY_WORKER_LOCKS,
-      });
-      // A batch job that ended no longer holds its chunks: a producer looking for their jobs finds none.
-      const settle = (job: Job | undefined) => {
-        if (job?.name !== COPY_JOB.batch) return;
-        const chunks = (job.data as { chunks?: Array<{ chunk: string }> }).chunks ?? [];
-        copies.settleBatch(chunks.map((c) => c.chunk)).catch((err: unknown) => this.#log.warn({ err }, 'could not settle a copy batch'));
-      };
-      this.#worker.on('completed', settle);
-      this.#worker.on('failed', (job, err) => {
-        this.metrics.copyFailures.inc({ region });
-        const final = isFinalFailure(job, err);
-        if (final) settle(job);
-        this.#log[final ? 'error' : 'warn'](
-          { err, chunk: job?.id, attempt: job?.attemptsMade },
-          final ? 'copy failed; the reconciler queues it again on its next pass' : 'copy failed; will retry',
-        );
-      });
-      this.#worker.on('error', (err) => this.#log.warn({ err }, 'copy worker error'));
-      const leaseTtlMs = this.#o.watcher?.leaseTtlMs ?? config.replicator.leaseTtl;
-      const watcher = new Watcher({
-        region,
-        source: r.sourceMeta,
-        mirror,
-        lease: new Lease({
-          redis: this.#redis,
-          key: mirror.keys.watcherLease,
-          fenceKey: mirror.keys.fence,
-          endKey: mirror.keys.watcherLeaseEnd,
-          ttlMs: leaseTtlMs,
-        }),
+      this.#mirror = MirrorLoops.start({
+        region: r,
+        own,
+        volume: config.volume,
+        leaseTtlMs: this.#o.watcher?.leaseTtlMs ?? config.replicator.leaseTtl,
+        ...(this.#o.watcher ? { watcher: this.#o.watcher } : {}),
         copies,
+        stopping: () => this.#stopped !== undefined,
         metrics: this.metrics,
-        logger: this.#log.child({ component: 'watcher' }),
-        ...this.#o.watcher,
-        onBacklogDeferred: () => this.#reconciler?.wake(),
+        logger: this.#log,
       });
-      this.#watcher = watcher;
-      this.#reconciler = new Reconciler({
-        region,
-        meta: r.meta,
-        mirror,
-        copies,
-        token: () => watcher.token,
-        onFenced: (err) => watcher.refused(err),
-        everyMs: own.copy.reconcileEvery,
-        fullEveryMs: own.copy.fullReconcileEvery,
-        metrics: this.metrics,
-        logger: this.#log.child({ component: 'reconcile' }),
-      });
-      this.#backfill = new Backfill({
-        region,
-        meta: r.meta,
-        mirror,
-        copies,
-        token: () => watcher.token,
-        onFenced: (err) => watcher.refused(err),
-        metrics: this.metrics,
-        logger: this.#log.child({ component: 'backfill' }),
-      });
-      watcher.start();
-      this.#reconciler.start();
-      this.#backfill.start();
     }
-    const watcher = this.#watcher;
+    const watcher = this.#mirror?.watcher;
     this.#maintenance = startMaintenance({
       region: this.#region,
       own,
@@ -365,8 +267,11 @@ export class Replicator {
   async health(): Promise<{ ok: boolean; detail: Record<string, unknown> }> {
     const { redis, sourceRedis } = this.#region;
     const detail: Record<string, unknown> = { redis: redis.status, sourceRedis: sourceRedis.status };
-    if (this.#watcher) Object.assign(detail, { leader: this.#watcher.isLeader, lastError: this.#watcher.lastError ?? null });
-    if (this.#reconciler) Object.assign(detail, { reconcileError: this.#reconciler.lastError ?? null });
+    const loops = this.#mirror;
+    if (loops) {
+      Object.assign(detail, { leader: loops.watcher.isLeader, lastError: loops.watcher.lastError ?? null });
+      Object.assign(detail, { reconcileError: loops.reconciler.lastError ?? null });
+    }
     return { ok: redis.status === 'ready' && sourceRedis.status === 'ready', detail };
   }
 
@@ -377,7 +282,7 @@ export class Replicator {
       this.metrics.lagSeconds.set({ region: this.region }, status.lag.seconds);
     }
     for (const [state, n] of Object.entries(status.queue ?? {})) this.metrics.queueDepth.set({ region: this.region, state }, n);
-    return this.#watcher ? { ...status, leader: this.#watcher.isLeader } : status;
+    return this.#mirror ? { ...status, leader: this.#mirror.watcher.isLeader } : status;
   }
 
   /**
@@ -420,18 +325,13 @@ export class Replicator {
     if (this.#api) await closeGracefully(this.#api, { graceMs: Math.max(100, Math.floor(deadline / 3)) });
     await this.#page?.stop();
     // Closing the source metadata first cuts a waiting read short, so the watcher stops at once.
-    const watcherStopped = this.#watcher?.stop();
-    const reconcilerStopped = this.#reconciler?.stop();
-    const backfillStopped = this.#backfill?.stop();
+    const loopsStopped = this.#mirror?.stopLoops();
     const maintenanceStopped = this.#maintenance?.stop();
     await this.#region.interruptSourceReads();
-    await watcherStopped;
     await this.#warmRules?.stop();
-    await reconcilerStopped;
-    await backfillStopped;
+    await loopsStopped;
     await maintenanceStopped;
-    await this.#worker?.close();
-    this.#workerRedis?.disconnect();
+    await this.#mirror?.closeWorker();
     await this.#warmWorker?.close();
     this.#warmRedis?.disconnect();
     await this.#warm?.close();
@@ -440,12 +340,11 @@ export class Replicator {
 
   /** Drop every connection and close the workers without waiting for their jobs. */
   async #cutOff(): Promise<void> {
-    this.#workerRedis?.disconnect();
     this.#warmRedis?.disconnect();
     this.#region.redis.disconnect();
     this.#region.sourceRedis.disconnect();
     const forced = Promise.allSettled([
-      this.#worker?.close(true),
+      this.#mirror?.cutOff(),
       this.#warmWorker?.close(true),
       this.#api?.server.closeAllConnections(),
       this.#region.close(),
