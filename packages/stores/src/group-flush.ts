@@ -3,6 +3,7 @@ import { statSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
+import { forEachLimit } from '@ferry/core';
 
 /**
  * Below this many files in one round, each is flushed on its own (fdatasync, several at once);
@@ -97,19 +98,14 @@ export class GroupFlush {
 
   /** fdatasync each file, a few at once; each waiter hears of its own file. Never rejects. */
   async #each(files: Waiting[]): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < files.length) {
-        const w = files[next++] as Waiting;
-        try {
-          await w.file.datasync();
-          w.done();
-        } catch (err) {
-          w.failed(err);
-        }
+    await forEachLimit(files, 16, async (w) => {
+      try {
+        await w.file.datasync();
+        w.done();
+      } catch (err) {
+        w.failed(err);
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(16, files.length) }, worker));
+    });
   }
 }
 
