@@ -3,7 +3,16 @@ import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findHfClient, type HfClient, type HfRunOptions, type PyError, runHfCli, runPython } from '../support/hf-client.js';
+import {
+  expectSameFiles,
+  filesUnder,
+  findHfClient,
+  type HfClient,
+  type HfRunOptions,
+  type PyError,
+  runHfCli,
+  runPython,
+} from '../support/hf-client.js';
 import { type HubStandIn, startHubStandIn } from '../support/hf-hub.js';
 import { gitObjectId, lfsPointer } from '../support/hf-repos.js';
 
@@ -35,22 +44,6 @@ const DATE = new Date('2026-01-02T03:04:05Z');
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const sumOf = (paths: string[], files: Record<string, Buffer>) => paths.reduce((n, p) => n + (files[p] as Buffer).length, 0);
-
-/** Every file under `dir` (following the cache's symlinks), by repo path; `.cache` left out. */
-async function filesUnder(dir: string): Promise<Record<string, Buffer>> {
-  const out: Record<string, Buffer> = {};
-  for (const name of (await readdir(dir, { recursive: true })) as string[]) {
-    if (name === '.cache' || name.startsWith('.cache/')) continue;
-    const path = join(dir, name);
-    if ((await stat(path)).isFile()) out[name] = await readFile(path);
-  }
-  return out;
-}
-
-function expectSameFiles(got: Record<string, Buffer>, want: Record<string, Buffer>): void {
-  expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
-  for (const [path, bytes] of Object.entries(want)) expect((got[path] as Buffer).equals(bytes), path).toBe(true);
-}
 
 function expectError<T>(outcome: { ok?: T; error?: PyError }, type: string, status?: number): PyError {
   expect(outcome.error, `expected ${type}, got ${JSON.stringify(outcome.ok)}`).toBeDefined();

@@ -1,7 +1,9 @@
 import { execFile, spawn } from 'node:child_process';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { expect } from 'vitest';
 
 /*
  * The real Hugging Face client (Python `huggingface_hub` and its `hf` CLI) for tests: found or
@@ -155,4 +157,20 @@ export async function runPython<T = unknown>(client: HfClient, script: string, o
     throw new Error(`python exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
   }
   return JSON.parse(line.slice(RESULT_MARK.length)) as PyOutcome<T>;
+}
+
+/** Every file under `dir` (following the cache's symlinks), by repo path; `.cache` left out. */
+export async function filesUnder(dir: string): Promise<Record<string, Buffer>> {
+  const out: Record<string, Buffer> = {};
+  for (const name of (await readdir(dir, { recursive: true })) as string[]) {
+    if (name === '.cache' || name.startsWith('.cache/')) continue;
+    const path = join(dir, name);
+    if ((await stat(path)).isFile()) out[name] = await readFile(path);
+  }
+  return out;
+}
+
+export function expectSameFiles(got: Record<string, Buffer>, want: Record<string, Buffer>): void {
+  expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
+  for (const [path, bytes] of Object.entries(want)) expect((got[path] as Buffer).equals(bytes), path).toBe(true);
 }

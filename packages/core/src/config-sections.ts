@@ -25,7 +25,7 @@ export const duration = parsed(parseDuration);
  * A credential. An empty value means "not held by this process", so one config file can serve
  * every role: `writeToken: "${FERRY_CACHE_WRITE_TOKEN:-}"` is unset where that variable is not given.
  */
-const secret = z.string().transform((s) => (s === '' ? undefined : s));
+export const secret = z.string().transform((s) => (s === '' ? undefined : s));
 export const pemPath = z.string().min(1);
 
 /** What a service presents: PEM paths, read at start and again on SIGHUP. */

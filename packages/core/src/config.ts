@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { apiSection, cacheSection, dataLimits, deprecatedKeys, duration, serverTls, size } from './config-sections.js';
+import { apiSection, cacheSection, dataLimits, deprecatedKeys, duration, secret, serverTls, size } from './config-sections.js';
 import { InvalidConfigError, localIoError, messageOf } from './errors.js';
 import { normalizePath } from './paths.js';
 import { redisTargetSchema } from './redis-target.js';
@@ -110,6 +110,23 @@ const configSchema = z
         /** Keys S3 clients sign with (SigV4). Secrets usually come from `${ENV}` references. */
         accessKeys: z.array(z.object({ accessKeyId: z.string().min(3).max(128), secretAccessKey: z.string().min(8) }).strict()).default([]),
         region: z.string().min(1).default('us-east-1'),
+        /** Serve HTTPS only (PEM paths, reloaded on SIGHUP). */
+        tls: serverTls.optional(),
+        limits: dataLimits({ maxStreams: 256, maxBytesInFlight: 2 ** 30 }),
+      })
+      .strict()
+      .optional(),
+    hub: z
+      .object({
+        listen: hostPort.default('127.0.0.1:8090'),
+        /** The folder whose repos Hugging Face clients see: model `org/name` is `<root>/org/name`, dataset `<root>/datasets/org/name`. */
+        root: z.string().default('/hf').refine(isFolderPath, 'expected an absolute folder such as /hf, without a trailing /'),
+        /** The bearer token clients send (`HF_TOKEN`); without it every repo request is refused with 401. */
+        readToken: secret.optional(),
+        /** Serve without a token (the repos under root become readable by anyone who reaches the address). Off by default. */
+        anonymous: z.boolean().default(false),
+        /** Files of at least this size are shown as LFS files (ETag the sha256); smaller ones carry their git blob sha1. */
+        lfsThreshold: size.default(10 * 2 ** 20),
         /** Serve HTTPS only (PEM paths, reloaded on SIGHUP). */
         tls: serverTls.optional(),
         limits: dataLimits({ maxStreams: 256, maxBytesInFlight: 2 ** 30 }),
@@ -370,6 +387,14 @@ export function schemaDefaults(): FerryConfig {
 }
 
 let defaults: FerryConfig | undefined;
+
+function isFolderPath(s: string): boolean {
+  try {
+    return s !== '/' && s.startsWith('/') && normalizePath(s) === s;
+  } catch {
+    return false;
+  }
+}
 
 /** The config of one region, or a clear error naming the known ones. */
 export function regionConfig(config: FerryConfig, name: string): RegionConfig {

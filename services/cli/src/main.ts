@@ -186,6 +186,16 @@ export function buildProgram(): Command {
       ),
     );
 
+  common(program.command('hub'))
+    .description("serve the Hugging Face Hub's read API over a region's repos (HF_ENDPOINT for huggingface_hub, transformers, vLLM)")
+    .requiredOption('-r, --region <name>', 'the region whose store and Redis the hub reads')
+    .option('--listen <host:port>', 'address to listen on (default: hub.listen of the config)')
+    .action(
+      action(async (ctx, out, opts: { region: string; listen?: string }) =>
+        (await import('./commands/hub.js')).hubCommand(ctx, out, opts, serviceLogger('ferry-hub')),
+      ),
+    );
+
   common(program.command('mount <mountpoint>'))
     .description('serve the volume of a region as a read-only file system (FUSE) on <mountpoint> until SIGTERM/SIGINT')
     .requiredOption('-r, --region <name>', 'the region whose metadata and chunks the mount reads')

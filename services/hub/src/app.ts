@@ -1,0 +1,273 @@
+import { pipeline, Transform } from 'node:stream';
+import { type Entry, httpStatusOf, isFerryError, type Logger, messageOf, parseByteRange, silentLogger } from '@ferry/core';
+import type { RegionReader } from '@ferry/reader';
+import { hasBearer, InFlightBudget, type ServerLimits, type ServerTlsFiles, serviceApp } from '@ferry/runtime';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { decodeCursor, encodeCursor, repoInfo, repoRefs, TREE_PAGE, treeListing, treePage } from './api.js';
+import { entryNotFound, HubError, headerSafe, repoNotFound, revisionNotFound } from './errors.js';
+import { createMetrics, type HubMetrics } from './metrics.js';
+import { BlobOids } from './oids.js';
+import { type RepoKind, type RepoRef, repoFolder, repoLabel, repoRef } from './repos.js';
+import { type RepoSnapshot, Snapshots } from './snapshots.js';
+
+export interface HubOptions {
+  volume: string;
+  region: string;
+  reader: RegionReader;
+  /** The folder whose repos are served (`hub.root`). */
+  root: string;
+  /** Files of at least this size are LFS files. */
+  lfsThreshold: number;
+  /** The bearer token clients must send (`HF_TOKEN`); required unless `anonymous`. */
+  readToken?: string;
+  anonymous?: boolean;
+  /** Bearer token for `/-/metrics` besides the read token. */
+  metricsToken?: string;
+  health?: () => Promise<{ ok: boolean; detail?: Record<string, unknown> }>;
+  metrics?: HubMetrics;
+  logger?: Logger;
+  tls?: ServerTlsFiles;
+  limits: ServerLimits & { maxStreams: number; maxBytesInFlight: number };
+  budget?: InFlightBudget;
+  /** How long `main` of a repo is answered from one listing (default 1 s). */
+  freshMs?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    hub: { route: string; started: number; bytes: number; error?: HubError | Error };
+  }
+}
+
+const KINDS: Record<string, RepoKind> = { models: 'model', datasets: 'dataset' };
+const REVISION = /^(main|[0-9a-f]{40})$/;
+
+/**
+ * The Hugging Face Hub's read API over one region's repos: what `snapshot_download`,
+ * `hf_hub_download`, `model_info`, `list_repo_files`/`list_repo_tree` and `from_pretrained`
+ * call. `build` returns the app without listening.
+ */
+export function build(options: HubOptions): FastifyInstance {
+  const anonymous = options.anonymous ?? false;
+  if (!anonymous && !options.readToken)
+    throw new Error('hub: configure hub.readToken, or set hub.anonymous: true to serve without a token');
+  const { reader, root, volume, region } = options;
+  const log = options.logger ?? silentLogger;
+  const budget = options.budget ?? new InFlightBudget({ maxStreams: options.limits.maxStreams, maxBytes: options.limits.maxBytesInFlight });
+  const metrics = options.metrics ?? createMetrics({ volume, region, tiers: reader.chunks, inflight: budget });
+  const snapshots = new Snapshots({
+    list: (dir, o) => reader.meta.list(dir, o),
+    lfsThreshold: options.lfsThreshold,
+    ...(options.freshMs !== undefined ? { freshMs: options.freshMs } : {}),
+  });
+  const oids = new BlobOids((entry) => reader.read(entry, 0, entry.size));
+  // Fastify's own logging stays off: one JSON line per request is written below, without tokens.
+  const app = serviceApp({
+    ...(options.tls ? { tls: options.tls } : {}),
+    limits: options.limits,
+    log,
+    logger: false,
+    exposeHeadRoutes: false,
+  });
+
+  app.addHook('onRequest', async (req) => {
+    req.hub = { route: 'other', started: performance.now(), bytes: 0 };
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const { route, started, bytes, error } = req.hub;
+    metrics.requests.inc({ route, status: String(reply.statusCode) });
+    const seconds = (performance.now() - started) / 1000;
+    metrics.seconds.observe({ route }, seconds);
+    const line = {
+      reqId: req.id,
+      route,
+      method: req.method,
+      path: req.url.split('?')[0],
+      status: reply.statusCode,
+      bytes,
+      ms: Math.round(seconds * 1000),
+    };
+    if (error && reply.statusCode >= 500) log.error({ ...line, err: error }, 'request failed');
+    else log.debug({ ...line, ...(error ? { reason: error.message } : {}) }, 'request');
+  });
+  app.setErrorHandler((err, req, reply) => sendError(req, reply, err));
+  app.setNotFoundHandler((req, reply) => sendError(req, reply, new HubError(404, undefined, 'Not Found')));
+
+  function authorize(req: FastifyRequest): void {
+    if (anonymous && req.headers.authorization === undefined) return;
+    if (!hasBearer(req, options.readToken)) {
+      throw new HubError(401, undefined, 'Invalid credentials in Authorization header: this hub needs its read token (HF_TOKEN)');
+    }
+  }
+
+  /** The repo a request names and its files at the revision it asks for; the Hub's 404s otherwise. */
+  async function resolveRepo(
+    kind: string | undefined,
+    org: string,
+    name: string,
+    revision: string,
+  ): Promise<{ repo: RepoRef; snapshot: RepoSnapshot }> {
+    const k = kind === undefined ? undefined : KINDS[kind];
+    const repo = k ? repoRef(k, org, name) : undefined;
+    if (!repo) throw repoNotFound(`${kind ?? ''}/${org}/${name}`);
+    if (!REVISION.test(revision)) {
+      const found = await snapshots.at(repoFolder(root, repo), 'main');
+      throw found.repo ? revisionNotFound(revision) : repoNotFound(repoLabel(repo));
+    }
+    const found = await snapshots.at(repoFolder(root, repo), revision);
+    if (!found.repo) throw repoNotFound(repoLabel(repo));
+    if (!found.snapshot) throw revisionNotFound(revision);
+    return { repo, snapshot: found.snapshot };
+  }
+
+  type Params = { kind?: string; org: string; name: string; '*'?: string };
+
+  app.get('/-/healthz', async (req, reply) => {
+    req.hub.route = 'health';
+    const health = (await options.health?.()) ?? { ok: true };
+    return reply.code(health.ok ? 200 : 503).send(health);
+  });
+  app.get('/-/metrics', async (req, reply) => {
+    req.hub.route = 'metrics';
+    if (!anonymous && !hasBearer(req, options.metricsToken) && !hasBearer(req, options.readToken)) {
+      throw new HubError(401, undefined, 'metrics need the metrics token or the read token');
+    }
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  const info = async (req: FastifyRequest<{ Params: Params; Querystring: Record<string, string | string[]> }>, reply: FastifyReply) => {
+    req.hub.route = 'info';
+    authorize(req);
+    const { kind, org, name } = req.params;
+    const { repo, snapshot } = await resolveRepo(kind, org, name, req.params['*'] ?? 'main');
+    const q = req.query;
+    const expand = [q.expand, q['expand[]']].flat().filter((v): v is string => typeof v === 'string');
+    return reply.send(await repoInfo(repo, snapshot, { blobs: q.blobs === 'true', expand }, oids));
+  };
+  app.get('/api/:kind/:org/:name', info);
+  app.get('/api/:kind/:org/:name/revision/*', info);
+
+  app.get('/api/:kind/:org/:name/refs', async (req: FastifyRequest<{ Params: Params }>, reply) => {
+    req.hub.route = 'refs';
+    authorize(req);
+    const { kind, org, name } = req.params;
+    return reply.send(repoRefs((await resolveRepo(kind, org, name, 'main')).snapshot));
+  });
+
+  app.get('/api/:kind/:org/:name/tree/*', async (req: FastifyRequest<{ Params: Params; Querystring: Record<string, string> }>, reply) => {
+    req.hub.route = 'tree';
+    authorize(req);
+    const { kind, org, name } = req.params;
+    const rest = req.params['*'] ?? '';
+    const slash = rest.indexOf('/');
+    const revision = slash < 0 ? rest : rest.slice(0, slash);
+    const dir = slash < 0 ? '' : rest.slice(slash + 1).replace(/\/+$/, '');
+    const { snapshot } = await resolveRepo(kind, org, name, revision);
+    reply.header('x-repo-commit', snapshot.revision);
+    const items = treeListing(snapshot, dir, req.query.recursive === 'true' || req.query.recursive === '1');
+    if (!items) throw entryNotFound(dir, revision);
+    const offset = decodeCursor(req.query.cursor);
+    if (offset + TREE_PAGE < items.length) {
+      const next = new URLSearchParams(req.query);
+      next.set('cursor', encodeCursor(offset + TREE_PAGE));
+      reply.header('link', `<${baseUrl(req)}${req.url.split('?')[0]}?${next}>; rel="next"`);
+    }
+    return reply.send(await treePage(snapshot, items, offset, oids));
+  });
+
+  const resolve = async (req: FastifyRequest<{ Params: Params }>, reply: FastifyReply, kind: string) => {
+    req.hub.route = 'resolve';
+    authorize(req);
+    const { org, name } = req.params;
+    const rest = req.params['*'] ?? '';
+    const slash = rest.indexOf('/');
+    const revision = slash < 0 ? rest : rest.slice(0, slash);
+    const path = slash < 0 ? '' : rest.slice(slash + 1);
+    const { snapshot } = await resolveRepo(kind, org, name, revision);
+    reply.header('x-repo-commit', snapshot.revision);
+    const file = snapshot.byPath.get(path);
+    if (!file) throw entryNotFound(path, revision);
+    const etag = `"${file.lfs ? file.content : await oids.of(file)}"`;
+    reply.header('etag', etag).header('accept-ranges', 'bytes').header('content-type', 'application/octet-stream');
+    if (file.lfs) reply.header('x-linked-etag', etag).header('x-linked-size', String(file.entry.size));
+    return sendFile(req, reply, file.entry);
+  };
+  for (const method of ['GET', 'HEAD'] as const) {
+    app.route({
+      method,
+      url: '/:org/:name/resolve/*',
+      handler: (req: FastifyRequest<{ Params: Params }>, reply) => resolve(req, reply, 'models'),
+    });
+    app.route({
+      method,
+      url: '/datasets/:org/:name/resolve/*',
+      handler: (req: FastifyRequest<{ Params: Params }>, reply) => resolve(req, reply, 'datasets'),
+    });
+  }
+
+  /** The whole file or one range of it, streamed from the reader within the hub's budget. */
+  function sendFile(req: FastifyRequest, reply: FastifyReply, entry: Entry) {
+    const range = parseByteRange(req.headers.range, entry.size);
+    if (range === 'unsatisfiable') {
+      throw new HubError(416, undefined, `range ${req.headers.range} is outside the file (${entry.size} bytes)`, {
+        headers: { 'content-range': `bytes */${entry.size}` },
+      });
+    }
+    const span = range ?? (entry.size > 0 ? { start: 0, end: entry.size - 1 } : undefined);
+    reply.code(range ? 206 : 200).header('content-length', String(span ? span.end - span.start + 1 : 0));
+    if (range) reply.header('content-range', `bytes ${range.start}-${range.end}/${entry.size}`);
+    if (req.method === 'HEAD' || !span) return reply.send();
+    const lease = budget.tryAcquire(streamBytes(entry, span.end - span.start + 1, reader.window));
+    if (!lease) throw new HubError(503, undefined, 'too many downloads at once; retry shortly', { headers: { 'retry-after': '1' } });
+    reply.raw.once('close', () => lease.release());
+    const state = req.hub;
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        state.bytes += chunk.length;
+        metrics.bytesServed.inc(chunk.length);
+        done(null, chunk);
+      },
+    });
+    pipeline(reader.stream(entry, span), counted, (err) => {
+      if (!err || (err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+      state.error = err;
+      // After the first byte the client only sees the body cut short of Content-Length.
+      if (reply.raw.headersSent) log.error({ reqId: req.id, path: entry.path, err }, 'read failed after the response started');
+    });
+    return reply.send(counted);
+  }
+
+  function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown) {
+    const e = err instanceof HubError ? err : toHubError(err);
+    req.hub ??= { route: 'other', started: performance.now(), bytes: 0 };
+    req.hub.error = e.status >= 500 ? ((e.cause as Error | undefined) ?? e) : e;
+    for (const name of ['etag', 'x-linked-etag', 'x-linked-size', 'content-length', 'content-range', 'accept-ranges'])
+      reply.removeHeader(name);
+    reply.code(e.status).headers(e.headers).header('x-error-message', headerSafe(e.message));
+    if (e.errorCode) reply.header('x-error-code', e.errorCode);
+    return req.method === 'HEAD' ? reply.send() : reply.type('application/json; charset=utf-8').send({ error: e.message });
+  }
+  return app;
+}
+
+/**
+ * Ferry's own errors keep their status and message (a chunk that failed verification says so);
+ * fastify's client errors keep theirs; anything else is an internal error whose detail stays in the log.
+ */
+function toHubError(err: unknown): HubError {
+  const status = httpStatusOf(err);
+  if (isFerryError(err) || status < 500) return new HubError(status, undefined, messageOf(err), { cause: err });
+  return new HubError(status, undefined, 'internal error reading the repo; see the hub log', { cause: err });
+}
+
+/** The most bytes one file stream holds: the chunks fetched ahead plus two, each at most the largest chunk. */
+function streamBytes(entry: Entry, length: number, window: number): number {
+  const largest = entry.chunks.reduce((max, c) => Math.max(max, c.size), 0);
+  return Math.min(Math.ceil(length / Math.max(1, largest)) + 1, window + 3) * largest;
+}
+
+function baseUrl(req: FastifyRequest): string {
+  return `${req.protocol}://${req.headers.host ?? 'localhost'}`;
+}
+
+export { listen } from '@ferry/runtime';

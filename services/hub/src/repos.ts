@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto';
+import type { Entry } from '@ferry/core';
+
+/**
+ * How Hugging Face names map onto the volume: model `org/name` is the folder `<root>/org/name`,
+ * dataset `org/name` is `<root>/datasets/org/name`. Names are checked here, before they become a
+ * path, with the Hub's own rules (letters, digits, `.`, `_`, `-`; no `..`).
+ */
+
+export type RepoKind = 'model' | 'dataset';
+
+export interface RepoRef {
+  kind: RepoKind;
+  /** `org/name`. */
+  id: string;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$/;
+
+/** The repo named by two URL segments, or undefined when they are no repo name the Hub allows. */
+export function repoRef(kind: RepoKind, org: string, name: string): RepoRef | undefined {
+  for (const part of [org, name]) if (!NAME.test(part) || part.includes('..')) return undefined;
+  // A model org called "datasets" would be the datasets' folder.
+  if (kind === 'model' && org === 'datasets') return undefined;
+  return { kind, id: `${org}/${name}` };
+}
+
+export function repoFolder(root: string, repo: RepoRef): string {
+  return `${root}${repo.kind === 'dataset' ? '/datasets' : ''}/${repo.id}`;
+}
+
+/** `models/org/name` or `datasets/org/name`, as the Hub's messages name a repo. */
+export function repoLabel(repo: RepoRef): string {
+  return `${repo.kind === 'dataset' ? 'dataset' : 'model'} ${repo.id}`;
+}
+
+/** A file of a repo: its path inside the repo, its entry, and how the Hub shows it. */
+export interface RepoFile {
+  path: string;
+  entry: Entry;
+  /** Shown as an LFS file: its ETag and `lfs.oid` are the sha256 of its bytes. */
+  lfs: boolean;
+  /** What names the bytes: the file's sha256, or a hash of its content-addressed chunk list when it has none. */
+  content: string;
+}
+
+/**
+ * The content of a file as 64 hex digits: its sha256 when recorded (every put records it), else
+ * a hash of its chunk list (an imported file not read whole yet), which is as immutable.
+ */
+export function contentOf(entry: Entry): string {
+  if (entry.sha256) return entry.sha256;
+  const hash = createHash('sha256').update(`ferry-content\n${entry.size}\n`);
+  for (const chunk of entry.chunks) hash.update(`${chunk.id}:${chunk.size}\n`);
+  return hash.digest('hex');
+}
+
+/**
+ * A revision's 40-hex id: a hash of the repo's complete file list (path, size, content), so
+ * every region that holds the same files computes the same id without a word between them, and
+ * a revision can never name two different file lists.
+ */
+export function revisionId(files: readonly RepoFile[]): string {
+  const hash = createHash('sha1').update('ferry-revision 1\n');
+  for (const f of files) hash.update(`${f.path}\0${f.entry.size}\0${f.content}\n`);
+  return hash.digest('hex');
+}
+
+/** The git-lfs pointer git stores for a large file. */
+export function lfsPointer(sha256: string, size: number): Buffer {
+  return Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${sha256}\nsize ${size}\n`);
+}
+
+/** A git object id: sha1 of "<type> <length>\0" and the body. */
+export function gitObjectId(type: 'blob' | 'tree', body: Buffer): string {
+  return createHash('sha1').update(`${type} ${body.length}\0`).update(body).digest('hex');
+}

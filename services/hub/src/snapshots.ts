@@ -1,0 +1,112 @@
+import { type Entry, NotFoundError } from '@ferry/core';
+import type { ListOptions, ListPage } from '@ferry/meta';
+import { contentOf, type RepoFile, revisionId } from './repos.js';
+
+/** A repo's files at one revision. */
+export interface RepoSnapshot {
+  revision: string;
+  /** By path, in the volume's order (UTF-8 bytes). */
+  files: RepoFile[];
+  byPath: Map<string, RepoFile>;
+  /** The newest file's mtime, ms. */
+  lastModified: number;
+}
+
+export type ListFn = (dir: string, options: ListOptions) => Promise<ListPage>;
+
+const PAGE = 5_000;
+
+/** Every file under `folder` as a snapshot; undefined when the folder holds no file. */
+export async function readSnapshot(list: ListFn, folder: string, lfsThreshold: number): Promise<RepoSnapshot | undefined> {
+  const files: RepoFile[] = [];
+  let cursor: string | undefined;
+  do {
+    let page: ListPage;
+    try {
+      page = await list(folder, { recursive: true, limit: PAGE, ...(cursor ? { cursor } : {}) });
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+    // A file where the repo's folder would be lists itself: it is no repo.
+    for (const item of page.items)
+      if (item.kind === 'file' && item.entry.path.startsWith(`${folder}/`)) files.push(fileOf(folder, item.entry, lfsThreshold));
+    cursor = page.cursor;
+  } while (cursor);
+  if (files.length === 0) return undefined;
+  return {
+    revision: revisionId(files),
+    files,
+    byPath: new Map(files.map((f) => [f.path, f])),
+    lastModified: files.reduce((max, f) => Math.max(max, f.entry.mtime), 0),
+  };
+}
+
+function fileOf(folder: string, entry: Entry, lfsThreshold: number): RepoFile {
+  return { path: entry.path.slice(folder.length + 1), entry, lfs: entry.size >= lfsThreshold, content: contentOf(entry) };
+}
+
+export interface SnapshotsOptions {
+  list: ListFn;
+  lfsThreshold: number;
+  /** How long a repo's listing answers for `main` before it is read again (a change shows within it). */
+  freshMs?: number;
+  /** Snapshots kept, newest use first (a pinned revision served from memory while clients download it). */
+  keep?: number;
+  now?: () => number;
+}
+
+/**
+ * The snapshots of the repos being served: `main` read at most once per `freshMs` per repo (one
+ * listing at a time, however many requests wait on it), and recent revisions kept, so the
+ * thousand HEAD and GET requests of one `snapshot_download` cost one listing, not one each.
+ */
+export class Snapshots {
+  readonly #o: Required<Omit<SnapshotsOptions, 'now'>> & { now: () => number };
+  readonly #main = new Map<string, { at: number; snapshot: Promise<RepoSnapshot | undefined> }>();
+  /** folder + revision → snapshot, oldest use first. */
+  readonly #kept = new Map<string, RepoSnapshot>();
+
+  constructor(options: SnapshotsOptions) {
+    this.#o = { freshMs: 1_000, keep: 16, now: Date.now, ...options };
+  }
+
+  /** The repo's newest files, or undefined when it has none. */
+  main(folder: string): Promise<RepoSnapshot | undefined> {
+    const now = this.#o.now();
+    const known = this.#main.get(folder);
+    if (known && now - known.at < this.#o.freshMs) return known.snapshot;
+    const snapshot = readSnapshot(this.#o.list, folder, this.#o.lfsThreshold).then((s) => {
+      if (s) this.#keep(folder, s);
+      return s;
+    });
+    this.#main.set(folder, { at: now, snapshot });
+    // A failed listing is not remembered: the next request reads again.
+    snapshot.catch(() => {
+      if (this.#main.get(folder)?.snapshot === snapshot) this.#main.delete(folder);
+    });
+    if (this.#main.size > this.#o.keep * 4) this.#main.delete(this.#main.keys().next().value as string);
+    return snapshot;
+  }
+
+  /** The files of `revision` (`main` or a 40-hex id), or undefined when the repo or the revision is not there. */
+  async at(folder: string, revision: string): Promise<{ repo: boolean; snapshot?: RepoSnapshot }> {
+    if (revision !== 'main') {
+      const kept = this.#kept.get(`${folder}\0${revision}`);
+      if (kept) {
+        this.#keep(folder, kept);
+        return { repo: true, snapshot: kept };
+      }
+    }
+    const main = await this.main(folder);
+    if (!main) return { repo: false };
+    return revision === 'main' || revision === main.revision ? { repo: true, snapshot: main } : { repo: true };
+  }
+
+  #keep(folder: string, snapshot: RepoSnapshot): void {
+    const key = `${folder}\0${snapshot.revision}`;
+    this.#kept.delete(key);
+    this.#kept.set(key, snapshot);
+    if (this.#kept.size > this.#o.keep) this.#kept.delete(this.#kept.keys().next().value as string);
+  }
+}

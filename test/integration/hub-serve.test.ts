@@ -1,0 +1,218 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type FerryConfig, parseConfig, silentLogger } from '@ferry/core';
+import { Hub } from '@ferry/hub';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  expectSameFiles,
+  filesUnder,
+  findHfClient,
+  type HfClient,
+  type HfRunOptions,
+  type PyError,
+  runHfCli,
+  runPython,
+} from '../support/hf-client.js';
+import { createRegions, KiB, putBytes, type Regions, waitForConvergence } from '../support/regions.js';
+import { startReplicator } from '../support/replicators.js';
+
+// `ferry hub` against the real huggingface_hub client: a model put at the source and mirrored is
+// downloaded byte-identical from either region, with the same 40-hex revision in both; the
+// client's own checksum verification (git blob sha1 of small files, sha256 of LFS files) passes.
+
+const TOKEN = 'hub-read-token-0123456789';
+const LFS_THRESHOLD = 64 * KiB;
+const REPO = '/hf/acme/tiny-llm';
+const MODEL: Record<string, Buffer> = {
+  'config.json': Buffer.from('{"model_type":"llama","hidden_size":64}\n'),
+  'tokenizer.json': randomBytes(20 * KiB),
+  'model-00001-of-00002.safetensors': randomBytes(300 * KiB + 5),
+  'model-00002-of-00002.safetensors': randomBytes(200 * KiB),
+  'nested/deeper/weights file.bin': randomBytes(100 * KiB + 1),
+  'docs/read me.md': Buffer.from('a file name with a space\n'),
+  'empty.txt': Buffer.alloc(0),
+};
+const DATASET: Record<string, Buffer> = {
+  'data/train-00000.parquet': randomBytes(150 * KiB),
+  'README.md': Buffer.from('---\nlicense: mit\n---\n'),
+};
+
+function under(folder: string, files: Record<string, Buffer>): Record<string, Buffer> {
+  return Object.fromEntries(Object.entries(files).map(([p, b]) => [`${folder}/${p}`, b]));
+}
+
+function expectError<T>(outcome: { ok?: T; error?: PyError }, type: string, status?: number): PyError {
+  expect(outcome.error, `expected ${type}, got ${JSON.stringify(outcome.ok)}`).toBeDefined();
+  const error = outcome.error as PyError;
+  expect(error.type, error.message).toBe(type);
+  if (status !== undefined) expect(error.status, error.message).toBe(status);
+  return error;
+}
+
+const lookup = await findHfClient();
+if (!lookup.client) console.warn(`hub-serve.test.ts skipped: ${lookup.reason}`);
+
+describe.skipIf(!lookup.client)('ferry hub serves Hugging Face clients from the nearest region', () => {
+  const client = lookup.client as HfClient;
+  let regions: Regions;
+  let replicator: Awaited<ReturnType<typeof startReplicator>>;
+  const hubs: Record<string, Hub> = {};
+  let work: string;
+  let homes = 0;
+
+  async function fresh(region: string, extra: Partial<HfRunOptions> = {}): Promise<HfRunOptions> {
+    const home = join(work, `home-${++homes}`);
+    await mkdir(home, { recursive: true });
+    return { endpoint: (hubs[region] as Hub).address as string, home, token: TOKEN, timeoutMs: 120_000, ...extra };
+  }
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'ferry-hub-'));
+    regions = await createRegions({ chunkSize: 64 * KiB });
+    await putBytes(regions, { ...under(REPO, MODEL), ...under('/hf/datasets/acme/data', DATASET) });
+    replicator = await startReplicator(regions, 'eu');
+    await waitForConvergence(regions, 'eu', 30_000);
+    const hub = parseConfig({
+      volume: 'x',
+      source: 'r',
+      regions: { r: { store: 'memory://x', redis: 'redis://127.0.0.1:1/0' } },
+      hub: { readToken: TOKEN, lfsThreshold: LFS_THRESHOLD },
+    }).hub;
+    const config = { ...regions.config, hub } as FerryConfig;
+    for (const region of ['src', 'eu']) {
+      hubs[region] = new Hub({ config, region, logger: silentLogger, listen: '127.0.0.1:0' });
+      await (hubs[region] as Hub).start();
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const hub of Object.values(hubs)) await hub.stop();
+    await replicator?.stop();
+    await regions?.close();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('snapshot_download is byte-identical in the source and the mirror, at one 40-hex revision, and passes the client’s own checksums', async () => {
+    const shas: string[] = [];
+    for (const region of ['src', 'eu']) {
+      const r = await runPython<{ path: string; sha: string; files: string[]; verify: { mismatches: unknown[]; checked_count: number } }>(
+        client,
+        `
+from huggingface_hub import snapshot_download, HfApi
+path = snapshot_download("acme/tiny-llm")
+api = HfApi()
+info = api.model_info("acme/tiny-llm")
+v = api.verify_repo_checksums("acme/tiny-llm")
+result = {"path": path, "sha": info.sha, "files": sorted(api.list_repo_files("acme/tiny-llm")),
+          "verify": {"mismatches": v.mismatches, "checked_count": v.checked_count}}
+`,
+        await fresh(region),
+      );
+      expect(r.error).toBeUndefined();
+      const got = r.ok as NonNullable<typeof r.ok>;
+      expectSameFiles(await filesUnder(got.path), MODEL);
+      expect(got.sha).toMatch(/^[0-9a-f]{40}$/);
+      expect(got.path.endsWith(`/snapshots/${got.sha}`)).toBe(true);
+      expect(got.files).toEqual(Object.keys(MODEL).sort());
+      expect(got.verify).toEqual({ mismatches: [], checked_count: Object.keys(MODEL).length });
+      shas.push(got.sha);
+    }
+    expect(shas[0]).toBe(shas[1]);
+  });
+
+  it('hf_hub_download of one file, a pinned revision, a range, the hf CLI and datasets', async () => {
+    const opts = await fresh('eu');
+    const r = await runPython<{ one: string; pinned: string; sha: string; dataset: string }>(
+      client,
+      `
+from huggingface_hub import hf_hub_download, snapshot_download, HfApi
+sha = HfApi().model_info("acme/tiny-llm").sha
+one = hf_hub_download("acme/tiny-llm", "nested/deeper/weights file.bin")
+pinned = hf_hub_download("acme/tiny-llm", "config.json", revision=sha)
+dataset = snapshot_download("acme/data", repo_type="dataset")
+result = {"one": one, "pinned": pinned, "sha": sha, "dataset": dataset}
+`,
+      opts,
+    );
+    expect(r.error).toBeUndefined();
+    const got = r.ok as NonNullable<typeof r.ok>;
+    expectSameFiles(await filesUnder(got.dataset), DATASET);
+    const { readFile } = await import('node:fs/promises');
+    expect((await readFile(got.one)).equals(MODEL['nested/deeper/weights file.bin'] as Buffer)).toBe(true);
+    expect((await readFile(got.pinned)).equals(MODEL['config.json'] as Buffer)).toBe(true);
+
+    const target = join(opts.home, 'cli');
+    const cli = await runHfCli(client, ['download', 'acme/tiny-llm', '--local-dir', target], opts);
+    expect(cli.code, cli.stderr).toBe(0);
+    expectSameFiles(await filesUnder(target), MODEL);
+
+    // A range, as a resumed download asks for it.
+    const url = `${(hubs.eu as Hub).address}/acme/tiny-llm/resolve/main/model-00001-of-00002.safetensors`;
+    const res = await fetch(url, { headers: { authorization: `Bearer ${TOKEN}`, range: 'bytes=100000-100009' } });
+    expect(res.status).toBe(206);
+    expect(res.headers.get('x-repo-commit')).toBe(got.sha);
+    expect(res.headers.get('content-range')).toBe(`bytes 100000-100009/${(MODEL['model-00001-of-00002.safetensors'] as Buffer).length}`);
+    expect(
+      Buffer.from(await res.arrayBuffer()).equals((MODEL['model-00001-of-00002.safetensors'] as Buffer).subarray(100000, 100010)),
+    ).toBe(true);
+  });
+
+  it('answers as the Hub does: missing repo, revision and file are the client’s own errors; a client without the token gets 401', async () => {
+    const r = await runPython<Record<string, { ok?: unknown; error?: PyError }>>(
+      client,
+      `
+from huggingface_hub import hf_hub_download, HfApi
+api = HfApi()
+result = {
+  "repo": attempt(lambda: api.model_info("acme/nothing-here")),
+  "revision": attempt(lambda: api.model_info("acme/tiny-llm", revision="0" * 40)),
+  "entry": attempt(lambda: hf_hub_download("acme/tiny-llm", "no-such-file.bin")),
+}
+`,
+      await fresh('src'),
+    );
+    const out = r.ok as NonNullable<typeof r.ok>;
+    expectError(out.repo as { error?: PyError }, 'RepositoryNotFoundError', 404);
+    expectError(out.revision as { error?: PyError }, 'RevisionNotFoundError', 404);
+    expectError(out.entry as { error?: PyError }, 'RemoteEntryNotFoundError', 404);
+
+    const denied = await runPython<{ ok?: unknown; error?: PyError }>(
+      client,
+      `
+from huggingface_hub import snapshot_download
+result = attempt(lambda: snapshot_download("acme/tiny-llm"))
+`,
+      await fresh('eu', { token: 'wrong-token-0123456789' }),
+    );
+    expect((denied.ok as { error?: PyError }).error?.status).toBe(401);
+    const anonymous = await fetch(`${(hubs.eu as Hub).address}/api/models/acme/tiny-llm`);
+    expect(anonymous.status).toBe(401);
+  });
+
+  it('after a second put, main is the new files at a new revision in both regions', async () => {
+    const before = await runPython<string>(
+      client,
+      'from huggingface_hub import HfApi\nresult = HfApi().model_info("acme/tiny-llm").sha',
+      await fresh('eu'),
+    );
+    const changed = Buffer.from('{"model_type":"llama","hidden_size":128}\n');
+    await putBytes(regions, { [`${REPO}/config.json`]: changed });
+    await waitForConvergence(regions, 'eu', 30_000);
+    await new Promise((r) => setTimeout(r, 1_100));
+    const shas: string[] = [];
+    for (const region of ['src', 'eu']) {
+      const r = await runPython<{ path: string; sha: string }>(
+        client,
+        'from huggingface_hub import snapshot_download, HfApi\nresult = {"path": snapshot_download("acme/tiny-llm"), "sha": HfApi().model_info("acme/tiny-llm").sha}',
+        await fresh(region),
+      );
+      const got = r.ok as NonNullable<typeof r.ok>;
+      expectSameFiles(await filesUnder(got.path), { ...MODEL, 'config.json': changed });
+      shas.push(got.sha);
+    }
+    expect(shas[0]).toBe(shas[1]);
+    expect(shas[0]).not.toBe(before.ok);
+  });
+});
