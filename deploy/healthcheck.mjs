@@ -5,7 +5,7 @@
 // status, …) have nothing to ask and pass. FERRY_HEALTHCHECK_URL overrides all of this.
 import { readFileSync } from 'node:fs';
 
-const DAEMONS = new Set(['replicator', 'cache-node', 'gateway']);
+const DAEMONS = new Set(['replicator', 'cache-node', 'gateway', 'hub']);
 
 /** The command line of PID 1 from `ferry` (or its script) on: ['replicator', '--region', 'eu', …]. */
 function ferryArgs() {
@@ -45,6 +45,7 @@ async function healthUrl() {
   const listen = flag(args, '--listen');
   if (role === 'cache-node') return local(listen, '/healthz');
   if (role === 'gateway') return local(listen ?? (await loadOwnConfig(args)).gateway?.listen ?? '127.0.0.1:9000', '/-/healthz');
+  if (role === 'hub') return local(listen ?? (await loadOwnConfig(args)).hub?.listen ?? '127.0.0.1:8090', '/-/healthz');
   if (listen) return local(listen, '/healthz');
   const region = flag(args, '--region', '-r');
   const api = (await loadOwnConfig(args)).regions[region]?.api;

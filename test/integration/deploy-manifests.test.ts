@@ -289,7 +289,12 @@ describe.skipIf(kustomizeBuild(BASE) === undefined)('kustomize builds (kubectl k
     const all = built ?? objects;
     const config = parseConfigText(readFileSync(join(OVERLAY, 'ferry.yaml'), 'utf8'), {
       source: 'ferry.yaml',
-      env: { FERRY_API_READ_TOKEN: 'x'.repeat(16), FERRY_CACHE_READ_TOKEN: 'x'.repeat(16), FERRY_GATEWAY_SECRET: 'x'.repeat(16) },
+      env: {
+        FERRY_API_READ_TOKEN: 'x'.repeat(16),
+        FERRY_CACHE_READ_TOKEN: 'x'.repeat(16),
+        FERRY_GATEWAY_SECRET: 'x'.repeat(16),
+        FERRY_HUB_READ_TOKEN: 'x'.repeat(16),
+      },
     });
     const mirrors = Object.keys(config.regions).filter((r) => r !== config.source);
     const known = new Set(

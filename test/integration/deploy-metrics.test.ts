@@ -2,6 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type FerryConfig, parseConfig, silentLogger } from '@ferry/core';
+import { Hub } from '@ferry/hub';
 import type { Replicator } from '@ferry/replicator';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse } from 'yaml';
@@ -41,6 +43,28 @@ interface Panel {
 interface Dashboard {
   panels: Panel[];
   templating: { list: Array<{ name: string; type: string; query?: string | { query: string } }> };
+}
+
+/** What a real `ferry hub` over the regions' source exports (its app on a free port, scraped once). */
+async function hubMetrics(regions: Regions): Promise<string> {
+  const hubSection = parseConfig({
+    volume: 'x',
+    source: 'r',
+    regions: { r: { store: 'memory://x', redis: 'redis://127.0.0.1:1/0' } },
+    hub: { readToken: 'hub-token-0123456789' },
+  }).hub;
+  const hub = new Hub({
+    config: { ...regions.config, hub: hubSection } as FerryConfig,
+    region: 'src',
+    logger: silentLogger,
+    listen: '127.0.0.1:0',
+  });
+  await hub.start();
+  try {
+    return await scrape(`${hub.address}/-/metrics`, 'hub-token-0123456789');
+  } finally {
+    await hub.stop();
+  }
 }
 
 async function scrape(url: string, token: string): Promise<string> {
@@ -100,6 +124,7 @@ describe('dashboard and alerts against the metrics the services export', () => {
       replicator: await scrape(`${replicator.address}/metrics`, 'api-token-0123'),
       'cache-node': await scrape(`${node?.url}/metrics`, cache.token),
       gateway: await scrape(`${gateway.endpoint}/-/metrics`, 'metrics-token-0123'),
+      hub: await hubMetrics(regions),
     };
     for (const [service, text] of Object.entries(scraped)) {
       byService[service] = exportedFamilies(text);
@@ -122,6 +147,7 @@ describe('dashboard and alerts against the metrics the services export', () => {
       expect.arrayContaining(['ferry_cache_hits_total', 'ferry_cache_used_bytes', 'ferry_cache_capacity_bytes']),
     );
     expect(byService.gateway?.get('ferry_gateway_request_seconds')).toBe('histogram');
+    expect(byService.hub?.get('ferry_hub_requests_total')).toBe('counter');
   });
 
   it('every metric the dashboard queries is exported', () => {
