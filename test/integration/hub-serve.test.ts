@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type FerryConfig, parseConfig, silentLogger } from '@ferry/core';
+import { parseConfig, silentLogger } from '@ferry/core';
 import { Hub } from '@ferry/hub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -15,7 +15,7 @@ import {
   runHfCli,
   runPython,
 } from '../support/hf-client.js';
-import { createRegions, KiB, putBytes, type Regions, waitForConvergence } from '../support/regions.js';
+import { createRegions, KiB, putBytes, type Regions, runCli, waitForConvergence } from '../support/regions.js';
 import { startReplicator } from '../support/replicators.js';
 
 // `ferry hub` against the real huggingface_hub client: a model put at the source and mirrored is
@@ -23,6 +23,8 @@ import { startReplicator } from '../support/replicators.js';
 // client's own checksum verification (git blob sha1 of small files, sha256 of LFS files) passes.
 
 const TOKEN = 'hub-read-token-0123456789';
+// keepFor 0: only the newest keepRevisions are retained, so the test sees one dropped.
+const HUB_SECTION = { readToken: 'hub-read-token-0123456789', lfsThreshold: 64 * 1024, keepRevisions: 2, keepFor: 0 };
 const LFS_THRESHOLD = 64 * KiB;
 const REPO = '/hf/acme/tiny-llm';
 const MODEL: Record<string, Buffer> = {
@@ -60,7 +62,37 @@ describe.skipIf(!lookup.client)('ferry hub serves Hugging Face clients from the 
   let replicator: Awaited<ReturnType<typeof startReplicator>>;
   const hubs: Record<string, Hub> = {};
   let work: string;
+  let hubConfigPath: string;
   let homes = 0;
+
+  async function ferry(...args: string[]): Promise<string> {
+    const r = await runCli([...args, '--config', hubConfigPath]);
+    expect(r.code, `ferry ${args.join(' ')}: ${r.stderr}`).toBe(0);
+    return r.stdout;
+  }
+
+  async function putDir(files: Record<string, Buffer>, target: string): Promise<void> {
+    const dir = await mkdtemp(join(work, 'put-'));
+    for (const [p, b] of Object.entries(files)) {
+      await mkdir(join(dir, ...p.split('/').slice(0, -1)), { recursive: true });
+      await writeFile(join(dir, ...p.split('/')), b);
+    }
+    await ferry('put', dir, target);
+  }
+
+  async function download(region: string, repo: string, revision?: string): Promise<{ path: string; sha: string } | { error: PyError }> {
+    const r = await runPython<{ ok?: { path: string; sha: string }; error?: PyError }>(
+      client,
+      `
+from huggingface_hub import snapshot_download, HfApi
+rev = ${revision ? `"${revision}"` : 'None'}
+result = attempt(lambda: {"path": snapshot_download("${repo}", revision=rev), "sha": HfApi().model_info("${repo}", revision=rev).sha})
+`,
+      await fresh(region),
+    );
+    const out = r.ok as { ok?: { path: string; sha: string }; error?: PyError };
+    return out.ok ?? { error: out.error as PyError };
+  }
 
   async function fresh(region: string, extra: Partial<HfRunOptions> = {}): Promise<HfRunOptions> {
     const home = join(work, `home-${++homes}`);
@@ -74,13 +106,10 @@ describe.skipIf(!lookup.client)('ferry hub serves Hugging Face clients from the 
     await putBytes(regions, { ...under(REPO, MODEL), ...under('/hf/datasets/acme/data', DATASET) });
     replicator = await startReplicator(regions, 'eu');
     await waitForConvergence(regions, 'eu', 30_000);
-    const hub = parseConfig({
-      volume: 'x',
-      source: 'r',
-      regions: { r: { store: 'memory://x', redis: 'redis://127.0.0.1:1/0' } },
-      hub: { readToken: TOKEN, lfsThreshold: LFS_THRESHOLD },
-    }).hub;
-    const config = { ...regions.config, hub } as FerryConfig;
+    const doc = JSON.parse(await readFile(regions.configPath, 'utf8'));
+    hubConfigPath = join(work, 'ferry-hub.yaml');
+    await writeFile(hubConfigPath, JSON.stringify({ ...doc, hub: HUB_SECTION }));
+    const config = parseConfig({ ...doc, hub: HUB_SECTION });
     for (const region of ['src', 'eu']) {
       hubs[region] = new Hub({ config, region, logger: silentLogger, listen: '127.0.0.1:0' });
       await (hubs[region] as Hub).start();
@@ -139,7 +168,6 @@ result = {"one": one, "pinned": pinned, "sha": sha, "dataset": dataset}
     expect(r.error).toBeUndefined();
     const got = r.ok as NonNullable<typeof r.ok>;
     expectSameFiles(await filesUnder(got.dataset), DATASET);
-    const { readFile } = await import('node:fs/promises');
     expect((await readFile(got.one)).equals(MODEL['nested/deeper/weights file.bin'] as Buffer)).toBe(true);
     expect((await readFile(got.pinned)).equals(MODEL['config.json'] as Buffer)).toBe(true);
 
@@ -214,5 +242,55 @@ result = attempt(lambda: snapshot_download("acme/tiny-llm"))
     }
     expect(shas[0]).toBe(shas[1]);
     expect(shas[0]).not.toBe(before.ok);
+  });
+
+  it('keeps old revisions: after a second put and GC with grace 0, the old id still downloads the old bytes in both regions; past keepRevisions it is dropped', async () => {
+    const repo = '/hf/acme/pinned';
+    const v1 = { 'config.json': Buffer.from('{"v":1}\n'), 'model.safetensors': randomBytes(200 * KiB) };
+    const v2 = { 'config.json': Buffer.from('{"v":2}\n'), 'model.safetensors': randomBytes(200 * KiB) };
+    await putDir(v1, repo);
+    await waitForConvergence(regions, 'eu', 30_000);
+    const first = await download('eu', 'acme/pinned');
+    expect('sha' in first).toBe(true);
+    const r1 = (first as { sha: string }).sha;
+    await putDir(v2, repo);
+    await waitForConvergence(regions, 'eu', 30_000);
+    const listed = (await ferry('revisions', repo, '--json'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(listed.map((r) => r.id)).toContain(r1);
+    expect(listed.filter((r) => r.main)).toHaveLength(1);
+    const r2 = listed.find((r) => r.main).id as string;
+    expect(r2).not.toBe(r1);
+    // The old shard is referenced only by the retained revision now: GC with no grace keeps it.
+    await ferry('gc', '--region', 'src', '--grace', '0s');
+    await ferry('gc', '--region', 'eu', '--grace', '0s');
+    await new Promise((r) => setTimeout(r, 1_100));
+    for (const region of ['src', 'eu']) {
+      const old = await download(region, 'acme/pinned', r1);
+      expect('path' in old, JSON.stringify(old)).toBe(true);
+      expectSameFiles(await filesUnder((old as { path: string }).path), v1);
+      const main = await download(region, 'acme/pinned');
+      expectSameFiles(await filesUnder((main as { path: string }).path), v2);
+      expect((main as { sha: string }).sha).toBe(r2);
+    }
+    // The CLI reads a revision with <path>@<id>, shown under the repo's own paths; / does not show Ferry's folder.
+    expect(await ferry('cat', `${repo}/config.json@${r1}`)).toBe('{"v":1}\n');
+    expect(await ferry('ls', `${repo}@${r1}`)).toContain(`${repo}/model.safetensors`);
+    expect(await ferry('ls', '/')).not.toContain('.ferry');
+
+    // A third put: keepRevisions 2 drops the oldest, which is then not found.
+    await putDir({ 'config.json': Buffer.from('{"v":3}\n') }, repo);
+    await waitForConvergence(regions, 'eu', 30_000);
+    const after = (await ferry('revisions', repo, '--json'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).id);
+    expect(after).toHaveLength(2);
+    expect(after).not.toContain(r1);
+    await new Promise((r) => setTimeout(r, 1_100));
+    const gone = await download('eu', 'acme/pinned', r1);
+    expect((gone as { error: PyError }).error?.type).toBe('RevisionNotFoundError');
   });
 });

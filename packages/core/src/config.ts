@@ -125,6 +125,10 @@ const configSchema = z
         readToken: secret.optional(),
         /** Serve without a token (the repos under root become readable by anyone who reaches the address). Off by default. */
         anonymous: z.boolean().default(false),
+        /** Revisions kept per repo, newest first (their chunks held against garbage collection in every region). */
+        keepRevisions: z.number().int().min(1).max(10_000).default(10),
+        /** Revisions younger than this are kept whatever their number. */
+        keepFor: duration.default(7 * 24 * 3600 * 1000),
         /** Files of at least this size are shown as LFS files (ETag the sha256); smaller ones carry their git blob sha1. */
         lfsThreshold: size.default(10 * 2 ** 20),
         /** Serve HTTPS only (PEM paths, reloaded on SIGHUP). */

@@ -80,3 +80,4 @@ export {
 } from './redis-target.js';
 export { formatBytes, parseSize } from './size.js';
 export type { ChunkRef, Entry, NewEntry, Origin } from './types.js';
+export { contentOf, REVISION_NAME, type RevisionFile, revisionId } from './revision.js';

@@ -64,3 +64,4 @@ export { ChunkRefs, type HoldResult } from './refs.js';
 export { type Resync, ResyncIncompleteError, type ResyncStart, type ResyncState } from './resync.js';
 export { type ScriptName, scriptSource } from './scripts.js';
 export { assertOneSlot, keySlot } from './slots.js';
+export { REVISIONS_ROOT, type RetainOptions, type RevisionInfo, Revisions, reposUnder, splitRevision } from './revisions.js';

@@ -99,6 +99,9 @@ function checkBatch(entries: NewEntry[]): void {
  * The metadata of one volume in its region's Redis: entries, listing, and (on the source) the
  * mutations, each one atomic Lua script that also appends exactly one change record.
  */
+/** The volume's folder of Ferry's own entries (`/.ferry/rev`: retained revisions), hidden from listings of `/`. */
+export const RESERVED = '/.ferry';
+
 export class Meta extends RedisPart {
   readonly volume: string;
   readonly keys: VolumeKeys;
@@ -199,6 +202,8 @@ export class Meta extends RedisPart {
     const reply = await this.call(() => runScript(this.redis, 'list', [this.keys.paths, this.keys.entries], args));
     const page = parseListReply(reply as string[]);
     if (page.items.length === 0 && start === '' && d !== '/') throw new NotFoundError(`list ${d}: no such file or directory`);
+    // Ferry's own folder (retained revisions) is not part of what a listing of the volume shows.
+    if (d === '/') page.items = page.items.filter((i) => (i.kind === 'dir' ? i.path !== RESERVED : !i.entry.path.startsWith(`${RESERVED}/`)));
     return page;
   }
 

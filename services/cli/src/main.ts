@@ -126,6 +126,14 @@ export function buildProgram(): Command {
       ),
     );
 
+  common(regionOption(program.command('revisions <repo>')))
+    .description('the retained revisions of a repo under hub.root (id, time, files, bytes; main marked); read one with <path>@<id>')
+    .action(
+      action(async (ctx, out, path: string, opts: { region?: string }) =>
+        (await import('./commands/namespace.js')).revisionsCommand(ctx, out, path, opts),
+      ),
+    );
+
   common(writeRegionOption(program.command('rm <path>').option('-R, --recursive', 'remove a directory and everything below', false)))
     .description('remove a file (or a directory with -R) in one atomic step')
     .action(

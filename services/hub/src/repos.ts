@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Entry } from '@ferry/core';
 
+export { contentOf, revisionId } from '@ferry/core';
+
 /**
  * How Hugging Face names map onto the volume: model `org/name` is the folder `<root>/org/name`,
  * dataset `org/name` is `<root>/datasets/org/name`. Names are checked here, before they become a
@@ -42,28 +44,6 @@ export interface RepoFile {
   lfs: boolean;
   /** What names the bytes: the file's sha256, or a hash of its content-addressed chunk list when it has none. */
   content: string;
-}
-
-/**
- * The content of a file as 64 hex digits: its sha256 when recorded (every put records it), else
- * a hash of its chunk list (an imported file not read whole yet), which is as immutable.
- */
-export function contentOf(entry: Entry): string {
-  if (entry.sha256) return entry.sha256;
-  const hash = createHash('sha256').update(`ferry-content\n${entry.size}\n`);
-  for (const chunk of entry.chunks) hash.update(`${chunk.id}:${chunk.size}\n`);
-  return hash.digest('hex');
-}
-
-/**
- * A revision's 40-hex id: a hash of the repo's complete file list (path, size, content), so
- * every region that holds the same files computes the same id without a word between them, and
- * a revision can never name two different file lists.
- */
-export function revisionId(files: readonly RepoFile[]): string {
-  const hash = createHash('sha1').update('ferry-revision 1\n');
-  for (const f of files) hash.update(`${f.path}\0${f.entry.size}\0${f.content}\n`);
-  return hash.digest('hex');
 }
 
 /** The git-lfs pointer git stores for a large file. */

@@ -1,6 +1,6 @@
-import { type Entry, NotFoundError } from '@ferry/core';
-import type { ListOptions, ListPage } from '@ferry/meta';
-import { contentOf, type RepoFile, revisionId } from './repos.js';
+import { contentOf, type Entry, NotFoundError, revisionId } from '@ferry/core';
+import { type ListOptions, type ListPage, Revisions } from '@ferry/meta';
+import type { RepoFile } from './repos.js';
 
 /** A repo's files at one revision. */
 export interface RepoSnapshot {
@@ -35,7 +35,7 @@ export async function readSnapshot(list: ListFn, folder: string, lfsThreshold: n
   } while (cursor);
   if (files.length === 0) return undefined;
   return {
-    revision: revisionId(files),
+    revision: revisionId(files.map((f) => ({ path: f.path, size: f.entry.size, content: f.content }))),
     files,
     byPath: new Map(files.map((f) => [f.path, f])),
     lastModified: files.reduce((max, f) => Math.max(max, f.entry.mtime), 0),
@@ -58,14 +58,14 @@ export interface SnapshotsOptions {
 
 /**
  * The snapshots of the repos being served: `main` read at most once per `freshMs` per repo (one
- * listing at a time, however many requests wait on it), and recent revisions kept, so the
- * thousand HEAD and GET requests of one `snapshot_download` cost one listing, not one each.
+ * listing at a time, however many requests wait on it), and recent retained revisions likewise,
+ * so the thousand HEAD and GET requests of one `snapshot_download` cost one listing, not one each.
  */
 export class Snapshots {
   readonly #o: Required<Omit<SnapshotsOptions, 'now'>> & { now: () => number };
   readonly #main = new Map<string, { at: number; snapshot: Promise<RepoSnapshot | undefined> }>();
   /** folder + revision → snapshot, oldest use first. */
-  readonly #kept = new Map<string, RepoSnapshot>();
+  readonly #kept = new Map<string, { snapshot: RepoSnapshot; checked: number }>();
 
   constructor(options: SnapshotsOptions) {
     this.#o = { freshMs: 1_000, keep: 16, now: Date.now, ...options };
@@ -89,24 +89,30 @@ export class Snapshots {
     return snapshot;
   }
 
-  /** The files of `revision` (`main` or a 40-hex id), or undefined when the repo or the revision is not there. */
+  /**
+   * The files of `revision` (`main` or a 40-hex id): main's, or a retained revision's clone.
+   * `repo` is false when the repo has neither files nor that revision. A revision read once is
+   * answered from memory for `freshMs`, then looked up again (retention may have dropped it).
+   */
   async at(folder: string, revision: string): Promise<{ repo: boolean; snapshot?: RepoSnapshot }> {
-    if (revision !== 'main') {
-      const kept = this.#kept.get(`${folder}\0${revision}`);
-      if (kept) {
-        this.#keep(folder, kept);
-        return { repo: true, snapshot: kept };
-      }
-    }
+    const key = `${folder}\0${revision}`;
+    const kept = revision === 'main' ? undefined : this.#kept.get(key);
+    if (kept && this.#o.now() - kept.checked < this.#o.freshMs) return { repo: true, snapshot: kept.snapshot };
     const main = await this.main(folder);
-    if (!main) return { repo: false };
-    return revision === 'main' || revision === main.revision ? { repo: true, snapshot: main } : { repo: true };
+    if (revision === 'main' || revision === main?.revision) return main ? { repo: true, snapshot: main } : { repo: false };
+    const recorded = await readSnapshot(this.#o.list, Revisions.folder(folder, revision), this.#o.lfsThreshold);
+    if (recorded?.revision === revision) {
+      this.#keep(folder, recorded);
+      return { repo: true, snapshot: recorded };
+    }
+    this.#kept.delete(key);
+    return { repo: main !== undefined };
   }
 
   #keep(folder: string, snapshot: RepoSnapshot): void {
     const key = `${folder}\0${snapshot.revision}`;
     this.#kept.delete(key);
-    this.#kept.set(key, snapshot);
+    this.#kept.set(key, { snapshot, checked: this.#o.now() });
     if (this.#kept.size > this.#o.keep) this.#kept.delete(this.#kept.keys().next().value as string);
   }
 }

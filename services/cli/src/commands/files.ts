@@ -4,6 +4,7 @@ import { openReader } from '@ferry/region';
 import { planPut, putFiles } from '@ferry/writer';
 import type { Context, Region } from '../context.js';
 import type { Output } from '../output.js';
+import { atRevision, keepingRevisions } from '../revisions.js';
 import { destinationFor, getFile } from '../transfer/get-files.js';
 
 export async function putCommand(
@@ -20,16 +21,18 @@ export async function putCommand(
   const started = Date.now();
   let summary: Awaited<ReturnType<typeof putFiles>>;
   try {
-    summary = await putFiles({
-      store: region.store,
-      meta: region.meta,
-      files,
-      chunkSize: ctx.config.chunkSize,
-      concurrency: opts.concurrency,
-      holdTtlMs: ctx.config.writer.holdTtl,
-      onBytes: (d) => progress.tick(d),
-      logger: ctx.logger.child({ command: 'put' }),
-    });
+    summary = await keepingRevisions(ctx.config, region, ctx.logger, [normalizePath(target)], () =>
+      putFiles({
+        store: region.store,
+        meta: region.meta,
+        files,
+        chunkSize: ctx.config.chunkSize,
+        concurrency: opts.concurrency,
+        holdTtlMs: ctx.config.writer.holdTtl,
+        onBytes: (d) => progress.tick(d),
+        logger: ctx.logger.child({ command: 'put' }),
+      }),
+    );
   } finally {
     progress.stop();
   }
@@ -51,7 +54,7 @@ export async function getCommand(
   opts: { region?: string; concurrency: number; bestEffort?: boolean; verifyFile?: boolean },
 ): Promise<void> {
   const region = await ctx.region(opts.region);
-  const root = normalizePath(path);
+  const root = (await atRevision(region, path)).path;
   const entries = await region.meta.filesUnder(root);
   const single = entries.length === 1 && entries[0]?.path === root ? entries[0] : undefined;
   const reader = cliReader(region, opts);
@@ -104,7 +107,7 @@ export async function getCommand(
 
 export async function catCommand(ctx: Context, out: Output, path: string, opts: { region?: string; bestEffort?: boolean }): Promise<void> {
   const region = await ctx.region(opts.region);
-  const entry = await region.meta.stat(normalizePath(path));
+  const entry = await region.meta.stat((await atRevision(region, path)).path);
   const reader = cliReader(region, opts);
   await reading(async () => {
     for await (const bytes of reader.stream(entry)) {

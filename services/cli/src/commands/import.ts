@@ -3,6 +3,7 @@ import { type ImportProgress, type ImportSummary, importPrefix, originStoreUrl, 
 import { createStore } from '@ferry/stores';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
+import { keepingRevisions } from '../revisions.js';
 
 export interface ImportCommandOptions {
   delete: boolean;
@@ -85,19 +86,21 @@ export async function importCommand(ctx: Context, out: Output, storeUrl: string,
   const progress = progressReporter(out);
   let summary: ImportSummary;
   try {
-    summary = await importPrefix({
-      meta: region.meta,
-      origin,
-      originUrl,
-      target,
-      chunkSize: ctx.config.chunkSize,
-      delete: opts.delete,
-      dryRun: opts.dryRun,
-      concurrency: opts.concurrency,
-      progressMs: out.json ? 500 : 200,
-      onProgress: (p) => progress.report(p),
-      logger: ctx.logger.child({ command: 'import' }),
-    });
+    const run = () =>
+      importPrefix({
+        meta: region.meta,
+        origin,
+        originUrl,
+        target,
+        chunkSize: ctx.config.chunkSize,
+        delete: opts.delete,
+        dryRun: opts.dryRun,
+        concurrency: opts.concurrency,
+        progressMs: out.json ? 500 : 200,
+        onProgress: (p) => progress.report(p),
+        logger: ctx.logger.child({ command: 'import' }),
+      });
+    summary = opts.dryRun ? await run() : await keepingRevisions(ctx.config, region, ctx.logger, [target], run);
   } finally {
     progress.done();
     await origin.close?.();

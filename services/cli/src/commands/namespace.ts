@@ -1,7 +1,8 @@
-import { type Entry, formatBytes, normalizePath } from '@ferry/core';
-import { FOLDER_BATCH } from '@ferry/meta';
+import { type Entry, formatBytes, NotFoundError, normalizePath } from '@ferry/core';
+import { FOLDER_BATCH, Revisions } from '@ferry/meta';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
+import { atRevision, keepingRevisions } from '../revisions.js';
 
 function entryJson(entry: Entry): Record<string, unknown> {
   const { chunks, ...rest } = entry;
@@ -10,7 +11,7 @@ function entryJson(entry: Entry): Record<string, unknown> {
 
 export async function lsCommand(ctx: Context, out: Output, path: string, opts: { recursive: boolean; region?: string }): Promise<void> {
   const region = await ctx.region(opts.region);
-  const dir = normalizePath(path);
+  const { path: dir, shown: display } = await atRevision(region, path);
   let cursor: string | undefined;
   let shown = 0;
   do {
@@ -21,12 +22,12 @@ export async function lsCommand(ctx: Context, out: Output, path: string, opts: {
     for (const item of page.items) {
       shown += 1;
       if (item.kind === 'dir') {
-        out.event({ kind: 'dir', path: item.path });
-        out.line(`${'DIR'.padStart(12)}  ${''.padEnd(24)}  ${item.path}/`);
+        out.event({ kind: 'dir', path: display(item.path) });
+        out.line(`${'DIR'.padStart(12)}  ${''.padEnd(24)}  ${display(item.path)}/`);
       } else {
-        out.event({ kind: 'file', ...entryJson(item.entry) });
+        out.event({ kind: 'file', ...entryJson(item.entry), path: display(item.entry.path) });
         out.line(
-          `${formatBytes(item.entry.size).padStart(12)}  ${new Date(item.entry.mtime).toISOString().padEnd(24)}  ${item.entry.path}`,
+          `${formatBytes(item.entry.size).padStart(12)}  ${new Date(item.entry.mtime).toISOString().padEnd(24)}  ${display(item.entry.path)}`,
         );
       }
     }
@@ -38,9 +39,10 @@ export async function lsCommand(ctx: Context, out: Output, path: string, opts: {
 
 export async function statCommand(ctx: Context, out: Output, path: string, opts: { region?: string }): Promise<void> {
   const region = await ctx.region(opts.region);
-  const entry = await region.meta.stat(normalizePath(path));
-  out.result({ ...entryJson(entry), chunks: entry.chunks }, [
-    `path:     ${entry.path}`,
+  const at = await atRevision(region, path);
+  const entry = await region.meta.stat(at.path);
+  out.result({ ...entryJson(entry), path: at.shown(entry.path), chunks: entry.chunks }, [
+    `path:     ${at.shown(entry.path)}`,
     `size:     ${entry.size} (${formatBytes(entry.size)})`,
     `version:  ${entry.version}`,
     `sha256:   ${entry.sha256 ?? '(unknown)'}`,
@@ -60,7 +62,9 @@ function batchNote(verb: 'removed' | 'moved', batches: number): string[] {
 
 export async function rmCommand(ctx: Context, out: Output, path: string, opts: { recursive: boolean; region?: string }): Promise<void> {
   const region = await ctx.writable(opts.region);
-  const result = await region.meta.delete(normalizePath(path), { recursive: opts.recursive });
+  const result = await keepingRevisions(ctx.config, region, ctx.logger, [normalizePath(path)], () =>
+    region.meta.delete(normalizePath(path), { recursive: opts.recursive }),
+  );
   out.result({ event: 'summary', command: 'rm', path: normalizePath(path), ...result, atomic: result.batches === 1 }, [
     `removed ${result.removed} file${result.removed === 1 ? '' : 's'} at version ${result.version}`,
     ...batchNote('removed', result.batches),
@@ -69,7 +73,9 @@ export async function rmCommand(ctx: Context, out: Output, path: string, opts: {
 
 export async function mvCommand(ctx: Context, out: Output, from: string, to: string, opts: { region?: string } = {}): Promise<void> {
   const region = await ctx.writable(opts.region);
-  const result = await region.meta.rename(normalizePath(from), normalizePath(to));
+  const result = await keepingRevisions(ctx.config, region, ctx.logger, [normalizePath(from), normalizePath(to)], () =>
+    region.meta.rename(normalizePath(from), normalizePath(to)),
+  );
   out.result(
     { event: 'summary', command: 'mv', from: normalizePath(from), to: normalizePath(to), ...result, atomic: result.batches === 1 },
     [
@@ -77,4 +83,23 @@ export async function mvCommand(ctx: Context, out: Output, from: string, to: str
       ...batchNote('moved', result.batches),
     ],
   );
+}
+
+/** `ferry revisions <repo>`: the repo's retained revisions, newest first, and which one is main. */
+export async function revisionsCommand(ctx: Context, out: Output, path: string, opts: { region?: string }): Promise<void> {
+  const region = await ctx.region(opts.region);
+  const repo = normalizePath(path);
+  const revisions = new Revisions(region.meta);
+  const [list, main] = await Promise.all([revisions.list(repo), revisions.mainId(repo)]);
+  if (list.length === 0 && main === undefined) throw new NotFoundError(`${repo}: no such repo (no files and no recorded revision)`);
+  for (const r of list) {
+    out.event({ kind: 'revision', repo, ...r, time: new Date(r.time).toISOString(), main: r.id === main });
+    out.line(
+      `${r.id}  ${new Date(r.time).toISOString()}  ${String(r.files).padStart(6)} files  ${formatBytes(r.bytes).padStart(10)}${r.id === main ? '  main' : ''}`,
+    );
+  }
+  if (main !== undefined && !list.some((r) => r.id === main)) {
+    out.event({ kind: 'revision', repo, id: main, main: true, recorded: false });
+    out.line(`${main}  (main, not recorded yet: the next change to the repo records it)`);
+  }
 }
