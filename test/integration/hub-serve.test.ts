@@ -23,9 +23,9 @@ import { startReplicator } from '../support/replicators.js';
 // client's own checksum verification (git blob sha1 of small files, sha256 of LFS files) passes.
 
 const TOKEN = 'hub-read-token-0123456789';
-// keepFor 0: only the newest keepRevisions are retained, so the test sees one dropped.
-const HUB_SECTION = { readToken: 'hub-read-token-0123456789', lfsThreshold: 64 * 1024, keepRevisions: 2, keepFor: 0 };
 const LFS_THRESHOLD = 64 * KiB;
+// keepFor 0: only the newest keepRevisions are retained, so the test sees one dropped.
+const HUB_SECTION = { readToken: TOKEN, lfsThreshold: LFS_THRESHOLD, keepRevisions: 2, keepFor: 0 };
 const REPO = '/hf/acme/tiny-llm';
 const MODEL: Record<string, Buffer> = {
   'config.json': Buffer.from('{"model_type":"llama","hidden_size":64}\n'),

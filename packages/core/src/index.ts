@@ -78,6 +78,6 @@ export {
   replicaAcks,
   usesTls,
 } from './redis-target.js';
+export { contentOf, REVISION_NAME, type RevisionFile, revisionId } from './revision.js';
 export { formatBytes, parseSize } from './size.js';
 export type { ChunkRef, Entry, NewEntry, Origin } from './types.js';
-export { contentOf, REVISION_NAME, type RevisionFile, revisionId } from './revision.js';

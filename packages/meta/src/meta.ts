@@ -203,7 +203,8 @@ export class Meta extends RedisPart {
     const page = parseListReply(reply as string[]);
     if (page.items.length === 0 && start === '' && d !== '/') throw new NotFoundError(`list ${d}: no such file or directory`);
     // Ferry's own folder (retained revisions) is not part of what a listing of the volume shows.
-    if (d === '/') page.items = page.items.filter((i) => (i.kind === 'dir' ? i.path !== RESERVED : !i.entry.path.startsWith(`${RESERVED}/`)));
+    if (d === '/')
+      page.items = page.items.filter((i) => (i.kind === 'dir' ? i.path !== RESERVED : !i.entry.path.startsWith(`${RESERVED}/`)));
     return page;
   }
 

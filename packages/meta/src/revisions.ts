@@ -143,7 +143,8 @@ export class Revisions {
    * revision when no repo at or above `path` recorded it.
    */
   async resolve(path: string, revision: string): Promise<string> {
-    if (!REVISION_NAME.test(revision)) throw new InvalidArgumentError(`invalid revision "${revision}": expected main or a 40-hex revision id`);
+    if (!REVISION_NAME.test(revision))
+      throw new InvalidArgumentError(`invalid revision "${revision}": expected main or a 40-hex revision id`);
     if (revision === 'main') return path;
     const parts = path.split('/').filter(Boolean);
     for (let n = parts.length; n >= 1; n--) {
