@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type ChunkId, chunkKey, type Logger, parseConfig, silentLogger } from '@ferry/core';
-import type { MirrorMeta } from '@ferry/meta';
+import { type MirrorMeta, REVISIONS_ROOT, Revisions } from '@ferry/meta';
 import { collectGarbage, openRegion, type Region } from '@ferry/region';
 import { MemoryStore, type ObjectStore, type PutBody, type PutResult } from '@ferry/stores';
 import { type PutInput, putFiles } from '@ferry/writer';
@@ -12,7 +12,8 @@ import { type PrivateRedis, privateRedis } from '../support/servers/private-redi
 /*
  * A model check of garbage collection against everything that changes what a chunk is needed
  * for: random sequences of puts (fast, and slow ones whose store calls the sequence releases one
- * at a time, so GC and other changes land between their steps), rm, mv, a mirror applying the
+ * at a time, so GC and other changes land between their steps), rm, mv, retained revisions
+ * recorded and pruned (and readers of them), a mirror applying the
  * source's log with lag, copies into the mirror, a flush of the mirror's Redis and its resync, GC
  * passes in both regions (grace 0 or an hour) and readers that open a version. The real Lua
  * scripts on a real Redis (two databases), the real put, GC and resync code; stores in memory.
@@ -296,8 +297,13 @@ class World {
     await this.gc('eu', 0);
     await this.gc('src', 0);
     await this.check();
-    const sourceEntries = await this.source.meta.filesUnder('/').catch(() => []);
-    const mirrorEntries = await this.mirror.meta.filesUnder('/').catch(() => []);
+    // Listings of / leave Ferry's own folder out: the retained revisions are compared on their own.
+    const everything = async (r: Region) => [
+      ...(await r.meta.filesUnder('/').catch(() => [])),
+      ...(await r.meta.filesUnder(REVISIONS_ROOT).catch(() => [])),
+    ];
+    const sourceEntries = await everything(this.source);
+    const mirrorEntries = await everything(this.mirror);
     const shape = (es: typeof sourceEntries) => es.map((e) => `${e.path} ${e.sha256}`).sort();
     expect(shape(mirrorEntries)).toEqual(shape(sourceEntries));
     expect(await storeChunks(this.sourceStore)).toEqual((await this.source.redis.hkeys(this.source.meta.keys.refs)).sort());
@@ -385,6 +391,19 @@ const commands = [
   fc.constantFrom(0, 10, HOUR).map((g) => cmd(`gc src ${g}`, (w) => w.gc('src', g))),
   fc.constantFrom(0, 10, HOUR).map((g) => cmd(`gc eu ${g}`, (w) => w.gc('eu', g))),
   fc.tuple(fc.constantFrom<'src' | 'eu'>('src', 'eu'), path).map(([r, p]) => cmd(`open ${r} ${p}`, (w) => w.openReader(r, p))),
+  // Retained revisions of the folders /m and /n (a metadata-only clone under /.ferry/rev, as the
+  // CLI records them around a change): their chunks must outlive the files they came from.
+  fc.constantFrom('/m', '/n').map((repo) => cmd(`record ${repo}`, async (w) => void (await new Revisions(w.source.meta).record(repo)))),
+  fc
+    .constantFrom('/m', '/n')
+    .map((repo) => cmd(`prune ${repo}`, async (w) => void (await new Revisions(w.source.meta).prune(repo, { keep: 1, keepFor: 0 })))),
+  fc.tuple(fc.constantFrom<'src' | 'eu'>('src', 'eu'), fc.constantFrom('/m/a', '/n/b')).map(([r, p]) =>
+    cmd(`open revision ${r} ${p}`, async (w) => {
+      const repo = p.slice(0, 2);
+      const [newest] = await new Revisions(w.source.meta).list(repo);
+      if (newest) await w.openReader(r, `${Revisions.folder(repo, newest.id)}${p.slice(2)}`);
+    }),
+  ),
   // Two steps that shallow sequences seldom reach by chance, as one: content that every region
   // had and no longer references (still in the stores, its drop acknowledged) ...
   fc.tuple(path, blocks).map(([p, b]) =>
