@@ -11,6 +11,7 @@ import { renderMarkdown, renderSvg } from './lib/report.mjs';
 import { machine, ROOT, startRedis } from './lib/util.mjs';
 import { coldStart } from './scenarios/cold-start.mjs';
 import { FANOUT_FLAGS, fanout } from './scenarios/fanout.mjs';
+import { hub } from './scenarios/hub.mjs';
 import { importScenario } from './scenarios/import.mjs';
 import { memory } from './scenarios/memory.mjs';
 import { metadataLag } from './scenarios/metadata-lag.mjs';
@@ -20,7 +21,20 @@ import { mountScenario } from './scenarios/mount.mjs';
 import { reads } from './scenarios/reads.mjs';
 import { scale } from './scenarios/scale.mjs';
 
-const SCENARIOS = [mirrorFile, mirrorS3, mirrorSmall, metadataLag, importScenario, reads, coldStart, mountScenario, memory, fanout, scale];
+const SCENARIOS = [
+  mirrorFile,
+  mirrorS3,
+  mirrorSmall,
+  metadataLag,
+  importScenario,
+  reads,
+  coldStart,
+  mountScenario,
+  hub,
+  memory,
+  fanout,
+  scale,
+];
 
 const { values } = parseArgs({
   options: {

@@ -51,6 +51,7 @@ export {
   GC_DELETED_KEEP_MS,
   Meta,
   type MetaOptions,
+  RESERVED,
   type ScanPage,
 } from './meta.js';
 export { type ApplyResult, type FenceToken, MirrorMeta, type Tracking } from './mirror.js';

@@ -1,6 +1,6 @@
 import { contentOf, type Entry, InvalidArgumentError, NotFoundError, REVISION_NAME, revisionId } from '@ferry/core';
 import type { ListPage } from './list.js';
-import type { Meta } from './meta.js';
+import { type Meta, RESERVED } from './meta.js';
 
 /**
  * Retained revisions of repos (folders under the hub's root). A revision is a metadata-only
@@ -14,7 +14,7 @@ import type { Meta } from './meta.js';
  * earlier change skipped it) and after it.
  */
 
-export const REVISIONS_ROOT = '/.ferry/rev';
+export const REVISIONS_ROOT = `${RESERVED}/rev`;
 
 export interface RevisionInfo {
   id: string;

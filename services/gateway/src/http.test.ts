@@ -1,7 +1,7 @@
 import type { Entry } from '@ferry/core';
 import { describe, expect, it } from 'vitest';
 import { S3Error } from './errors.js';
-import { decodeToken, encodeToken, prefixDir } from './listing.js';
+import { decodeToken, encodeToken, listKeys, prefixDir } from './listing.js';
 import { checkPreconditions, etagOf, parseRange, planObject } from './objects.js';
 import { keyToPath, parseUrl } from './target.js';
 import { escapeXml, urlEncodeKey } from './xml.js';
@@ -172,5 +172,20 @@ describe('xml', () => {
     expect(escapeXml('名前 😀')).toBe('名前 😀');
     expect(escapeXml('a\u0001b')).toBe('a&#x1;b');
     expect(urlEncodeKey('a b/c+d')).toBe('a%20b/c%2Bd');
+  });
+});
+
+describe("Ferry's own folder", () => {
+  it('is not listed under any prefix that reaches into it', async () => {
+    const entry = { path: '/.ferry/rev/hf/a/b/0123/config.json', size: 1, mtime: 0, version: '1', chunkSize: 1, chunks: [] } as Entry;
+    let listed = 0;
+    const list = async () => {
+      listed++;
+      return { items: [{ kind: 'file' as const, entry }] };
+    };
+    for (const prefix of ['.ferry/', '.ferry/rev/', '.ferry/rev/hf/a/b/0123/']) {
+      expect((await listKeys(list, { prefix, maxKeys: 1000 })).contents, prefix).toEqual([]);
+    }
+    expect(listed).toBe(0);
   });
 });

@@ -1,5 +1,5 @@
 import { type Entry, normalizePath } from '@ferry/core';
-import type { ListOptions, ListPage } from '@ferry/meta';
+import { type ListOptions, type ListPage, RESERVED } from '@ferry/meta';
 
 /** Meta.list: one page of a directory, or with `recursive` of every file under it. */
 export type ListFn = (dir: string, options: ListOptions) => Promise<ListPage>;
@@ -80,6 +80,8 @@ export async function listKeys(list: ListFn, req: ListRequest): Promise<ListResu
   const result: ListResult = { contents: [], commonPrefixes: [], truncated: false };
   const where = prefixDir(req.prefix);
   if (!where || req.maxKeys <= 0) return result;
+  // Ferry's own folder (retained revisions) is not listed: a listing of / leaves it out too.
+  if (where.dir === RESERVED || where.dir.startsWith(`${RESERVED}/`)) return result;
   let cursor = startCursor(req, where.dirPart);
   let count = 0;
   while (cursor !== undefined) {
