@@ -111,6 +111,8 @@ export interface PathRegion {
   /** The region's warm rules that cover the path (or part of a folder). */
   rules: Array<{ path: string; replicas: number }>;
   error?: string;
+  /** Why the cache residency could not be read (the store's percent above still holds). */
+  cacheError?: string;
 }
 
 export interface PathPanel {
@@ -135,7 +137,15 @@ export async function pathPanel(options: { config: FerryConfig; open: OpenRegion
       try {
         const region = await options.open(name);
         const p = await presence(region.mirror, chunkIds);
-        const cached = await cacheResidency(region, chunkIds);
+        // The cache nodes are a tier of their own: a node that cannot answer does not make the
+        // region's store look empty.
+        let cached: Residency | undefined;
+        let cacheError: string | undefined;
+        try {
+          cached = await cacheResidency(region, chunkIds);
+        } catch (err) {
+          cacheError = `cache nodes: ${messageOf(err)}`;
+        }
         const { incomplete: _omit, ...res } = cached ?? {};
         return {
           region: name,
@@ -144,6 +154,7 @@ export async function pathPanel(options: { config: FerryConfig; open: OpenRegion
           complete: p.percent === 100,
           ...(cached ? { residency: res as PathRegion['residency'] } : {}),
           rules,
+          ...(cacheError ? { cacheError } : {}),
         };
       } catch (err) {
         return { region: name, path, chunks: 0, present: 0, percent: 0, complete: false, rules, error: messageOf(err) };

@@ -285,7 +285,11 @@ function drawPath(panel) {
         : h(
             'td',
             {},
-            r.residency ? `${r.residency.percent} % on ${r.residency.nodes.length} node${r.residency.nodes.length === 1 ? '' : 's'}` : '–',
+            r.residency
+              ? `${r.residency.percent} % on ${r.residency.nodes.length} node${r.residency.nodes.length === 1 ? '' : 's'}`
+              : r.cacheError
+                ? h('span', { class: 'bad' }, r.cacheError)
+                : '–',
           ),
       r.error ? null : h('td', {}, r.rules.length ? r.rules.map((w) => `${w.path} ×${w.replicas}`).join(', ') : 'none'),
     ),

@@ -178,6 +178,7 @@ function humanPath(r: PathRegion): string[] {
           `${r.region}: cache residency ${cached.percent}% (${cached.held}/${cached.chunks} chunks on all their owners; ${cached.placementsHeld}/${cached.placements} placements on ${cached.nodes.length} node${cached.nodes.length === 1 ? '' : 's'})`,
         ]
       : []),
+    ...(r.cacheError ? [`${r.region}: ${r.cacheError}`] : []),
     ...(r.rules.length > 0 ? [`${r.region}: warm rules ${r.rules.map((w) => `${w.path} (${w.replicas} replicas)`).join(', ')}`] : []),
   ];
 }
