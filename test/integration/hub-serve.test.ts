@@ -217,6 +217,17 @@ result = attempt(lambda: snapshot_download("acme/tiny-llm"))
     expect((denied.ok as { error?: PyError }).error?.status).toBe(401);
     const anonymous = await fetch(`${(hubs.eu as Hub).address}/api/models/acme/tiny-llm`);
     expect(anonymous.status).toBe(401);
+
+    // A hub with no token configured does not start: one line, exit 2, nothing served.
+    const noSection = await runCli(['hub', '--region', 'eu', '--listen', '127.0.0.1:0', '--config', regions.configPath]);
+    expect(noSection.code).toBe(2);
+    expect(noSection.stderr.trim()).toMatch(/^ferry: .*no hub section/);
+    expect(noSection.stderr.trim().split('\n')).toHaveLength(1);
+    const open = join(work, 'ferry-no-token.yaml');
+    await writeFile(open, JSON.stringify({ ...JSON.parse(await readFile(regions.configPath, 'utf8')), hub: {} }));
+    const noToken = await runCli(['hub', '--region', 'eu', '--listen', '127.0.0.1:0', '--config', open]);
+    expect(noToken.code).toBe(2);
+    expect(noToken.stderr).toMatch(/configure hub.readToken .* or set hub.anonymous: true/);
   });
 
   it('after a second put, main is the new files at a new revision in both regions', async () => {
