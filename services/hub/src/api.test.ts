@@ -104,6 +104,25 @@ describe('revisions', () => {
   });
 });
 
+describe('memory', () => {
+  it('keeps retained revisions within keepFiles, and main only while it is fresh', async () => {
+    const a = repoOf('/hf/o/a', FILES);
+    const b = repoOf('/hf/o/b', FILES);
+    const list = async (dir: string, o: { cursor?: string; limit?: number }) =>
+      dir.startsWith('/hf/o/a') ? a.list(dir, o) : b.list(dir, o);
+    const snapshots = new Snapshots({ list, lfsThreshold: 1024, freshMs: 1000, keepFiles: 4, now: () => 0 });
+    await snapshots.main('/hf/o/a');
+    expect(snapshots.heldFiles).toBe(4);
+    // Each repo holds 4 files: keeping b's listing drops a's.
+    await snapshots.main('/hf/o/b');
+    expect(snapshots.heldFiles).toBe(4);
+    const big = new Snapshots({ list, lfsThreshold: 1024, freshMs: 1000, keepFiles: 8, now: () => 0 });
+    await big.main('/hf/o/a');
+    await big.main('/hf/o/b');
+    expect(big.heldFiles).toBe(8);
+  });
+});
+
 describe('tree and info', () => {
   it('lists folders before what they hold, in git order; a folder that is not there is undefined', async () => {
     const repo = repoOf('/hf/o/r', FILES);

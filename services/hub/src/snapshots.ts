@@ -51,8 +51,10 @@ export interface SnapshotsOptions {
   lfsThreshold: number;
   /** How long a repo's listing answers for `main` before it is read again (a change shows within it). */
   freshMs?: number;
-  /** Snapshots kept, newest use first (a pinned revision served from memory while clients download it). */
+  /** Retained revisions kept in memory, at most this many … */
   keep?: number;
+  /** … holding at most this many files together (a snapshot holds its entries: memory grows with files). */
+  keepFiles?: number;
   now?: () => number;
 }
 
@@ -68,7 +70,7 @@ export class Snapshots {
   readonly #kept = new Map<string, { snapshot: RepoSnapshot; checked: number }>();
 
   constructor(options: SnapshotsOptions) {
-    this.#o = { freshMs: 1_000, keep: 16, now: Date.now, ...options };
+    this.#o = { freshMs: 1_000, keep: 16, keepFiles: 200_000, now: Date.now, ...options };
   }
 
   /** The repo's newest files, or undefined when it has none. */
@@ -80,12 +82,14 @@ export class Snapshots {
       if (s) this.#keep(folder, s);
       return s;
     });
+    // A listing older than freshMs answers nothing any more: drop those, so memory holds only
+    // the repos asked for within the last freshMs.
+    for (const [key, entry] of this.#main) if (now - entry.at >= this.#o.freshMs) this.#main.delete(key);
     this.#main.set(folder, { at: now, snapshot });
     // A failed listing is not remembered: the next request reads again.
     snapshot.catch(() => {
       if (this.#main.get(folder)?.snapshot === snapshot) this.#main.delete(folder);
     });
-    if (this.#main.size > this.#o.keep * 4) this.#main.delete(this.#main.keys().next().value as string);
     return snapshot;
   }
 
@@ -109,10 +113,23 @@ export class Snapshots {
     return { repo: main !== undefined };
   }
 
+  /** Files of the revisions held in memory (the hub's metrics show it). */
+  get heldFiles(): number {
+    let files = 0;
+    for (const k of this.#kept.values()) files += k.snapshot.files.length;
+    return files;
+  }
+
   #keep(folder: string, snapshot: RepoSnapshot): void {
     const key = `${folder}\0${snapshot.revision}`;
     this.#kept.delete(key);
     this.#kept.set(key, { snapshot, checked: this.#o.now() });
-    if (this.#kept.size > this.#o.keep) this.#kept.delete(this.#kept.keys().next().value as string);
+    let files = this.heldFiles;
+    // Oldest use first, never the one just kept.
+    for (const [k, entry] of this.#kept) {
+      if (this.#kept.size <= 1 || (this.#kept.size <= this.#o.keep && files <= this.#o.keepFiles)) break;
+      this.#kept.delete(k);
+      files -= entry.snapshot.files.length;
+    }
   }
 }
