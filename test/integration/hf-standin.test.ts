@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  expectError,
   expectSameFiles,
   filesUnder,
   findHfClient,
@@ -44,14 +45,6 @@ const DATE = new Date('2026-01-02T03:04:05Z');
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const sumOf = (paths: string[], files: Record<string, Buffer>) => paths.reduce((n, p) => n + (files[p] as Buffer).length, 0);
-
-function expectError<T>(outcome: { ok?: T; error?: PyError }, type: string, status?: number): PyError {
-  expect(outcome.error, `expected ${type}, got ${JSON.stringify(outcome.ok)}`).toBeDefined();
-  const error = outcome.error as PyError;
-  expect(error.type, error.message).toBe(type);
-  if (status !== undefined) expect(error.status, error.message).toBe(status);
-  return error;
-}
 
 const lookup = await findHfClient();
 // A skip must be seen: one line says why (the describe's name says it too, in verbose output).

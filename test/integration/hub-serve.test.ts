@@ -6,6 +6,7 @@ import { parseConfig, silentLogger } from '@ferry/core';
 import { Hub } from '@ferry/hub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  expectError,
   expectSameFiles,
   filesUnder,
   findHfClient,
@@ -43,14 +44,6 @@ const DATASET: Record<string, Buffer> = {
 
 function under(folder: string, files: Record<string, Buffer>): Record<string, Buffer> {
   return Object.fromEntries(Object.entries(files).map(([p, b]) => [`${folder}/${p}`, b]));
-}
-
-function expectError<T>(outcome: { ok?: T; error?: PyError }, type: string, status?: number): PyError {
-  expect(outcome.error, `expected ${type}, got ${JSON.stringify(outcome.ok)}`).toBeDefined();
-  const error = outcome.error as PyError;
-  expect(error.type, error.message).toBe(type);
-  if (status !== undefined) expect(error.status, error.message).toBe(status);
-  return error;
 }
 
 const lookup = await findHfClient();

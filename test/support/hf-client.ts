@@ -174,3 +174,12 @@ export function expectSameFiles(got: Record<string, Buffer>, want: Record<string
   expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
   for (const [path, bytes] of Object.entries(want)) expect((got[path] as Buffer).equals(bytes), path).toBe(true);
 }
+
+/** The Python error an outcome carries, checked to be of `type` (and `status`). */
+export function expectError<T>(outcome: { ok?: T; error?: PyError }, type: string, status?: number): PyError {
+  expect(outcome.error, `expected ${type}, got ${JSON.stringify(outcome.ok)}`).toBeDefined();
+  const error = outcome.error as PyError;
+  expect(error.type, error.message).toBe(type);
+  if (status !== undefined) expect(error.status, error.message).toBe(status);
+  return error;
+}

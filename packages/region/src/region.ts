@@ -1,4 +1,4 @@
-import { type FerryConfig, type Logger, type RegionConfig, regionConfig, replicaAcks, schemaDefaults } from '@ferry/core';
+import { type FerryConfig, type Logger, messageOf, type RegionConfig, regionConfig, replicaAcks, schemaDefaults } from '@ferry/core';
 import type { CopyQueue } from '@ferry/jobs';
 import {
   ChunkHashes,
@@ -241,6 +241,16 @@ export class Region {
   /** Whether the region's Redis answers now (health probes): one clear error when it does not. */
   ping(): Promise<void> {
     return pingRedis(this.redis);
+  }
+
+  /** A service's health answer: ok while the region's Redis answers, else why not. */
+  async health(): Promise<{ ok: boolean; detail?: Record<string, unknown> }> {
+    try {
+      await this.ping();
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, detail: { redis: messageOf(err) } };
+    }
   }
 
   /** Cut a waiting change-log read short (the watcher's) before the rest is closed. */

@@ -14,7 +14,14 @@ export { launchRedisServer, type RedisServerOptions, type RunningRedis, startRed
 export { errorHandler } from './errors.js';
 export { freePort } from './free-port.js';
 export { type BoundAddress, listen, parseListenAddress } from './listen.js';
-export { type ServiceRegistryOptions, serviceRegistry, type TierBytesSource, tierBytesCounter } from './metrics.js';
+export {
+  type ReadServiceMetricsOptions,
+  readServiceMetrics,
+  type ServiceRegistryOptions,
+  serviceRegistry,
+  type TierBytesSource,
+  tierBytesCounter,
+} from './metrics.js';
 export {
   readServerTls,
   type ServerLimits,

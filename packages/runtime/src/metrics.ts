@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface ServiceRegistryOptions {
   /** Labels every metric of the registry carries (volume, region). */
@@ -39,4 +39,70 @@ export function tierBytesCounter(name: string, registry: Registry, tiers: TierBy
       for (const [tier, bytes] of Object.entries(tiers.stats.bytes)) this.inc({ tier }, bytes);
     },
   });
+}
+
+export interface ReadServiceMetricsOptions<L extends string> {
+  /** Metric name prefix: `ferry_gateway`, `ferry_hub`. */
+  prefix: string;
+  /** The label requests are counted by (`operation`, `route`). */
+  label: L;
+  /** What a request is, for the help texts ("S3 requests", "Hub API requests"). */
+  requests: string;
+  volume: string;
+  region: string;
+  tiers?: TierBytesSource;
+  /** The global budget of body streams, read when scraped. */
+  inflight?: { streams: number; bytes: number };
+  processMetrics?: boolean;
+}
+
+/**
+ * The metrics of a read-only data service over a region (the gateway, the hub), in a registry of
+ * its own: requests and their time by `label` and status, bodies being sent and the bytes they
+ * hold, bytes served, and the reader's bytes per tier (read when scraped, so the hot path adds nothing).
+ */
+export function readServiceMetrics<L extends string>(options: ReadServiceMetricsOptions<L>) {
+  const { prefix, label, inflight } = options;
+  const registry = serviceRegistry({
+    labels: { volume: options.volume, region: options.region },
+    defaultMetrics: options.processMetrics ?? false,
+  });
+  new Gauge({
+    name: `${prefix}_streams`,
+    help: 'Bodies being sent now (beyond limits.maxStreams: 503, retried by clients)',
+    registers: [registry],
+    collect() {
+      if (inflight) this.set(inflight.streams);
+    },
+  });
+  new Gauge({
+    name: `${prefix}_inflight_bytes`,
+    help: 'Bytes the bodies being sent hold at most (beyond limits.maxBytesInFlight: 503)',
+    registers: [registry],
+    collect() {
+      if (inflight) this.set(inflight.bytes);
+    },
+  });
+  return {
+    registry,
+    requests: new Counter<L | 'status'>({
+      name: `${prefix}_requests_total`,
+      help: `${options.requests} by ${label} and HTTP status`,
+      labelNames: [label, 'status'],
+      registers: [registry],
+    }),
+    seconds: new Histogram<L>({
+      name: `${prefix}_request_seconds`,
+      help: `Time to the end of the response, by ${label}`,
+      labelNames: [label],
+      buckets: [0.005, 0.025, 0.1, 0.5, 2, 10, 60, 300],
+      registers: [registry],
+    }),
+    bytesServed: new Counter({
+      name: `${prefix}_bytes_served_total`,
+      help: 'File bytes written to clients (response bodies)',
+      registers: [registry],
+    }),
+    tierBytes: tierBytesCounter(`${prefix}_tier_bytes_total`, registry, options.tiers),
+  };
 }

@@ -1,4 +1,4 @@
-import { type FerryConfig, InvalidConfigError, type Logger, messageOf } from '@ferry/core';
+import { type FerryConfig, InvalidConfigError, type Logger } from '@ferry/core';
 import type { RegionReader } from '@ferry/reader';
 import { openReader, openRegion, type Region } from '@ferry/region';
 import { closeGracefully, InFlightBudget } from '@ferry/runtime';
@@ -79,14 +79,7 @@ export class Hub {
       ...(hub.tls ? { tls: hub.tls } : {}),
       limits: hub.limits,
       budget,
-      health: async () => {
-        try {
-          await this.#region.ping();
-          return { ok: true };
-        } catch (err) {
-          return { ok: false, detail: { redis: messageOf(err) } };
-        }
-      },
+      health: () => this.#region.health(),
     });
   }
 
