@@ -1,13 +1,13 @@
-import { pipeline, Transform } from 'node:stream';
-import { type Entry, httpStatusOf, isFerryError, type Logger, messageOf, parseByteRange, silentLogger } from '@ferry/core';
+import { type Logger, silentLogger } from '@ferry/core';
 import type { RegionReader } from '@ferry/reader';
 import { hasBearer, InFlightBudget, type ServerLimits, type ServerTlsFiles, serviceApp } from '@ferry/runtime';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { decodeCursor, encodeCursor, repoInfo, repoRefs, TREE_PAGE, treeListing, treePage } from './api.js';
-import { entryNotFound, HubError, headerSafe, repoNotFound, revisionNotFound } from './errors.js';
+import { entryNotFound, HubError, repoNotFound, revisionNotFound } from './errors.js';
 import { createMetrics, type HubMetrics } from './metrics.js';
 import { BlobOids } from './oids.js';
 import { type RepoKind, type RepoRef, repoFolder, repoLabel, repoRef } from './repos.js';
+import { logRequests, type Served, sendError, sendFile } from './responses.js';
 import { type RepoSnapshot, Snapshots } from './snapshots.js';
 
 export interface HubOptions {
@@ -31,12 +31,6 @@ export interface HubOptions {
   budget?: InFlightBudget;
   /** How long `main` of a repo is answered from one listing (default 1 s). */
   freshMs?: number;
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    hub: { route: string; started: number; bytes: number; error?: HubError | Error };
-  }
 }
 
 const KINDS: Record<string, RepoKind> = { models: 'model', datasets: 'dataset' };
@@ -70,27 +64,9 @@ export function build(options: HubOptions): FastifyInstance {
     exposeHeadRoutes: false,
   });
 
-  app.addHook('onRequest', async (req) => {
-    req.hub = { route: 'other', started: performance.now(), bytes: 0 };
-  });
-  app.addHook('onResponse', async (req, reply) => {
-    const { route, started, bytes, error } = req.hub;
-    metrics.requests.inc({ route, status: String(reply.statusCode) });
-    const seconds = (performance.now() - started) / 1000;
-    metrics.seconds.observe({ route }, seconds);
-    const line = {
-      reqId: req.id,
-      route,
-      method: req.method,
-      path: req.url.split('?')[0],
-      status: reply.statusCode,
-      bytes,
-      ms: Math.round(seconds * 1000),
-    };
-    if (error && reply.statusCode >= 500) log.error({ ...line, err: error }, 'request failed');
-    else log.debug({ ...line, ...(error ? { reason: error.message } : {}) }, 'request');
-  });
+  logRequests(app, metrics, log);
   app.setErrorHandler((err, req, reply) => sendError(req, reply, err));
+  const served: Served = { reader, budget, metrics, log };
   app.setNotFoundHandler((req, reply) => sendError(req, reply, new HubError(404, undefined, 'Not Found')));
 
   function authorize(req: FastifyRequest): void {
@@ -158,10 +134,8 @@ export function build(options: HubOptions): FastifyInstance {
     req.hub.route = 'tree';
     authorize(req);
     const { kind, org, name } = req.params;
-    const rest = req.params['*'] ?? '';
-    const slash = rest.indexOf('/');
-    const revision = slash < 0 ? rest : rest.slice(0, slash);
-    const dir = slash < 0 ? '' : rest.slice(slash + 1).replace(/\/+$/, '');
+    const { revision, path } = revisionAndPath(req.params['*']);
+    const dir = path.replace(/\/+$/, '');
     const { snapshot } = await resolveRepo(kind, org, name, revision);
     reply.header('x-repo-commit', snapshot.revision);
     const items = treeListing(snapshot, dir, req.query.recursive === 'true' || req.query.recursive === '1');
@@ -179,10 +153,7 @@ export function build(options: HubOptions): FastifyInstance {
     req.hub.route = 'resolve';
     authorize(req);
     const { org, name } = req.params;
-    const rest = req.params['*'] ?? '';
-    const slash = rest.indexOf('/');
-    const revision = slash < 0 ? rest : rest.slice(0, slash);
-    const path = slash < 0 ? '' : rest.slice(slash + 1);
+    const { revision, path } = revisionAndPath(req.params['*']);
     const { snapshot } = await resolveRepo(kind, org, name, revision);
     reply.header('x-repo-commit', snapshot.revision);
     const file = snapshot.byPath.get(path);
@@ -190,7 +161,7 @@ export function build(options: HubOptions): FastifyInstance {
     const etag = `"${file.lfs ? file.content : await oids.of(file)}"`;
     reply.header('etag', etag).header('accept-ranges', 'bytes').header('content-type', 'application/octet-stream');
     if (file.lfs) reply.header('x-linked-etag', etag).header('x-linked-size', String(file.entry.size));
-    return sendFile(req, reply, file.entry);
+    return sendFile(served, req, reply, file.entry);
   };
   for (const method of ['GET', 'HEAD'] as const) {
     app.route({
@@ -205,65 +176,13 @@ export function build(options: HubOptions): FastifyInstance {
     });
   }
 
-  /** The whole file or one range of it, streamed from the reader within the hub's budget. */
-  function sendFile(req: FastifyRequest, reply: FastifyReply, entry: Entry) {
-    const range = parseByteRange(req.headers.range, entry.size);
-    if (range === 'unsatisfiable') {
-      throw new HubError(416, undefined, `range ${req.headers.range} is outside the file (${entry.size} bytes)`, {
-        headers: { 'content-range': `bytes */${entry.size}` },
-      });
-    }
-    const span = range ?? (entry.size > 0 ? { start: 0, end: entry.size - 1 } : undefined);
-    reply.code(range ? 206 : 200).header('content-length', String(span ? span.end - span.start + 1 : 0));
-    if (range) reply.header('content-range', `bytes ${range.start}-${range.end}/${entry.size}`);
-    if (req.method === 'HEAD' || !span) return reply.send();
-    const lease = budget.tryAcquire(streamBytes(entry, span.end - span.start + 1, reader.window));
-    if (!lease) throw new HubError(503, undefined, 'too many downloads at once; retry shortly', { headers: { 'retry-after': '1' } });
-    reply.raw.once('close', () => lease.release());
-    const state = req.hub;
-    const counted = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        state.bytes += chunk.length;
-        metrics.bytesServed.inc(chunk.length);
-        done(null, chunk);
-      },
-    });
-    pipeline(reader.stream(entry, span), counted, (err) => {
-      if (!err || (err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') return;
-      state.error = err;
-      // After the first byte the client only sees the body cut short of Content-Length.
-      if (reply.raw.headersSent) log.error({ reqId: req.id, path: entry.path, err }, 'read failed after the response started');
-    });
-    return reply.send(counted);
-  }
-
-  function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown) {
-    const e = err instanceof HubError ? err : toHubError(err);
-    req.hub ??= { route: 'other', started: performance.now(), bytes: 0 };
-    req.hub.error = e.status >= 500 ? ((e.cause as Error | undefined) ?? e) : e;
-    for (const name of ['etag', 'x-linked-etag', 'x-linked-size', 'content-length', 'content-range', 'accept-ranges'])
-      reply.removeHeader(name);
-    reply.code(e.status).headers(e.headers).header('x-error-message', headerSafe(e.message));
-    if (e.errorCode) reply.header('x-error-code', e.errorCode);
-    return req.method === 'HEAD' ? reply.send() : reply.type('application/json; charset=utf-8').send({ error: e.message });
-  }
   return app;
 }
 
-/**
- * Ferry's own errors keep their status and message (a chunk that failed verification says so);
- * fastify's client errors keep theirs; anything else is an internal error whose detail stays in the log.
- */
-function toHubError(err: unknown): HubError {
-  const status = httpStatusOf(err);
-  if (isFerryError(err) || status < 500) return new HubError(status, undefined, messageOf(err), { cause: err });
-  return new HubError(status, undefined, 'internal error reading the repo; see the hub log', { cause: err });
-}
-
-/** The most bytes one file stream holds: the chunks fetched ahead plus two, each at most the largest chunk. */
-function streamBytes(entry: Entry, length: number, window: number): number {
-  const largest = entry.chunks.reduce((max, c) => Math.max(max, c.size), 0);
-  return Math.min(Math.ceil(length / Math.max(1, largest)) + 1, window + 3) * largest;
+/** `{rev}/{path}` of a tree or resolve URL (a revision never holds a "/": only main and 40-hex ids are served). */
+function revisionAndPath(rest = ''): { revision: string; path: string } {
+  const slash = rest.indexOf('/');
+  return slash < 0 ? { revision: rest, path: '' } : { revision: rest.slice(0, slash), path: rest.slice(slash + 1) };
 }
 
 function baseUrl(req: FastifyRequest): string {
