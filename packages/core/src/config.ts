@@ -123,6 +123,8 @@ const configSchema = z
         root: z.string().default('/hf').refine(isFolderPath, 'expected an absolute folder such as /hf, without a trailing /'),
         /** The bearer token clients send (`HF_TOKEN`); without it every repo request is refused with 401. */
         readToken: secret.optional(),
+        /** Token for the Hugging Face Hub itself (imports and origin reads of gated repos); usually "${HF_TOKEN:-}". */
+        token: secret.optional(),
         /** Serve without a token (the repos under root become readable by anyone who reaches the address). Off by default. */
         anonymous: z.boolean().default(false),
         /** Revisions kept per repo, newest first (their chunks held against garbage collection in every region). */

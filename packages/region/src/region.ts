@@ -67,7 +67,7 @@ export class Region {
   /** Which token this process sends for a role, and what the region's servers accept. */
   readonly credentials: Credentials;
   /** Origin stores of imported files, opened on first use. */
-  readonly origins = new StoresByUrl();
+  readonly origins: StoresByUrl;
   readonly #injected: OpenRegionOptions['stores'];
   readonly #clientName: string;
   readonly #owned: Array<{ close?: () => Promise<void> | void }> = [];
@@ -90,6 +90,8 @@ export class Region {
     this.volume = config.volume;
     this.role = role;
     this.logger = options.logger.child({ region });
+    // Origins of imported files: a Hugging Face repo reads with hub.token (gated repos).
+    this.origins = new StoresByUrl(config.hub?.token ? { hfToken: config.hub.token } : {});
     this.#injected = options.stores;
     this.#clientName = options.clientName ?? `ferry-${role}`;
     // A key layout whose scripts span two Cluster slots fails here, on any Redis, not later on a Cluster.

@@ -1,6 +1,7 @@
 import { isAbsolute, normalize } from 'node:path';
 import { InvalidStoreUrlError } from '@ferry/core';
 import { FsStore } from './fs-store.js';
+import { HfStore } from './hf-store.js';
 import { LazyStore } from './lazy-store.js';
 import { MemoryStore } from './memory-store.js';
 import { PrefixStore } from './prefix-store.js';
@@ -24,7 +25,9 @@ export type StoreUrl =
       forcePathStyle: boolean;
       checksums: 'when_required' | 'when_supported';
     }
-  | { scheme: 'gs'; bucket: string; prefix: string; endpoint?: string; projectId?: string };
+  | { scheme: 'gs'; bucket: string; prefix: string; endpoint?: string; projectId?: string }
+  /** A Hugging Face Hub repo, read-only (an import's origin): `hf+https://huggingface.co/org/name`. */
+  | { scheme: 'hf'; endpoint: string; repo: string };
 
 const S3_PARAMS = new Set(['region', 'endpoint', 'forcePathStyle', 'checksums']);
 const GS_PARAMS = new Set(['endpoint', 'projectId']);
@@ -61,7 +64,7 @@ function checkBucket(url: string, bucket: string, allowUnderscore: boolean): voi
 /** Parse and validate a store URL without touching the network. */
 export function parseStoreUrl(url: string): StoreUrl {
   if (typeof url !== 'string' || url.trim() === '') throw bad(String(url), 'empty');
-  const scheme = /^([a-z0-9]+):\/\//i.exec(url)?.[1]?.toLowerCase();
+  const scheme = /^([a-z0-9]+(?:\+https?)?):\/\//i.exec(url)?.[1]?.toLowerCase();
   if (!scheme) throw bad(url, 'expected file:///dir, s3://bucket/prefix, gs://bucket/prefix or memory://name');
   let parsed: URL;
   try {
@@ -120,18 +123,33 @@ export function parseStoreUrl(url: string): StoreUrl {
       const projectId = params.get('projectId') ?? undefined;
       return { scheme, bucket: parsed.host, prefix, ...(endpoint ? { endpoint } : {}), ...(projectId ? { projectId } : {}) };
     }
+    case 'hf+http':
+    case 'hf+https': {
+      checkParams(url, params, new Set());
+      const repo = /^(datasets\/)?[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/.test(prefix) ? prefix : undefined;
+      if (!repo) throw bad(url, 'expected hf+https://host/org/name or hf+https://host/datasets/org/name');
+      return { scheme: 'hf', endpoint: `${scheme.slice(3)}://${parsed.host}`, repo };
+    }
     default:
-      throw bad(url, `unknown scheme "${scheme}:" (known: file, s3, gs, memory)`);
+      throw bad(url, `unknown scheme "${scheme}:" (known: file, s3, gs, memory, hf+https)`);
   }
 }
 
-/** Open the store a URL names. Credentials come from each SDK's default chain. */
-export function createStore(url: string): ObjectStore {
+/** Credentials that come from Ferry's config rather than an SDK's chain. */
+export interface StoreCredentials {
+  /** Bearer token for Hugging Face Hub origins (hub.token, HF_TOKEN). */
+  hfToken?: string;
+}
+
+/** Open the store a URL names. Credentials come from each SDK's default chain (the Hub's: `credentials`). */
+export function createStore(url: string, credentials: StoreCredentials = {}): ObjectStore {
   const spec = parseStoreUrl(url);
   const shown = redactStoreUrl(url);
   switch (spec.scheme) {
     case 'file':
       return new FsStore({ root: spec.root, fsync: spec.fsync });
+    case 'hf':
+      return new HfStore({ endpoint: spec.endpoint, repo: spec.repo, ...(credentials.hfToken ? { token: credentials.hfToken } : {}) });
     case 'memory':
       return new MemoryStore({ name: spec.name });
     // The cloud SDKs load on first use (see LazyStore).

@@ -1,4 +1,4 @@
-import { createStore } from './create-store.js';
+import { createStore, type StoreCredentials } from './create-store.js';
 import type { ObjectStore } from './types.js';
 
 /**
@@ -7,11 +7,16 @@ import type { ObjectStore } from './types.js';
  */
 export class StoresByUrl {
   readonly #stores = new Map<string, ObjectStore>();
+  readonly #credentials: StoreCredentials;
+
+  constructor(credentials: StoreCredentials = {}) {
+    this.#credentials = credentials;
+  }
 
   open(url: string): ObjectStore {
     let store = this.#stores.get(url);
     if (!store) {
-      store = createStore(url);
+      store = createStore(url, this.#credentials);
       this.#stores.set(url, store);
     }
     return store;

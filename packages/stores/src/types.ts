@@ -72,7 +72,7 @@ export interface ListPage {
 }
 
 export interface StoreCapabilities {
-  scheme: 'file' | 's3' | 'gs' | 'memory';
+  scheme: 'file' | 's3' | 'gs' | 'memory' | 'hf';
   /** The server enforces `ifMatch`; when false the store checks client-side only. */
   serverSideIfMatch: boolean;
   /** Largest object a single put accepts (multipart/resumable handled inside the store). */

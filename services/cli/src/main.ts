@@ -159,7 +159,9 @@ export function buildProgram(): Command {
         new Option('-j, --concurrency <n>', 'batches committed at once').default(4).argParser((v) => positiveInt(v, '--concurrency')),
       ),
   )
-    .description('reference the objects under a bucket prefix as files under <path>, without copying; re-runs commit only changes')
+    .description(
+      'reference the objects under a bucket prefix (or the files of a Hugging Face repo, hf://org/name[@revision]) as files under <path>, without copying; re-runs commit only changes',
+    )
     .action(
       action(async (ctx, out, storeUrl: string, path: string, opts: { delete: boolean; dryRun: boolean; concurrency: number }) =>
         (await import('./commands/import.js')).importCommand(ctx, out, storeUrl, path, opts),

@@ -1,6 +1,6 @@
-import { formatBytes, normalizePath } from '@ferry/core';
-import { type ImportProgress, type ImportSummary, importPrefix, originStoreUrl, SKIP_REASONS } from '@ferry/importer';
-import { createStore } from '@ferry/stores';
+import { formatBytes, InvalidArgumentError, normalizePath } from '@ferry/core';
+import { type ImportProgress, type ImportSummary, importHub, importPrefix, originStoreUrl, SKIP_REASONS } from '@ferry/importer';
+import { createStore, HfStore } from '@ferry/stores';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
 import { keepingRevisions } from '../revisions.js';
@@ -79,6 +79,7 @@ function humanSummary(s: ImportSummary): string[] {
  * also removes files whose object is gone. Writes go to the source region only.
  */
 export async function importCommand(ctx: Context, out: Output, storeUrl: string, path: string, opts: ImportCommandOptions): Promise<void> {
+  if (storeUrl.startsWith('hf://')) return hubImportCommand(ctx, out, storeUrl, path, opts);
   const originUrl = originStoreUrl(storeUrl);
   const target = normalizePath(path);
   const region = await ctx.writable();
@@ -106,4 +107,48 @@ export async function importCommand(ctx: Context, out: Output, storeUrl: string,
     await origin.close?.();
   }
   out.result({ event: 'summary', command: 'import', ...summary }, humanSummary(summary));
+}
+
+/** `hf://org/name[@revision]` or `hf://datasets/org/name[@revision]`. */
+export function parseHubUrl(url: string): { repo: string; revision: string } {
+  const m = /^hf:\/\/((?:datasets\/)?[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*)(?:@([^@\s]+))?$/.exec(url);
+  if (!m || m[1]?.includes('..')) {
+    throw new InvalidArgumentError(`invalid repo URL "${url}": expected hf://org/name[@revision] or hf://datasets/org/name[@revision]`);
+  }
+  return { repo: m[1] as string, revision: m[2] ?? 'main' };
+}
+
+/**
+ * `ferry import hf://org/name[@revision] <path>`: the repo at that commit, from HF_ENDPOINT
+ * (default https://huggingface.co) with HF_TOKEN or hub.token, metadata only for LFS files.
+ */
+async function hubImportCommand(ctx: Context, out: Output, url: string, path: string, opts: ImportCommandOptions): Promise<void> {
+  const { repo, revision } = parseHubUrl(url);
+  const target = normalizePath(path);
+  const endpoint = (process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
+  if (!/^https?:\/\/[^/\s]+$/.test(endpoint))
+    throw new InvalidArgumentError(`HF_ENDPOINT must be http(s)://host[:port], got "${endpoint}"`);
+  const token = process.env.HF_TOKEN || ctx.config.hub?.token;
+  const region = await ctx.writable();
+  const hub = new HfStore({ endpoint, repo, ...(token ? { token } : {}) });
+  try {
+    const run = () =>
+      importHub({
+        meta: region.meta,
+        store: region.store,
+        hub,
+        revision,
+        target,
+        chunkSize: ctx.config.chunkSize,
+        dryRun: opts.dryRun,
+        logger: ctx.logger.child({ command: 'import' }),
+      });
+    const s = opts.dryRun ? await run() : await keepingRevisions(ctx.config, region, ctx.logger, [target], run);
+    out.result({ event: 'summary', command: 'import', ...s }, [
+      `${opts.dryRun ? 'would import' : 'imported'} ${s.repo} at ${s.commit} (${revision}) to ${target}: ${s.files} files (${s.lfsFiles} LFS, metadata only; ${s.smallFiles} small, ${formatBytes(s.smallBytes)} fetched and checked)`,
+      `${s.committed} committed, ${s.removed} removed${s.committed + s.removed === 0 ? ': nothing changed' : ''}`,
+    ]);
+  } finally {
+    await hub.close();
+  }
 }

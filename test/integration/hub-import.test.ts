@@ -1,0 +1,133 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig, silentLogger } from '@ferry/core';
+import { Hub } from '@ferry/hub';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectSameFiles, filesUnder, findHfClient, type HfClient, type HfRunOptions, runPython } from '../support/hf-client.js';
+import { type HubStandIn, startHubStandIn } from '../support/hf-hub.js';
+import { createRegions, KiB, type Regions, runCli, waitForConvergence } from '../support/regions.js';
+import { startReplicator } from '../support/replicators.js';
+
+// `ferry import hf://` from the Hub stand-in (test/support/hf-hub.ts), then the real
+// huggingface_hub client through `ferry hub` of the source and of a mirror: the import reads no
+// LFS byte, the mirror copies them from the Hub (resolve → signed CDN redirect, range reads), and
+// a re-import commits only what changed.
+
+const READ_TOKEN = 'hub-read-token-0123456789';
+const HF_TOKEN = 'hf_granted_0123456789';
+const LFS = 64 * KiB;
+const FILES: Record<string, Buffer> = {
+  'config.json': Buffer.from('{"model_type":"llama"}\n'),
+  'tokenizer.json': randomBytes(20 * KiB),
+  'model.safetensors': randomBytes(300 * KiB + 7),
+  'nested/weights file.bin': randomBytes(100 * KiB),
+};
+
+const lookup = await findHfClient();
+if (!lookup.client) console.warn(`hub-import.test.ts skipped: ${lookup.reason}`);
+
+describe.skipIf(!lookup.client)('ferry import hf://, served by ferry hub in every region', () => {
+  const client = lookup.client as HfClient;
+  let standIn: HubStandIn;
+  let regions: Regions;
+  let replicator: Awaited<ReturnType<typeof startReplicator>>;
+  const hubs: Record<string, Hub> = {};
+  let work: string;
+  let config: string;
+  let homes = 0;
+
+  const importRepo = (url: string, target: string, env: Record<string, string> = {}) =>
+    runCli(['import', url, target, '--json', '--config', config], { HF_ENDPOINT: standIn.url, HF_TOKEN: '', ...env });
+
+  async function download(region: string, repo: string): Promise<{ path: string; sha: string }> {
+    const home = join(work, `home-${++homes}`);
+    await mkdir(home, { recursive: true });
+    const opts: HfRunOptions = { endpoint: (hubs[region] as Hub).address as string, home, token: READ_TOKEN, timeoutMs: 120_000 };
+    const r = await runPython<{ path: string; sha: string }>(
+      client,
+      `from huggingface_hub import snapshot_download, HfApi\nresult = {"path": snapshot_download("${repo}"), "sha": HfApi().model_info("${repo}").sha}`,
+      opts,
+    );
+    expect(r.error).toBeUndefined();
+    return r.ok as { path: string; sha: string };
+  }
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'ferry-hub-import-'));
+    standIn = await startHubStandIn({ lfsThreshold: LFS, tokens: [HF_TOKEN] });
+    standIn.setRepo('acme/other', { files: FILES });
+    standIn.setRepo('acme/gated', { files: { 'config.json': '{}', 'w.bin': randomBytes(70 * KiB) }, gated: 'manual', grants: [HF_TOKEN] });
+    regions = await createRegions({ chunkSize: 64 * KiB });
+    const doc = { ...JSON.parse(await readFile(regions.configPath, 'utf8')), hub: { readToken: READ_TOKEN, lfsThreshold: LFS } };
+    config = join(work, 'ferry.yaml');
+    await writeFile(config, JSON.stringify(doc));
+    for (const region of ['src', 'eu']) {
+      hubs[region] = new Hub({ config: parseConfig(doc), region, logger: silentLogger, listen: '127.0.0.1:0' });
+      await (hubs[region] as Hub).start();
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const hub of Object.values(hubs)) await hub.stop();
+    await replicator?.stop();
+    await regions?.close();
+    await standIn?.close();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('imports metadata only, the mirror copies from the Hub, and both regions serve the repo byte-identical', async () => {
+    standIn.resetRequests();
+    const first = await importRepo('hf://acme/other', '/hf/acme/other');
+    expect(first.code, first.stderr).toBe(0);
+    const summary = JSON.parse(first.stdout.trim().split('\n').at(-1) as string);
+    expect(summary).toMatchObject({ commit: standIn.head('acme/other'), files: 4, lfsFiles: 2, smallFiles: 2, committed: 4 });
+    // No LFS byte was read: only the two small files came from the Hub.
+    expect(standIn.requests.cdnGet).toBe(0);
+    expect(standIn.requests.cdnBytes).toBe(0);
+    expect(standIn.requests.resolveBytes).toBe((FILES['config.json'] as Buffer).length + (FILES['tokenizer.json'] as Buffer).length);
+
+    replicator = await startReplicator(regions, 'eu');
+    await waitForConvergence(regions, 'eu', 60_000);
+    // The mirror copied the LFS chunks from the Hub (through its CDN redirect), not from the source.
+    expect(standIn.requests.cdnBytes).toBeGreaterThanOrEqual((FILES['model.safetensors'] as Buffer).length);
+
+    const shas: string[] = [];
+    for (const region of ['src', 'eu']) {
+      const got = await download(region, 'acme/other');
+      expectSameFiles(await filesUnder(got.path), FILES);
+      shas.push(got.sha);
+    }
+    expect(shas[0]).toBe(shas[1]);
+  });
+
+  it('a re-import commits only what changed at the Hub, and the same commit writes nothing', async () => {
+    const changed = { 'config.json': Buffer.from('{"model_type":"llama","v":2}\n'), 'model.safetensors': randomBytes(300 * KiB) };
+    standIn.commit('acme/other', { files: changed });
+    const again = await importRepo('hf://acme/other', '/hf/acme/other');
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout.trim().split('\n').at(-1) as string)).toMatchObject({ committed: 2, removed: 0 });
+    const same = await importRepo('hf://acme/other', '/hf/acme/other');
+    expect(JSON.parse(same.stdout.trim().split('\n').at(-1) as string)).toMatchObject({ committed: 0, removed: 0 });
+    await waitForConvergence(regions, 'eu', 60_000);
+    await new Promise((r) => setTimeout(r, 1_100));
+    const got = await download('eu', 'acme/other');
+    expectSameFiles(await filesUnder(got.path), { ...FILES, ...changed });
+  });
+
+  it('a gated repo: without a token one line naming it; with HF_TOKEN it imports', async () => {
+    const denied = await importRepo('hf://acme/gated', '/hf/acme/gated');
+    expect(denied.code).toBe(1);
+    const lines = denied.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^ferry: .*acme\/gated.*set HF_TOKEN/);
+    const granted = await importRepo('hf://acme/gated', '/hf/acme/gated', { HF_TOKEN });
+    expect(granted.code, granted.stderr).toBe(0);
+    const bad = await importRepo('hf://acme/nothing', '/hf/acme/nothing');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim()).toMatch(/^ferry: no repo acme\/nothing at http/);
+    const typo = await importRepo('hf://acme', '/hf/acme/x');
+    expect(typo.code).toBe(2);
+  });
+});
