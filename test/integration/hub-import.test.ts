@@ -41,13 +41,13 @@ describe.skipIf(!lookup.client)('ferry import hf://, served by ferry hub in ever
   const importRepo = (url: string, target: string, env: Record<string, string> = {}) =>
     runCli(['import', url, target, '--json', '--config', config], { HF_ENDPOINT: standIn.url, HF_TOKEN: '', ...env });
 
-  async function download(region: string, repo: string): Promise<{ path: string; sha: string }> {
+  async function download(region: string, repo: string, revision?: string): Promise<{ path: string; sha: string }> {
     const home = join(work, `home-${++homes}`);
     await mkdir(home, { recursive: true });
     const opts: HfRunOptions = { endpoint: (hubs[region] as Hub).address as string, home, token: READ_TOKEN, timeoutMs: 120_000 };
     const r = await runPython<{ path: string; sha: string }>(
       client,
-      `from huggingface_hub import snapshot_download, HfApi\nresult = {"path": snapshot_download("${repo}"), "sha": HfApi().model_info("${repo}").sha}`,
+      `from huggingface_hub import snapshot_download, HfApi\nrev = ${revision ? `"${revision}"` : 'None'}\nresult = {"path": snapshot_download("${repo}", revision=rev), "sha": HfApi().model_info("${repo}", revision=rev).sha}`,
       opts,
     );
     expect(r.error).toBeUndefined();
@@ -99,10 +99,17 @@ describe.skipIf(!lookup.client)('ferry import hf://, served by ferry hub in ever
       expectSameFiles(await filesUnder(got.path), FILES);
       shas.push(got.sha);
     }
-    expect(shas[0]).toBe(shas[1]);
+    // Pinned at the Hub's own commit, in both regions.
+    expect(shas).toEqual([standIn.head('acme/other'), standIn.head('acme/other')]);
+    const revisions = await runCli(['revisions', '/hf/acme/other', '--json', '--config', config]);
+    expect(JSON.parse(revisions.stdout.trim().split('\n')[0] as string)).toMatchObject({
+      main: true,
+      hubCommit: standIn.head('acme/other'),
+    });
   });
 
-  it('a re-import commits only what changed at the Hub, and the same commit writes nothing', async () => {
+  it('a re-import commits only what changed at the Hub, and the same commit writes nothing; the old commit still downloads', async () => {
+    const before = standIn.head('acme/other');
     const changed = { 'config.json': Buffer.from('{"model_type":"llama","v":2}\n'), 'model.safetensors': randomBytes(300 * KiB) };
     standIn.commit('acme/other', { files: changed });
     const again = await importRepo('hf://acme/other', '/hf/acme/other');
@@ -114,6 +121,10 @@ describe.skipIf(!lookup.client)('ferry import hf://, served by ferry hub in ever
     await new Promise((r) => setTimeout(r, 1_100));
     const got = await download('eu', 'acme/other');
     expectSameFiles(await filesUnder(got.path), { ...FILES, ...changed });
+    expect(got.sha).toBe(standIn.head('acme/other'));
+    const old = await download('eu', 'acme/other', before);
+    expect(old.sha).toBe(before);
+    expectSameFiles(await filesUnder(old.path), FILES);
   });
 
   it('a gated repo: without a token one line naming it; with HF_TOKEN it imports', async () => {

@@ -63,6 +63,6 @@ export { checkRedisServer, judgeRedisServer, parseRedisInfo, type RedisServerRep
 export { checkRedisVersion, MIN_REDIS_MAJOR, redisVersionOf, requireRedisVersion } from './redis-version.js';
 export { ChunkRefs, type HoldResult } from './refs.js';
 export { type Resync, ResyncIncompleteError, type ResyncStart, type ResyncState } from './resync.js';
-export { REVISIONS_ROOT, type RetainOptions, type RevisionInfo, Revisions, reposUnder, splitRevision } from './revisions.js';
+export { ALIASES_ROOT, REVISIONS_ROOT, type RetainOptions, type RevisionInfo, Revisions, reposUnder, splitRevision } from './revisions.js';
 export { type ScriptName, scriptSource } from './scripts.js';
 export { assertOneSlot, keySlot } from './slots.js';

@@ -15,6 +15,11 @@ import { type Meta, RESERVED } from './meta.js';
  */
 
 export const REVISIONS_ROOT = `${RESERVED}/rev`;
+/**
+ * Other names of a revision: an imported repo's revision is also known by the Hub's commit id,
+ * an empty entry `/.ferry/alias/<repo>/<name>/<content id>` (replicated like any entry).
+ */
+export const ALIASES_ROOT = `${RESERVED}/alias`;
 
 export interface RevisionInfo {
   id: string;
@@ -129,12 +134,38 @@ export class Revisions {
     const now = options.now ?? Date.now();
     const main = await this.mainId(repo);
     const removed: string[] = [];
+    const kept = new Set(main ? [main] : []);
     for (const [i, r] of (await this.list(repo)).entries()) {
-      if (i < options.keep || now - r.time < options.keepFor || r.id === main) continue;
+      if (i < options.keep || now - r.time < options.keepFor || r.id === main) {
+        kept.add(r.id);
+        continue;
+      }
       await this.#meta.delete(Revisions.folder(repo, r.id), { recursive: true });
       removed.push(r.id);
     }
+    for (const [name, id] of await this.aliases(repo)) {
+      if (!kept.has(id)) await this.#meta.delete(`${ALIASES_ROOT}${repo}/${name}`, { recursive: true });
+    }
     return removed;
+  }
+
+  /** Give the revision `id` of `repo` another name (the Hub's commit id of an import). */
+  async alias(repo: string, id: string, name: string, now = Date.now()): Promise<void> {
+    if (!/^[0-9a-f]{40}$/.test(name) || !/^[0-9a-f]{40}$/.test(id))
+      throw new InvalidArgumentError(`alias ${name} of ${id}: expected 40-hex ids`);
+    if (name === id || (await this.aliases(repo)).get(name) === id) return;
+    await this.#meta.commit([{ path: `${ALIASES_ROOT}${repo}/${name}/${id}`, size: 0, mtime: now, chunkSize: 1, chunks: [] }]);
+  }
+
+  /** The repo's other revision names: name → revision id. */
+  async aliases(repo: string): Promise<Map<string, string>> {
+    const root = `${ALIASES_ROOT}${repo}`;
+    const out = new Map<string, string>();
+    for (const e of await this.#files(root)) {
+      const [name, id] = e.path.slice(root.length + 1).split('/');
+      if (name && id) out.set(name, id);
+    }
+    return out;
   }
 
   /**
@@ -149,7 +180,7 @@ export class Revisions {
     const parts = path.split('/').filter(Boolean);
     for (let n = parts.length; n >= 1; n--) {
       const repo = `/${parts.slice(0, n).join('/')}`;
-      const folder = Revisions.folder(repo, revision);
+      const folder = Revisions.folder(repo, (await this.aliases(repo)).get(revision) ?? revision);
       if ((await this.#meta.list(folder, { limit: 1 }).catch(() => undefined))?.items.length) {
         return folder + path.slice(repo.length);
       }

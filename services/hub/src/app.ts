@@ -1,4 +1,5 @@
 import { type Logger, silentLogger } from '@ferry/core';
+import { Revisions } from '@ferry/meta';
 import type { RegionReader } from '@ferry/reader';
 import { hasBearer, InFlightBudget, type ServerLimits, type ServerTlsFiles, serviceApp } from '@ferry/runtime';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -49,8 +50,10 @@ export function build(options: HubOptions): FastifyInstance {
   const log = options.logger ?? silentLogger;
   const budget = options.budget ?? new InFlightBudget({ maxStreams: options.limits.maxStreams, maxBytes: options.limits.maxBytesInFlight });
   const metrics = options.metrics ?? createMetrics({ volume, region, tiers: reader.chunks, inflight: budget });
+  const revisions = new Revisions(reader.meta);
   const snapshots = new Snapshots({
     list: (dir, o) => reader.meta.list(dir, o),
+    aliases: (folder) => revisions.aliases(folder),
     lfsThreshold: options.lfsThreshold,
     ...(options.freshMs !== undefined ? { freshMs: options.freshMs } : {}),
   });

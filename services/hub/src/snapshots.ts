@@ -4,7 +4,10 @@ import type { RepoFile } from './repos.js';
 
 /** A repo's files at one revision. */
 export interface RepoSnapshot {
+  /** The id clients see: the Hub's commit id of an imported revision, else the content id. */
   revision: string;
+  /** The content id (the hash of the file list), which names the revision's clone. */
+  content: string;
   /** By path, in the volume's order (UTF-8 bytes). */
   files: RepoFile[];
   byPath: Map<string, RepoFile>;
@@ -34,8 +37,10 @@ export async function readSnapshot(list: ListFn, folder: string, lfsThreshold: n
     cursor = page.cursor;
   } while (cursor);
   if (files.length === 0) return undefined;
+  const content = revisionId(files.map((f) => ({ path: f.path, size: f.entry.size, content: f.content })));
   return {
-    revision: revisionId(files.map((f) => ({ path: f.path, size: f.entry.size, content: f.content }))),
+    revision: content,
+    content,
     files,
     byPath: new Map(files.map((f) => [f.path, f])),
     lastModified: files.reduce((max, f) => Math.max(max, f.entry.mtime), 0),
@@ -49,6 +54,8 @@ function fileOf(folder: string, entry: Entry, lfsThreshold: number): RepoFile {
 export interface SnapshotsOptions {
   list: ListFn;
   lfsThreshold: number;
+  /** The other names of a repo's revisions (name → content id): an import's Hub commit ids. */
+  aliases?: (folder: string) => Promise<Map<string, string>>;
   /** How long a repo's listing answers for `main` before it is read again (a change shows within it). */
   freshMs?: number;
   /** Retained revisions kept in memory, at most this many … */
@@ -70,7 +77,7 @@ export class Snapshots {
   readonly #kept = new Map<string, { snapshot: RepoSnapshot; checked: number }>();
 
   constructor(options: SnapshotsOptions) {
-    this.#o = { freshMs: 1_000, keep: 16, keepFiles: 200_000, now: Date.now, ...options };
+    this.#o = { freshMs: 1_000, keep: 16, keepFiles: 200_000, now: Date.now, aliases: async () => new Map(), ...options };
   }
 
   /** The repo's newest files, or undefined when it has none. */
@@ -78,9 +85,11 @@ export class Snapshots {
     const now = this.#o.now();
     const known = this.#main.get(folder);
     if (known && now - known.at < this.#o.freshMs) return known.snapshot;
-    const snapshot = readSnapshot(this.#o.list, folder, this.#o.lfsThreshold).then((s) => {
-      if (s) this.#keep(folder, s);
-      return s;
+    const snapshot = readSnapshot(this.#o.list, folder, this.#o.lfsThreshold).then(async (s) => {
+      if (!s) return s;
+      const named = await this.#named(folder, s);
+      this.#keep(folder, named);
+      return named;
     });
     // A listing older than freshMs answers nothing any more: drop those, so memory holds only
     // the repos asked for within the last freshMs.
@@ -103,11 +112,15 @@ export class Snapshots {
     const kept = revision === 'main' ? undefined : this.#kept.get(key);
     if (kept && this.#o.now() - kept.checked < this.#o.freshMs) return { repo: true, snapshot: kept.snapshot };
     const main = await this.main(folder);
-    if (revision === 'main' || revision === main?.revision) return main ? { repo: true, snapshot: main } : { repo: false };
-    const recorded = await readSnapshot(this.#o.list, Revisions.folder(folder, revision), this.#o.lfsThreshold);
-    if (recorded?.revision === revision) {
-      this.#keep(folder, recorded);
-      return { repo: true, snapshot: recorded };
+    if (revision === 'main' || revision === main?.revision || revision === main?.content) {
+      return main ? { repo: true, snapshot: main } : { repo: false };
+    }
+    const content = (await this.#o.aliases(folder)).get(revision) ?? revision;
+    const recorded = await readSnapshot(this.#o.list, Revisions.folder(folder, content), this.#o.lfsThreshold);
+    if (recorded?.content === content) {
+      const named = await this.#named(folder, recorded);
+      this.#keep(folder, named, revision);
+      return { repo: true, snapshot: named };
     }
     this.#kept.delete(key);
     return { repo: main !== undefined };
@@ -120,8 +133,14 @@ export class Snapshots {
     return files;
   }
 
-  #keep(folder: string, snapshot: RepoSnapshot): void {
-    const key = `${folder}\0${snapshot.revision}`;
+  /** The snapshot under the name clients know it by (an import's Hub commit id), if it has one. */
+  async #named(folder: string, snapshot: RepoSnapshot): Promise<RepoSnapshot> {
+    for (const [name, id] of await this.#o.aliases(folder)) if (id === snapshot.content) return { ...snapshot, revision: name };
+    return snapshot;
+  }
+
+  #keep(folder: string, snapshot: RepoSnapshot, asked = snapshot.revision): void {
+    const key = `${folder}\0${asked}`;
     this.#kept.delete(key);
     this.#kept.set(key, { snapshot, checked: this.#o.now() });
     let files = this.heldFiles;

@@ -1,5 +1,6 @@
 import { formatBytes, InvalidArgumentError, normalizePath } from '@ferry/core';
 import { type ImportProgress, type ImportSummary, importHub, importPrefix, originStoreUrl, SKIP_REASONS } from '@ferry/importer';
+import { Revisions } from '@ferry/meta';
 import { createStore, HfStore } from '@ferry/stores';
 import type { Context } from '../context.js';
 import type { Output } from '../output.js';
@@ -144,6 +145,12 @@ async function hubImportCommand(ctx: Context, out: Output, url: string, path: st
         logger: ctx.logger.child({ command: 'import' }),
       });
     const s = opts.dryRun ? await run() : await keepingRevisions(ctx.config, region, ctx.logger, [target], run);
+    // The repo's revision is also known by the Hub's commit id, in every region.
+    if (!opts.dryRun && ctx.config.hub) {
+      const revisions = new Revisions(region.meta);
+      const id = await revisions.mainId(target);
+      if (id) await revisions.alias(target, id, s.commit);
+    }
     out.result({ event: 'summary', command: 'import', ...s }, [
       `${opts.dryRun ? 'would import' : 'imported'} ${s.repo} at ${s.commit} (${revision}) to ${target}: ${s.files} files (${s.lfsFiles} LFS, metadata only; ${s.smallFiles} small, ${formatBytes(s.smallBytes)} fetched and checked)`,
       `${s.committed} committed, ${s.removed} removed${s.committed + s.removed === 0 ? ': nothing changed' : ''}`,

@@ -90,12 +90,21 @@ export async function revisionsCommand(ctx: Context, out: Output, path: string, 
   const region = await ctx.region(opts.region);
   const repo = normalizePath(path);
   const revisions = new Revisions(region.meta);
-  const [list, main] = await Promise.all([revisions.list(repo), revisions.mainId(repo)]);
+  const [list, main, aliases] = await Promise.all([revisions.list(repo), revisions.mainId(repo), revisions.aliases(repo)]);
+  const names = new Map([...aliases].map(([name, id]) => [id, name]));
   if (list.length === 0 && main === undefined) throw new NotFoundError(`${repo}: no such repo (no files and no recorded revision)`);
   for (const r of list) {
-    out.event({ kind: 'revision', repo, ...r, time: new Date(r.time).toISOString(), main: r.id === main });
+    const alias = names.get(r.id);
+    out.event({
+      kind: 'revision',
+      repo,
+      ...r,
+      time: new Date(r.time).toISOString(),
+      main: r.id === main,
+      ...(alias ? { hubCommit: alias } : {}),
+    });
     out.line(
-      `${r.id}  ${new Date(r.time).toISOString()}  ${String(r.files).padStart(6)} files  ${formatBytes(r.bytes).padStart(10)}${r.id === main ? '  main' : ''}`,
+      `${r.id}  ${new Date(r.time).toISOString()}  ${String(r.files).padStart(6)} files  ${formatBytes(r.bytes).padStart(10)}${r.id === main ? '  main' : ''}${alias ? `  (Hub commit ${alias})` : ''}`,
     );
   }
   if (main !== undefined && !list.some((r) => r.id === main)) {
