@@ -22,6 +22,8 @@ describe('store URLs', () => {
       'gs://models_us/a/b?endpoint=http://127.0.0.1:9199',
       { scheme: 'gs', bucket: 'models_us', prefix: 'a/b', endpoint: 'http://127.0.0.1:9199' },
     ],
+    ['hf+https://huggingface.co/acme/tiny-llm', { scheme: 'hf', endpoint: 'https://huggingface.co', repo: 'acme/tiny-llm' }],
+    ['hf+http://127.0.0.1:8080/datasets/acme/data', { scheme: 'hf', endpoint: 'http://127.0.0.1:8080', repo: 'datasets/acme/data' }],
   ])('parses %s', (url, expected) => {
     expect(parseStoreUrl(url)).toEqual(expected);
   });
@@ -29,7 +31,16 @@ describe('store URLs', () => {
   it.each([
     ['', 'invalid store URL "": empty'],
     ['/var/lib/ferry', 'invalid store URL "/var/lib/ferry": expected file:///dir, s3://bucket/prefix, gs://bucket/prefix or memory://name'],
-    ['ftp://host/x', 'invalid store URL "ftp://host/x": unknown scheme "ftp:" (known: file, s3, gs, memory)'],
+    ['ftp://host/x', 'invalid store URL "ftp://host/x": unknown scheme "ftp:" (known: file, s3, gs, memory, hf+https)'],
+    [
+      'hf+https://huggingface.co/acme',
+      'invalid store URL "hf+https://huggingface.co/acme": expected hf+https://host/org/name or hf+https://host/datasets/org/name',
+    ],
+    [
+      'hf+https://huggingface.co/a/b/c',
+      'invalid store URL "hf+https://huggingface.co/a/b/c": expected hf+https://host/org/name or hf+https://host/datasets/org/name',
+    ],
+    ['hf+https://huggingface.co/a/b?x=1', 'invalid store URL "hf+https://huggingface.co/a/b?x=1": unknown option "x"'],
     ['file://relative/dir', 'invalid store URL "file://relative/dir": file URLs have no host ("relative"); use file:///absolute/dir'],
     ['file:///', 'invalid store URL "file:///": expected file:///absolute/dir (not the filesystem root)'],
     ['s3://Bad_Bucket/x', 'invalid store URL "s3://Bad_Bucket/x": "Bad_Bucket" is not a valid bucket name'],
