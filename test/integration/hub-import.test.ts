@@ -1,13 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, silentLogger } from '@ferry/core';
 import { Hub } from '@ferry/hub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectSameFiles, filesUnder, findHfClient, type HfClient, type HfRunOptions, runPython } from '../support/hf-client.js';
+import {
+  expectSameFiles,
+  filesUnder,
+  findHfClient,
+  type HfClient,
+  type HfRunOptions,
+  type PyError,
+  runPython,
+} from '../support/hf-client.js';
 import { type HubStandIn, startHubStandIn } from '../support/hf-hub.js';
-import { createRegions, KiB, type Regions, runCli, waitForConvergence } from '../support/regions.js';
+import { createRegions, KiB, type Regions, runCli, waitFor, waitForConvergence } from '../support/regions.js';
 import { startReplicator } from '../support/replicators.js';
 
 // `ferry import hf://` from the Hub stand-in (test/support/hf-hub.ts), then the real
@@ -140,5 +148,39 @@ describe.skipIf(!lookup.client)('ferry import hf://, served by ferry hub in ever
     expect(bad.stderr.trim()).toMatch(/^ferry: no repo acme\/nothing at http/);
     const typo = await importRepo('hf://acme', '/hf/acme/x');
     expect(typo.code).toBe(2);
+  });
+
+  it('a flipped byte under the advertised sha256: the download fails before any byte is sent, and ferry verify names the file', async () => {
+    standIn.setRepo('acme/flipped', { files: { 'config.json': '{}', 'model.safetensors': randomBytes(200 * KiB) } });
+    standIn.corrupt('acme/flipped', 'model.safetensors');
+    const imported = await importRepo('hf://acme/flipped', '/hf/acme/flipped');
+    expect(imported.code, imported.stderr).toBe(0);
+    await waitFor(
+      async () => (await regions.mirror('eu').meta.tryStat('/hf/acme/flipped/model.safetensors')) !== undefined,
+      20_000,
+      'the mirror to list the file',
+    );
+    for (const region of ['src', 'eu']) {
+      const home = join(work, `home-${++homes}`);
+      await mkdir(home, { recursive: true });
+      const r = await runPython<{ ok?: string; error?: PyError }>(
+        client,
+        'from huggingface_hub import hf_hub_download\nresult = attempt(lambda: hf_hub_download("acme/flipped", "model.safetensors"))',
+        { endpoint: (hubs[region] as Hub).address as string, home, token: READ_TOKEN, timeoutMs: 120_000 },
+      );
+      const error = (r.ok as { error?: PyError }).error;
+      expect(error?.status, JSON.stringify(r.ok)).toBe(502);
+      expect(error?.message).toMatch(/model\.safetensors: the bytes its origin serves hash to sha256/);
+      // Nothing of the file reached the client's cache.
+      const blobs = join(home, 'hf', 'hub', 'models--acme--flipped', 'blobs');
+      const held = await readdir(blobs).catch(() => []);
+      for (const name of held) expect((await stat(join(blobs, name))).size, name).toBe(0);
+      expect((await (hubs[region] as Hub).metrics.claimsRefused.get()).values[0]?.value).toBeGreaterThanOrEqual(1);
+
+      const verify = await runCli(['verify', '--region', region, '/hf/acme/flipped', '--config', config]);
+      expect(verify.code).toBe(1);
+      expect(verify.stdout).toContain(`${region}: corrupt file: /hf/acme/flipped/model.safetensors: its bytes hash to sha256`);
+      expect(verify.stderr.trim()).toMatch(/^ferry: verify .*1 imported file whose bytes do not match/);
+    }
   });
 });

@@ -13,6 +13,8 @@ import {
   sha256OfStream,
 } from '@ferry/core';
 import { GcMeta, verifySeenKey } from '@ferry/meta';
+import type { RegionReader } from '@ferry/reader';
+import { openReader } from './reading.js';
 import type { Region } from './region.js';
 import { type ChunkUse, repairChunks } from './repair.js';
 
@@ -58,6 +60,8 @@ export interface VerifyReport {
   repaired: number;
   /** In a mirror: chunks not copied yet (the missing set), left to replication, not checked. */
   pending: number;
+  /** Imported files whose bytes, read whole, do not hash to the sha256 their origin advertised. */
+  badFiles: Array<{ path: string; detail: string }>;
 }
 
 /**
@@ -70,7 +74,9 @@ export interface VerifyReport {
 export async function verifyRegion(region: Region, options: VerifyOptions = {}): Promise<VerifyReport> {
   const path = options.path === undefined ? '/' : normalizePath(options.path);
   const gc = new GcMeta({ redis: region.redis, keys: region.meta.keys, mirror: !region.isSource });
-  const report: VerifyReport = { region: region.name, path, chunks: 0, bytes: 0, bad: [], repaired: 0, pending: 0 };
+  const report: VerifyReport = { region: region.name, path, chunks: 0, bytes: 0, bad: [], repaired: 0, pending: 0, badFiles: [] };
+  // Imported files whose origin advertised a sha256 (a Hub's lfs.oid): hashed whole, once each.
+  const claimReader = openReader(region, { memoryBytes: 0, cache: false });
   const bad = new Map<string, { use: ChunkUse; problem: ChunkProblem; detail: string }>();
   // Which chunks were met already: a path's entries are read whole anyway, so a set in memory;
   // the whole volume's chunks may be tens of millions, so a set in Redis, dropped at the end.
@@ -104,6 +110,12 @@ export async function verifyRegion(region: Region, options: VerifyOptions = {}):
       });
       // Recorded hashes are kept only for what a repair will check again.
       for (const use of uses) if (!bad.has(use.id)) sums.delete(use.id);
+      for (const entry of entries) {
+        if (!entry.origin || !entry.sha256 || entry.chunks.some((c) => bad.has(c.id))) continue;
+        await options.throttle?.take(entry.size);
+        const problem = await checkClaim(claimReader, entry);
+        if (problem) report.badFiles.push({ path: entry.path, detail: problem });
+      }
     }
   } finally {
     if (seenKey) await gc.dropSeen(seenKey).catch(() => {});
@@ -136,7 +148,7 @@ export async function verifyRegion(region: Region, options: VerifyOptions = {}):
   }
   report.repaired = repaired.size;
   await gc.record(
-    { 'verified-chunks': report.chunks - bad.size, 'bad-chunks': bad.size, 'repaired-chunks': repaired.size },
+    { 'verified-chunks': report.chunks - bad.size, 'bad-chunks': bad.size + report.badFiles.length, 'repaired-chunks': repaired.size },
     // The last check's own figures: what is bad now (as far as it looked), beside the totals.
     {
       'last-verify-at': Date.now(),
@@ -148,6 +160,16 @@ export async function verifyRegion(region: Region, options: VerifyOptions = {}):
   );
   options.logger?.info({ region: region.name, path, chunks: report.chunks, bad: bad.size, repaired: repaired.size }, 'verify');
   return report;
+}
+
+/** Why an imported file's bytes do not match the sha256 its origin advertised, or undefined when they do. */
+async function checkClaim(reader: RegionReader, entry: Entry): Promise<string | undefined> {
+  try {
+    const { sha256 } = await sha256OfStream(reader.stream(entry));
+    return sha256 === entry.sha256 ? undefined : `its bytes hash to sha256 ${sha256}, not the ${entry.sha256} its origin advertised`;
+  } catch (err) {
+    return `its bytes could not be read whole: ${messageOf(err)}`;
+  }
 }
 
 function sampled(percent: number | undefined): boolean {

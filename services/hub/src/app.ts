@@ -4,6 +4,7 @@ import type { RegionReader } from '@ferry/reader';
 import { hasBearer, InFlightBudget, type ServerLimits, type ServerTlsFiles, serviceApp } from '@ferry/runtime';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { decodeCursor, encodeCursor, repoInfo, repoRefs, TREE_PAGE, treeListing, treePage } from './api.js';
+import { Claims } from './claims.js';
 import { entryNotFound, HubError, repoNotFound, revisionNotFound } from './errors.js';
 import { createMetrics, type HubMetrics } from './metrics.js';
 import { BlobOids } from './oids.js';
@@ -58,6 +59,7 @@ export function build(options: HubOptions): FastifyInstance {
     ...(options.freshMs !== undefined ? { freshMs: options.freshMs } : {}),
   });
   const oids = new BlobOids((entry) => reader.read(entry, 0, entry.size));
+  const claims = new Claims({ reader, logger: log, onRefused: () => metrics.claimsRefused.inc() });
   // Fastify's own logging stays off: one JSON line per request is written below, without tokens.
   const app = serviceApp({
     ...(options.tls ? { tls: options.tls } : {}),
@@ -157,13 +159,14 @@ export function build(options: HubOptions): FastifyInstance {
     authorize(req);
     const { org, name } = req.params;
     const { revision, path } = revisionAndPath(req.params['*']);
-    const { snapshot } = await resolveRepo(kind, org, name, revision);
+    const { repo, snapshot } = await resolveRepo(kind, org, name, revision);
     reply.header('x-repo-commit', snapshot.revision);
     const file = snapshot.byPath.get(path);
     if (!file) throw entryNotFound(path, revision);
     const etag = `"${file.lfs ? file.content : await oids.of(file)}"`;
     reply.header('etag', etag).header('accept-ranges', 'bytes').header('content-type', 'application/octet-stream');
     if (file.lfs) reply.header('x-linked-etag', etag).header('x-linked-size', String(file.entry.size));
+    if (req.method === 'GET') await claims.confirm(file.entry, `${repoLabel(repo)} ${path}`);
     return sendFile(served, req, reply, file.entry);
   };
   for (const method of ['GET', 'HEAD'] as const) {

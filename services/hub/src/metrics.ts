@@ -1,4 +1,5 @@
 import { readServiceMetrics, type TierBytesSource } from '@ferry/runtime';
+import { Counter } from 'prom-client';
 
 /**
  * The hub's Prometheus metrics in a registry of its own (tests run several hubs in one process;
@@ -12,7 +13,15 @@ export function createMetrics(options: {
   inflight?: { streams: number; bytes: number };
   processMetrics?: boolean;
 }) {
-  return readServiceMetrics({ prefix: 'ferry_hub', label: 'route', requests: 'Hub API requests', ...options });
+  const metrics = readServiceMetrics({ prefix: 'ferry_hub', label: 'route', requests: 'Hub API requests', ...options });
+  return {
+    ...metrics,
+    claimsRefused: new Counter({
+      name: 'ferry_hub_claims_refused_total',
+      help: "Downloads refused because an imported file's bytes did not hash to the sha256 its origin advertised",
+      registers: [metrics.registry],
+    }),
+  };
 }
 
 export type HubMetrics = ReturnType<typeof createMetrics>;

@@ -26,6 +26,12 @@ export async function verifyCommand(ctx: Context, out: Output, path: string | un
       `verify ${report.region}: ${left} chunk${left === 1 ? '' : 's'} bad or missing${opts.repair ? ' after repair' : ''}`,
     );
   }
+  if (report.badFiles.length > 0) {
+    const n = report.badFiles.length;
+    throw new CorruptError(
+      `verify ${report.region}: ${n} imported file${n === 1 ? '' : 's'} whose bytes do not match their origin's sha256`,
+    );
+  }
 }
 
 function parseSample(text: string): number {
@@ -42,5 +48,6 @@ function humanVerify(r: VerifyReport): string[] {
     const state = b.repaired ? 'repaired' : b.problem;
     lines.push(`${r.region}: ${state}: ${b.chunk} (${b.detail}) used by ${b.files.join(', ')}`);
   }
+  for (const f of r.badFiles) lines.push(`${r.region}: corrupt file: ${f.path}: ${f.detail}`);
   return lines;
 }
