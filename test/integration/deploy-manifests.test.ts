@@ -294,6 +294,7 @@ describe.skipIf(kustomizeBuild(BASE) === undefined)('kustomize builds (kubectl k
         FERRY_CACHE_READ_TOKEN: 'x'.repeat(16),
         FERRY_GATEWAY_SECRET: 'x'.repeat(16),
         FERRY_HUB_READ_TOKEN: 'x'.repeat(16),
+        HF_TOKEN: 'x'.repeat(16),
       },
     });
     const mirrors = Object.keys(config.regions).filter((r) => r !== config.source);
