@@ -33,6 +33,11 @@ const FILES: Record<string, Buffer> = {
   'nested/weights file.bin': randomBytes(100 * KiB),
 };
 
+const DATASET: Record<string, Buffer> = {
+  'README.md': Buffer.from('---\nlicense: mit\n---\n'),
+  'data/train.parquet': randomBytes(90 * KiB),
+};
+
 const lookup = await findHfClient();
 if (!lookup.client) console.warn(`hub-import.test.ts skipped: ${lookup.reason}`);
 
@@ -66,6 +71,7 @@ describe.skipIf(!lookup.client)('ferry import hf://, served by ferry hub in ever
     work = await mkdtemp(join(tmpdir(), 'ferry-hub-import-'));
     standIn = await startHubStandIn({ lfsThreshold: LFS, tokens: [HF_TOKEN] });
     standIn.setRepo('acme/other', { files: FILES });
+    standIn.setRepo('datasets/acme/data', { files: DATASET });
     standIn.setRepo('acme/gated', { files: { 'config.json': '{}', 'w.bin': randomBytes(70 * KiB) }, gated: 'manual', grants: [HF_TOKEN] });
     regions = await createRegions({ chunkSize: 64 * KiB });
     const doc = { ...JSON.parse(await readFile(regions.configPath, 'utf8')), hub: { readToken: READ_TOKEN, lfsThreshold: LFS } };
@@ -148,6 +154,18 @@ describe.skipIf(!lookup.client)('ferry import hf://, served by ferry hub in ever
     expect(bad.stderr.trim()).toMatch(/^ferry: no repo acme\/nothing at http/);
     const typo = await importRepo('hf://acme', '/hf/acme/x');
     expect(typo.code).toBe(2);
+    expect(typo.stderr.trim()).toMatch(/^ferry: invalid repo URL "hf:\/\/acme"/);
+    // A dataset, under the datasets folder, served as one.
+    const dataset = await importRepo('hf://datasets/acme/data', '/hf/datasets/acme/data');
+    expect(dataset.code, dataset.stderr).toBe(0);
+    const home = join(work, `home-${++homes}`);
+    await mkdir(home, { recursive: true });
+    const r = await runPython<string>(
+      client,
+      'from huggingface_hub import snapshot_download\nresult = snapshot_download("acme/data", repo_type="dataset")',
+      { endpoint: (hubs.src as Hub).address as string, home, token: READ_TOKEN, timeoutMs: 120_000 },
+    );
+    expectSameFiles(await filesUnder(r.ok as string), DATASET);
   });
 
   it('a flipped byte under the advertised sha256: the download fails before any byte is sent, and ferry verify names the file', async () => {
