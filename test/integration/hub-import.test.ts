@@ -1,20 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig, silentLogger } from '@ferry/core';
-import { Hub } from '@ferry/hub';
+import type { Hub } from '@ferry/hub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   expectSameFiles,
   filesUnder,
   findHfClient,
   type HfClient,
-  type HfRunOptions,
   type PyError,
   runPython,
+  snapshotThrough,
 } from '../support/hf-client.js';
 import { type HubStandIn, startHubStandIn } from '../support/hf-hub.js';
+import { type RunningHubs, startHubs } from '../support/hubs.js';
 import { createRegions, KiB, type Regions, runCli, waitFor, waitForConvergence } from '../support/regions.js';
 import { startReplicator } from '../support/replicators.js';
 
@@ -46,7 +46,8 @@ describe.skipIf(!lookup.client)('ferry import hf://, served by ferry hub in ever
   let standIn: HubStandIn;
   let regions: Regions;
   let replicator: Awaited<ReturnType<typeof startReplicator>>;
-  const hubs: Record<string, Hub> = {};
+  let running: RunningHubs;
+  let hubs: Record<string, Hub> = {};
   let work: string;
   let config: string;
   let homes = 0;
@@ -57,14 +58,14 @@ describe.skipIf(!lookup.client)('ferry import hf://, served by ferry hub in ever
   async function download(region: string, repo: string, revision?: string): Promise<{ path: string; sha: string }> {
     const home = join(work, `home-${++homes}`);
     await mkdir(home, { recursive: true });
-    const opts: HfRunOptions = { endpoint: (hubs[region] as Hub).address as string, home, token: READ_TOKEN, timeoutMs: 120_000 };
-    const r = await runPython<{ path: string; sha: string }>(
+    const got = await snapshotThrough(
       client,
-      `from huggingface_hub import snapshot_download, HfApi\nrev = ${revision ? `"${revision}"` : 'None'}\nresult = {"path": snapshot_download("${repo}", revision=rev), "sha": HfApi().model_info("${repo}", revision=rev).sha}`,
-      opts,
+      { endpoint: hubs[region]?.address as string, home, token: READ_TOKEN, timeoutMs: 120_000 },
+      repo,
+      revision,
     );
-    expect(r.error).toBeUndefined();
-    return r.ok as { path: string; sha: string };
+    expect('error' in got ? got.error : undefined).toBeUndefined();
+    return got as { path: string; sha: string };
   }
 
   beforeAll(async () => {
@@ -74,17 +75,13 @@ describe.skipIf(!lookup.client)('ferry import hf://, served by ferry hub in ever
     standIn.setRepo('datasets/acme/data', { files: DATASET });
     standIn.setRepo('acme/gated', { files: { 'config.json': '{}', 'w.bin': randomBytes(70 * KiB) }, gated: 'manual', grants: [HF_TOKEN] });
     regions = await createRegions({ chunkSize: 64 * KiB });
-    const doc = { ...JSON.parse(await readFile(regions.configPath, 'utf8')), hub: { readToken: READ_TOKEN, lfsThreshold: LFS } };
-    config = join(work, 'ferry.yaml');
-    await writeFile(config, JSON.stringify(doc));
-    for (const region of ['src', 'eu']) {
-      hubs[region] = new Hub({ config: parseConfig(doc), region, logger: silentLogger, listen: '127.0.0.1:0' });
-      await (hubs[region] as Hub).start();
-    }
+    running = await startHubs(regions, { readToken: READ_TOKEN, lfsThreshold: LFS }, work);
+    hubs = running.hubs;
+    config = running.configPath;
   }, 60_000);
 
   afterAll(async () => {
-    for (const hub of Object.values(hubs)) await hub.stop();
+    await running?.stop();
     await replicator?.stop();
     await regions?.close();
     await standIn?.close();

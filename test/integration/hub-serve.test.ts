@@ -2,8 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig, silentLogger } from '@ferry/core';
-import { Hub } from '@ferry/hub';
+import type { Hub } from '@ferry/hub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   expectError,
@@ -15,7 +14,9 @@ import {
   type PyError,
   runHfCli,
   runPython,
+  snapshotThrough,
 } from '../support/hf-client.js';
+import { type RunningHubs, startHubs } from '../support/hubs.js';
 import { createRegions, KiB, putBytes, type Regions, runCli, waitForConvergence } from '../support/regions.js';
 import { startReplicator } from '../support/replicators.js';
 
@@ -53,7 +54,8 @@ describe.skipIf(!lookup.client)('ferry hub serves Hugging Face clients from the 
   const client = lookup.client as HfClient;
   let regions: Regions;
   let replicator: Awaited<ReturnType<typeof startReplicator>>;
-  const hubs: Record<string, Hub> = {};
+  let running: RunningHubs;
+  let hubs: Record<string, Hub> = {};
   let work: string;
   let hubConfigPath: string;
   let homes = 0;
@@ -74,17 +76,7 @@ describe.skipIf(!lookup.client)('ferry hub serves Hugging Face clients from the 
   }
 
   async function download(region: string, repo: string, revision?: string): Promise<{ path: string; sha: string } | { error: PyError }> {
-    const r = await runPython<{ ok?: { path: string; sha: string }; error?: PyError }>(
-      client,
-      `
-from huggingface_hub import snapshot_download, HfApi
-rev = ${revision ? `"${revision}"` : 'None'}
-result = attempt(lambda: {"path": snapshot_download("${repo}", revision=rev), "sha": HfApi().model_info("${repo}", revision=rev).sha})
-`,
-      await fresh(region),
-    );
-    const out = r.ok as { ok?: { path: string; sha: string }; error?: PyError };
-    return out.ok ?? { error: out.error as PyError };
+    return snapshotThrough(client, await fresh(region), repo, revision);
   }
 
   async function fresh(region: string, extra: Partial<HfRunOptions> = {}): Promise<HfRunOptions> {
@@ -99,18 +91,13 @@ result = attempt(lambda: {"path": snapshot_download("${repo}", revision=rev), "s
     await putBytes(regions, { ...under(REPO, MODEL), ...under('/hf/datasets/acme/data', DATASET) });
     replicator = await startReplicator(regions, 'eu');
     await waitForConvergence(regions, 'eu', 30_000);
-    const doc = JSON.parse(await readFile(regions.configPath, 'utf8'));
-    hubConfigPath = join(work, 'ferry-hub.yaml');
-    await writeFile(hubConfigPath, JSON.stringify({ ...doc, hub: HUB_SECTION }));
-    const config = parseConfig({ ...doc, hub: HUB_SECTION });
-    for (const region of ['src', 'eu']) {
-      hubs[region] = new Hub({ config, region, logger: silentLogger, listen: '127.0.0.1:0' });
-      await (hubs[region] as Hub).start();
-    }
+    running = await startHubs(regions, HUB_SECTION, work);
+    hubs = running.hubs;
+    hubConfigPath = running.configPath;
   }, 120_000);
 
   afterAll(async () => {
-    for (const hub of Object.values(hubs)) await hub.stop();
+    await running?.stop();
     await replicator?.stop();
     await regions?.close();
     if (work) await rm(work, { recursive: true, force: true });

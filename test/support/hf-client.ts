@@ -183,3 +183,26 @@ export function expectError<T>(outcome: { ok?: T; error?: PyError }, type: strin
   if (status !== undefined) expect(error.status, error.message).toBe(status);
   return error;
 }
+
+/**
+ * `snapshot_download` and `model_info` of a repo (at a revision) with these options: the
+ * snapshot's folder and the sha the server named, or the client's error.
+ */
+export async function snapshotThrough(
+  client: HfClient,
+  options: HfRunOptions,
+  repo: string,
+  revision?: string,
+): Promise<{ path: string; sha: string } | { error: PyError }> {
+  const r = await runPython<{ ok?: { path: string; sha: string }; error?: PyError }>(
+    client,
+    `
+from huggingface_hub import snapshot_download, HfApi
+rev = ${revision ? JSON.stringify(revision) : 'None'}
+result = attempt(lambda: {"path": snapshot_download(${JSON.stringify(repo)}, revision=rev), "sha": HfApi().model_info(${JSON.stringify(repo)}, revision=rev).sha})
+`,
+    options,
+  );
+  const out = r.ok as { ok?: { path: string; sha: string }; error?: PyError };
+  return out.ok ?? { error: out.error as PyError };
+}
