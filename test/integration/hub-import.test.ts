@@ -97,7 +97,14 @@ describe.skipIf(!lookup.client)('ferry import hf://, served by ferry hub in ever
     // No LFS byte was read: only the two small files came from the Hub.
     expect(standIn.requests.cdnGet).toBe(0);
     expect(standIn.requests.cdnBytes).toBe(0);
-    expect(standIn.requests.resolveBytes).toBe((FILES['config.json'] as Buffer).length + (FILES['tokenizer.json'] as Buffer).length);
+    const small = (FILES['config.json'] as Buffer).length + (FILES['tokenizer.json'] as Buffer).length;
+    expect(standIn.requests.resolveBytes).toBe(small);
+    // --json shows the small files' bytes as they come, then the summary.
+    const events = first.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(events.filter((e) => e.event === 'progress').at(-1)).toMatchObject({ label: 'import', bytes: small, total: small });
 
     replicator = await startReplicator(regions, 'eu');
     await waitForConvergence(regions, 'eu', 60_000);

@@ -37,6 +37,10 @@ export interface HubImportOptions {
   chunkSize: number;
   dryRun?: boolean;
   logger?: Logger;
+  /** The bytes of small files to fetch, once the tree is read (a progress bar's total). */
+  onTotal?: (bytes: number) => void;
+  /** Bytes of small files fetched so far, as they come. */
+  onBytes?: (bytes: number) => void;
 }
 
 export interface HubImportSummary {
@@ -104,6 +108,7 @@ export async function importHub(options: HubImportOptions): Promise<HubImportSum
     const info = { key: `${sha}/${file.path}`, etag: file.lfs.oid, size: file.lfs.size, lastModified: date };
     changed.push({ ...importedEntry(hub.url, path, info, chunkSize), sha256: file.lfs.oid });
   }
+  options.onTotal?.(small.reduce((n, f) => n + f.size, 0));
   // Small files a few at a time: fetched, checked against the git blob id the tree gave, chunked.
   for (let i = 0; i < small.length; i += SMALL_AT_ONCE) {
     await Promise.all(
@@ -112,6 +117,7 @@ export async function importHub(options: HubImportOptions): Promise<HubImportSum
         const bytes = await hub.bytes(`${sha}/${file.path}`);
         summary.smallFiles += 1;
         summary.smallBytes += bytes.length;
+        options.onBytes?.(bytes.length);
         if (gitBlobId(bytes) !== file.oid) {
           throw new CorruptError(`${hub.url} ${file.path} at ${sha}: the bytes do not hash to the git blob id ${file.oid} the repo lists`);
         }

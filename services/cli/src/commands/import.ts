@@ -1,5 +1,13 @@
 import { formatBytes, InvalidArgumentError, normalizePath } from '@ferry/core';
-import { type ImportProgress, type ImportSummary, importHub, importPrefix, originStoreUrl, SKIP_REASONS } from '@ferry/importer';
+import {
+  type HubImportSummary,
+  type ImportProgress,
+  type ImportSummary,
+  importHub,
+  importPrefix,
+  originStoreUrl,
+  SKIP_REASONS,
+} from '@ferry/importer';
 import { Revisions } from '@ferry/meta';
 import { createStore, HfStore } from '@ferry/stores';
 import type { Context } from '../context.js';
@@ -132,6 +140,9 @@ async function hubImportCommand(ctx: Context, out: Output, url: string, path: st
   const token = process.env.HF_TOKEN || ctx.config.hub?.token;
   const region = await ctx.writable();
   const hub = new HfStore({ endpoint, repo, ...(token ? { token } : {}) });
+  // LFS files are metadata only: the bytes to show are the small files fetched.
+  const progress = out.progress('import', 0);
+  let s: HubImportSummary;
   try {
     const run = () =>
       importHub({
@@ -143,19 +154,22 @@ async function hubImportCommand(ctx: Context, out: Output, url: string, path: st
         chunkSize: ctx.config.chunkSize,
         dryRun: opts.dryRun,
         logger: ctx.logger.child({ command: 'import' }),
+        onTotal: (bytes) => progress.grow(bytes),
+        onBytes: (bytes) => progress.tick(bytes),
       });
-    const s = opts.dryRun ? await run() : await keepingRevisions(ctx.config, region, ctx.logger, [target], run);
+    s = opts.dryRun ? await run() : await keepingRevisions(ctx.config, region, ctx.logger, [target], run);
     // The repo's revision is also known by the Hub's commit id, in every region.
     if (!opts.dryRun && ctx.config.hub) {
       const revisions = new Revisions(region.meta);
       const id = await revisions.mainId(target);
       if (id) await revisions.alias(target, id, s.commit);
     }
-    out.result({ event: 'summary', command: 'import', ...s }, [
-      `${opts.dryRun ? 'would import' : 'imported'} ${s.repo} at ${s.commit} (${revision}) to ${target}: ${s.files} files (${s.lfsFiles} LFS, metadata only; ${s.smallFiles} small, ${formatBytes(s.smallBytes)} fetched and checked)`,
-      `${s.committed} committed, ${s.removed} removed${s.committed + s.removed === 0 ? ': nothing changed' : ''}`,
-    ]);
   } finally {
+    progress.stop();
     await hub.close();
   }
+  out.result({ event: 'summary', command: 'import', ...s }, [
+    `${opts.dryRun ? 'would import' : 'imported'} ${s.repo} at ${s.commit} (${revision}) to ${target}: ${s.files} files (${s.lfsFiles} LFS, metadata only; ${s.smallFiles} small, ${formatBytes(s.smallBytes)} fetched and checked)`,
+    `${s.committed} committed, ${s.removed} removed${s.committed + s.removed === 0 ? ': nothing changed' : ''}`,
+  ]);
 }
