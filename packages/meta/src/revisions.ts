@@ -95,6 +95,22 @@ export class Revisions {
   /** The repo's recorded revisions, newest first. */
   async list(repo: string): Promise<RevisionInfo[]> {
     const root = `${REVISIONS_ROOT}${repo}`;
+    const out: RevisionInfo[] = [];
+    for (const id of await this.#ids(root)) {
+      const files = await this.#files(`${root}/${id}`);
+      if (files.length === 0) continue;
+      out.push({
+        id,
+        time: files.reduce((max, e) => Math.max(max, e.mtime), 0),
+        files: files.length,
+        bytes: files.reduce((n, e) => n + e.size, 0),
+      });
+    }
+    return newestFirst(out);
+  }
+
+  /** The ids of the revision folders under `root`. */
+  async #ids(root: string): Promise<string[]> {
     const ids: string[] = [];
     let cursor: string | undefined;
     do {
@@ -111,18 +127,21 @@ export class Revisions {
       }
       cursor = page.cursor;
     } while (cursor);
-    const out: RevisionInfo[] = [];
-    for (const id of ids) {
-      const files = await this.#files(`${root}/${id}`);
-      if (files.length === 0) continue;
-      out.push({
-        id,
-        time: files.reduce((max, e) => Math.max(max, e.mtime), 0),
-        files: files.length,
-        bytes: files.reduce((n, e) => n + e.size, 0),
-      });
+    return ids;
+  }
+
+  /**
+   * The revisions' ids and times only, newest first: one entry read per revision (a recording
+   * gives all its entries the same mtime), where `list` reads every entry to count files and bytes.
+   */
+  async #ages(repo: string): Promise<Array<{ id: string; time: number }>> {
+    const root = `${REVISIONS_ROOT}${repo}`;
+    const out: Array<{ id: string; time: number }> = [];
+    for (const id of await this.#ids(root)) {
+      const first = (await this.#meta.list(`${root}/${id}`, { recursive: true, limit: 1 }).catch(() => undefined))?.items[0];
+      if (first?.kind === 'file') out.push({ id, time: first.entry.mtime });
     }
-    return out.sort((a, b) => b.time - a.time || (a.id < b.id ? -1 : 1));
+    return newestFirst(out);
   }
 
   /**
@@ -135,7 +154,7 @@ export class Revisions {
     const main = await this.mainId(repo);
     const removed: string[] = [];
     const kept = new Set(main ? [main] : []);
-    for (const [i, r] of (await this.list(repo)).entries()) {
+    for (const [i, r] of (await this.#ages(repo)).entries()) {
       if (i < options.keep || now - r.time < options.keepFor || r.id === main) {
         kept.add(r.id);
         continue;
@@ -187,6 +206,10 @@ export class Revisions {
     }
     throw new NotFoundError(`${path}@${revision}: no revision ${revision} of ${path} or a folder above it`);
   }
+}
+
+function newestFirst<T extends { id: string; time: number }>(revisions: T[]): T[] {
+  return revisions.sort((a, b) => b.time - a.time || (a.id < b.id ? -1 : 1));
 }
 
 function idOf(repo: string, files: readonly Entry[]): string {

@@ -8,7 +8,7 @@ const KEEP = 100_000;
  * The sha256 an imported file's origin advertised (the Hub's `lfs.oid`) is a claim until the
  * file's bytes were hashed whole: the first download of such a file waits for that check and is
  * refused — before a byte is sent — when the bytes do not match. A confirmed file is remembered
- * by its chunks (an external chunk's id binds origin, etag and range), so the check runs once per
+ * by its origin object and etag, so the check runs once per
  * process; one check runs at a time per file, however many clients ask.
  */
 export class Claims {
@@ -31,7 +31,9 @@ export class Claims {
 
   async confirm(entry: Entry, shown: string): Promise<void> {
     if (!Claims.claimed(entry)) return;
-    const key = `${entry.sha256}:${entry.chunks.map((c) => c.id).join(',')}`;
+    // The origin object and its etag name the bytes (an external chunk's id binds the same three).
+    const { store, key: object, etag } = entry.origin as NonNullable<Entry['origin']>;
+    const key = `${entry.sha256}\0${store}\0${object}\0${etag}`;
     if (this.#confirmed.has(key)) return;
     let check = this.#running.get(key);
     if (!check) {

@@ -1,4 +1,4 @@
-import type { Logger, RegionConfig } from '@ferry/core';
+import type { FencedError, Logger, RegionConfig } from '@ferry/core';
 import { COPY_JOB, type CopyQueue, QUEUES, queuePrefix } from '@ferry/jobs';
 import { duplicateConnection, Lease, type RedisClient } from '@ferry/meta';
 import type { Region } from '@ferry/region';
@@ -113,28 +113,23 @@ export class MirrorLoops {
       ...o.watcher,
       onBacklogDeferred: () => reconciler.wake(),
     });
-    const reconciler = new Reconciler({
+    // What the loops that queue copies share: the mirror's state, and the watcher's fencing token.
+    const queueing = {
       region,
       meta: r.meta,
       mirror,
       copies,
       token: () => watcher.token,
-      onFenced: (err) => watcher.refused(err),
+      onFenced: (err: FencedError) => watcher.refused(err),
+      metrics: o.metrics,
+    };
+    const reconciler = new Reconciler({
+      ...queueing,
       everyMs: own.copy.reconcileEvery,
       fullEveryMs: own.copy.fullReconcileEvery,
-      metrics: o.metrics,
       logger: o.logger.child({ component: 'reconcile' }),
     });
-    const backfill = new Backfill({
-      region,
-      meta: r.meta,
-      mirror,
-      copies,
-      token: () => watcher.token,
-      onFenced: (err) => watcher.refused(err),
-      metrics: o.metrics,
-      logger: o.logger.child({ component: 'backfill' }),
-    });
+    const backfill = new Backfill({ ...queueing, logger: o.logger.child({ component: 'backfill' }) });
     watcher.start();
     reconciler.start();
     backfill.start();
