@@ -31,6 +31,8 @@ export interface ChunkReaderOptions {
   tiers: Tier[];
   /** Bytes of verified chunks kept in process memory (0: none). */
   memoryBytes?: number;
+  /** Of `memoryBytes`, how much chunks asked for once may hold (default an eighth); read-ahead waits there. */
+  memoryProbationBytes?: number;
   /**
    * Tiers from this index on are fallbacks outside the region (the source, an origin): a chunk
    * served from one of them is reported to `onFallback` so the region can copy it (backfill).
@@ -67,7 +69,12 @@ export class ChunkReader {
 
   constructor(options: ChunkReaderOptions) {
     this.#tiers = options.tiers;
-    this.#memory = options.memoryBytes ? new MemoryCache(options.memoryBytes) : undefined;
+    this.#memory = options.memoryBytes
+      ? new MemoryCache(
+          options.memoryBytes,
+          options.memoryProbationBytes === undefined ? {} : { probationBytes: options.memoryProbationBytes },
+        )
+      : undefined;
     this.#log = options.logger ?? silentLogger;
     this.#fallbackFrom = options.fallbackFrom ?? options.tiers.length;
     this.#onFallback = options.onFallback;

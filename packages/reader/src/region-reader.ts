@@ -31,6 +31,8 @@ export interface RegionReaderOptions {
   backfillMemo?: number;
   /** Verified chunks kept in process memory (`reader.memoryBytes`; 0 for a one-pass read). */
   memoryBytes: number;
+  /** Of `memoryBytes`, how much chunks asked for once may hold (default an eighth). */
+  memoryProbationBytes?: number;
   /** Chunks fetched ahead on sequential reads (`reader.prefetch`). */
   prefetch: number;
   logger?: Logger;
@@ -69,6 +71,7 @@ export class RegionReader {
       tiers: [...local, ...remote],
       fallbackFrom: local.length,
       memoryBytes: options.memoryBytes,
+      ...(options.memoryProbationBytes === undefined ? {} : { memoryProbationBytes: options.memoryProbationBytes }),
       onFallback: (ref, context) => this.#queueBackfill(ref, context),
       ...(options.hashes ? { hashes: options.hashes } : {}),
       logger: this.#log,

@@ -32,6 +32,11 @@ export function openCacheTier(region: Region, options: { onRefusedToken?: 'read-
 export interface OpenReaderOptions {
   /** Verified chunks kept in process memory (default `reader.memoryBytes`; a one-pass CLI read uses 0). */
   memoryBytes?: number;
+  /**
+   * Of `memoryBytes`, how much chunks asked for once may hold (default an eighth): a reader whose
+   * read-ahead waits in memory until asked for (the mount) needs room for its window there.
+   */
+  memoryProbationBytes?: number;
   /** The region's cache tier (default: opened from the config when the region has cache nodes). */
   cache?: RegionCacheTier | false;
   /** A cache node that refuses the read token: read around it (default) or fail the read. */
@@ -67,6 +72,7 @@ export function openReader(region: Region, options: OpenReaderOptions = {}): Reg
             (region.mirror as MirrorMeta).chunks.requestBackfill(requests.map(({ chunk, path }) => ({ chunk, ...(path ? { path } : {}) }))),
         }),
     memoryBytes: options.memoryBytes ?? region.ferry.reader.memoryBytes,
+    ...(options.memoryProbationBytes === undefined ? {} : { memoryProbationBytes: options.memoryProbationBytes }),
     prefetch: region.ferry.reader.prefetch,
     logger: region.logger.child({ component: 'reader' }),
   });

@@ -119,8 +119,13 @@ export class MountService {
       ...(options.stores ? { stores: options.stores } : {}),
     });
     const prefetch = config.reader.prefetch;
-    // Read-ahead lands in the reader's memory cache, so it must hold the window of a few readers.
-    this.reader = openReader(this.#region, { memoryBytes: Math.max(config.reader.memoryBytes, (prefetch + 2) * 2 * config.chunkSize) });
+    // Read-ahead lands in the reader's memory cache, on probation until the kernel asks for it:
+    // probation must hold the window of a couple of readers.
+    const readAhead = (prefetch + 2) * 2 * config.chunkSize;
+    this.reader = openReader(this.#region, {
+      memoryBytes: Math.max(config.reader.memoryBytes, 2 * readAhead),
+      memoryProbationBytes: readAhead,
+    });
     this.files = new OpenFiles({ fetch: this.reader.fetch, prefetch, logger: this.#log });
     this.#namespace = new Namespace({
       meta: this.#region.meta,

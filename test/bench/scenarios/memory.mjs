@@ -128,7 +128,7 @@ export const memory = {
       rows,
       notes: [
         'Peak resident set size of each process (VmHWM at exit).',
-        'The gateway keeps hot chunks in process memory up to reader.memoryBytes (default 256 MiB); that cache is part of its figure.',
+        'The gateway keeps chunks in process memory up to reader.memoryBytes (default 256 MiB); a chunk asked for once holds at most an eighth of it (probation), so one pass over a large file does not fill it.',
       ],
     };
   },
