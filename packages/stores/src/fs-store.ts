@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { constants, createWriteStream, lstatSync, type Stats } from 'node:fs';
+import { constants, lstatSync, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, realpath, rename, rm, unlink } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { AccessDeniedError, LocalIoError, localIoError, NotFoundError, PreconditionFailedError } from '@ferry/core';
 import { bodyLength, bodyStream } from './body.js';
 import { GroupFlush } from './group-flush.js';
@@ -16,7 +15,7 @@ export interface FsStoreOptions {
   root: string;
   /**
    * Flush each object's bytes to disk before it becomes visible under its key (default true).
-   * Objects given whole (a Buffer) are flushed in rounds shared by the puts in flight (GroupFlush).
+   * Puts share their flushes with the other puts in flight (GroupFlush).
    */
   fsync?: boolean;
 }
@@ -259,18 +258,16 @@ export class FsStore implements ObjectStore {
   }
 
   /**
-   * Write a put's bytes to its temporary file, on disk when this returns (with fsync on). A whole
-   * body joins the next round of the store's GroupFlush, so a batch of small objects costs one
-   * flush instead of one per object; a stream is flushed as it closes.
+   * Write a put's bytes to its temporary file, on disk when this returns (with fsync on). Every
+   * put joins the next round of the store's GroupFlush: a batch of small objects costs one flush
+   * instead of one per object, and the chunks a copy has in flight share one flush of the
+   * filesystem instead of a journal commit each.
    */
   async #writeTemp(tmp: string, body: Store.PutBody, key: string): Promise<Stats> {
-    if (!(body instanceof Uint8Array)) {
-      await pipeline(bodyStream(body, key), createWriteStream(tmp, { flags: 'wx', flush: this.#fsync, highWaterMark: 1 << 20 }));
-      return lstat(tmp);
-    }
     const handle = await open(tmp, 'wx');
     try {
-      await handle.writeFile(body);
+      if (body instanceof Uint8Array) await handle.writeFile(body);
+      else for await (const piece of bodyStream(body, key)) await handle.write(piece as Uint8Array);
       if (this.#fsync) {
         this.#flusher ??= new GroupFlush({ dir: dirname(tmp) });
         await this.#flusher.flush(handle);
