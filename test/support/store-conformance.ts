@@ -54,6 +54,14 @@ export function storeConformance(backend: string, factory: () => Promise<ObjectS
       expect((await readStream(got.body)).equals(bytes)).toBe(true);
     });
 
+    it(`${backend}: a put keeps no reference to the bytes it was given (callers reuse their buffers)`, async () => {
+      const bytes = randomBytes(64 * 1024);
+      const kept = Buffer.from(bytes);
+      await store.put('reuse/after-put', bytes);
+      bytes.fill(0);
+      expect((await readStream((await store.get('reuse/after-put')).body)).equals(kept)).toBe(true);
+    });
+
     it(`${backend}: round trip of a ${bigObject / MiB} MiB object streamed with a known length`, async () => {
       const key = 'roundtrip/big';
       const { stream, sha256 } = randomStream(bigObject);

@@ -91,7 +91,11 @@ export interface ObjectStore {
   readonly capabilities: StoreCapabilities;
   head(key: string): Promise<ObjectInfo>;
   get(key: string, options?: GetOptions): Promise<GetResult>;
-  /** Atomic: readers see the old object or the whole new one, never a mix. */
+  /**
+   * Atomic: readers see the old object or the whole new one, never a mix. Bytes given whole are
+   * the caller's again once the put settles: a store keeps no reference to them (copy workers
+   * reuse their chunk buffers).
+   */
   put(key: string, body: PutBody, options?: PutOptions): Promise<PutResult>;
   /** Idempotent: deleting a missing key succeeds. */
   delete(key: string): Promise<void>;

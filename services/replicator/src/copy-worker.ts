@@ -11,17 +11,8 @@ import {
   NotFoundError,
   TransientError,
 } from '@ferry/core';
-import { hashedChunkVerifier, type KnownHashes, openOriginRead, readBounded, verifyChunk } from '@ferry/fetch';
-import {
-  BATCH_CHUNK_MAX,
-  COPY_BATCH,
-  COPY_JOB,
-  type CopyJob,
-  isPermanentFailure,
-  parseCopyBatchJob,
-  parseCopyJob,
-  toJobError,
-} from '@ferry/jobs';
+import { chunkBuffer, hashedChunkVerifier, type KnownHashes, openOriginRead, readBounded, recycle, verifyChunk } from '@ferry/fetch';
+import { COPY_BATCH, COPY_JOB, type CopyJob, isPermanentFailure, parseCopyBatchJob, parseCopyJob, toJobError } from '@ferry/jobs';
 import type { CopyFailure } from '@ferry/meta';
 import type { ObjectStore } from '@ferry/stores';
 import type { Metrics } from './metrics.js';
@@ -57,6 +48,11 @@ export interface CopyProcessorOptions {
   metrics: Metrics;
   logger: Logger;
 }
+
+/** Native chunks up to this size are copied through one reused buffer; larger ones stream. */
+const WHOLE_CHUNK_MAX = 16 * 2 ** 20;
+/** Chunk buffers from this size on are given back for reuse after a copy. */
+const REUSE_FROM = 2 ** 20;
 
 export type CopyOutcome = 'copied' | 'present' | 'found' | 'unreferenced';
 
@@ -94,21 +90,31 @@ export function createCopyProcessor(options: CopyProcessorOptions): CopyProcesso
     return 'copied';
   };
   /**
-   * A small native chunk is read whole, checked and written from memory: a few KiB go through
-   * no stream pipeline, whose set-up costs more than the copy (a folder of small files is mostly that).
+   * A native chunk is read whole into one buffer (in place, from a file store), checked and
+   * written from memory, and the buffer is reused for the next chunk: no stream pipeline, whose
+   * set-up costs more than a small copy, and no garbage per piece of a large one (a copy of 2 GiB
+   * in streamed 1 MiB pieces spent 9 % of the replicator's CPU collecting them). Memory stays
+   * concurrency × chunk size.
    */
-  const copySmall = async (job: CopyJob, since: number): Promise<CopyOutcome> => {
-    let bytes: Buffer;
+  const copyWhole = async (job: CopyJob, since: number): Promise<CopyOutcome> => {
+    const into = chunkBuffer(job.size);
     try {
-      // One byte over the size already fails the check below (readBounded stops there).
-      bytes = await readBounded((await source.get(chunkKey(job.chunk))).body, job.size);
-    } catch (err) {
-      if (err instanceof NotFoundError && !(await presence.isReferenced(job.chunk))) return 'unreferenced';
-      throw err;
+      let bytes: Buffer;
+      try {
+        // One byte over the size already fails the check below (readBounded stops there).
+        bytes = await readBounded((await source.get(chunkKey(job.chunk), { into })).body, job.size, into);
+      } catch (err) {
+        if (err instanceof NotFoundError && !(await presence.isReferenced(job.chunk))) return 'unreferenced';
+        throw err;
+      }
+      await options.throttle?.take(job.size);
+      await verifyChunk({ id: job.chunk, size: job.size }, bytes, 'the source').catch(refused(job.chunk));
+      await target.put(chunkKey(job.chunk), bytes, chunkSha256(job.chunk));
+    } finally {
+      // Stores keep no reference to a put's bytes once it settles (their contract); tiny buffers
+      // of every size are not worth keeping.
+      if (into.length >= REUSE_FROM) recycle(into);
     }
-    await options.throttle?.take(job.size);
-    await verifyChunk({ id: job.chunk, size: job.size }, bytes, 'the source').catch(refused(job.chunk));
-    await target.put(chunkKey(job.chunk), bytes, chunkSha256(job.chunk));
     return copied(job, since);
   };
   return async (data, known) => {
@@ -120,7 +126,7 @@ export function createCopyProcessor(options: CopyProcessorOptions): CopyProcesso
       metrics.chunksFound.inc({ region });
       return 'found';
     }
-    if (!job.origin && job.size <= BATCH_CHUNK_MAX) return copySmall(job, since);
+    if (!job.origin && job.size <= WHOLE_CHUNK_MAX) return copyWhole(job, since);
     const verify = await hashedChunkVerifier({ id: job.chunk, size: job.size }, job.origin ? job.origin.store : 'the source', {
       ...(options.hashes ? { hashes: options.hashes } : {}),
       establish: job.origin !== undefined,

@@ -219,7 +219,7 @@ export async function startStaticServer(dir) {
 
 /** Start `ferry replicator --region eu` of a config; resolves once it reports started. */
 export async function startReplicator(config, env = process.env) {
-  const child = spawn(process.execPath, [FERRY_BIN, 'replicator', '--region', 'eu', '--config', config, '--json'], {
+  const child = spawn(process.execPath, [...FERRY_NODE_FLAGS, FERRY_BIN, 'replicator', '--region', 'eu', '--config', config, '--json'], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
