@@ -55,6 +55,16 @@ describe('one line per failure', () => {
     expectOneLineError(await runFerry(['warmup', '/nope'], { config }), 2, 'has no cache nodes configured');
   }, 120_000);
 
+  it('a log level that does not exist: one line naming the levels (exit 2), for a command and a daemon', async () => {
+    const env = { FERRY_LOG_LEVEL: 'verbose' };
+    const [ls, gateway] = await Promise.all([
+      runFerry(['ls', '/'], { config, env }),
+      runFerry(['gateway', '--region', 'src'], { config, env }),
+    ]);
+    for (const run of [ls, gateway])
+      expectOneLineError(run, 2, 'FERRY_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent (got verbose)');
+  });
+
   it('a corrupt chunk: get fails in one line naming it, verify names it and exits 1', async () => {
     const chunks = (await readdir(join(store, 'chunks'), { recursive: true, withFileTypes: true })).filter((d) => d.isFile());
     expect(chunks.length).toBeGreaterThan(0);

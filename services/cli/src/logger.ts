@@ -1,5 +1,12 @@
-import { type Logger, REDACT_PATHS } from '@ferry/core';
-import pino from 'pino';
+import { createRequire } from 'node:module';
+import { InvalidArgumentError, type Logger, REDACT_PATHS } from '@ferry/core';
+import type pino from 'pino';
+
+/** pino is loaded when the first line at or above the level is logged: most commands log nothing. */
+const loadPino = () => createRequire(import.meta.url)('pino') as typeof pino;
+
+/** pino's numbers for the levels Ferry uses. */
+const LEVEL_VALUES: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
 
 /**
  * What each kind of process logs unless FERRY_LOG_LEVEL says otherwise: a daemon its work
@@ -33,14 +40,22 @@ export function humanLine(json: string): string {
  * pino writes each child's bindings after its parent's, so `child({ component: 'warm' })` of a
  * `component` child made a line with two `component` keys. Later bindings win.
  */
-function merging(root: pino.Logger, bound: Record<string, unknown>): Logger {
-  const self = Object.keys(bound).length === 0 ? root : root.child(bound);
+function merging(root: () => pino.Logger, bound: Record<string, unknown>, threshold: number): Logger {
+  let self: pino.Logger | undefined;
+  const line =
+    (level: 'error' | 'warn' | 'info' | 'debug') =>
+    (...args: unknown[]): void => {
+      // Below the level a line costs nothing, not even loading the logger.
+      if ((LEVEL_VALUES[level] as number) < threshold) return;
+      self ??= Object.keys(bound).length === 0 ? root() : root().child(bound);
+      (self[level] as (...a: unknown[]) => void)(...args);
+    };
   return {
-    error: self.error.bind(self),
-    warn: self.warn.bind(self),
-    info: self.info.bind(self),
-    debug: self.debug.bind(self),
-    child: (bindings) => merging(root, { ...bound, ...bindings }),
+    error: line('error'),
+    warn: line('warn'),
+    info: line('info'),
+    debug: line('debug'),
+    child: (bindings) => merging(root, { ...bound, ...bindings }, threshold),
   };
 }
 
@@ -60,17 +75,28 @@ export function createLogger(options: {
   const dest = options.destination ?? 2;
   const human = options.kind !== 'service' && !options.json;
   const raw = options.stream;
-  const stream = human
-    ? { write: (line: string) => void (raw ?? (dest === 1 ? process.stdout : process.stderr)).write(`${humanLine(line)}\n`) }
-    : (raw ?? pino.destination({ dest, sync: true }));
-  const root = pino(
-    {
-      name: options.name,
-      level: process.env.FERRY_LOG_LEVEL || LEVELS[options.kind],
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      base: { pid: process.pid },
-    },
-    stream,
-  );
-  return merging(root, {});
+  const level = process.env.FERRY_LOG_LEVEL || LEVELS[options.kind];
+  let root: pino.Logger | undefined;
+  const make = (): pino.Logger => {
+    if (root) return root;
+    const pinoOf = loadPino();
+    const stream = human
+      ? { write: (line: string) => void (raw ?? (dest === 1 ? process.stdout : process.stderr)).write(`${humanLine(line)}\n`) }
+      : (raw ?? pinoOf.destination({ dest, sync: true }));
+    root = pinoOf(
+      {
+        name: options.name,
+        level,
+        redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+        base: { pid: process.pid },
+      },
+      stream,
+    );
+    return root;
+  };
+  const threshold = LEVEL_VALUES[level];
+  if (threshold === undefined) {
+    throw new InvalidArgumentError(`FERRY_LOG_LEVEL must be one of ${Object.keys(LEVEL_VALUES).join(', ')} (got ${level})`);
+  }
+  return merging(make, {}, threshold);
 }
