@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import yaml from 'js-yaml';
 import { z } from 'zod';
 import { apiSection, cacheSection, dataLimits, deprecatedKeys, duration, secret, serverTls, size } from './config-sections.js';
 import { InvalidConfigError, localIoError, messageOf } from './errors.js';
@@ -346,10 +346,11 @@ export function parseConfig(doc: unknown, options: ParseConfigOptions = {}): Fer
 export function parseConfigText(text: string, options: ParseConfigOptions = {}): FerryConfig {
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    // The core schema: YAML 1.2's types (no timestamps or !!binary), as the config needs.
+    doc = yaml.load(text, { schema: yaml.CORE_SCHEMA, ...(options.source ? { filename: options.source } : {}) });
   } catch (err) {
     const where = options.source ?? 'config';
-    const detail = err instanceof YAMLParseError ? `${err.message.split('\n')[0]}` : messageOf(err);
+    const detail = err instanceof yaml.YAMLException ? yamlProblem(err) : messageOf(err);
     throw new InvalidConfigError(`invalid config ${where}: not valid YAML: ${detail}`, { cause: err });
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
@@ -358,6 +359,12 @@ export function parseConfigText(text: string, options: ParseConfigOptions = {}):
     );
   }
   return parseConfig(doc, options);
+}
+
+/** js-yaml's reason and where, in one line: `duplicated mapping key at line 4, column 3`. */
+function yamlProblem(err: yaml.YAMLException): string {
+  const at = err.mark ? ` at line ${err.mark.line + 1}, column ${err.mark.column + 1}` : '';
+  return `${err.reason ?? err.message.split('\n')[0]}${at}`;
 }
 
 /** Read and validate a config file (`--config` or `FERRY_CONFIG`). */
