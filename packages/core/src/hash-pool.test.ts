@@ -54,6 +54,33 @@ describe('HashPool', () => {
   it('an empty session is the hash of nothing', async () => {
     expect(await pool.session().digest()).toBe(hex(Buffer.alloc(0)));
   });
+
+  it('hashes small sessions on the calling thread (no thread, no slot), and one that grows past the bound on a thread', async () => {
+    const fresh = new HashPool({ threads: 2, inlineBelow: 1024 });
+    try {
+      const files = Array.from({ length: 2000 }, (_, i) => randomBytes(1 + (i % 1000)));
+      const expected = files.map(hex);
+      const digests = await Promise.all(
+        files.map(async (file) => {
+          const session = fresh.session();
+          const piece = file.subarray(0, file.length >> 1);
+          await session.update(piece);
+          piece.fill(0); // the session's copy is its own
+          await session.update(file.subarray(file.length >> 1));
+          return session.digest();
+        }),
+      );
+      expect(digests).toEqual(expected);
+      expect(fresh.running).toBe(0);
+      const growing = randomBytes(3000);
+      const session = fresh.session();
+      for (let at = 0; at < growing.length; at += 700) await session.update(growing.subarray(at, at + 700));
+      expect(await session.digest()).toBe(hex(growing));
+      expect(fresh.running).toBe(1);
+    } finally {
+      await fresh.close();
+    }
+  });
 });
 
 describe('VerifyingStream', () => {

@@ -128,6 +128,11 @@ export class HashPool {
     this.#inlineBelow = options.inlineBelow ?? 64 * 1024;
   }
 
+  /** Threads started so far (a pool starts them as work needs them, up to `threads`). */
+  get running(): number {
+    return this.#pool.length;
+  }
+
   /** The hex sha256 of `bytes`. */
   async sha256(bytes: Uint8Array): Promise<string> {
     if (bytes.byteLength < this.#inlineBelow) return createHash('sha256').update(bytes).digest('hex');
@@ -139,8 +144,47 @@ export class HashPool {
     return session.digest();
   }
 
-  /** An incremental hash on one thread, for bytes that arrive in order (a whole file, a stream). */
+  /**
+   * An incremental hash on one thread, for bytes that arrive in order (a whole file, a stream).
+   * Until the session has seen `inlineBelow` bytes it keeps a copy of them and takes no thread and
+   * no staging slot: a small stream (a chunk of a small imported file) is hashed on the calling
+   * thread at `digest`. Thousands of small sessions at once (a mirror copying a batch of small
+   * files) each took a 1 MiB shared slot before; shared memory is invisible to V8's collector, so
+   * the slots dropped past the kept 64 grew a replicator to 17 GiB.
+   */
   session(): HashSession {
+    let held: Buffer[] | undefined = [];
+    let heldBytes = 0;
+    let threaded: HashSession | undefined;
+    return {
+      update: async (bytes) => {
+        if (held && heldBytes + bytes.byteLength < this.#inlineBelow) {
+          held.push(Buffer.from(bytes));
+          heldBytes += bytes.byteLength;
+          return;
+        }
+        if (!threaded) {
+          threaded = this.#threadSession();
+          for (const piece of held ?? []) await threaded.update(piece);
+          held = undefined;
+        }
+        await threaded.update(bytes);
+      },
+      digest: async () => {
+        if (threaded) return threaded.digest();
+        const hash = createHash('sha256');
+        for (const piece of held ?? []) hash.update(piece);
+        held = undefined;
+        return hash.digest('hex');
+      },
+      abort: () => {
+        held = undefined;
+        threaded?.abort();
+      },
+    };
+  }
+
+  #threadSession(): HashSession {
     const thread = this.#pick();
     const session = this.#nextSession++;
     let stage: Slot | undefined;
