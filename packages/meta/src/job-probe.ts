@@ -83,9 +83,10 @@ export class JobBatches extends RedisPart {
    * Drop the ids whose named job no longer exists: a process that died between a job's end and
    * its settle left them. One HSCAN page and one pipelined EXISTS per step, so the hash is never
    * read whole. An id named just before its job is added may go too; the worst that does is one
-   * chunk queued a second time. Returns how many ids were dropped.
+   * chunk queued a second time. Returns how many ids were dropped. Pages of 250: an HSCAN of 1,000
+   * took 23–28 ms on a hash of a million-chunk mirror's batches, too near the 50 ms bound.
    */
-  async sweep(jobKey: (job: string) => string, count = 1000): Promise<number> {
+  async sweep(jobKey: (job: string) => string, count = 250): Promise<number> {
     let cursor = '0';
     let dropped = 0;
     do {
