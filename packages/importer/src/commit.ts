@@ -4,9 +4,14 @@ import type { Meta } from '@ferry/meta';
 /**
  * Commit, and when garbage collection has claimed a chunk the entries name (an imported object
  * that became unreferenced and is referenced again), wait until its claim is over and commit
- * again: an imported chunk needs no upload, its origin holds it.
+ * again: an imported chunk needs no upload, its origin holds it. A chunk the import stored itself
+ * (a small file fetched whole) may have been deleted by that claim: `restore` puts it back first.
  */
-export async function commitPastClaims(meta: Meta, entries: NewEntry[]): Promise<void> {
+export async function commitPastClaims(
+  meta: Meta,
+  entries: NewEntry[],
+  restore?: (chunks: readonly string[]) => Promise<void>,
+): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       await meta.commit(entries);
@@ -14,6 +19,7 @@ export async function commitPastClaims(meta: Meta, entries: NewEntry[]): Promise
     } catch (err) {
       if (!(err instanceof ChunkClaimedError) || attempt >= 3) throw err;
       await meta.refs.waitUntilUnclaimed(err.chunks);
+      await restore?.(err.chunks);
     }
   }
 }

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import {
-  ChunkClaimedError,
   type ChunkId,
   CorruptError,
   chunkKey,
@@ -14,6 +13,7 @@ import {
 } from '@ferry/core';
 import type { Meta } from '@ferry/meta';
 import type { HfStore, HfTreeFile, ObjectStore } from '@ferry/stores';
+import { commitPastClaims } from './commit.js';
 import { importedEntry } from './entries.js';
 
 /**
@@ -148,17 +148,7 @@ export async function importHub(options: HubImportOptions): Promise<HubImportSum
   };
   if (changed.length > 0) {
     await upload(smallChunks.keys());
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await meta.commit(changed);
-        break;
-      } catch (err) {
-        // Garbage collection claimed a chunk the commit names: once its claim is over, upload it again.
-        if (!(err instanceof ChunkClaimedError) || attempt >= 3) throw err;
-        await meta.refs.waitUntilUnclaimed(err.chunks);
-        await upload(err.chunks as ChunkId[]);
-      }
-    }
+    await commitPastClaims(meta, changed, (chunks) => upload(chunks as ChunkId[]));
   }
   for (const path of gone) await meta.delete(path);
   log.info({ repo: hub.url, commit: sha, committed: changed.length, removed: gone.length }, 'imported a Hugging Face repo');
