@@ -197,8 +197,11 @@ export const reads = {
         memoryBytes: bytes + 64 * MiB,
         prefetch: PREFETCH,
       });
+      // The memory cache keeps a chunk once it is asked for a second time (a one-pass read only
+      // cycles its probation share), so the file is read twice before memory serves it.
       await drain(memory.stream(entry));
-      rows.push(tierRow('reader: process memory (second read)', await measured(() => drain(memory.stream(entry)))));
+      await drain(memory.stream(entry));
+      rows.push(tierRow('reader: process memory (third read)', await measured(() => drain(memory.stream(entry)))));
 
       const node = await startFerry([
         'cache-node',
