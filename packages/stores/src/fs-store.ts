@@ -22,6 +22,9 @@ export interface FsStoreOptions {
 
 type FileHandle = Awaited<ReturnType<typeof open>>;
 
+/** Renames of a finished put tried while deletes keep pruning its directory. */
+const RENAME_ATTEMPTS = 5;
+
 /** Where in-flight writes live: inside the root (same filesystem, so rename is atomic), never listed. */
 const TMP_DIR = '.ferry-tmp';
 
@@ -241,12 +244,20 @@ export class FsStore implements ObjectStore {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.#tmpMade = false;
         throw err;
       });
-      await this.#parentFor(key, file);
-      await rename(tmp, file).catch(async (err) => {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !this.#verified.delete(dirname(file))) throw err;
+      // A delete in another process prunes directories it empties, and may do so between the
+      // mkdir and the rename, again and again while many keys of one directory come and go: make
+      // the directory again and retry. Puts racing in one directory each retry on their own (one of
+      // them forgetting the directory first must not make the others give up).
+      for (let attempt = 1; ; attempt++) {
         await this.#parentFor(key, file);
-        await rename(tmp, file);
-      });
+        try {
+          await rename(tmp, file);
+          break;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= RENAME_ATTEMPTS) throw err;
+          this.#verified.delete(dirname(file));
+        }
+      }
       return { etag: statEtag(written) };
     } catch (err) {
       await unlink(tmp).catch(() => {});
