@@ -12,7 +12,7 @@ import { waitFor } from '../support/wait.mjs';
 
 const run = promisify(execFile);
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const FERRY_BIN = join(ROOT, 'services/cli/dist/bin.js');
+export const FERRY_BIN = join(ROOT, 'bin/ferry.js');
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export { freePort };

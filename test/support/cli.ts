@@ -12,17 +12,19 @@ import { expect, inject } from 'vitest';
 import { randomStream } from './bytes.js';
 
 /**
- * Helpers for tests that drive the real `ferry` command as a subprocess: the built CLI
- * (`services/cli/dist/bin.js`, so `npx tsc -b` / `npm test` first), a config file of the test's
- * own, and nothing of the test runner's process in between.
+ * Helpers for tests that drive the real `ferry` command as a subprocess: the built CLI through
+ * `bin/ferry.js`, as users run it (the bundle after `npm run build` / `npm test`, dist/bin.js
+ * after a plain `npx tsc -b`), a config file of the test's own, and nothing of the test runner's
+ * process in between.
  */
 
-export const FERRY_BIN = fileURLToPath(new URL('../../services/cli/dist/bin.js', import.meta.url));
+export const FERRY_BIN = fileURLToPath(new URL('../../bin/ferry.js', import.meta.url));
+const BUILT_CLI = fileURLToPath(new URL('../../services/cli/dist/bin.js', import.meta.url));
 const MAX_RSS_PRELOAD = pathToFileURL(fileURLToPath(new URL('./max-rss-preload.mjs', import.meta.url))).href;
 const MAX_RSS_MARKER = /\n?ferry-test-max-rss-kib=(\d+)\n$/;
 
 export function requireBuiltCli(): void {
-  if (!existsSync(FERRY_BIN)) throw new Error(`${FERRY_BIN} is missing: run \`npx tsc -b\` first (npm test does it)`);
+  if (!existsSync(BUILT_CLI)) throw new Error(`${BUILT_CLI} is missing: run \`npm run build\` first (npm test does it)`);
 }
 
 /** What a CLI test file shares: the run's Redis (database 0) and a scratch folder of its own. */

@@ -38,7 +38,8 @@ export const KiB = 1024;
 export const MiB = 2 ** 20;
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
-export const CLI = join(REPO, 'services/cli/dist/bin.js');
+/** The `ferry` command as users run it (see FERRY_BIN in cli.ts). */
+export const CLI = join(REPO, 'bin/ferry.js');
 
 /**
  * Redis databases by role (a mirror uses the source's key names, so not the same database).
