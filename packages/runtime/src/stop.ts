@@ -1,8 +1,6 @@
 import type { Logger } from '@ferry/core';
 import type { FastifyInstance } from 'fastify';
 
-/** How long running requests may take to finish once a service stops, unless it says otherwise. */
-
 /** How often a stopping service closes the kept-alive connections whose last response has ended. */
 const IDLE_SWEEP_MS = 100;
 
