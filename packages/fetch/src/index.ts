@@ -3,4 +3,4 @@ export { MemoryCache } from './memory-cache.js';
 export { type ChunkContext, type OriginRead, openOriginRead, originRead } from './origin.js';
 export { chunkBuffer, readBounded, recycle } from './read-bounded.js';
 export { originTier, storeTier, type Tier } from './tier.js';
-export { chunkVerifier, establishHash, hashedChunkVerifier, type KnownHashes, verifyChunk } from './verify.js';
+export { chunkVerifier, establishHash, hashedChunkVerifier, type KnownHashes, verifyChunk, verifyHashedChunk } from './verify.js';

@@ -36,10 +36,17 @@ export function originRead(ref: ChunkRef, context: ChunkContext | undefined): Or
  * Open the bytes of an external chunk: a ranged GET guarded by the etag (If-Match), so a changed
  * object fails with PreconditionFailedError instead of serving different bytes.
  */
-export async function openOriginRead(openStore: (url: string) => ObjectStore, read: OriginRead, size: number): Promise<Readable> {
+export async function openOriginRead(
+  openStore: (url: string) => ObjectStore,
+  read: OriginRead,
+  size: number,
+  /** A buffer the store may read into (GetOptions.into). */
+  into?: Uint8Array,
+): Promise<Readable> {
   const { body } = await openStore(read.store).get(read.key, {
     range: { start: read.offset, end: read.offset + size - 1 },
     ifMatch: read.etag,
+    ...(into ? { into } : {}),
   });
   return body;
 }

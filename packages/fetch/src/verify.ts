@@ -65,3 +65,25 @@ export async function hashedChunkVerifier(
     settle: (sha256) => establishHash(hashes, ref, sha256, where),
   });
 }
+
+/**
+ * `hashedChunkVerifier` for bytes held whole: checks them, and records an external chunk's hash
+ * when `establish` is set and none is known, before the caller stores them. Resolves to the
+ * bytes' sha256 when it was computed (a native chunk, or an external one with a hash), so a put
+ * can hand it to the store.
+ */
+export async function verifyHashedChunk(
+  ref: ChunkRef,
+  bytes: Uint8Array,
+  where: string,
+  options: { hashes?: KnownHashes; establish?: boolean } = {},
+): Promise<string | undefined> {
+  if (bytes.length !== ref.size) throw new CorruptError(`chunk ${ref.id} from ${where}: ${bytes.length} bytes, expected ${ref.size}`);
+  const { hashes } = options;
+  const expected = isNativeChunkId(ref.id) ? chunkDigest(ref.id) : await hashes?.get(ref.id);
+  if (expected === undefined && !(options.establish && hashes?.record)) return undefined;
+  const sha256 = await sha256Of(bytes);
+  if (expected !== undefined && sha256 !== expected) throw new CorruptError(`chunk ${ref.id} from ${where}: sha256 mismatch`);
+  if (expected === undefined && hashes) await establishHash(hashes, ref, sha256, where);
+  return sha256;
+}

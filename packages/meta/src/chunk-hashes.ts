@@ -1,4 +1,4 @@
-import { type ChunkId, InvalidArgumentError, isNativeChunkId, parseChunkId } from '@ferry/core';
+import { type ChunkId, coalesce, InvalidArgumentError, isNativeChunkId, parseChunkId } from '@ferry/core';
 import { parseVolume, volumeKeys } from './keys.js';
 import type { RedisClient } from './redis.js';
 import { RedisPart } from './redis-part.js';
@@ -7,6 +7,8 @@ const SHA256 = /^[0-9a-f]{64}$/;
 
 /** Known hashes kept in process memory: a hash never changes once recorded. */
 const DEFAULT_MEMO = 20_000;
+/** Chunks of one coalesced look-up or record (one round trip). */
+const PER_CALL = 500;
 
 /**
  * The sha256 of each external chunk as this region first verified it (`ferry:{v}:exthash`). An
@@ -15,14 +17,31 @@ const DEFAULT_MEMO = 20_000;
  * upload of a chunk with no recorded hash is refused.
  */
 export class ChunkHashes extends RedisPart {
-  readonly #key: string;
   readonly #memo = new Map<ChunkId, string>();
   readonly #memoSize: number;
+  /**
+   * The look-ups and records made while the last one was in flight go together (HMGET; HSETNX
+   * each and one HMGET in a transaction): a copy of many small imported files asked twice per
+   * file, 40,000 round trips for 20,000 files.
+   */
+  readonly #lookup: (id: ChunkId) => Promise<string | null>;
+  readonly #record: (item: [id: ChunkId, sha256: string]) => Promise<string | null>;
 
   constructor(options: { redis: RedisClient; volume: string; memo?: number }) {
     super(options.redis);
-    this.#key = volumeKeys(parseVolume(options.volume)).extHashes;
+    const key = volumeKeys(parseVolume(options.volume)).extHashes;
     this.#memoSize = options.memo ?? DEFAULT_MEMO;
+    this.#lookup = coalesce((ids: ChunkId[]) => this.call(() => this.redis.hmget(key, ...ids)), PER_CALL);
+    this.#record = coalesce(async (items: Array<[ChunkId, string]>) => {
+      const tx = this.redis.multi();
+      for (const [id, sha256] of items) tx.hsetnx(key, id, sha256);
+      tx.hmget(key, ...items.map(([id]) => id));
+      return this.call(async () => {
+        const [err, held] = (await tx.exec())?.at(-1) ?? [new Error('the transaction was discarded'), null];
+        if (err) throw err;
+        return held as Array<string | null>;
+      });
+    }, PER_CALL);
   }
 
   #external(id: ChunkId): ChunkId {
@@ -42,7 +61,7 @@ export class ChunkHashes extends RedisPart {
     const chunk = this.#external(id);
     const memo = this.#memo.get(chunk);
     if (memo) return memo;
-    const found = await this.call(() => this.redis.hget(this.#key, chunk));
+    const found = await this.#lookup(chunk);
     return found ? this.#remember(chunk, found) : undefined;
   }
 
@@ -50,9 +69,7 @@ export class ChunkHashes extends RedisPart {
   async record(id: ChunkId, sha256: string): Promise<string> {
     const chunk = this.#external(id);
     if (!SHA256.test(sha256)) throw new InvalidArgumentError(`chunk ${chunk}: not a sha256: ${JSON.stringify(sha256.slice(0, 70))}`);
-    const held = await this.call(async () =>
-      (await this.redis.hsetnx(this.#key, chunk, sha256)) === 1 ? sha256 : await this.redis.hget(this.#key, chunk),
-    );
+    const held = await this.#record([chunk, sha256]);
     return this.#remember(chunk, held ?? sha256);
   }
 }
