@@ -148,12 +148,17 @@ export class FsStore implements ObjectStore {
    * Whether `dir` (under the resolved root) is a directory reached through no symlink: its parent
    * is, and it is a directory itself, not a link (one lstat per segment not checked before,
    * instead of a realpath's readlink of every segment). ENOENT when a segment is missing.
+   *
+   * The lstat here and in `head` is synchronous, as the listing's: on a local disk it takes
+   * microseconds, while a promise costs a thread-pool round trip (a mirror of 20,000 small
+   * chunks, which checks a new directory per chunk on each side and asks the target about each
+   * chunk first, spent 12 % of its main thread there).
    */
   async #isOwnDir(dir: string): Promise<boolean> {
     if (this.#verified.has(dir) || dir === this.#realRoot) return true;
     const parent = dirname(dir);
     if (parent === dir || !(await this.#isOwnDir(parent))) return false;
-    const st = await lstat(dir);
+    const st = lstatSync(dir);
     if (st.isSymbolicLink()) return false;
     if (!st.isDirectory()) throw Object.assign(new Error(`not a directory: ${dir}`), { code: 'ENOTDIR' });
     this.#remember(dir);
@@ -197,12 +202,13 @@ export class FsStore implements ObjectStore {
     // after one lstat, instead of one per missing directory above it. One that exists is
     // answered only once its directories are found to be the store's own.
     const file = await this.#fileOf(key);
-    let st: Stats;
+    let st: Stats | undefined;
     try {
-      st = await lstat(file);
+      st = lstatSync(file, { throwIfNoEntry: false });
     } catch (err) {
       throw this.#translate(err, key);
     }
+    if (!st) throw new NotFoundError(`${this.url}: no object ${key}`);
     await this.#pathOf(key, true);
     if (!st.isFile()) throw new NotFoundError(`${this.url}: no object ${key}`);
     return this.#info(key, st);
