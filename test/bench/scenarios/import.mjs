@@ -1,9 +1,25 @@
 // Scenario 4: import throughput in objects/s — a first import and a re-import with 1 % changed —
-// against `rclone lsf -R` of the same origin (just listing it: the floor any import pays).
+// against `rclone lsf -R` of the same origin (just listing it: the floor any import pays). Then the
+// imported file:// tree mirrored: a replicator started on an empty mirror region copies every
+// object from the origin (each is an external chunk of its own), against `rclone copy --checksum`
+// of the tree, and its idle CPU and Redis's once the mirror is complete.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { FERRY_BIN, freshDir, has, mustRun, startS3rver, withoutCaBundle, writeConfig } from '../lib/util.mjs';
+import { Redis } from 'ioredis';
+import {
+  cpuSeconds,
+  FERRY_BIN,
+  freshDir,
+  has,
+  mustRun,
+  sleep,
+  startReplicator,
+  startS3rver,
+  waitFor,
+  withoutCaBundle,
+  writeConfig,
+} from '../lib/util.mjs';
 
 const S3_ENV = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_EC2_METADATA_DISABLED: 'true' };
 
@@ -62,7 +78,10 @@ export const importScenario = {
     const config = writeConfig(join(work, `${volume}.yaml`), {
       volume,
       source: 'src',
-      regions: { src: { store: `file://${freshDir(join(work, 'import-src'))}`, redis: `${redis.url}/12` } },
+      regions: {
+        src: { store: `file://${freshDir(join(work, 'import-src'))}`, redis: `${redis.url}/12` },
+        eu: { store: `file://${freshDir(join(work, 'import-eu'))}`, redis: `${redis.url}/14` },
+      },
     });
     const first = await ferryImport(config, `file://${origin}`, process.env);
     for (let i = 0; i < count; i += 100)
@@ -73,6 +92,9 @@ export const importScenario = {
     const again = await ferryImport(config, `file://${origin}`, process.env);
     const list = has('rclone') ? await mustRun('rclone', ['lsf', '-R', '--files-only', origin], { env: withoutCaBundle() }) : undefined;
     out.push(...rows('file://', count, first, again, list?.ms, 'rclone lsf -R (listing only)'));
+    const mirrored = await mirrorImported({ work, redis, config, volume, count, origin });
+    out.push(mirrored.row);
+    notes.push(mirrored.note);
 
     // s3rver origin
     const s3count = Math.max(200, Math.round(10_000 * size));
@@ -121,3 +143,54 @@ export const importScenario = {
     return { rows: out, notes };
   },
 };
+
+/** Seconds an idle replicator is watched, after a settling pause once its mirror is complete. */
+const SETTLE_S = 20;
+const IDLE_S = 60;
+
+/** Start the mirror's replicator on the imported volume, time it to complete, then watch it idle. */
+async function mirrorImported({ work, redis, config, volume, count, origin }) {
+  const source = new Redis(`${redis.url}/12`);
+  const mirror = new Redis(`${redis.url}/14`);
+  const admin = new Redis(redis.url);
+  const redisPid = Number(/process_id:(\d+)/.exec(await admin.info('server'))?.[1]);
+  const started = performance.now();
+  const replicator = await startReplicator(config);
+  try {
+    const last = (await source.xrevrange(`ferry:{${volume}}:log`, '+', '-', 'COUNT', 1))[0]?.[0];
+    await waitFor(
+      async () => (await mirror.get(`ferry:{${volume}}:cursor`)) === last && (await mirror.scard(`ferry:{${volume}}:missing`)) === 0,
+      600_000 + count * 10,
+      `mirror of ${count} imported objects to complete`,
+      200,
+    );
+    const mirrorMs = performance.now() - started;
+    const copyCpu = cpuSeconds(replicator.pid);
+    await sleep(SETTLE_S * 1000);
+    const before = { replicator: cpuSeconds(replicator.pid), redis: cpuSeconds(redisPid) };
+    await sleep(IDLE_S * 1000);
+    const idle = (pid, was) => ((cpuSeconds(pid) - was) / IDLE_S) * 100;
+    const idleReplicator = idle(replicator.pid, before.replicator);
+    const idleRedis = idle(redisPid, before.redis);
+    const peer = has('rclone')
+      ? await mustRun('rclone', ['copy', '--checksum', origin, freshDir(join(work, 'rclone-copy'))], { env: withoutCaBundle() })
+      : undefined;
+    const perSec = (ms) => count / (ms / 1000);
+    return {
+      row: {
+        metric: `file://: a new mirror of the ${count} imported objects (start-up, resync and copies from the origin)`,
+        unit: 'files/s',
+        ferry: perSec(mirrorMs),
+        peer: 'rclone copy --checksum of the tree',
+        peerValue: peer ? perSec(peer.ms) : null,
+        ratio: peer ? perSec(mirrorMs) / perSec(peer.ms) : null,
+      },
+      note: `Mirror of the imported tree: replicator ${copyCpu.toFixed(1)} CPU s to complete; then, ${SETTLE_S} s after, idle over ${IDLE_S} s: replicator ${idleReplicator.toFixed(2)} % of a core, Redis ${idleRedis.toFixed(2)} % (every region of the run's server).`,
+    };
+  } finally {
+    await replicator.stop();
+    source.disconnect();
+    mirror.disconnect();
+    admin.disconnect();
+  }
+}
