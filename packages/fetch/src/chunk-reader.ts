@@ -7,7 +7,6 @@ import {
   messageOf,
   NotFoundError,
   PreconditionFailedError,
-  sha256Of,
   silentLogger,
   UnavailableError,
 } from '@ferry/core';
@@ -15,7 +14,7 @@ import { MemoryCache } from './memory-cache.js';
 import type { ChunkContext } from './origin.js';
 import { recycle } from './read-bounded.js';
 import type { Tier } from './tier.js';
-import { establishHash, type KnownHashes, verifyChunk } from './verify.js';
+import { type KnownHashes, verifyAndRecord } from './verify.js';
 
 export interface TierStats {
   /** Bytes served per tier name (verified): the egress bill. `memory` counts process-cache hits. */
@@ -148,10 +147,7 @@ export class ChunkReader {
 
   /** Verify a tier's copy; the first copy of an external chunk from an authoritative tier records its hash. */
   async #verify(ref: ChunkRef, bytes: Buffer, tier: Tier, known: string | undefined): Promise<void> {
-    await verifyChunk(ref, bytes, tier.name, known);
-    if (known === undefined && tier.authoritative && this.#hashes?.record && !isNativeChunkId(ref.id)) {
-      await establishHash(this.#hashes, ref, await sha256Of(bytes), tier.name);
-    }
+    await verifyAndRecord(ref, bytes, tier.name, known, tier.authoritative ? this.#hashes : undefined);
   }
 
   async #fetchThroughTiers(ref: ChunkRef, context: ChunkContext | undefined): Promise<Buffer> {

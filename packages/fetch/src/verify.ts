@@ -14,14 +14,22 @@ export interface KnownHashes {
 /**
  * Check bytes against a chunk id: sha256 for native chunks; for external ones the sha256 the
  * region recorded for it when known, else the length (the read was guarded by the origin's etag).
- * Rejects with CorruptError naming `where`. The hash runs on the hash pool.
+ * Rejects with CorruptError naming `where`. The hash runs on the hash pool. Resolves to the bytes'
+ * sha256 when it was computed; `hash` computes it even with nothing to check it against.
  */
-export async function verifyChunk(ref: ChunkRef, bytes: Uint8Array, where: string, knownSha256?: string): Promise<void> {
+export async function verifyChunk(
+  ref: ChunkRef,
+  bytes: Uint8Array,
+  where: string,
+  knownSha256?: string,
+  options: { hash?: boolean } = {},
+): Promise<string | undefined> {
   if (bytes.length !== ref.size) throw new CorruptError(`chunk ${ref.id} from ${where}: ${bytes.length} bytes, expected ${ref.size}`);
   const expected = isNativeChunkId(ref.id) ? chunkDigest(ref.id) : knownSha256;
-  if (expected !== undefined && (await sha256Of(bytes)) !== expected) {
-    throw new CorruptError(`chunk ${ref.id} from ${where}: sha256 mismatch`);
-  }
+  if (expected === undefined && !options.hash) return undefined;
+  const sha256 = await sha256Of(bytes);
+  if (expected !== undefined && sha256 !== expected) throw new CorruptError(`chunk ${ref.id} from ${where}: sha256 mismatch`);
+  return sha256;
 }
 
 /**
@@ -67,10 +75,28 @@ export async function hashedChunkVerifier(
 }
 
 /**
- * `hashedChunkVerifier` for bytes held whole: checks them, and records an external chunk's hash
- * when `establish` is set and none is known, before the caller stores them. Resolves to the
- * bytes' sha256 when it was computed (a native chunk, or an external one with a hash), so a put
- * can hand it to the store.
+ * `verifyChunk` against `known`, and when nothing is known and `recordIn` is given (the bytes
+ * come from an authoritative place: the origin under its etag guard), record the copy's hash as
+ * the one the region serves, before the caller uses the bytes. Resolves to the bytes' sha256
+ * when it was computed.
+ */
+export async function verifyAndRecord(
+  ref: ChunkRef,
+  bytes: Uint8Array,
+  where: string,
+  known: string | undefined,
+  recordIn?: KnownHashes,
+): Promise<string | undefined> {
+  const establish = known === undefined && recordIn?.record !== undefined && !isNativeChunkId(ref.id);
+  const sha256 = await verifyChunk(ref, bytes, where, known, { hash: establish });
+  if (establish && recordIn && sha256) await establishHash(recordIn, ref, sha256, where);
+  return sha256;
+}
+
+/**
+ * `hashedChunkVerifier` for bytes held whole: the region's known hash looked up, then
+ * `verifyAndRecord`. Resolves to the bytes' sha256 when it was computed (a native chunk, or an
+ * external one with a hash), so a put can hand it to the store.
  */
 export async function verifyHashedChunk(
   ref: ChunkRef,
@@ -78,12 +104,7 @@ export async function verifyHashedChunk(
   where: string,
   options: { hashes?: KnownHashes; establish?: boolean } = {},
 ): Promise<string | undefined> {
-  if (bytes.length !== ref.size) throw new CorruptError(`chunk ${ref.id} from ${where}: ${bytes.length} bytes, expected ${ref.size}`);
   const { hashes } = options;
-  const expected = isNativeChunkId(ref.id) ? chunkDigest(ref.id) : await hashes?.get(ref.id);
-  if (expected === undefined && !(options.establish && hashes?.record)) return undefined;
-  const sha256 = await sha256Of(bytes);
-  if (expected !== undefined && sha256 !== expected) throw new CorruptError(`chunk ${ref.id} from ${where}: sha256 mismatch`);
-  if (expected === undefined && hashes) await establishHash(hashes, ref, sha256, where);
-  return sha256;
+  const known = isNativeChunkId(ref.id) ? undefined : await hashes?.get(ref.id);
+  return verifyAndRecord(ref, bytes, where, known, options.establish ? hashes : undefined);
 }
