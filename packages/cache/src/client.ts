@@ -1,6 +1,6 @@
 import { type ChunkId, type Logger, messageOf, parseChunkId, silentLogger, UnavailableError } from '@ferry/core';
-import { readBounded } from '@ferry/fetch';
-import { HttpClient, type HttpMethod, type HttpResponse, Unreachable } from '@ferry/http';
+import { BoundedBody } from '@ferry/fetch';
+import { BodyCutShort, HttpClient, type HttpMethod, type HttpResponse, type Received, Unreachable } from '@ferry/http';
 
 /** Enough of a member to talk to it. */
 export interface NodeRef {
@@ -107,11 +107,15 @@ export class CacheNodeClient {
     try {
       return await this.#http.send(`${node.url}${path}`, method, `cache node ${node.id} at ${node.url}`, extra);
     } catch (err) {
-      if (err instanceof Unreachable) this.markDown(node, err.reason);
-      // A node whose certificate this process cannot verify is a setup mistake, not a node down.
-      else if ((err as Error).name !== 'AbortError') this.markDown(node, messageOf(err as Error));
+      this.#noteFailure(node, err);
       throw err;
     }
+  }
+
+  /** A request that got no answer marks its node down (an abort does not). */
+  #noteFailure(node: NodeRef, err: unknown): void {
+    if (err instanceof Unreachable) this.markDown(node, err.reason);
+    else if ((err as Error).name !== 'AbortError') this.markDown(node, messageOf(err));
   }
 
   /** Turn a response that is not one of `ok` into a Ferry error (its body consumed). */
@@ -127,22 +131,29 @@ export class CacheNodeClient {
    */
   async get(node: NodeRef, id: ChunkId, options: { size?: number; path?: string; signal?: AbortSignal } = {}): Promise<Buffer | undefined> {
     const chunk = parseChunkId(id);
-    const query = chunkQuery(options);
-    const res = await this.#send(node, 'GET', `/chunks/${chunk}${query}`, {
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.size !== undefined ? { headersTimeoutMs: this.#readThroughTimeoutMs } : {}),
-    });
-    if (res.statusCode === 404) {
-      await res.body.dump();
-      return undefined;
-    }
-    if (res.statusCode !== 200) return this.#fail(node, `get ${chunk}`, res);
+    const where = `cache node ${node.id} at ${node.url}`;
+    // Received straight into one (reused) chunk buffer: chunk bodies are most of what a reader moves.
+    const body = new BoundedBody(options.size ?? MAX_BODY);
+    let res: Received;
     try {
-      return await readBounded(res.body, options.size ?? MAX_BODY);
+      res = await this.#http.receive(`${node.url}/chunks/${chunk}${chunkQuery(options)}`, where, {
+        onBody: (piece) => body.push(piece),
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.size !== undefined ? { headersTimeoutMs: this.#readThroughTimeoutMs } : {}),
+      });
     } catch (err) {
-      this.markDown(node, messageOf(err));
-      throw new UnavailableError(`cache node ${node.id}: get ${chunk}: body cut short: ${messageOf(err)}`, { cause: err });
+      body.discard();
+      if (err instanceof BodyCutShort) {
+        this.markDown(node, err.message);
+        throw new UnavailableError(`cache node ${node.id}: get ${chunk}: body cut short: ${err.message}`, { cause: err.cause });
+      }
+      this.#noteFailure(node, err);
+      throw err;
     }
+    if (res.statusCode === 200) return body.bytes;
+    body.discard();
+    if (res.statusCode === 404) return undefined;
+    throw this.#http.failureOf(res.statusCode, res.text ?? '', `cache node ${node.id}: get ${chunk}`);
   }
 
   /** The chunk's size when the node holds it (no read-through, no recency change). */

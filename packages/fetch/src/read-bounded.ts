@@ -47,41 +47,62 @@ export function chunkBuffer(limit: number): Buffer {
 }
 
 /**
- * Read a body into one buffer, `limit` bytes at most plus one: one byte over already proves a
- * copy wrong, so reading stops there and the body is destroyed. A chunk-sized limit is one
- * allocation (the chunk is held once, not as parts plus their join), reused when its last user
- * recycled it; a large limit for a body of unknown size starts at 16 MiB and doubles.
+ * A body being gathered into one buffer, `limit` bytes at most plus one: one byte over already
+ * proves a copy wrong, so `push` says to stop there. A chunk-sized limit is one allocation (the
+ * chunk is held once, not as parts plus their join), reused when its last user recycled it; a
+ * large limit for a body of unknown size starts at 16 MiB and doubles.
  */
+export class BoundedBody {
+  readonly #limit: number;
+  #out: Buffer;
+  #length = 0;
+
+  constructor(limit: number, into: Buffer = chunkBuffer(limit)) {
+    this.#limit = limit;
+    this.#out = into;
+  }
+
+  /** Add the next piece; false once past the limit (read no more). */
+  push(piece: Uint8Array): boolean {
+    const take = Math.min(this.#limit + 1 - this.#length, piece.length);
+    if (piece.buffer === this.#out.buffer && piece.byteOffset === this.#out.byteOffset + this.#length) {
+      // Read in place (a store that honoured `into`): nothing to copy.
+      this.#length += take;
+      return this.#length <= this.#limit;
+    }
+    if (this.#length + take > this.#out.length) {
+      const bigger = Buffer.allocUnsafeSlow(Math.min(this.#limit + 1, Math.max(this.#out.length * 2, this.#length + take)));
+      this.#out.copy(bigger, 0, 0, this.#length);
+      this.#out = bigger;
+    }
+    this.#out.set(take === piece.length ? piece : piece.subarray(0, take), this.#length);
+    this.#length += take;
+    return this.#length <= this.#limit;
+  }
+
+  /** The bytes gathered. */
+  get bytes(): Buffer {
+    return this.#out.subarray(0, this.#length);
+  }
+
+  /** The read failed: its buffer goes back for a later one. Nothing may use `bytes` afterwards. */
+  discard(): void {
+    recycle(this.#out);
+  }
+}
+
+/** Read a body into one buffer with `BoundedBody`; past the limit the body is destroyed. */
 export async function readBounded(
   body: AsyncIterable<unknown> & { destroy?: () => void },
   limit: number,
   into: Buffer = chunkBuffer(limit),
 ): Promise<Buffer> {
-  let out = into;
-  let length = 0;
+  const gathered = new BoundedBody(limit, into);
   for await (const part of body) {
-    const buf = part as Buffer;
-    const take = Math.min(limit + 1 - length, buf.length);
-    if (buf.buffer === out.buffer && buf.byteOffset === out.byteOffset + length) {
-      // Read in place (a store that honoured `into`): nothing to copy.
-      length += take;
-      if (length > limit) {
-        body.destroy?.();
-        break;
-      }
-      continue;
-    }
-    if (length + take > out.length) {
-      const bigger = Buffer.allocUnsafeSlow(Math.min(limit + 1, Math.max(out.length * 2, length + take)));
-      out.copy(bigger, 0, 0, length);
-      out = bigger;
-    }
-    buf.copy(out, length, 0, take);
-    length += take;
-    if (length > limit) {
+    if (!gathered.push(part as Buffer)) {
       body.destroy?.();
       break;
     }
   }
-  return out.subarray(0, length);
+  return gathered.bytes;
 }

@@ -1,1 +1,11 @@
-export { HttpClient, type HttpClientOptions, type HttpMethod, type HttpResponse, type SendOptions, Unreachable } from './client.js';
+export {
+  BodyCutShort,
+  HttpClient,
+  type HttpClientOptions,
+  type HttpMethod,
+  type HttpResponse,
+  type Received,
+  type ReceiveOptions,
+  type SendOptions,
+  Unreachable,
+} from './client.js';
