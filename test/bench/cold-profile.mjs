@@ -34,6 +34,7 @@ const bytes = Number(values['size-mib']) * bench.MiB;
 const readers = Number(values.readers);
 const work = bench.freshDir(values.work);
 const NODES = 3;
+const sumOf = (runs, key) => runs.reduce((sum, run) => sum + run[key], 0);
 const perfFlags = ['-q', '-F', '1999', ...(values['call-graph'] ? ['-g'] : [])];
 
 const redis = await bench.startRedis();
@@ -142,7 +143,7 @@ try {
         `rep ${rep}: ${((bytes * readers) / bench.MiB / (ms / 1000)).toFixed(0)} MiB/s; CPU s/GiB: reader(s) ${(readerCpu / gib).toFixed(2)}, ` +
           `nodes ${(nodeCpu / (bytes / bench.GiB)).toFixed(2)} per GiB filled and served, all ${((readerCpu + nodeCpu) / gib).toFixed(2)}; ` +
           `read from the source by the readers themselves ${(direct / bench.MiB).toFixed(0)} MiB; ` +
-        `readers' user CPU ${(gets.reduce((sum, g) => sum + g.user, 0) / gib).toFixed(2)} s/GiB, minor page faults ${(gets.reduce((sum, g) => sum + g.minorFaults, 0) / gib).toFixed(0)}/GiB`,
+          `readers' user CPU ${(sumOf(gets, 'user') / gib).toFixed(2)} s/GiB, minor page faults ${(sumOf(gets, 'minorFaults') / gib).toFixed(0)}/GiB`,
       );
       for (const r of recorders) r.kill('SIGINT');
       await Promise.all(recorders.map((r) => new Promise((resolve) => r.once('exit', resolve))));

@@ -165,8 +165,9 @@ export class HttpClient {
         if (settled) return;
         settled = true;
         options.signal?.removeEventListener('abort', onAbort);
-        if (err) reject(err);
-        else resolve({ statusCode, headers, ...(statusCode >= 200 && statusCode < 300 ? {} : { text: Buffer.concat(errorText).toString() }) });
+        if (err) return reject(err);
+        const success = statusCode >= 200 && statusCode < 300;
+        resolve({ statusCode, headers, ...(success ? {} : { text: Buffer.concat(errorText).toString() }) });
       };
       const onAbort = () => abort?.(abortError(options.signal?.reason));
       if (options.signal?.aborted) return finish(abortError(options.signal.reason));

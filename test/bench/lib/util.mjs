@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { spawnS3rver } from '../../support/servers/s3rver-process.mjs';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-export const FERRY_BIN = join(ROOT, 'services/cli/dist/bin.js');
+// What users run (`npm link`, the image): the bundled command when it is as new as the build.
+export const FERRY_BIN = join(ROOT, 'bin/ferry.js');
 const RSS_PRELOAD = fileURLToPath(new URL('./rss-preload.mjs', import.meta.url));
 const STATIC_SERVER = fileURLToPath(new URL('./static-server.mjs', import.meta.url));
 /**
