@@ -51,6 +51,9 @@ const READ_THROUGH_TIMEOUT_MS = 60_000;
 const DOWN_FOR_MS = 3_000;
 const CONNECTIONS = 16;
 
+/** A node as requests to it are named in errors. */
+const where = (node: NodeRef) => `cache node ${node.id} at ${node.url}`;
+
 /**
  * HTTP client of the cache nodes. A node that cannot be reached (refused, connect timeout, reset,
  * no headers in time) is remembered as down for `downForMs`: callers check `isDown` and skip it, so
@@ -105,14 +108,14 @@ export class CacheNodeClient {
     extra: { headers?: Record<string, string>; body?: Buffer | string; signal?: AbortSignal; headersTimeoutMs?: number } = {},
   ): Promise<HttpResponse> {
     try {
-      return await this.#http.send(`${node.url}${path}`, method, `cache node ${node.id} at ${node.url}`, extra);
+      return await this.#http.send(`${node.url}${path}`, method, where(node), extra);
     } catch (err) {
       this.#noteFailure(node, err);
       throw err;
     }
   }
 
-  /** A request that got no answer marks its node down (an abort does not). */
+  /** A request that got no answer, or a body cut short, marks its node down (an abort does not). */
   #noteFailure(node: NodeRef, err: unknown): void {
     if (err instanceof Unreachable) this.markDown(node, err.reason);
     else if ((err as Error).name !== 'AbortError') this.markDown(node, messageOf(err));
@@ -131,23 +134,21 @@ export class CacheNodeClient {
    */
   async get(node: NodeRef, id: ChunkId, options: { size?: number; path?: string; signal?: AbortSignal } = {}): Promise<Buffer | undefined> {
     const chunk = parseChunkId(id);
-    const where = `cache node ${node.id} at ${node.url}`;
     // Received straight into one (reused) chunk buffer: chunk bodies are most of what a reader moves.
     const body = new BoundedBody(options.size ?? MAX_BODY);
     let res: Received;
     try {
-      res = await this.#http.receive(`${node.url}/chunks/${chunk}${chunkQuery(options)}`, where, {
+      res = await this.#http.receive(`${node.url}/chunks/${chunk}${chunkQuery(options)}`, where(node), {
         onBody: (piece) => body.push(piece),
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.size !== undefined ? { headersTimeoutMs: this.#readThroughTimeoutMs } : {}),
       });
     } catch (err) {
       body.discard();
+      this.#noteFailure(node, err);
       if (err instanceof BodyCutShort) {
-        this.markDown(node, err.message);
         throw new UnavailableError(`cache node ${node.id}: get ${chunk}: body cut short: ${err.message}`, { cause: err.cause });
       }
-      this.#noteFailure(node, err);
       throw err;
     }
     if (res.statusCode === 200) return body.bytes;
